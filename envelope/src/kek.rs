@@ -1,0 +1,152 @@
+//! The KEK provider contract: wrap and unwrap data-encryption keys.
+
+use std::fmt;
+
+use crate::codec::{MAX_KIND_LEN, MAX_LABEL_LEN};
+use crate::{Dek, Error};
+
+/// Names a KEK: the provider kind, the key's label in that provider, and the key version.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KekId {
+    kind: String,
+    label: String,
+    version: u32,
+}
+
+impl KekId {
+    /// Validates and builds an id. `kind` is 1..=32 of `[a-z0-9-]`; `label` is at most 255
+    /// bytes of printable UTF-8.
+    pub fn new(kind: &str, label: &str, version: u32) -> Result<Self, Error> {
+        check_kind(kind)?;
+        check_label(label)?;
+        Ok(Self {
+            kind: kind.to_owned(),
+            label: label.to_owned(),
+            version,
+        })
+    }
+
+    /// The provider kind, e.g. `file`, `passphrase`, `pkcs11`.
+    pub fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    /// The key's label within its provider.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// The key version.
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+}
+
+impl fmt::Display for KekId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}#v{}", self.kind, self.label, self.version)
+    }
+}
+
+pub(crate) fn check_kind(kind: &str) -> Result<(), Error> {
+    let ok = !kind.is_empty()
+        && kind.len() <= MAX_KIND_LEN
+        && kind
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidName {
+            field: "KEK kind",
+            reason: "must be 1 to 32 of a-z, 0-9, -",
+        })
+    }
+}
+
+pub(crate) fn check_label(label: &str) -> Result<(), Error> {
+    if label.len() > MAX_LABEL_LEN {
+        return Err(Error::InvalidName {
+            field: "KEK label",
+            reason: "longer than 255 bytes",
+        });
+    }
+    if label.chars().any(char::is_control) {
+        return Err(Error::InvalidName {
+            field: "KEK label",
+            reason: "contains control characters",
+        });
+    }
+    Ok(())
+}
+
+/// A KEK stanza as read from an envelope: whose it is, and the provider's wrapped key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StanzaRef<'a> {
+    /// The provider kind that wrote the stanza.
+    pub kind: &'a str,
+    /// The key label within that provider.
+    pub label: &'a str,
+    /// The key version.
+    pub version: u32,
+    /// The provider-defined wrapped key (opaque to the envelope).
+    pub body: &'a [u8],
+}
+
+impl StanzaRef<'_> {
+    /// Whether the stanza names exactly this KEK (kind, label and version).
+    pub fn is_for(&self, id: &KekId) -> bool {
+        self.kind == id.kind && self.label == id.label && self.version == id.version
+    }
+
+    /// The stanza's KEK id, for error messages.
+    pub fn describe(&self) -> String {
+        format!("{}:{}#v{}", self.kind, self.label, self.version)
+    }
+}
+
+/// What a KEK protects against: printed by `kek list` and used to pick providers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Assurance {
+    /// The key lives in dedicated hardware (TPM, HSM, smart card).
+    pub hardware: bool,
+    /// The key cannot be read out of where it lives.
+    pub non_exportable: bool,
+    /// Using the key requires the platform to be in a measured state (TPM PCR policy).
+    pub platform_bound: bool,
+    /// Using the key requires a human (touch, PIN entry) per operation.
+    pub user_presence: bool,
+}
+
+/// Whether a KEK can be used right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    /// The KEK answered.
+    Ok,
+    /// The KEK's device or service cannot be reached; says what to check.
+    Unreachable(String),
+    /// The KEK was reached but failed; says what failed.
+    Failed(String),
+}
+
+/// A key-encryption key: wraps and unwraps data-encryption keys.
+///
+/// Implementations are `Send + Sync` (the daemon shares them between workers) and their
+/// `Debug` never prints key material, PINs or passphrases. Blocking calls are fine.
+pub trait KekProvider: Send + Sync + fmt::Debug {
+    /// The id written into stanzas this provider wraps.
+    fn id(&self) -> &KekId;
+
+    /// Wraps `dek`, authenticating `aad`, and returns the stanza body.
+    fn wrap(&self, dek: &Dek, aad: &[u8]) -> Result<Vec<u8>, Error>;
+
+    /// Unwraps a stanza: `None` if the stanza is not this KEK's ("not mine"), `Some(Err)` if
+    /// it is but unwrapping failed (tampered, wrong AAD, device error).
+    fn unwrap(&self, stanza: &StanzaRef<'_>, aad: &[u8]) -> Option<Result<Dek, Error>>;
+
+    /// Whether the KEK can be used now.
+    fn health(&self) -> Health;
+
+    /// What the KEK assures.
+    fn assurance(&self) -> Assurance;
+}

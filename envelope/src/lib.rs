@@ -1,0 +1,35 @@
+//! Envelope encryption for the vault: secret memory types, envelope v1 (a fresh DEK per
+//! secret, ChaCha20-Poly1305, KEK stanzas), its binary and JSON codecs, and the KEK provider
+//! contract. Pure: no I/O beyond the OS random generator and memory locking.
+//!
+//! The byte layout, nonce strategy and key-usage limits are in `FORMAT.md`.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+mod codec;
+mod context;
+mod error;
+mod json;
+mod kek;
+pub mod memory;
+mod rng;
+mod seal;
+mod secret;
+mod soft_kek;
+
+pub use codec::{
+    EnvelopeRef, FORMAT_VERSION, MAGIC, MAX_BODY_LEN, MAX_KIND_LEN, MAX_LABEL_LEN, MAX_PAYLOAD_LEN,
+    MAX_STANZAS, TAG_LEN,
+};
+pub use context::{Context, MAX_CONTEXT_FIELD};
+pub use error::Error;
+pub use json::{MAX_JSON_LEN, from_json, to_json};
+pub use kek::{Assurance, Health, KekId, KekProvider, StanzaRef};
+pub use seal::{open, seal};
+pub use secret::{DEK_LEN, Dek, SecretBytes};
+pub use soft_kek::SoftwareKek;
+
+/// Fills `out` with bytes from the process CSPRNG (for salts, nonces and key ids).
+pub fn random_bytes(out: &mut [u8]) -> Result<(), Error> {
+    rng::fill(out)
+}

@@ -1,0 +1,200 @@
+//! Size-class pool of slots in locked chunks, with a per-thread cache of free slots.
+
+use std::cell::RefCell;
+use std::ptr::NonNull;
+use std::sync::Mutex;
+
+use super::{account_lock, os};
+use crate::Error;
+
+/// Slot sizes; a secret larger than the last one gets a mapping of its own.
+const CLASSES: [usize; 9] = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
+/// Bytes mapped and locked at once for one size class.
+const CHUNK: usize = 64 * 1024;
+/// Free slots a thread keeps per class before handing them back to the global lists.
+const THREAD_CACHE_MAX: usize = 64;
+
+/// Where a buffer's memory came from, and so how to release it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Kind {
+    Slot(u8),
+    Mapping(usize),
+}
+
+impl Kind {
+    pub(crate) fn capacity(self) -> usize {
+        match self {
+            Kind::Slot(class) => CLASSES[usize::from(class)],
+            Kind::Mapping(len) => len,
+        }
+    }
+}
+
+/// Free slot addresses per class (addresses as `usize` so the lists are `Send`).
+#[derive(Default)]
+struct FreeLists([Vec<usize>; CLASSES.len()]);
+
+static GLOBAL: Mutex<FreeLists> = Mutex::new(FreeLists([const { Vec::new() }; CLASSES.len()]));
+
+/// A thread's cache; returns its slots to the global lists when the thread exits.
+#[derive(Default)]
+struct ThreadCache(FreeLists);
+
+impl Drop for ThreadCache {
+    fn drop(&mut self) {
+        let mut global = lock_global();
+        for (class, list) in self.0.0.iter_mut().enumerate() {
+            global.0[class].append(list);
+        }
+    }
+}
+
+thread_local! {
+    static CACHE: RefCell<ThreadCache> = RefCell::new(ThreadCache::default());
+}
+
+fn lock_global() -> std::sync::MutexGuard<'static, FreeLists> {
+    // A panic while holding the lock cannot leave the lists inconsistent (each push/pop is
+    // complete), so a poisoned lock is still usable.
+    GLOBAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn class_for(len: usize) -> Option<u8> {
+    CLASSES
+        .iter()
+        .position(|&size| len <= size)
+        .and_then(|c| u8::try_from(c).ok())
+}
+
+fn to_ptr(addr: usize) -> NonNull<u8> {
+    // Addresses in the free lists come from non-null mappings.
+    NonNull::new(addr as *mut u8).unwrap_or(NonNull::dangling())
+}
+
+pub(crate) fn alloc(len: usize) -> Result<(NonNull<u8>, Kind), Error> {
+    match class_for(len) {
+        Some(class) => alloc_slot(class).map(|ptr| (ptr, Kind::Slot(class))),
+        None => alloc_mapping(len),
+    }
+}
+
+fn alloc_slot(class: u8) -> Result<NonNull<u8>, Error> {
+    let c = usize::from(class);
+    let cached = CACHE
+        .try_with(|cache| cache.borrow_mut().0.0[c].pop())
+        .ok()
+        .flatten();
+    if let Some(addr) = cached {
+        return Ok(to_ptr(addr));
+    }
+    let mut global = lock_global();
+    if global.0[c].is_empty() {
+        add_chunk(&mut global, c)?;
+    }
+    Ok(to_ptr(global.0[c].pop().unwrap_or(0)))
+}
+
+/// Maps and locks a chunk and adds its slots to the global free list of `class`.
+fn add_chunk(global: &mut FreeLists, class: usize) -> Result<(), Error> {
+    let ptr = os::map(CHUNK).ok_or(Error::OutOfMemory)?;
+    if let Err(e) = account_lock(CHUNK, os::lock(ptr, CHUNK)) {
+        os::unmap(ptr, CHUNK);
+        return Err(e);
+    }
+    let size = CLASSES[class];
+    let base = ptr.as_ptr() as usize;
+    global.0[class].extend((0..CHUNK / size).rev().map(|i| base + i * size));
+    Ok(())
+}
+
+fn alloc_mapping(len: usize) -> Result<(NonNull<u8>, Kind), Error> {
+    let page = os::page_size();
+    let mapped = len
+        .checked_next_multiple_of(page)
+        .ok_or(Error::OutOfMemory)?;
+    let ptr = os::map(mapped).ok_or(Error::OutOfMemory)?;
+    if let Err(e) = account_lock(mapped, os::lock(ptr, mapped)) {
+        os::unmap(ptr, mapped);
+        return Err(e);
+    }
+    Ok((ptr, Kind::Mapping(mapped)))
+}
+
+/// Releases zeroized memory: a slot goes back to a free list, a mapping is unmapped.
+pub(crate) fn free(ptr: NonNull<u8>, kind: Kind) {
+    match kind {
+        Kind::Mapping(len) => os::unmap(ptr, len),
+        Kind::Slot(class) => {
+            let c = usize::from(class);
+            let addr = ptr.as_ptr() as usize;
+            let kept = CACHE
+                .try_with(|cache| {
+                    let mut cache = cache.borrow_mut();
+                    let list = &mut cache.0.0[c];
+                    if list.len() < THREAD_CACHE_MAX {
+                        list.push(addr);
+                        return true;
+                    }
+                    // Hand half back so that a thread that only frees does not hoard.
+                    let half = list.split_off(THREAD_CACHE_MAX / 2);
+                    lock_global().0[c].extend(half);
+                    list.push(addr);
+                    true
+                })
+                .unwrap_or(false);
+            if !kept {
+                lock_global().0[c].push(addr);
+            }
+        }
+    }
+}
+
+/// Maps and locks one chunk now, failing if the kernel refuses to lock it.
+pub(crate) fn reserve() -> Result<(), Error> {
+    add_chunk(&mut lock_global(), 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_cover_small_sizes_and_leave_large_to_mappings() {
+        assert_eq!(class_for(0), Some(0));
+        assert_eq!(class_for(16), Some(0));
+        assert_eq!(class_for(17), Some(1));
+        assert_eq!(class_for(4096), Some(8));
+        assert_eq!(class_for(4097), None);
+    }
+
+    #[test]
+    fn slots_are_reused_zeroed_and_distinct() {
+        let a = super::super::LockedBuf::zeroed(32).expect("alloc");
+        let b = super::super::LockedBuf::zeroed(32).expect("alloc");
+        assert_ne!(a.as_slice().as_ptr(), b.as_slice().as_ptr());
+        let mut c = super::super::LockedBuf::zeroed(20).expect("alloc");
+        c.as_mut_slice().fill(0xAA);
+        let addr = c.as_slice().as_ptr();
+        drop(c);
+        let d = super::super::LockedBuf::zeroed(20).expect("alloc");
+        assert_eq!(
+            d.as_slice().as_ptr(),
+            addr,
+            "freed slot is reused from the thread cache"
+        );
+        assert!(
+            d.as_slice().iter().all(|&x| x == 0),
+            "reused slot is zeroed"
+        );
+    }
+
+    #[test]
+    fn large_buffers_get_their_own_mapping() {
+        let mut big = super::super::LockedBuf::zeroed(100_000).expect("alloc");
+        assert_eq!(big.as_slice().len(), 100_000);
+        big.as_mut_slice()[99_999] = 7;
+        assert!(big.capacity() >= 100_000);
+    }
+}

@@ -1,0 +1,117 @@
+//! A KEK whose key is held in locked process memory: the wrap used by the file and
+//! passphrase providers, and the in-memory KEK of tests and benchmarks.
+
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
+use zeroize::Zeroize;
+
+use crate::secret::DEK_LEN;
+use crate::{Assurance, Dek, Error, Health, KekId, KekProvider, StanzaRef};
+
+/// Stanza body algorithm id: ChaCha20-Poly1305 with a random 96-bit nonce.
+const ALG_CHACHA20_POLY1305: u8 = 1;
+const BODY_LEN: usize = 1 + NONCE_LEN + DEK_LEN + 16;
+
+/// Wraps DEKs with ChaCha20-Poly1305 under a 256-bit key in locked memory.
+///
+/// Stanza body: `alg u8 = 1 | nonce [12] | wrapped DEK [32] | tag [16]`. Nonces are random, so
+/// one key version must wrap fewer than 2^32 DEKs (see FORMAT.md).
+pub struct SoftwareKek {
+    id: KekId,
+    key: Dek,
+    assurance: Assurance,
+}
+
+impl SoftwareKek {
+    /// A KEK named `id` using `key`.
+    pub fn new(id: KekId, key: Dek) -> Self {
+        Self {
+            id,
+            key,
+            assurance: Assurance::default(),
+        }
+    }
+
+    /// A KEK with a random key, for tests and benchmarks.
+    pub fn random(label: &str) -> Result<Self, Error> {
+        Ok(Self::new(KekId::new("memory", label, 1)?, Dek::generate()?))
+    }
+
+    fn ring_key(&self) -> Result<LessSafeKey, Error> {
+        UnboundKey::new(&CHACHA20_POLY1305, self.key.expose_secret())
+            .map(LessSafeKey::new)
+            .map_err(|_| Error::kek(&self.id, "invalid key"))
+    }
+}
+
+impl std::fmt::Debug for SoftwareKek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SoftwareKek")
+            .field("id", &self.id)
+            .field("key", &self.key)
+            .finish()
+    }
+}
+
+impl KekProvider for SoftwareKek {
+    fn id(&self) -> &KekId {
+        &self.id
+    }
+
+    fn wrap(&self, dek: &Dek, aad: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut body = Vec::with_capacity(BODY_LEN);
+        body.push(ALG_CHACHA20_POLY1305);
+        let mut nonce = [0u8; NONCE_LEN];
+        crate::rng::fill(&mut nonce)?;
+        body.extend_from_slice(&nonce);
+        body.extend_from_slice(dek.expose_secret());
+        let tag = self
+            .ring_key()?
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut body[1 + NONCE_LEN..],
+            )
+            .map_err(|_| Error::kek(&self.id, "wrap failed"))?;
+        body.extend_from_slice(tag.as_ref());
+        Ok(body)
+    }
+
+    fn unwrap(&self, stanza: &StanzaRef<'_>, aad: &[u8]) -> Option<Result<Dek, Error>> {
+        if !stanza.is_for(&self.id) {
+            return None;
+        }
+        let rejected = || Error::StanzaRejected {
+            kek: self.id.to_string(),
+        };
+        let body = stanza.body;
+        if body.len() != BODY_LEN || body[0] != ALG_CHACHA20_POLY1305 {
+            return Some(Err(rejected()));
+        }
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce.copy_from_slice(&body[1..1 + NONCE_LEN]);
+        let mut sealed = [0u8; DEK_LEN + 16];
+        sealed.copy_from_slice(&body[1 + NONCE_LEN..]);
+        let key = match self.ring_key() {
+            Ok(k) => k,
+            Err(e) => return Some(Err(e)),
+        };
+        let result = key
+            .open_in_place(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                &mut sealed,
+            )
+            .map_err(|_| rejected())
+            .and_then(|plain| Dek::from_slice(plain));
+        sealed.zeroize();
+        Some(result)
+    }
+
+    fn health(&self) -> Health {
+        Health::Ok
+    }
+
+    fn assurance(&self) -> Assurance {
+        self.assurance
+    }
+}
