@@ -1,1 +1,9 @@
+//! The shared test suites: every `SecretStore` (through a `Vault`) and every `KekProvider`
+//! runs them with one macro line. See `kek_suite!` and `store_suite!`.
 #![forbid(unsafe_code)]
+
+pub mod kek_suite;
+pub mod store_suite;
+
+#[doc(hidden)]
+pub use tempfile as __tempfile;

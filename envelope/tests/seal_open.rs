@@ -15,7 +15,7 @@ fn round_trip_with_one_and_several_keks() {
     let ctx = Context::new("global", "db-password", 1);
     let env = seal(b"s3cret", &ctx, &[a.clone(), b.clone()]).expect("seal");
     assert_eq!(
-        open(&env, &ctx, &[a.clone()])
+        open(&env, &ctx, std::slice::from_ref(&a))
             .expect("open a")
             .expose_secret(),
         b"s3cret"
@@ -24,7 +24,7 @@ fn round_trip_with_one_and_several_keks() {
         open(&env, &ctx, &[b]).expect("open b").expose_secret(),
         b"s3cret"
     );
-    let empty = seal(b"", &ctx, &[a.clone()]).expect("seal empty");
+    let empty = seal(b"", &ctx, std::slice::from_ref(&a)).expect("seal empty");
     assert!(open(&empty, &ctx, &[a]).expect("open empty").is_empty());
 }
 
@@ -32,13 +32,13 @@ fn round_trip_with_one_and_several_keks() {
 fn moved_envelope_fails_to_open() {
     let k = kek("a");
     let ctx = Context::new("global", "db-password", 1);
-    let env = seal(b"s3cret", &ctx, &[k.clone()]).expect("seal");
+    let env = seal(b"s3cret", &ctx, std::slice::from_ref(&k)).expect("seal");
     for other in [
         Context::new("principal:alice", "db-password", 1),
         Context::new("global", "other", 1),
         Context::new("global", "db-password", 2),
     ] {
-        let err = open(&env, &other, &[k.clone()]).expect_err("moved");
+        let err = open(&env, &other, std::slice::from_ref(&k)).expect_err("moved");
         assert!(matches!(err, Error::StanzaRejected { .. }), "{err:?}");
     }
 }

@@ -1,0 +1,1 @@
+//! The KEK provider suite (see `kek_suite!`).

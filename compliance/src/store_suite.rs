@@ -1,0 +1,1 @@
+//! The store suite (see `store_suite!`).
