@@ -1,2 +1,29 @@
+//! vaultctl: the vault's command-line interface. Local mode works on a vault directory.
 #![forbid(unsafe_code)]
-fn main() {}
+
+mod cli;
+mod commands;
+mod error;
+mod io;
+mod logger;
+mod open;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    logger::init();
+    // No core dumps: they would hold whatever secrets the process had in memory.
+    if let Err(e) = envelope::memory::harden_process() {
+        log::warn!("{e}");
+    }
+    let cli = cli::Cli::parse();
+    match commands::run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

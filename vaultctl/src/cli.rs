@@ -1,0 +1,139 @@
+//! Command-line arguments. Secret values are never accepted as arguments (argv is visible
+//! to every user of the machine through /proc).
+#![deny(missing_docs)]
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// vaultctl: store, fetch and seal secrets in a local vault directory.
+#[derive(Debug, Parser)]
+#[command(name = "vaultctl", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The vault directory.
+    #[arg(long, global = true, env = "VAULT_DIR", value_name = "DIR")]
+    pub vault: Option<PathBuf>,
+
+    /// Use this KEK URI instead of the ones pinned in the vault (repeatable).
+    #[arg(long = "kek", global = true, value_name = "URI")]
+    pub keks: Vec<String>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a vault in the directory (default: a file KEK and the embedded SQLite store).
+    Init(InitArgs),
+    /// Store a secret read from stdin, a no-echo prompt, or --from-file (never from argv).
+    Set(SetArgs),
+    /// Write a secret's raw bytes to stdout.
+    Get(GetArgs),
+    /// List secret names, versions and timestamps (never decrypts).
+    List(ListArgs),
+    /// Delete a secret and all its versions.
+    Delete(NameArgs),
+    /// Seal caller data (stdin or --in) into an envelope (stdout or --out); nothing is stored.
+    Seal(SealArgs),
+    /// Open an envelope made by `seal` (binary or JSON form).
+    Open(OpenArgs),
+    /// Show the vault's store, KEKs and their health, and memory locking.
+    Status(FormatArgs),
+}
+
+/// Arguments of `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// KEK URI: `file:PATH`, `passphrase:env=NAME`, `passphrase:file=PATH`,
+    /// `passphrase:prompt` (repeatable; default: a new key file under ~/.config/vault/keys).
+    #[arg(long = "kek", value_name = "URI")]
+    pub keks: Vec<String>,
+    /// The store: `sqlite` (embedded, durable) or `memory` (lost on exit; for tests).
+    #[arg(long, default_value = "sqlite", value_name = "KIND")]
+    pub store: String,
+}
+
+/// A secret's scope and key name.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// `global`, `principal:<id>`, `channel:<name>:<account>` or `skill:<id>`.
+    pub scope: String,
+    /// The key name: 1-128 of A-Z a-z 0-9 . _ -
+    pub key: String,
+}
+
+/// Arguments of `set`.
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    /// Scope and key.
+    #[command(flatten)]
+    pub name: NameArgs,
+    /// Read the value from this file instead of stdin.
+    #[arg(long, value_name = "PATH")]
+    pub from_file: Option<PathBuf>,
+}
+
+/// Arguments of `get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Scope and key.
+    #[command(flatten)]
+    pub name: NameArgs,
+    /// A version number instead of the latest.
+    #[arg(long, value_name = "N")]
+    pub version: Option<u64>,
+}
+
+/// Arguments of `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only this scope.
+    pub scope: Option<String>,
+    /// Output format.
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+/// Output format choice.
+#[derive(Debug, Args)]
+pub struct FormatArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Input and output files of `seal` and `open`.
+#[derive(Debug, Args)]
+pub struct IoArgs {
+    /// Read from this file instead of stdin.
+    #[arg(long = "in", value_name = "PATH")]
+    pub input: Option<PathBuf>,
+    /// Write to this file (created mode 0600) instead of stdout.
+    #[arg(long = "out", value_name = "PATH")]
+    pub output: Option<PathBuf>,
+    /// The context the data is bound to; open needs the same one.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub context: String,
+}
+
+/// Arguments of `seal`.
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// Files and context.
+    #[command(flatten)]
+    pub io: IoArgs,
+    /// Write the JSON export form instead of binary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `open`.
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    /// Files and context.
+    #[command(flatten)]
+    pub io: IoArgs,
+}

@@ -1,0 +1,67 @@
+//! `vaultctl init`: create a vault and pin its store kind and KEKs.
+
+use std::fs::DirBuilder;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+
+use kek_providers::KekEnv;
+use vault::{Kek, StoreKind, Vault};
+
+use crate::cli::{Cli, InitArgs};
+use crate::error::Error;
+use crate::open::vault_dir;
+
+pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
+    let dir = vault_dir(cli)?;
+    if Vault::read_marker(&dir).is_ok() {
+        return Err(vault::Error::AlreadyInitialised { dir }.into());
+    }
+    let store: StoreKind = args.store.parse()?;
+    let default_kek = args.keks.is_empty() && cli.keks.is_empty();
+    let uris = match (args.keks.is_empty(), cli.keks.is_empty()) {
+        (false, _) => args.keks.clone(),
+        (true, false) => cli.keks.clone(),
+        (true, true) => vec![default_file_kek_uri()?],
+    };
+    DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(Error::io(format!("creating {}", dir.display())))?;
+    let env = KekEnv { vault_dir: &dir };
+    let mut keks = Vec::new();
+    for uri in &uris {
+        let built = kek_providers::create(uri, &env)?;
+        keks.push(Kek { uri: built.uri, provider: built.provider });
+    }
+    let described: Vec<String> =
+        keks.iter().map(|k| format!("{} ({})", k.provider.id(), k.uri)).collect();
+    let vault = Vault::init(&dir, store, keks)?;
+    println!("initialised vault at {}", vault.dir().display());
+    println!("store: {store}");
+    for kek in &described {
+        println!("kek: {kek}");
+    }
+    if default_kek {
+        eprintln!(
+            "note: the key file above protects every secret in this vault; back it up \
+             separately from {}. Without it the secrets cannot be opened.",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// A new key file under `$XDG_CONFIG_HOME/vault/keys` (or `~/.config/vault/keys`), kept
+/// apart from the vault directory so that a copy of the data alone opens nothing.
+fn default_file_kek_uri() -> Result<String, Error> {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .ok_or_else(|| Error::Usage("no home directory for the default key file: pass --kek file:PATH".into()))?;
+    let mut id = [0u8; 6];
+    envelope::random_bytes(&mut id)?;
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let path = config.join("vault").join("keys").join(format!("kek-{hex}.key"));
+    Ok(format!("file:{}", path.display()))
+}

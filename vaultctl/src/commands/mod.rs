@@ -1,0 +1,23 @@
+//! One file per group of subcommands.
+
+mod init;
+mod secrets;
+mod status;
+mod transit;
+
+use crate::cli::{Cli, Command};
+use crate::error::Error;
+
+/// Runs the parsed command line.
+pub fn run(cli: &Cli) -> Result<(), Error> {
+    match &cli.command {
+        Command::Init(args) => init::run(cli, args),
+        Command::Set(args) => secrets::set(cli, args),
+        Command::Get(args) => secrets::get(cli, args),
+        Command::List(args) => secrets::list(cli, args),
+        Command::Delete(args) => secrets::delete(cli, args),
+        Command::Seal(args) => transit::seal(cli, args),
+        Command::Open(args) => transit::open(cli, args),
+        Command::Status(args) => status::run(cli, args),
+    }
+}

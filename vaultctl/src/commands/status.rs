@@ -1,0 +1,65 @@
+//! `vaultctl status`: the store, each KEK's health and assurance, and memory locking.
+
+use envelope::{Assurance, Health};
+
+use crate::cli::{Cli, FormatArgs};
+use crate::error::Error;
+use crate::open::open_vault;
+
+fn health_text(health: &Health) -> String {
+    match health {
+        Health::Ok => "ok".into(),
+        Health::Unreachable(why) => format!("unreachable: {why}"),
+        Health::Failed(why) => format!("failed: {why}"),
+    }
+}
+
+fn assurance_text(a: &Assurance) -> String {
+    let mut parts = Vec::new();
+    for (on, name) in [
+        (a.hardware, "hardware"),
+        (a.non_exportable, "non-exportable"),
+        (a.platform_bound, "platform-bound"),
+        (a.user_presence, "user-presence"),
+    ] {
+        if on {
+            parts.push(name);
+        }
+    }
+    if parts.is_empty() { "software".into() } else { parts.join(", ") }
+}
+
+pub fn run(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
+    let status = open_vault(cli)?.status()?;
+    let mem = status.memory;
+    if args.json {
+        let keks: Vec<serde_json::Value> = status
+            .keks
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "id": k.id, "uri": k.uri, "health": health_text(&k.health),
+                    "assurance": assurance_text(&k.assurance),
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "dir": status.dir.display().to_string(), "store": status.store.to_string(),
+            "secrets": status.secrets, "keks": keks,
+            "memory": { "locked_bytes": mem.locked_bytes, "unlocked_bytes": mem.unlocked_bytes },
+        });
+        println!("{doc}");
+        return Ok(());
+    }
+    println!("vault:   {}", status.dir.display());
+    println!("store:   {}", status.store);
+    println!("secrets: {}", status.secrets);
+    for k in &status.keks {
+        println!("kek:     {} ({}) health {}; {}", k.id, k.uri, health_text(&k.health), assurance_text(&k.assurance));
+    }
+    let locking = if mem.unlocked_bytes == 0 { "locked".to_string() } else {
+        format!("{} bytes could not be locked (raise ulimit -l)", mem.unlocked_bytes)
+    };
+    println!("memory:  secret memory {locking}");
+    Ok(())
+}

@@ -1,0 +1,43 @@
+//! The CLI's error type and its exit codes.
+
+/// Why a command failed. Exit code 1 for everything but usage errors (2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The vault refused or failed.
+    #[error(transparent)]
+    Vault(#[from] vault::Error),
+    /// A KEK could not be built from its URI.
+    #[error(transparent)]
+    Kek(#[from] kek_providers::Error),
+    /// An envelope could not be parsed or made.
+    #[error(transparent)]
+    Envelope(#[from] envelope::Error),
+    /// Reading input or writing output failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being read or written.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The command line is inconsistent in a way clap cannot see.
+    #[error("{0}")]
+    Usage(String),
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => 2,
+            _ => 1,
+        }
+    }
+
+    /// An I/O error while doing `what`.
+    pub fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let what = what.into();
+        move |source| Error::Io { what, source }
+    }
+}

@@ -1,0 +1,55 @@
+//! Finding the vault directory and opening the vault with its KEKs.
+
+use std::path::PathBuf;
+
+use kek_providers::KekEnv;
+use vault::{Kek, Vault};
+
+use crate::cli::Cli;
+use crate::error::Error;
+
+/// The vault directory: `--vault`, else `$VAULT_DIR`, else `$XDG_DATA_HOME/vault` or
+/// `~/.local/share/vault`.
+pub fn vault_dir(cli: &Cli) -> Result<PathBuf, Error> {
+    if let Some(dir) = &cli.vault {
+        return Ok(dir.clone());
+    }
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+    data_home
+        .map(|d| d.join("vault"))
+        .ok_or_else(|| Error::Usage("no vault directory: pass --vault DIR or set VAULT_DIR".into()))
+}
+
+/// Opens the vault with the KEKs given by `--kek`, else with the ones pinned at init.
+///
+/// A pinned KEK that cannot be built (an unset passphrase variable, an unplugged token) is
+/// reported and skipped as long as another one remains: any one KEK opens the vault.
+pub fn open_vault(cli: &Cli) -> Result<Vault, Error> {
+    let dir = vault_dir(cli)?;
+    let uris = if cli.keks.is_empty() {
+        Vault::read_marker(&dir)?.keks.into_iter().map(|k| k.uri).collect()
+    } else {
+        cli.keks.clone()
+    };
+    let env = KekEnv { vault_dir: &dir };
+    let mut keks = Vec::new();
+    let mut failures = Vec::new();
+    for uri in &uris {
+        match kek_providers::open(uri, &env) {
+            Ok(built) => keks.push(Kek { uri: built.uri, provider: built.provider }),
+            Err(e) => failures.push(e),
+        }
+    }
+    if keks.is_empty() {
+        return Err(match failures.into_iter().next() {
+            Some(first) => first.into(),
+            None => Error::Usage("the vault has no KEK configured".into()),
+        });
+    }
+    for failure in failures {
+        log::warn!("{failure}; continuing with the other KEKs");
+    }
+    Ok(Vault::open(&dir, None, keks)?)
+}
