@@ -111,7 +111,11 @@ fn run(overwrite: bool) -> Result<(), String> {
         }
         let json = envelope::to_json(&bytes).map_err(|e| format!("{}: {e}", v.name))?;
         write(&dir.join(format!("{}.bin", v.name)), &bytes, overwrite)?;
-        write(&dir.join(format!("{}.json", v.name)), json.as_bytes(), overwrite)?;
+        write(
+            &dir.join(format!("{}.json", v.name)),
+            json.as_bytes(),
+            overwrite,
+        )?;
     }
     Ok(())
 }

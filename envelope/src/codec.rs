@@ -9,7 +9,7 @@
 //! All integers are big-endian. The parser validates every field once and never allocates.
 
 use crate::Error;
-use crate::kek::{StanzaRef, check_kind, check_label};
+use crate::kek::{StanzaRef, has_control_chars, is_valid_kind};
 
 /// The four magic bytes that start every binary envelope.
 pub const MAGIC: &[u8; 4] = b"VLTE";
@@ -115,8 +115,8 @@ impl<'a> EnvelopeRef<'a> {
             bytes: self.header,
             pos: FIXED_HEADER_LEN,
         };
-        // Already validated by `parse`, so reading cannot fail here.
-        (0..self.stanza_count).filter_map(move |_| read_stanza(&mut r).ok())
+        // `parse` validated every field, so this only splits them again (it runs on every open).
+        (0..self.stanza_count).map_while(move |_| split_stanza(&mut r))
     }
 
     /// The ciphertext including its tag.
@@ -136,12 +136,15 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], Error> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len());
-        let end = end.ok_or(Error::Truncated { field })?;
-        let out = &self.bytes[self.pos..end];
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.bytes.len())?;
+        let out = self.bytes.get(self.pos..end)?;
         self.pos = end;
-        Ok(out)
+        Some(out)
+    }
+
+    fn take(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], Error> {
+        self.bytes(n).ok_or(Error::Truncated { field })
     }
 
     fn u8(&mut self, field: &'static str) -> Result<u8, Error> {
@@ -176,31 +179,13 @@ fn read_stanza<'a>(r: &mut Reader<'a>) -> Result<StanzaRef<'a>, Error> {
         });
     }
     let kind = r.str(kind_len, "stanza kind")?;
-    check_kind(kind).map_err(|_| Error::Malformed {
-        field: "stanza kind",
-        reason: "bad characters",
-    })?;
+    check_stanza_kind(kind)?;
     let label_len = usize::from(r.u8("stanza label length")?);
     let label = r.str(label_len, "stanza label")?;
-    check_label(label).map_err(|_| Error::Malformed {
-        field: "stanza label",
-        reason: "control characters",
-    })?;
+    check_stanza_label(label)?;
     let version = r.u32("stanza key version")?;
     let body_len = usize::from(r.u16("stanza body length")?);
-    if body_len == 0 {
-        return Err(Error::Malformed {
-            field: "stanza body",
-            reason: "empty",
-        });
-    }
-    if body_len > MAX_BODY_LEN {
-        return Err(Error::FieldTooLong {
-            field: "stanza body",
-            len: body_len,
-            max: MAX_BODY_LEN,
-        });
-    }
+    check_stanza_body(body_len)?;
     let body = r.take(body_len, "stanza body")?;
     Ok(StanzaRef {
         kind,
@@ -208,6 +193,77 @@ fn read_stanza<'a>(r: &mut Reader<'a>) -> Result<StanzaRef<'a>, Error> {
         version,
         body,
     })
+}
+
+/// Splits a stanza that `read_stanza` already validated.
+fn split_stanza<'a>(r: &mut Reader<'a>) -> Option<StanzaRef<'a>> {
+    let kind_len = usize::from(*r.bytes(1)?.first()?);
+    let kind = std::str::from_utf8(r.bytes(kind_len)?).ok()?;
+    let label_len = usize::from(*r.bytes(1)?.first()?);
+    let label = std::str::from_utf8(r.bytes(label_len)?).ok()?;
+    let version = u32::from_be_bytes(r.bytes(4)?.try_into().ok()?);
+    let body_len = u16::from_be_bytes(r.bytes(2)?.try_into().ok()?);
+    let body = r.bytes(usize::from(body_len))?;
+    Some(StanzaRef {
+        kind,
+        label,
+        version,
+        body,
+    })
+}
+
+/// The stanza kind's domain (binary and JSON form alike).
+pub(crate) fn check_stanza_kind(kind: &str) -> Result<(), Error> {
+    if kind.len() > MAX_KIND_LEN {
+        return Err(Error::FieldTooLong {
+            field: "stanza kind",
+            len: kind.len(),
+            max: MAX_KIND_LEN,
+        });
+    }
+    if !is_valid_kind(kind) {
+        return Err(Error::Malformed {
+            field: "stanza kind",
+            reason: "must be 1 to 32 of a-z, 0-9, -",
+        });
+    }
+    Ok(())
+}
+
+/// The stanza label's domain (binary and JSON form alike).
+pub(crate) fn check_stanza_label(label: &str) -> Result<(), Error> {
+    if label.len() > MAX_LABEL_LEN {
+        return Err(Error::FieldTooLong {
+            field: "stanza label",
+            len: label.len(),
+            max: MAX_LABEL_LEN,
+        });
+    }
+    if has_control_chars(label) {
+        return Err(Error::Malformed {
+            field: "stanza label",
+            reason: "control characters",
+        });
+    }
+    Ok(())
+}
+
+/// The stanza body length's domain.
+pub(crate) fn check_stanza_body(len: usize) -> Result<(), Error> {
+    if len == 0 {
+        return Err(Error::Malformed {
+            field: "stanza body",
+            reason: "empty",
+        });
+    }
+    if len > MAX_BODY_LEN {
+        return Err(Error::FieldTooLong {
+            field: "stanza body",
+            len,
+            max: MAX_BODY_LEN,
+        });
+    }
+    Ok(())
 }
 
 /// Appends the fixed part of a header.
@@ -242,19 +298,7 @@ pub(crate) fn write_stanza_id(out: &mut Vec<u8>, kind: &str, label: &str, versio
 
 /// Appends a stanza body with its length prefix.
 pub(crate) fn write_stanza_body(out: &mut Vec<u8>, body: &[u8]) -> Result<(), Error> {
-    if body.is_empty() {
-        return Err(Error::Malformed {
-            field: "stanza body",
-            reason: "empty",
-        });
-    }
-    if body.len() > MAX_BODY_LEN {
-        return Err(Error::FieldTooLong {
-            field: "stanza body",
-            len: body.len(),
-            max: MAX_BODY_LEN,
-        });
-    }
+    check_stanza_body(body.len())?;
     out.extend_from_slice(&(body.len() as u16).to_be_bytes());
     out.extend_from_slice(body);
     Ok(())

@@ -4,8 +4,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{self, EnvelopeRef, FORMAT_VERSION, MAX_PAYLOAD_LEN};
-use crate::{Error, kek};
+use crate::Error;
+use crate::codec::{self, EnvelopeRef, FORMAT_VERSION, MAX_PAYLOAD_LEN, MAX_STANZAS};
 
 const FORMAT_NAME: &str = "vault-envelope";
 const AEAD_NAME: &str = "chacha20-poly1305";
@@ -87,11 +87,28 @@ pub fn from_json(text: &str) -> Result<Vec<u8>, Error> {
             reason: "not base64",
         })
     };
+    // The same errors as the binary parser gives for the same fields.
+    match doc.stanzas.len() {
+        0 => {
+            return Err(Error::Malformed {
+                field: "stanza count",
+                reason: "must be at least 1",
+            });
+        }
+        n if n > MAX_STANZAS => {
+            return Err(Error::FieldTooLong {
+                field: "stanza count",
+                len: n,
+                max: MAX_STANZAS,
+            });
+        }
+        _ => {}
+    }
     let mut out = Vec::new();
     codec::write_fixed_header(&mut out, doc.stanzas.len())?;
     for s in &doc.stanzas {
-        kek::check_kind(&s.kind)?;
-        kek::check_label(&s.label)?;
+        codec::check_stanza_kind(&s.kind)?;
+        codec::check_stanza_label(&s.label)?;
         codec::write_stanza_id(&mut out, &s.kind, &s.label, s.key_version);
         codec::write_stanza_body(&mut out, &decode("stanza body", &s.body)?)?;
     }

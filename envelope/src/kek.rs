@@ -48,13 +48,23 @@ impl fmt::Display for KekId {
     }
 }
 
-pub(crate) fn check_kind(kind: &str) -> Result<(), Error> {
-    let ok = !kind.is_empty()
+/// 1 to 32 of `[a-z0-9-]`.
+pub(crate) fn is_valid_kind(kind: &str) -> bool {
+    !kind.is_empty()
         && kind.len() <= MAX_KIND_LEN
         && kind
             .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok {
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// Whether `label` holds a control character (checked byte-wise first: labels are ASCII).
+pub(crate) fn has_control_chars(label: &str) -> bool {
+    let printable_ascii = label.bytes().all(|b| (0x20..0x7f).contains(&b));
+    !printable_ascii && label.chars().any(char::is_control)
+}
+
+pub(crate) fn check_kind(kind: &str) -> Result<(), Error> {
+    if is_valid_kind(kind) {
         Ok(())
     } else {
         Err(Error::InvalidName {
@@ -71,7 +81,7 @@ pub(crate) fn check_label(label: &str) -> Result<(), Error> {
             reason: "longer than 255 bytes",
         });
     }
-    if label.chars().any(char::is_control) {
+    if has_control_chars(label) {
         return Err(Error::InvalidName {
             field: "KEK label",
             reason: "contains control characters",
