@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs one cargo-fuzz target for a while on the stable toolchain (no sanitizer, so no nightly).
+#
+#   scripts/fuzz.sh TARGET SECONDS      e.g. scripts/fuzz.sh envelope_binary 60
+#
+# Targets: envelope_binary, envelope_json (fuzz/fuzz_targets/). The checked-in seeds in
+# fuzz/corpus/TARGET are read, never written: new inputs go to fuzz/target/corpus/TARGET.
+# A crash leaves its input in fuzz/artifacts/TARGET/ and exits non-zero; keep that input as a
+# regression test in envelope/tests/fuzz_regressions.rs.
+set -euo pipefail
+cd "$(dirname "$0")/../fuzz"
+
+if [ $# -ne 2 ]; then
+    echo "usage: scripts/fuzz.sh TARGET SECONDS" >&2
+    exit 2
+fi
+target="$1"
+seconds="$2"
+
+if ! cargo +stable fuzz --version >/dev/null 2>&1; then
+    echo "installing cargo-fuzz" >&2
+    cargo +stable install cargo-fuzz --locked
+fi
+
+work="target/corpus/$target"
+mkdir -p "$work"
+# -a: debug assertions and overflow checks, so that arithmetic slips in the parser crash.
+exec cargo +stable fuzz run -s none -a "$target" "$work" "corpus/$target" -- \
+    -max_total_time="$seconds" -print_final_stats=1
