@@ -43,6 +43,15 @@ pub struct EnvelopeRef<'a> {
 impl<'a> EnvelopeRef<'a> {
     /// Parses and validates binary envelope bytes.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+        Self::parse_visiting(bytes, |_| {})
+    }
+
+    /// Parses like [`EnvelopeRef::parse`] and hands each stanza to `visit` as it is
+    /// validated, so that `open` needs no second pass over the header.
+    pub(crate) fn parse_visiting(
+        bytes: &'a [u8],
+        mut visit: impl FnMut(StanzaRef<'a>),
+    ) -> Result<Self, Error> {
         let mut r = Reader { bytes, pos: 0 };
         if r.take(4, "magic")? != MAGIC {
             return Err(Error::BadMagic);
@@ -75,7 +84,7 @@ impl<'a> EnvelopeRef<'a> {
             });
         }
         for _ in 0..stanza_count {
-            read_stanza(&mut r)?;
+            visit(read_stanza(&mut r)?);
         }
         let header = &bytes[..r.pos];
         let ct_len = r.u32("ciphertext length")? as usize;

@@ -54,8 +54,4 @@ impl<'a> Context<'a> {
         }
         out.extend_from_slice(&self.version.to_be_bytes());
     }
-
-    pub(crate) fn encoded_len(&self) -> usize {
-        AAD_LABEL.len() + 1 + 2 + self.scope.len() + 2 + self.key.len() + 8
-    }
 }

@@ -13,6 +13,7 @@ mod json;
 mod kek;
 pub mod memory;
 mod rng;
+mod scratch;
 mod seal;
 mod secret;
 mod soft_kek;

@@ -124,6 +124,14 @@ impl Dek {
         Ok(Self(buf))
     }
 
+    /// A key already in locked memory (e.g. unwrapped in place), which must be 32 bytes.
+    pub(crate) fn from_locked(buf: LockedBuf) -> Result<Self, Error> {
+        match buf.as_slice().len() {
+            DEK_LEN => Ok(Self(buf)),
+            len => Err(Error::KeyLength { len }),
+        }
+    }
+
     /// The key bytes. Every call site is a place where the key leaves protection.
     pub fn expose_secret(&self) -> &[u8; DEK_LEN] {
         self.0.as_slice().try_into().unwrap_or(&[0; DEK_LEN])

@@ -1,9 +1,9 @@
 //! A KEK whose key is held in locked process memory: the wrap used by the file and
 //! passphrase providers, and the in-memory KEK of tests and benchmarks.
 
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
-use zeroize::Zeroize;
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, Tag, UnboundKey};
 
+use crate::memory::LockedBuf;
 use crate::secret::DEK_LEN;
 use crate::{Assurance, Dek, Error, Health, KekId, KekProvider, StanzaRef};
 
@@ -36,6 +36,7 @@ impl SoftwareKek {
         Ok(Self::new(KekId::new("memory", label, 1)?, Dek::generate()?))
     }
 
+    #[inline(always)]
     fn ring_key(&self) -> Result<LessSafeKey, Error> {
         UnboundKey::new(&CHACHA20_POLY1305, self.key.expose_secret())
             .map(LessSafeKey::new)
@@ -87,24 +88,32 @@ impl KekProvider for SoftwareKek {
         if body.len() != BODY_LEN || body[0] != ALG_CHACHA20_POLY1305 {
             return Some(Err(rejected()));
         }
-        let mut nonce = [0u8; NONCE_LEN];
-        nonce.copy_from_slice(&body[1..1 + NONCE_LEN]);
-        let mut sealed = [0u8; DEK_LEN + 16];
-        sealed.copy_from_slice(&body[1 + NONCE_LEN..]);
+        let (nonce, sealed) = body[1..].split_at(NONCE_LEN);
+        let (wrapped, tag) = sealed.split_at(DEK_LEN);
+        let (Ok(nonce), Ok(tag)) = (<[u8; NONCE_LEN]>::try_from(nonce), Tag::try_from(tag)) else {
+            return Some(Err(rejected()));
+        };
+        // Decrypt straight into locked memory: the DEK never sits in an unlocked buffer.
+        let mut dek = match LockedBuf::zeroed(DEK_LEN) {
+            Ok(buf) => buf,
+            Err(e) => return Some(Err(e)),
+        };
+        dek.as_mut_slice().copy_from_slice(wrapped);
         let key = match self.ring_key() {
             Ok(k) => k,
             Err(e) => return Some(Err(e)),
         };
-        let result = key
-            .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(aad),
-                &mut sealed,
-            )
-            .map_err(|_| rejected())
-            .and_then(|plain| Dek::from_slice(plain));
-        sealed.zeroize();
-        Some(result)
+        let opened = key.open_in_place_separate_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(aad),
+            tag,
+            dek.as_mut_slice(),
+            0..,
+        );
+        Some(match opened {
+            Ok(_) => Dek::from_locked(dek),
+            Err(_) => Err(rejected()),
+        })
     }
 
     fn health(&self) -> Health {

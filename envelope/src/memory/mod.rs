@@ -94,6 +94,7 @@ unsafe impl Sync for LockedBuf {}
 
 impl LockedBuf {
     /// A buffer of `len` zero bytes.
+    #[inline]
     pub(crate) fn zeroed(len: usize) -> Result<Self, Error> {
         let (ptr, kind) = pool::alloc(len)?;
         Ok(Self { ptr, len, kind })
