@@ -10,6 +10,7 @@
 //! is logged once and the memory is used unlocked. [`require_locking`] makes it fatal.
 #![allow(unsafe_code)]
 
+mod boxed;
 mod os;
 mod pool;
 
@@ -20,6 +21,7 @@ use zeroize::Zeroize;
 
 use crate::Error;
 
+pub(crate) use boxed::LockedBox;
 pub use os::harden_process;
 
 static REQUIRE_LOCKING: AtomicBool = AtomicBool::new(false);
