@@ -5,8 +5,9 @@
 #
 # Targets: envelope_binary, envelope_json (fuzz/fuzz_targets/). The checked-in seeds in
 # fuzz/corpus/TARGET are read, never written: new inputs go to fuzz/target/corpus/TARGET.
-# A crash leaves its input in fuzz/artifacts/TARGET/ and exits non-zero; keep that input as a
-# regression test in envelope/tests/fuzz_regressions.rs.
+# A crash leaves its input in fuzz/artifacts/TARGET/ and exits non-zero. After the fix, copy
+# that input into fuzz/corpus/TARGET/ (as regression-<what>): envelope/tests/fuzz_corpus.rs
+# replays the corpus through the targets' checks in every `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 

@@ -1,0 +1,88 @@
+//! Replays the fuzzers' checked-in corpora (`fuzz/corpus/<target>/`: the seeds and every input
+//! that ever crashed a target) through the same checks as the fuzz targets, so that a fixed
+//! crash stays fixed in a plain `cargo test`.
+
+mod golden;
+
+use std::path::PathBuf;
+
+use envelope::{EnvelopeRef, from_json, open, to_json};
+
+fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|path| path.is_file())
+        .map(|path| {
+            let bytes = std::fs::read(&path).expect("read corpus file");
+            (path, bytes)
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no corpus in {}", dir.display());
+    files
+}
+
+/// The checks of `fuzz/fuzz_targets/envelope_binary.rs`.
+fn check_binary(data: &[u8]) -> bool {
+    let keks = [golden::KEK_A.provider(), golden::KEK_B.provider()];
+    let parsed = EnvelopeRef::parse(data);
+    let mut opened_any = false;
+    for vector in golden::VECTORS {
+        let opened = open(data, &vector.context(), &keks);
+        if let Err(parse_err) = &parsed {
+            let open_err = opened.expect_err("open accepted what parse rejected");
+            assert_eq!(
+                std::mem::discriminant(parse_err),
+                std::mem::discriminant(&open_err)
+            );
+        } else {
+            opened_any |= opened.is_ok();
+        }
+    }
+    if parsed.is_ok() {
+        let json = to_json(data).expect("to_json of a parsed envelope");
+        assert_eq!(from_json(&json).expect("from_json of to_json"), data);
+    }
+    opened_any
+}
+
+/// The checks of `fuzz/fuzz_targets/envelope_json.rs`.
+fn check_json(data: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return false;
+    };
+    let Ok(bytes) = from_json(text) else {
+        return false;
+    };
+    EnvelopeRef::parse(&bytes).expect("from_json returns a valid envelope");
+    let json = to_json(&bytes).expect("to_json of from_json");
+    assert_eq!(from_json(&json).expect("from_json of to_json"), bytes);
+    true
+}
+
+#[test]
+fn binary_corpus_passes_the_fuzz_checks_and_its_seeds_open() {
+    let mut opened = 0;
+    for (path, data) in corpus("envelope_binary") {
+        let ok = check_binary(&data);
+        if path.to_string_lossy().contains("golden-") {
+            assert!(ok, "seed {} does not open", path.display());
+        }
+        opened += usize::from(ok);
+    }
+    assert!(opened >= 3);
+}
+
+#[test]
+fn json_corpus_passes_the_fuzz_checks_and_its_seeds_convert() {
+    for (path, data) in corpus("envelope_json") {
+        let ok = check_json(&data);
+        if path.to_string_lossy().contains("golden-") {
+            assert!(ok, "seed {} is not a valid JSON envelope", path.display());
+        }
+    }
+}
