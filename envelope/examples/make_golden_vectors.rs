@@ -9,7 +9,6 @@
 //! vectors are the compatibility promise, and changing one means v1 changed.
 
 #[path = "../tests/golden/mod.rs"]
-#[allow(dead_code)]
 mod golden;
 
 use std::process::ExitCode;

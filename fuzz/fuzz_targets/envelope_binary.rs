@@ -6,7 +6,6 @@
 #![no_main]
 
 #[path = "../../envelope/tests/golden/mod.rs"]
-#[allow(dead_code)]
 mod golden;
 
 use std::sync::{Arc, OnceLock};

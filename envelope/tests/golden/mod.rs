@@ -4,6 +4,9 @@
 //!
 //! The KEK keys below are public test keys: never use them for real secrets.
 
+// Each test crate and the example that includes this module uses a different part of it.
+#![allow(dead_code)]
+
 use std::sync::Arc;
 
 use envelope::{Context, Dek, KekId, KekProvider, SoftwareKek};
