@@ -1,0 +1,135 @@
+//! The vault crate's error type.
+
+use std::path::PathBuf;
+
+/// Everything a vault operation can fail with. Messages name scopes and keys but never
+/// secret values, and say what to do next.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No secret (or no such version of it) under this scope and key.
+    #[error("secret not found: {scope} {key}{}", version.map(|v| format!(" version {v}")).unwrap_or_default())]
+    NotFound {
+        /// The scope asked for.
+        scope: String,
+        /// The key asked for.
+        key: String,
+        /// The version asked for, if one was.
+        version: Option<u64>,
+    },
+    /// A scope string is not one of the documented forms.
+    #[error("invalid scope {scope:?}: {reason}")]
+    InvalidScope {
+        /// The scope as given (control characters escaped by `{:?}`).
+        scope: String,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+    /// A key name is outside the documented character set or length.
+    #[error("invalid key name {key:?}: {reason}")]
+    InvalidKeyName {
+        /// The key as given, shortened if very long.
+        key: String,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+    /// A secret value is larger than the vault accepts.
+    #[error("secret value is {len} bytes, over the limit of {max} bytes")]
+    ValueTooLarge {
+        /// The value's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The directory holds no vault.
+    #[error("no vault at {}: create one with `vaultctl --vault {} init`", dir.display(), dir.display())]
+    NoVault {
+        /// The directory looked at.
+        dir: PathBuf,
+    },
+    /// `init` on a directory that already holds a vault.
+    #[error("a vault already exists at {}; open it, or pick another directory", dir.display())]
+    AlreadyInitialised {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// The vault was created with another store kind than the one asked for.
+    #[error("the vault at {} uses the {pinned} store, not {wanted}; it never switches stores silently", dir.display())]
+    StoreKindMismatch {
+        /// The directory.
+        dir: PathBuf,
+        /// The kind pinned at init.
+        pinned: String,
+        /// The kind asked for.
+        wanted: String,
+    },
+    /// A store kind name that does not exist.
+    #[error("unknown store kind {0:?}: use sqlite or memory")]
+    UnknownStoreKind(String),
+    /// A KEK given to open the vault is not among the KEKs pinned at init.
+    #[error(
+        "KEK {id} is not one of this vault's KEKs (pinned: {pinned}); pass one of those with --kek"
+    )]
+    KekNotPinned {
+        /// The KEK offered.
+        id: String,
+        /// The pinned KEK ids.
+        pinned: String,
+    },
+    /// No KEK was given.
+    #[error("no KEK given: a vault needs at least one KEK")]
+    NoKek,
+    /// The vault's marker file is unreadable or inconsistent.
+    #[error("vault marker {} is damaged: {reason}; restore it from a backup", path.display())]
+    Marker {
+        /// The marker file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store is in a format this build does not know.
+    #[error("store {} has format version {found}; this build reads up to {supported}: upgrade vault", path.display())]
+    StoreFormat {
+        /// The store file.
+        path: PathBuf,
+        /// Its format version.
+        found: i64,
+        /// The newest version this build reads.
+        supported: i64,
+    },
+    /// The store failed (SQLite error, busy beyond the timeout, disk full...).
+    #[error("store failed while {what}: {reason}")]
+    Store {
+        /// What the store was doing.
+        what: &'static str,
+        /// The store's error text (never holds values: they are bound parameters).
+        reason: String,
+    },
+    /// Sealing or opening an envelope failed.
+    #[error(transparent)]
+    Envelope(#[from] envelope::Error),
+    /// A file operation on the vault directory failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// An I/O error while doing `what`.
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let what = what.into();
+        move |source| Error::Io { what, source }
+    }
+
+    /// A store error while doing `what`.
+    pub(crate) fn store(what: &'static str) -> impl FnOnce(rusqlite::Error) -> Self {
+        move |e| Error::Store {
+            what,
+            reason: e.to_string(),
+        }
+    }
+}

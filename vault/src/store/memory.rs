@@ -1,0 +1,109 @@
+//! The in-memory store: the same contract as SQLite, gone with the process.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard};
+
+use super::{Sealer, SecretInfo, SecretStore, StoreKind, not_found, now_ms};
+use crate::Error;
+
+#[derive(Debug)]
+struct Version {
+    version: u64,
+    envelope: Vec<u8>,
+    written_at: i64,
+}
+
+/// Keeps envelopes in a map guarded by a mutex.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    secrets: Mutex<BTreeMap<(String, String), Vec<Version>>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn secrets(&self) -> MutexGuard<'_, BTreeMap<(String, String), Vec<Version>>> {
+        // A panic while holding the lock cannot leave a half-written entry (each change is
+        // one push or remove), so a poisoned map is still consistent.
+        self.secrets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn info(scope: &str, key: &str, versions: &[Version]) -> Option<SecretInfo> {
+    let (first, last) = (versions.first()?, versions.last()?);
+    Some(SecretInfo {
+        scope: scope.to_owned(),
+        key: key.to_owned(),
+        version: last.version,
+        versions: versions.len() as u64,
+        created_at: first.written_at,
+        updated_at: last.written_at,
+    })
+}
+
+impl SecretStore for MemoryStore {
+    fn kind(&self) -> StoreKind {
+        StoreKind::Memory
+    }
+
+    fn set(&self, scope: &str, key: &str, seal: &mut Sealer<'_>) -> Result<u64, Error> {
+        let mut secrets = self.secrets();
+        let versions = secrets
+            .entry((scope.to_owned(), key.to_owned()))
+            .or_default();
+        let version = versions.last().map_or(1, |v| v.version + 1);
+        match seal(version) {
+            Ok(envelope) => {
+                versions.push(Version {
+                    version,
+                    envelope,
+                    written_at: now_ms(),
+                });
+                Ok(version)
+            }
+            Err(e) => {
+                if versions.is_empty() {
+                    secrets.remove(&(scope.to_owned(), key.to_owned()));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn get(&self, scope: &str, key: &str, version: Option<u64>) -> Result<(u64, Vec<u8>), Error> {
+        let secrets = self.secrets();
+        let versions = secrets
+            .get(&(scope.to_owned(), key.to_owned()))
+            .ok_or_else(|| not_found(scope, key, version))?;
+        let found = match version {
+            None => versions.last(),
+            Some(wanted) => versions.iter().find(|v| v.version == wanted),
+        };
+        found
+            .map(|v| (v.version, v.envelope.clone()))
+            .ok_or_else(|| not_found(scope, key, version))
+    }
+
+    fn delete(&self, scope: &str, key: &str) -> Result<(), Error> {
+        self.secrets()
+            .remove(&(scope.to_owned(), key.to_owned()))
+            .map(drop)
+            .ok_or_else(|| not_found(scope, key, None))
+    }
+
+    fn list(&self, scope: Option<&str>) -> Result<Vec<SecretInfo>, Error> {
+        Ok(self
+            .secrets()
+            .iter()
+            .filter(|((s, _), _)| scope.is_none_or(|wanted| wanted == s))
+            .filter_map(|((s, k), versions)| info(s, k, versions))
+            .collect())
+    }
+
+    fn count(&self) -> Result<u64, Error> {
+        Ok(self.secrets().len() as u64)
+    }
+}

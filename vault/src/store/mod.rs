@@ -1,0 +1,108 @@
+//! Where envelopes are kept: `trait SecretStore` and its two implementations.
+//!
+//! Stores hold envelope bytes only (no plaintext at rest, ever) and never decrypt: `list`
+//! answers from metadata. Every `set` adds a new version in one durable transaction, so a
+//! crash leaves either the old or the new value.
+
+mod memory;
+mod sqlite;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use memory::MemoryStore;
+pub use sqlite::SqliteStore;
+
+use crate::Error;
+
+/// Which store a vault uses; pinned in the vault marker at init.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// SQLite in the vault directory (`secrets.db`): the embedded default.
+    Sqlite,
+    /// Process memory: nothing survives the process. For tests.
+    Memory,
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreKind::Sqlite => "sqlite",
+            StoreKind::Memory => "memory",
+        })
+    }
+}
+
+impl FromStr for StoreKind {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self, Error> {
+        match text {
+            "sqlite" => Ok(StoreKind::Sqlite),
+            "memory" => Ok(StoreKind::Memory),
+            other => Err(Error::UnknownStoreKind(other.chars().take(40).collect())),
+        }
+    }
+}
+
+/// What `list` tells about a secret: never its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretInfo {
+    /// The scope, in its canonical text form.
+    pub scope: String,
+    /// The key name.
+    pub key: String,
+    /// The latest version.
+    pub version: u64,
+    /// How many versions are kept.
+    pub versions: u64,
+    /// When the first version was written (Unix milliseconds).
+    pub created_at: i64,
+    /// When the latest version was written (Unix milliseconds).
+    pub updated_at: i64,
+}
+
+/// Produces the envelope for the version number the store assigns. The version is part of
+/// the envelope's AAD, so the store hands it to the sealer inside its write transaction.
+pub type Sealer<'a> = dyn FnMut(u64) -> Result<Vec<u8>, Error> + 'a;
+
+/// A place that keeps versioned envelopes by scope and key. Scopes and keys arrive
+/// validated; stores must be safe to share between threads.
+pub trait SecretStore: Send + Sync + fmt::Debug {
+    /// The store's kind.
+    fn kind(&self) -> StoreKind;
+
+    /// Adds a version of `scope`/`key` (1 for a new key, else latest + 1) with the envelope
+    /// `seal` makes for it, durably, and returns the version.
+    fn set(&self, scope: &str, key: &str, seal: &mut Sealer<'_>) -> Result<u64, Error>;
+
+    /// The envelope of the latest version, or of `version`, with its version number.
+    fn get(&self, scope: &str, key: &str, version: Option<u64>) -> Result<(u64, Vec<u8>), Error>;
+
+    /// Removes every version of `scope`/`key`; `NotFound` if there is none.
+    fn delete(&self, scope: &str, key: &str) -> Result<(), Error>;
+
+    /// Metadata of every secret, or of those in `scope`, ordered by scope then key.
+    fn list(&self, scope: Option<&str>) -> Result<Vec<SecretInfo>, Error>;
+
+    /// How many secrets (not versions) the store holds.
+    fn count(&self) -> Result<u64, Error>;
+}
+
+pub(crate) fn not_found(scope: &str, key: &str, version: Option<u64>) -> Error {
+    Error::NotFound {
+        scope: scope.to_owned(),
+        key: key.to_owned(),
+        version,
+    }
+}
+
+/// Now in Unix milliseconds (0 if the clock is before 1970).
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
