@@ -1,1 +1,394 @@
-//! The store suite (see `store_suite!`).
+//! The store suite: the contract every `SecretStore` keeps, checked through a `Vault` so
+//! that "no plaintext at rest" is checked on what really lands on disk.
+//!
+//! A store joins with one line in a test file:
+//! ```ignore
+//! compliance::store_suite!(sqlite, vault::StoreKind::Sqlite, durable);
+//! compliance::store_suite!(memory, vault::StoreKind::Memory, ephemeral);
+//! ```
+//! `durable` stores must keep secrets across a reopen; `ephemeral` ones must start empty.
+#![forbid(unsafe_code)]
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use envelope::{KekProvider, SoftwareKek};
+use vault::{Error, Kek, StoreKind, Vault};
+
+/// Whether a store keeps secrets across a reopen of the vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Secrets survive the process (SQLite).
+    Durable,
+    /// Secrets live as long as the open vault (memory).
+    Ephemeral,
+}
+
+/// A vault on its own temporary directory with an in-memory KEK.
+#[derive(Debug)]
+pub struct Fixture {
+    dir: tempfile::TempDir,
+    kind: StoreKind,
+    kek: Arc<dyn KekProvider>,
+}
+
+impl Fixture {
+    /// A fresh directory and KEK for a store of `kind`.
+    pub fn new(kind: StoreKind) -> Self {
+        let kek: Arc<dyn KekProvider> =
+            Arc::new(SoftwareKek::random("store-suite").expect("random KEK"));
+        let dir = tempfile::tempdir().expect("temp dir");
+        Fixture { dir, kind, kek }
+    }
+
+    /// The vault directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn keks(&self) -> Vec<Kek> {
+        vec![Kek {
+            uri: "memory:store-suite".into(),
+            provider: Arc::clone(&self.kek),
+        }]
+    }
+
+    /// Creates the vault.
+    pub fn init(&self) -> Vault {
+        Vault::init(self.dir(), self.kind, self.keks()).expect("init")
+    }
+
+    /// Opens the vault again, as a new process would.
+    pub fn reopen(&self) -> Vault {
+        Vault::open(self.dir(), Some(self.kind), self.keks()).expect("reopen")
+    }
+}
+
+fn get(vault: &Vault, scope: &str, key: &str, version: Option<u64>) -> Vec<u8> {
+    vault
+        .get(scope, key, version)
+        .unwrap_or_else(|e| panic!("get {scope} {key} {version:?}: {e}"))
+        .expose_secret()
+        .to_vec()
+}
+
+fn assert_not_found(result: Result<impl Sized, Error>, what: &str) {
+    match result {
+        Err(Error::NotFound { .. }) => {}
+        Err(e) => panic!("{what}: expected NotFound, got {e}"),
+        Ok(_) => panic!("{what}: expected NotFound, got a value"),
+    }
+}
+
+/// A value set is the value got, as version 1.
+pub fn set_then_get(kind: StoreKind) {
+    let fx = Fixture::new(kind);
+    let vault = fx.init();
+    assert_eq!(
+        vault.set("global", "db.password", b"hunter2").expect("set"),
+        1
+    );
+    assert_eq!(get(&vault, "global", "db.password", None), b"hunter2");
+    assert_eq!(vault.set("global", "empty", b"").expect("set empty"), 1);
+    assert_eq!(get(&vault, "global", "empty", None), b"");
+}
+
+/// Overwriting adds a version; the latest is returned by default and older ones on request.
+pub fn overwrite_keeps_versions(kind: StoreKind) {
+    let fx = Fixture::new(kind);
+    let vault = fx.init();
+    assert_eq!(vault.set("global", "k", b"one").expect("set 1"), 1);
+    assert_eq!(vault.set("global", "k", b"two").expect("set 2"), 2);
+    assert_eq!(get(&vault, "global", "k", None), b"two");
+    assert_eq!(get(&vault, "global", "k", Some(1)), b"one");
+    assert_eq!(get(&vault, "global", "k", Some(2)), b"two");
+    let listed = vault.list(None).expect("list");
+    assert_eq!(listed.len(), 1);
+    let info = &listed[0];
+    assert_eq!((info.version, info.versions), (2, 2));
+    assert!(info.created_at <= info.updated_at && info.created_at > 0);
+}
+
+/// Missing keys and missing versions are `NotFound`.
+pub fn get_missing_is_not_found(kind: StoreKind) {
+    let fx = Fixture::new(kind);
+    let vault = fx.init();
+    assert_not_found(vault.get("global", "nope", None), "missing key");
+    vault.set("global", "k", b"v").expect("set");
+    assert_not_found(vault.get("global", "k", Some(2)), "missing version");
+    assert_not_found(vault.get("global", "k", Some(0)), "version 0");
+    assert_not_found(vault.get("global", "k", Some(u64::MAX)), "version u64::MAX");
+}
+
+/// Delete removes every version; deleting again, or a missing key, is `NotFound`.
+pub fn delete_removes_all_versions(kind: StoreKind) {
+    let fx = Fixture::new(kind);
+    let vault = fx.init();
+    vault.set("global", "k", b"1").expect("set");
+    vault.set("global", "k", b"2").expect("set");
+    vault.set("global", "other", b"x").expect("set");
+    vault.delete("global", "k").expect("delete");
+    assert_not_found(vault.get("global", "k", None), "deleted key");
+    assert_not_found(vault.get("global", "k", Some(1)), "deleted version");
+    assert_not_found(vault.delete("global", "k"), "second delete");
+    assert_not_found(vault.delete("global", "never"), "delete of a missing key");
+    assert_eq!(
+        get(&vault, "global", "other", None),
+        b"x",
+        "other keys untouched"
+    );
+}
+
+/// `list` reports names and versions, ordered, filtered by scope.
+pub fn list_names_and_filters_by_scope(kind: StoreKind) {
+    let fx = Fixture::new(kind);
+    let vault = fx.init();
+    assert!(vault.list(None).expect("list empty").is_empty());
+    for (scope, key) in [
+        ("skill:deploy", "token"),
+        ("global", "b"),
+        ("global", "a"),
+        ("channel:slack:T1", "bot"),
+        ("principal:alice", "a"),
+    ] {
+        vault.set(scope, key, b"v").expect("set");
+    }
+    let all: Vec<(String, String)> = vault
+        .list(None)
+        .expect("list")
+        .into_iter()
+        .map(|s| (s.scope, s.key))
+        .collect();
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(all, sorted, "ordered by scope then key");
+    assert_eq!(all.len(), 5);
+    let global: Vec<String> = vault
+        .list(Some("global"))
+        .expect("list global")
+        .into_iter()
+        .map(|s| s.key)
+        .collect();
+    assert_eq!(global, ["a", "b"]);
+    assert!(vault.list(Some("skill:none")).expect("list").is_empty());
+    assert!(matches!(
+        vault.list(Some("bad scope")),
+        Err(Error::InvalidScope { .. })
+    ));
+}
+
+/// Deleting everything leaves an empty store.
+pub fn cleanup_to_empty(kind: StoreKind) {
+    let fx = Fixture::new(kind);
+    let vault = fx.init();
+    for i in 0..20 {
+        vault.set("global", &format!("k{i}"), b"v").expect("set");
+    }
+    assert_eq!(vault.status().expect("status").secrets, 20);
+    for info in vault.list(None).expect("list") {
+        vault.delete(&info.scope, &info.key).expect("delete");
+    }
+    assert!(vault.list(None).expect("list").is_empty());
+    assert_eq!(vault.status().expect("status").secrets, 0);
+}
+
+/// A secret's bytes (raw, hex, base64) appear in no file of the vault directory.
+pub fn no_plaintext_at_rest(kind: StoreKind) {
+    let fx = Fixture::new(kind);
+    let vault = fx.init();
+    let mut value = [0u8; 48];
+    envelope::random_bytes(&mut value).expect("random");
+    vault.set("global", "k", &value).expect("set");
+    vault.set("principal:bob", "k2", &value).expect("set");
+    let hex: String = value.iter().map(|b| format!("{b:02x}")).collect();
+    let b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(value)
+    };
+    let needles: [(&str, &[u8]); 3] = [
+        ("raw", &value),
+        ("hex", hex.as_bytes()),
+        ("base64", b64.as_bytes()),
+    ];
+    let files = files_under(fx.dir());
+    assert!(!files.is_empty() || kind == StoreKind::Memory);
+    for file in &files {
+        let bytes = std::fs::read(file).expect("read vault file");
+        for (form, needle) in needles {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "the secret's {form} bytes are in {}",
+                file.display()
+            );
+        }
+    }
+    drop(vault);
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    files
+}
+
+/// The same key in two scopes holds two secrets; changing one leaves the other.
+pub fn scopes_are_isolated(kind: StoreKind) {
+    let fx = Fixture::new(kind);
+    let vault = fx.init();
+    vault.set("global", "k", b"global").expect("set");
+    vault.set("principal:alice", "k", b"alice").expect("set");
+    vault
+        .set("channel:slack:alice", "k", b"slack")
+        .expect("set");
+    assert_eq!(get(&vault, "principal:alice", "k", None), b"alice");
+    assert_eq!(get(&vault, "channel:slack:alice", "k", None), b"slack");
+    vault.delete("global", "k").expect("delete");
+    assert_not_found(vault.get("global", "k", None), "deleted global");
+    assert_eq!(get(&vault, "principal:alice", "k", None), b"alice");
+    assert_not_found(vault.get("principal:bob", "k", None), "other principal");
+    assert_eq!(vault.set("principal:alice", "k", b"2").expect("set"), 2);
+    assert_eq!(
+        vault.set("global", "k", b"new").expect("set"),
+        1,
+        "versions are per scope"
+    );
+}
+
+/// A durable store keeps secrets and versions across a reopen; an ephemeral one starts empty.
+pub fn reopen(kind: StoreKind, durability: Durability) {
+    let fx = Fixture::new(kind);
+    let vault = fx.init();
+    vault.set("global", "k", b"one").expect("set");
+    vault.set("global", "k", b"two").expect("set");
+    drop(vault);
+    let vault = fx.reopen();
+    match durability {
+        Durability::Durable => {
+            assert_eq!(get(&vault, "global", "k", None), b"two");
+            assert_eq!(get(&vault, "global", "k", Some(1)), b"one");
+            assert_eq!(vault.set("global", "k", b"three").expect("set"), 3);
+        }
+        Durability::Ephemeral => {
+            assert!(vault.list(None).expect("list").is_empty());
+        }
+    }
+}
+
+/// A value over the limit is refused and the old value stays.
+pub fn failed_set_keeps_old_value(kind: StoreKind) {
+    let fx = Fixture::new(kind);
+    let vault = fx.init();
+    vault.set("global", "k", b"old").expect("set");
+    let too_big = vec![0u8; vault::MAX_VALUE_LEN + 1];
+    assert!(matches!(
+        vault.set("global", "k", &too_big),
+        Err(Error::ValueTooLarge { .. })
+    ));
+    assert!(matches!(
+        vault.set("global", "../k", b"x"),
+        Err(Error::InvalidKeyName { .. })
+    ));
+    assert_eq!(get(&vault, "global", "k", None), b"old");
+    assert_eq!(vault.list(None).expect("list")[0].versions, 1);
+}
+
+/// 8 threads setting and getting at once lose no write and see no torn value.
+pub fn concurrent_writers_lose_nothing(kind: StoreKind) {
+    const THREADS: usize = 8;
+    const WRITES: usize = 40;
+    let fx = Fixture::new(kind);
+    let vault = fx.init();
+    let versions: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let vault = &vault;
+                s.spawn(move || {
+                    let mut shared_versions = Vec::new();
+                    for i in 0..WRITES {
+                        let value = format!("t{t}-i{i}");
+                        vault
+                            .set("global", &format!("own-{t}"), value.as_bytes())
+                            .expect("set own");
+                        assert_eq!(
+                            get(vault, "global", &format!("own-{t}"), None),
+                            value.as_bytes()
+                        );
+                        shared_versions.push(
+                            vault
+                                .set("global", "shared", value.as_bytes())
+                                .expect("set shared"),
+                        );
+                    }
+                    shared_versions
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("writer thread"))
+            .collect()
+    });
+    let distinct: HashSet<u64> = versions.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        THREADS * WRITES,
+        "every shared write got its own version"
+    );
+    assert_eq!(distinct, (1..=(THREADS * WRITES) as u64).collect());
+    for t in 0..THREADS {
+        let key = format!("own-{t}");
+        assert_eq!(
+            get(&vault, "global", &key, None),
+            format!("t{t}-i{}", WRITES - 1).as_bytes()
+        );
+        assert_eq!(
+            get(&vault, "global", &key, Some(WRITES as u64)),
+            get(&vault, "global", &key, None)
+        );
+    }
+    let mut seen: HashSet<Vec<u8>> = HashSet::new();
+    for v in 1..=(THREADS * WRITES) as u64 {
+        assert!(
+            seen.insert(get(&vault, "global", "shared", Some(v))),
+            "version {v} duplicated"
+        );
+    }
+}
+
+/// Runs the store suite against a store kind: one `#[test]` per property.
+#[macro_export]
+macro_rules! store_suite {
+    ($name:ident, $kind:expr, durable) => {
+        $crate::store_suite!(@tests $name, $kind, $crate::store_suite::Durability::Durable);
+    };
+    ($name:ident, $kind:expr, ephemeral) => {
+        $crate::store_suite!(@tests $name, $kind, $crate::store_suite::Durability::Ephemeral);
+    };
+    (@tests $name:ident, $kind:expr, $durability:expr) => {
+        mod $name {
+            use $crate::store_suite as suite;
+            #[test] fn set_then_get() { suite::set_then_get($kind) }
+            #[test] fn overwrite_keeps_versions() { suite::overwrite_keeps_versions($kind) }
+            #[test] fn get_missing_is_not_found() { suite::get_missing_is_not_found($kind) }
+            #[test] fn delete_removes_all_versions() { suite::delete_removes_all_versions($kind) }
+            #[test] fn list_names_and_filters_by_scope() { suite::list_names_and_filters_by_scope($kind) }
+            #[test] fn cleanup_to_empty() { suite::cleanup_to_empty($kind) }
+            #[test] fn no_plaintext_at_rest() { suite::no_plaintext_at_rest($kind) }
+            #[test] fn scopes_are_isolated() { suite::scopes_are_isolated($kind) }
+            #[test] fn reopen() { suite::reopen($kind, $durability) }
+            #[test] fn failed_set_keeps_old_value() { suite::failed_set_keeps_old_value($kind) }
+            #[test] fn concurrent_writers_lose_nothing() { suite::concurrent_writers_lose_nothing($kind) }
+        }
+    };
+}
