@@ -24,7 +24,8 @@ pub fn read_secret(file: Option<&Path>, prompt: &str, max: usize) -> Result<Secr
     }
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        let mut typed = rpassword::prompt_password(prompt).map_err(Error::io("reading the prompt"))?;
+        let mut typed =
+            rpassword::prompt_password(prompt).map_err(Error::io("reading the prompt"))?;
         let secret = SecretBytes::from_slice(typed.as_bytes());
         typed.zeroize();
         return Ok(secret?);
@@ -40,14 +41,22 @@ pub fn read_public(file: Option<&Path>, max: usize) -> Result<Vec<u8>, Error> {
         Some(path) => {
             let what = format!("reading {}", path.display());
             let f = fs::File::open(path).map_err(Error::io(what.clone()))?;
-            f.take(limit).read_to_end(&mut data).map_err(Error::io(what))?;
+            f.take(limit)
+                .read_to_end(&mut data)
+                .map_err(Error::io(what))?;
         }
         None => {
-            std::io::stdin().lock().take(limit).read_to_end(&mut data).map_err(Error::io("reading stdin"))?;
+            std::io::stdin()
+                .lock()
+                .take(limit)
+                .read_to_end(&mut data)
+                .map_err(Error::io("reading stdin"))?;
         }
     }
     if data.len() > max {
-        return Err(Error::Usage(format!("input is larger than the limit of {max} bytes")));
+        return Err(Error::Usage(format!(
+            "input is larger than the limit of {max} bytes"
+        )));
     }
     Ok(data)
 }
@@ -61,12 +70,19 @@ pub fn write_output(file: Option<&Path>, bytes: &[u8]) -> Result<(), Error> {
         return out.flush().map_err(Error::io("writing stdout"));
     };
     let what = format!("writing {}", path.display());
-    let file_name = path.file_name().ok_or_else(|| Error::Usage(format!("{} is not a file path", path.display())))?;
+    let file_name = path
+        .file_name()
+        .ok_or_else(|| Error::Usage(format!("{} is not a file path", path.display())))?;
     let mut tmp_name = file_name.to_os_string();
     tmp_name.push(".tmp");
     let tmp = path.with_file_name(tmp_name);
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         fs::rename(&tmp, path)

@@ -29,7 +29,11 @@ pub fn vault_dir(cli: &Cli) -> Result<PathBuf, Error> {
 pub fn open_vault(cli: &Cli) -> Result<Vault, Error> {
     let dir = vault_dir(cli)?;
     let uris = if cli.keks.is_empty() {
-        Vault::read_marker(&dir)?.keks.into_iter().map(|k| k.uri).collect()
+        Vault::read_marker(&dir)?
+            .keks
+            .into_iter()
+            .map(|k| k.uri)
+            .collect()
     } else {
         cli.keks.clone()
     };
@@ -38,7 +42,10 @@ pub fn open_vault(cli: &Cli) -> Result<Vault, Error> {
     let mut failures = Vec::new();
     for uri in &uris {
         match kek_providers::open(uri, &env) {
-            Ok(built) => keks.push(Kek { uri: built.uri, provider: built.provider }),
+            Ok(built) => keks.push(Kek {
+                uri: built.uri,
+                provider: built.provider,
+            }),
             Err(e) => failures.push(e),
         }
     }

@@ -25,23 +25,39 @@ fn versions_list_and_delete() {
     let v2 = sb.ok(&["set", "principal:alice", "token"], b"two");
     assert!(stdout(&v2).contains("version 2"));
     sb.ok(&["set", "skill:deploy", "key"], b"three");
-    assert_eq!(sb.ok(&["get", "principal:alice", "token"], b"").stdout, b"two");
-    assert_eq!(sb.ok(&["get", "principal:alice", "token", "--version", "1"], b"").stdout, b"one");
+    assert_eq!(
+        sb.ok(&["get", "principal:alice", "token"], b"").stdout,
+        b"two"
+    );
+    assert_eq!(
+        sb.ok(&["get", "principal:alice", "token", "--version", "1"], b"")
+            .stdout,
+        b"one"
+    );
 
     let listed = stdout(&sb.ok(&["list", "--json"], b""));
     let rows: serde_json::Value = serde_json::from_str(&listed).expect("json");
     let rows = rows.as_array().expect("array");
     assert_eq!(rows.len(), 2);
-    let alice = rows.iter().find(|r| r["scope"] == "principal:alice").expect("alice");
+    let alice = rows
+        .iter()
+        .find(|r| r["scope"] == "principal:alice")
+        .expect("alice");
     assert_eq!(alice["key"], "token");
     assert_eq!(alice["version"], 2);
-    assert!(!listed.contains("two") && !listed.contains("three"), "list never shows values");
+    assert!(
+        !listed.contains("two") && !listed.contains("three"),
+        "list never shows values"
+    );
     let scoped = stdout(&sb.ok(&["list", "skill:deploy"], b""));
     assert!(scoped.contains("skill:deploy") && !scoped.contains("alice"));
 
     sb.ok(&["delete", "principal:alice", "token"], b"");
     assert_fails_with(&sb.run(&["get", "principal:alice", "token"]), "not found");
-    assert_fails_with(&sb.run(&["delete", "principal:alice", "token"]), "not found");
+    assert_fails_with(
+        &sb.run(&["delete", "principal:alice", "token"]),
+        "not found",
+    );
 }
 
 #[test]
@@ -51,8 +67,14 @@ fn set_from_file() {
     let value_file = sb.path("value.bin");
     std::fs::write(&value_file, b"from a file\n").expect("write");
     let path = value_file.display().to_string();
-    sb.ok(&["set", "channel:slack:ops", "webhook", "--from-file", &path], b"");
-    assert_eq!(sb.ok(&["get", "channel:slack:ops", "webhook"], b"").stdout, b"from a file\n");
+    sb.ok(
+        &["set", "channel:slack:ops", "webhook", "--from-file", &path],
+        b"",
+    );
+    assert_eq!(
+        sb.ok(&["get", "channel:slack:ops", "webhook"], b"").stdout,
+        b"from a file\n"
+    );
 }
 
 #[test]
@@ -72,7 +94,10 @@ fn seal_and_open_caller_data_binary_and_json() {
     let out = out_file.display().to_string();
     sb.ok(&["seal", "--out", &out], b"to a file");
     assert_eq!(sb.ok(&["open", "--in", &out], b"").stdout, b"to a file");
-    assert_fails_with(&sb.run_with_input(&["open", "--context", "other"], &sealed.stdout), "");
+    assert_fails_with(
+        &sb.run_with_input(&["open", "--context", "other"], &sealed.stdout),
+        "",
+    );
 }
 
 #[test]
@@ -83,7 +108,10 @@ fn status_reports_store_kek_and_count() {
     let status = stdout(&sb.ok(&["status"], b""));
     assert!(status.contains("store:   sqlite"), "{status}");
     assert!(status.contains("secrets: 1"), "{status}");
-    assert!(status.contains("kek:     file:") && status.contains("health ok"), "{status}");
+    assert!(
+        status.contains("kek:     file:") && status.contains("health ok"),
+        "{status}"
+    );
 }
 
 #[test]

@@ -66,20 +66,38 @@ fn sigkill_during_a_stream_of_sets_loses_no_acknowledged_write() {
             killed += 1;
             None
         };
-        writes.push(Write_ { key, value, acked_version });
+        writes.push(Write_ {
+            key,
+            value,
+            acked_version,
+        });
     }
     assert!(killed > 100, "the experiment killed only {killed} writes");
     assert!(WRITES - killed > 100, "too few writes were acknowledged");
 
     let dir = sb.vault_dir();
     let built = kek_providers::open(&uri, &KekEnv { vault_dir: &dir }).expect("kek");
-    let vault = Vault::open(&dir, None, vec![Kek { uri: built.uri, provider: built.provider }])
-        .expect("the vault opens after the kills");
+    let vault = Vault::open(
+        &dir,
+        None,
+        vec![Kek {
+            uri: built.uri,
+            provider: built.provider,
+        }],
+    )
+    .expect("the vault opens after the kills");
 
     for w in &writes {
         if let Some(version) = w.acked_version {
-            let got = vault.get("global", &w.key, Some(version)).expect("acknowledged write present");
-            assert_eq!(got.expose_secret(), &w.value[..], "{} version {version}", w.key);
+            let got = vault
+                .get("global", &w.key, Some(version))
+                .expect("acknowledged write present");
+            assert_eq!(
+                got.expose_secret(),
+                &w.value[..],
+                "{} version {version}",
+                w.key
+            );
         }
     }
     // The latest value of each key is the last acknowledged write or a later, killed
@@ -90,9 +108,14 @@ fn sigkill_during_a_stream_of_sets_loses_no_acknowledged_write() {
     }
     for (key, ws) in by_key {
         let latest = vault.get("global", key, None).expect("latest");
-        let last_acked = ws.iter().rposition(|w| w.acked_version.is_some()).unwrap_or(0);
+        let last_acked = ws
+            .iter()
+            .rposition(|w| w.acked_version.is_some())
+            .unwrap_or(0);
         assert!(
-            ws[last_acked..].iter().any(|w| w.value == latest.expose_secret()),
+            ws[last_acked..]
+                .iter()
+                .any(|w| w.value == latest.expose_secret()),
             "{key} holds a value older than its last acknowledged write"
         );
     }

@@ -33,7 +33,12 @@ fn bad_scope_and_key_names() {
         ("global", &"k".repeat(200)),
     ] {
         let out = sb.run_with_input(&["set", scope, key], b"v");
-        assert_eq!(out.status.code(), Some(1), "{scope:?} {key:?}: {}", stderr(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{scope:?} {key:?}: {}",
+            stderr(&out)
+        );
         assert!(!stderr(&out).contains("panicked"));
     }
     let listed = sb.ok(&["list", "--json"], b"");
@@ -61,7 +66,10 @@ fn wrong_kek_and_missing_kek() {
     // Create a different key file through a second vault.
     let sb2 = Sandbox::new();
     sb2.ok(&["init", "--kek", &other], b"");
-    assert_fails_with(&sb.run(&["--kek", &other, "get", "global", "k"]), "not one of this vault's KEKs");
+    assert_fails_with(
+        &sb.run(&["--kek", &other, "get", "global", "k"]),
+        "not one of this vault's KEKs",
+    );
     std::fs::remove_file(sb.path("keys/kek.key")).expect("remove key");
     assert_fails_with(&sb.run(&["get", "global", "k"]), "kek.key");
 }
@@ -70,7 +78,11 @@ fn wrong_kek_and_missing_kek() {
 fn wrong_passphrase() {
     let sb = Sandbox::new();
     let uri = "passphrase:env=TEST_VAULT_PASSPHRASE;m=8192;t=1;p=1";
-    let out = sb.cmd(&["init", "--kek", uri]).env("TEST_VAULT_PASSPHRASE", "correct horse").output().expect("run");
+    let out = sb
+        .cmd(&["init", "--kek", uri])
+        .env("TEST_VAULT_PASSPHRASE", "correct horse")
+        .output()
+        .expect("run");
     assert!(out.status.success(), "{}", stderr(&out));
     let mut cmd = sb.cmd(&["set", "global", "k"]);
     cmd.env("TEST_VAULT_PASSPHRASE", "correct horse");
@@ -79,7 +91,10 @@ fn wrong_passphrase() {
     cmd.env("TEST_VAULT_PASSPHRASE", "wrong staple");
     let out = common::run(cmd, b"");
     assert_fails_with(&out, "wrong passphrase");
-    assert!(!stderr(&out).contains("wrong staple"), "the passphrase is never echoed");
+    assert!(
+        !stderr(&out).contains("wrong staple"),
+        "the passphrase is never echoed"
+    );
     let out = common::run(sb.cmd(&["get", "global", "k"]), b"");
     assert_fails_with(&out, "TEST_VAULT_PASSPHRASE");
 }
@@ -95,7 +110,10 @@ fn tampered_truncated_and_oversized_envelopes() {
     flipped[last] ^= 1;
     assert_fails_with(&sb.run_with_input(&["open"], &flipped), "tampered");
 
-    assert_fails_with(&sb.run_with_input(&["open"], &sealed[..sealed.len() - 3]), "truncated");
+    assert_fails_with(
+        &sb.run_with_input(&["open"], &sealed[..sealed.len() - 3]),
+        "truncated",
+    );
 
     let mut oversized = sealed.clone();
     // The 4-byte ciphertext length sits just before the ciphertext: claim 1 GiB.
@@ -107,7 +125,10 @@ fn tampered_truncated_and_oversized_envelopes() {
     trailing.push(0);
     assert_fails_with(&sb.run_with_input(&["open"], &trailing), "unexpected bytes");
 
-    assert_fails_with(&sb.run_with_input(&["open"], b"not an envelope"), "not a vault envelope");
+    assert_fails_with(
+        &sb.run_with_input(&["open"], b"not an envelope"),
+        "not a vault envelope",
+    );
     assert_fails_with(&sb.run_with_input(&["open"], b"{\"format\": 1}"), "JSON");
 }
 
@@ -143,6 +164,10 @@ fn secret_values_never_appear_in_output_or_errors() {
     outputs.push(sb.run_with_input(&["set", "global", "../x"], secret));
     for out in outputs {
         let all = [out.stdout, out.stderr].concat();
-        assert!(!all.windows(secret.len()).any(|w| w == secret), "value leaked: {}", String::from_utf8_lossy(&all));
+        assert!(
+            !all.windows(secret.len()).any(|w| w == secret),
+            "value leaked: {}",
+            String::from_utf8_lossy(&all)
+        );
     }
 }

@@ -32,15 +32,26 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
     let mut keks = Vec::new();
     for uri in &uris {
         let built = kek_providers::create(uri, &env)?;
-        keks.push(Kek { uri: built.uri, provider: built.provider });
+        keks.push(Kek {
+            uri: built.uri,
+            provider: built.provider,
+        });
     }
-    let described: Vec<String> =
-        keks.iter().map(|k| format!("{} ({})", k.provider.id(), k.uri)).collect();
+    let described: Vec<String> = keks
+        .iter()
+        .map(|k| format!("{} ({})", k.provider.id(), k.uri))
+        .collect();
     let vault = Vault::init(&dir, store, keks)?;
     println!("initialised vault at {}", vault.dir().display());
     println!("store: {store}");
     for kek in &described {
         println!("kek: {kek}");
+    }
+    if store == StoreKind::Memory {
+        eprintln!(
+            "note: the memory store keeps secrets only for the life of one process; \
+             each vaultctl command starts empty. Use it for tests."
+        );
     }
     if default_kek {
         eprintln!(
@@ -58,10 +69,15 @@ fn default_file_kek_uri() -> Result<String, Error> {
     let config = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .ok_or_else(|| Error::Usage("no home directory for the default key file: pass --kek file:PATH".into()))?;
+        .ok_or_else(|| {
+            Error::Usage("no home directory for the default key file: pass --kek file:PATH".into())
+        })?;
     let mut id = [0u8; 6];
     envelope::random_bytes(&mut id)?;
     let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
-    let path = config.join("vault").join("keys").join(format!("kek-{hex}.key"));
+    let path = config
+        .join("vault")
+        .join("keys")
+        .join(format!("kek-{hex}.key"));
     Ok(format!("file:{}", path.display()))
 }

@@ -45,9 +45,15 @@ pub fn list(cli: &Cli, args: &ListArgs) -> Result<(), Error> {
         println!("{}", serde_json::Value::Array(rows));
         return Ok(());
     }
-    println!("{:<32} {:<32} {:>7} {:>20}", "SCOPE", "KEY", "VERSION", "UPDATED (unix ms)");
+    println!(
+        "{:<32} {:<32} {:>7} {:>20}",
+        "SCOPE", "KEY", "VERSION", "UPDATED (unix ms)"
+    );
     for s in &secrets {
-        println!("{:<32} {:<32} {:>7} {:>20}", s.scope, s.key, s.version, s.updated_at);
+        println!(
+            "{:<32} {:<32} {:>7} {:>20}",
+            s.scope, s.key, s.version, s.updated_at
+        );
     }
     Ok(())
 }

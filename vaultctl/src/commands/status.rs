@@ -26,7 +26,11 @@ fn assurance_text(a: &Assurance) -> String {
             parts.push(name);
         }
     }
-    if parts.is_empty() { "software".into() } else { parts.join(", ") }
+    if parts.is_empty() {
+        "software".into()
+    } else {
+        parts.join(", ")
+    }
 }
 
 pub fn run(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
@@ -55,10 +59,21 @@ pub fn run(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
     println!("store:   {}", status.store);
     println!("secrets: {}", status.secrets);
     for k in &status.keks {
-        println!("kek:     {} ({}) health {}; {}", k.id, k.uri, health_text(&k.health), assurance_text(&k.assurance));
+        println!(
+            "kek:     {} ({}) health {}; {}",
+            k.id,
+            k.uri,
+            health_text(&k.health),
+            assurance_text(&k.assurance)
+        );
     }
-    let locking = if mem.unlocked_bytes == 0 { "locked".to_string() } else {
-        format!("{} bytes could not be locked (raise ulimit -l)", mem.unlocked_bytes)
+    let locking = if mem.unlocked_bytes == 0 {
+        "locked".to_string()
+    } else {
+        format!(
+            "{} bytes could not be locked (raise ulimit -l)",
+            mem.unlocked_bytes
+        )
     };
     println!("memory:  secret memory {locking}");
     Ok(())

@@ -15,7 +15,11 @@ pub fn seal(cli: &Cli, args: &SealArgs) -> Result<(), Error> {
         ));
     }
     let vault = open_vault(cli)?;
-    let data = read_secret(io.input.as_deref(), "Data to seal (not echoed): ", MAX_PAYLOAD_LEN)?;
+    let data = read_secret(
+        io.input.as_deref(),
+        "Data to seal (not echoed): ",
+        MAX_PAYLOAD_LEN,
+    )?;
     let sealed = vault.seal_data(&io.context, data.expose_secret())?;
     if args.json {
         let mut text = envelope::to_json(&sealed)?;

@@ -14,7 +14,9 @@ pub struct Sandbox {
 
 impl Sandbox {
     pub fn new() -> Self {
-        Self { root: tempfile::tempdir().expect("tempdir") }
+        Self {
+            root: tempfile::tempdir().expect("tempdir"),
+        }
     }
 
     pub fn vault_dir(&self) -> PathBuf {
@@ -68,7 +70,12 @@ pub fn run(mut cmd: Command, stdin: &[u8]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn vaultctl");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
     child.wait_with_output().expect("wait vaultctl")
 }
 
@@ -81,7 +88,11 @@ pub fn stdout(out: &Output) -> String {
 }
 
 pub fn assert_success(out: &Output, args: &[&str]) {
-    assert!(out.status.success(), "vaultctl {args:?} failed: {}", stderr(out));
+    assert!(
+        out.status.success(),
+        "vaultctl {args:?} failed: {}",
+        stderr(out)
+    );
 }
 
 /// Asserts exit code 1, an error message containing `needle`, and no panic.
@@ -99,7 +110,11 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).expect("read_dir").flatten() {
             let p = entry.path();
-            if p.is_dir() { stack.push(p) } else { out.push(p) }
+            if p.is_dir() {
+                stack.push(p)
+            } else {
+                out.push(p)
+            }
         }
     }
     out
