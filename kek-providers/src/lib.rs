@@ -1,1 +1,57 @@
+//! KEK providers and the registry that builds them from KEK URIs.
+//!
+//! Built in: `file:<path>` (a key file) and `passphrase:<source>[;m=KIB][;t=N][;p=N][;label=L]`
+//! (Argon2id). `pkcs11:`, `tpm2:`, `yubikey:` and `keyring:` URIs parse in every build and
+//! answer with the cargo feature that adds their provider.
+//!
+//! [`create`] makes new key material (vault init); [`open`] opens it again from the
+//! canonical URI in [`BuiltKek::uri`].
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod durable_file;
+mod error;
+mod file;
+mod passphrase;
+mod registry;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use envelope::KekProvider;
+
+pub use error::Error;
+pub use passphrase::{MAX_PASSPHRASE_LEN, SecretSource};
+pub use registry::MAX_URI_LEN;
+
+/// Where providers keep their state (the passphrase KEK's parameter file).
+#[derive(Debug, Clone, Copy)]
+pub struct KekEnv<'a> {
+    /// The vault directory.
+    pub vault_dir: &'a Path,
+}
+
+/// A provider built from a URI, with the canonical URI that opens it again.
+#[derive(Debug, Clone)]
+pub struct BuiltKek {
+    /// The canonical URI, to pin in the vault marker; [`open`] of it gives the same KEK.
+    pub uri: String,
+    /// The provider.
+    pub provider: Arc<dyn KekProvider>,
+}
+
+/// Creates new key material for `uri` (at vault init); refuses to replace existing material.
+pub fn create(uri: &str, env: &KekEnv<'_>) -> Result<BuiltKek, Error> {
+    registry::KekSpec::parse(uri)?.create(env.vault_dir)
+}
+
+/// Opens the existing key material named by `uri`.
+pub fn open(uri: &str, env: &KekEnv<'_>) -> Result<BuiltKek, Error> {
+    registry::KekSpec::parse(uri)?.open(env.vault_dir)
+}
+
+/// Checks that `uri` is a well-formed KEK URI of a provider built into this binary, without
+/// touching files, devices or the environment (to validate configuration up front).
+pub fn check_uri(uri: &str) -> Result<(), Error> {
+    registry::KekSpec::parse(uri).map(|_| ())
+}

@@ -1,0 +1,240 @@
+//! The crate's error type. Its `Display` is shown to users as is (vaultctl prints it), so each
+//! message says what went wrong and what to do next, and none contains key bytes or a
+//! passphrase.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong parsing a KEK URI or creating or opening a KEK.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The KEK URI is longer than the parser accepts.
+    #[error("KEK URI is {len} bytes long, over the limit of {max}")]
+    UriTooLong {
+        /// The URI's length.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
+    /// The KEK URI is malformed; the reason says how.
+    #[error("invalid KEK URI: {reason}")]
+    InvalidUri {
+        /// What is wrong, with an example of the right form.
+        reason: String,
+    },
+    /// The URI names a KEK kind this crate does not know.
+    #[error("unknown KEK kind {kind:?}; known kinds: {known}")]
+    UnknownKind {
+        /// The kind as given (shortened if long).
+        kind: String,
+        /// The kinds this crate knows.
+        known: &'static str,
+    },
+    /// The URI names a known KEK kind whose provider was not compiled into this binary.
+    #[error("KEK kind {kind} is not built into this binary; rebuild with --features {feature}")]
+    FeatureNotBuilt {
+        /// The kind, e.g. `pkcs11`.
+        kind: &'static str,
+        /// The cargo feature that builds it.
+        feature: &'static str,
+    },
+    /// The provider's feature is enabled but the provider is not written yet.
+    #[error("KEK kind {kind} is enabled in this build but not implemented yet")]
+    NotImplemented {
+        /// The kind, e.g. `pkcs11`.
+        kind: &'static str,
+    },
+    /// A URI parameter is not one the KEK kind takes.
+    #[error("unknown {kind} KEK parameter {name:?}; it takes {known}")]
+    UnknownParameter {
+        /// The KEK kind.
+        kind: &'static str,
+        /// The parameter's name (shortened if long).
+        name: String,
+        /// The parameters it takes.
+        known: &'static str,
+    },
+    /// A URI parameter is given twice.
+    #[error("KEK parameter {name} is given twice; give it once")]
+    DuplicateParameter {
+        /// The parameter's name.
+        name: &'static str,
+    },
+    /// A URI parameter's value is outside its domain.
+    #[error("KEK parameter {name} is invalid: {reason}")]
+    InvalidParameter {
+        /// The parameter's name.
+        name: &'static str,
+        /// What is allowed.
+        reason: String,
+    },
+    /// `create` was asked for a key file that already exists.
+    #[error(
+        "KEK key file {} already exists; use it with `open` (an existing vault), or pass another path to create a new key",
+        path.display()
+    )]
+    KeyFileExists {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// `open` was asked for a key file that does not exist.
+    #[error(
+        "KEK key file {} does not exist: restore it from your backup or pass the right --kek",
+        path.display()
+    )]
+    KeyFileMissing {
+        /// The key file.
+        path: PathBuf,
+    },
+    /// The key file can be read by group or others.
+    #[error(
+        "KEK key file {} is readable by others (mode {mode:03o}); run `chmod 600 {}` and check who copied it",
+        path.display(), path.display()
+    )]
+    KeyFilePermissions {
+        /// The key file.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The key file is not a key file of this provider.
+    #[error("KEK key file {} is not a vault key file: {reason}", path.display())]
+    KeyFileInvalid {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `create` found the passphrase KEK's parameter file already there.
+    #[error(
+        "passphrase KEK file {} already exists; open that KEK, or pick another label=",
+        path.display()
+    )]
+    ParamsFileExists {
+        /// The parameter file.
+        path: PathBuf,
+    },
+    /// `open` found no parameter file for the passphrase KEK.
+    #[error(
+        "passphrase KEK file {} does not exist; the vault directory may be wrong (pass --vault) or the label may be wrong",
+        path.display()
+    )]
+    ParamsFileMissing {
+        /// The parameter file it looked for.
+        path: PathBuf,
+    },
+    /// The passphrase KEK's parameter file cannot be used.
+    #[error("passphrase KEK file {} is invalid: {reason}", path.display())]
+    ParamsFileInvalid {
+        /// The parameter file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The URI's Argon2 parameters differ from the ones the KEK was created with.
+    #[error(
+        "passphrase KEK {label} was created with {name}={stored}, but the URI says {name}={given}; drop {name}= from the URI"
+    )]
+    ParamsContradict {
+        /// The KEK label.
+        label: String,
+        /// The parameter.
+        name: &'static str,
+        /// The value in the parameter file.
+        stored: u32,
+        /// The value in the URI.
+        given: u32,
+    },
+    /// The URI gives no label and the vault directory holds no single passphrase KEK.
+    #[error("{reason}; add ;label=L to the passphrase KEK URI")]
+    LabelNeeded {
+        /// Why the label cannot be guessed.
+        reason: String,
+    },
+    /// The passphrase does not derive the key the KEK was created with.
+    #[error("wrong passphrase from {source_name} for KEK {kek}")]
+    WrongPassphrase {
+        /// Where the passphrase came from (e.g. `env VAULT_PASSPHRASE`), never its value.
+        source_name: String,
+        /// The KEK's id.
+        kek: String,
+    },
+    /// The environment variable holding the passphrase is not set.
+    #[error("environment variable {name} is not set; set it to the passphrase")]
+    EnvVarUnset {
+        /// The variable.
+        name: String,
+    },
+    /// The passphrase file cannot be found.
+    #[error("passphrase file {} does not exist; create it or pass another file=", path.display())]
+    PassphraseFileMissing {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The passphrase is empty.
+    #[error("the passphrase from {source_name} is empty")]
+    EmptyPassphrase {
+        /// Where it came from.
+        source_name: String,
+    },
+    /// The passphrase is longer than accepted.
+    #[error("the passphrase from {source_name} is longer than {max} bytes")]
+    PassphraseTooLong {
+        /// Where it came from.
+        source_name: String,
+        /// The bound.
+        max: usize,
+    },
+    /// The two passphrases typed at creation differ.
+    #[error("the two passphrases differ; run the command again")]
+    PassphrasesDiffer,
+    /// A prompt was needed but stdin is not a terminal.
+    #[error(
+        "cannot prompt for the passphrase: stdin is not a terminal; use passphrase:env=NAME or passphrase:file=PATH"
+    )]
+    NoTerminal,
+    /// Argon2 refused the parameters or failed.
+    #[error("deriving the key from the passphrase failed: {reason}")]
+    KeyDerivation {
+        /// Argon2's reason.
+        reason: String,
+    },
+    /// A file operation failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done, e.g. `reading`.
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Secret memory, randomness or the KEK id failed in the envelope crate.
+    #[error(transparent)]
+    Envelope(#[from] envelope::Error),
+}
+
+impl Error {
+    /// A closure mapping an I/O error on `path` while doing `action`.
+    pub(crate) fn io(
+        action: &'static str,
+        path: &std::path::Path,
+    ) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.to_path_buf();
+        move |source| Self::Io {
+            action,
+            path,
+            source,
+        }
+    }
+}
+
+/// `text` shortened to `max` characters for an error message, so a mistyped URI echoes back
+/// recognisably without an unbounded (or multi-line) message.
+pub(crate) fn shorten(text: &str, max: usize) -> String {
+    let mut out: String = text.chars().take(max).collect();
+    if text.chars().nth(max).is_some() {
+        out.push_str("...");
+    }
+    out
+}
