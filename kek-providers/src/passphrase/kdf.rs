@@ -43,7 +43,7 @@ impl KdfParams {
         p: 1,
     };
 
-    /// Refuses costs outside the accepted bounds; `name` says which parameter is wrong.
+    /// Refuses costs outside the accepted bounds, naming the parameter that is out.
     pub(crate) fn check(&self) -> Result<(), Error> {
         check_m(self.m_kib)?;
         check_t(self.t)?;
@@ -80,6 +80,8 @@ pub(crate) fn verify(key: &Dek, expected: &[u8]) -> bool {
     hmac::verify(&hmac_key(key), VERIFIER_MESSAGE, expected).is_ok()
 }
 
+/// ring keeps the HMAC pad states derived from the key, not the key itself, and only for
+/// the one call.
 fn hmac_key(key: &Dek) -> hmac::Key {
     hmac::Key::new(hmac::HMAC_SHA256, key.expose_secret())
 }

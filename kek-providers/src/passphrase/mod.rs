@@ -4,6 +4,8 @@
 //!
 //! URI: `passphrase:<source>[;m=KIB][;t=N][;p=N][;label=L]` with source `env=NAME`,
 //! `file=PATH` or `prompt`; the canonical form is `passphrase:<source>;label=<label>`.
+//! Without `label=`, `create` picks a random label and `open` uses the only passphrase KEK
+//! in the vault directory.
 
 mod create;
 mod kdf;
