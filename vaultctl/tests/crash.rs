@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::io::Write;
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::Sandbox;
 use kek_providers::KekEnv;
@@ -33,11 +33,26 @@ struct Write_ {
     acked_version: Option<u64>,
 }
 
+/// The median wall time of an uninterrupted `set` on this machine, in microseconds, so
+/// that kills land inside the process's life however fast or slow the machine is.
+fn typical_set_duration_us(sb: &Sandbox) -> u64 {
+    let mut samples: Vec<u64> = (0..15)
+        .map(|i| {
+            let start = Instant::now();
+            sb.ok(&["set", "global", &format!("calibrate-{i}")], b"v");
+            start.elapsed().as_micros() as u64
+        })
+        .collect();
+    samples.sort_unstable();
+    samples[samples.len() / 2].max(1)
+}
+
 #[test]
 fn sigkill_during_a_stream_of_sets_loses_no_acknowledged_write() {
     let sb = Sandbox::new();
     let uri = sb.init_file_kek();
     let mut timings = Timings(0x9E37_79B9_7F4A_7C15);
+    let lifetime_us = typical_set_duration_us(&sb);
     let mut writes = Vec::with_capacity(WRITES);
     let mut killed = 0;
     for i in 0..WRITES {
@@ -54,7 +69,8 @@ fn sigkill_during_a_stream_of_sets_loses_no_acknowledged_write() {
         let _ = child.stdin.take().expect("stdin").write_all(&value);
         let roll = timings.next();
         if roll % 3 == 0 {
-            std::thread::sleep(Duration::from_micros(roll % 25_000));
+            // Anywhere in the process's life: start-up, sealing, the commit, or just after it.
+            std::thread::sleep(Duration::from_micros(roll % lifetime_us));
             let _ = child.kill(); // SIGKILL
         }
         let out = child.wait_with_output().expect("wait");
@@ -72,6 +88,7 @@ fn sigkill_during_a_stream_of_sets_loses_no_acknowledged_write() {
             acked_version,
         });
     }
+    eprintln!("{killed} of {WRITES} sets were killed (median set: {lifetime_us} us)");
     assert!(killed > 100, "the experiment killed only {killed} writes");
     assert!(WRITES - killed > 100, "too few writes were acknowledged");
 
@@ -119,5 +136,9 @@ fn sigkill_during_a_stream_of_sets_loses_no_acknowledged_write() {
             "{key} holds a value older than its last acknowledged write"
         );
     }
-    assert_eq!(vault.list(None).expect("list").len(), KEYS);
+    assert_eq!(
+        vault.list(None).expect("list").len(),
+        KEYS + 15,
+        "the written keys and the calibration keys"
+    );
 }
