@@ -171,3 +171,52 @@ fn secret_values_never_appear_in_output_or_errors() {
         );
     }
 }
+
+#[test]
+fn a_stanza_swapped_between_envelopes_is_refused() {
+    let sb = Sandbox::new();
+    sb.init_file_kek();
+    let data = b"same length data";
+    let a = sb.ok(&["seal"], data).stdout;
+    let b = sb.ok(&["seal"], data).stdout;
+    // Both envelopes have one stanza of the same KEK, so their headers have the same length.
+    let header_len = a.len() - (4 + data.len() + 16);
+    let swapped = [&a[..header_len], &b[header_len..]].concat();
+    assert_fails_with(&sb.run_with_input(&["open"], &swapped), "tampered");
+    assert_eq!(
+        sb.ok(&["open"], &a).stdout,
+        data,
+        "the originals still open"
+    );
+}
+
+#[test]
+fn a_stored_envelope_moved_to_another_key_scope_or_version_is_refused() {
+    let sb = Sandbox::new();
+    sb.init_file_kek();
+    sb.ok(&["set", "global", "k"], b"the value");
+    let db = rusqlite::Connection::open(sb.vault_dir().join("secrets.db")).expect("open db");
+    let mut moved = |change: &str| {
+        let copied = db
+            .execute(
+                &format!(
+                    "INSERT INTO secrets (scope, key, version, envelope, written_at)
+                     SELECT {change}, envelope, written_at FROM secrets
+                     WHERE scope = 'global' AND key = 'k' AND version = 1"
+                ),
+                [],
+            )
+            .expect("copy the envelope");
+        assert_eq!(copied, 1);
+    };
+    moved("'global', 'other', 1");
+    assert_fails_with(&sb.run(&["get", "global", "other"]), "tampered");
+    moved("'principal:mallory', 'k', 1");
+    assert_fails_with(&sb.run(&["get", "principal:mallory", "k"]), "tampered");
+    moved("'global', 'k', 2");
+    assert_fails_with(&sb.run(&["get", "global", "k"]), "tampered");
+    assert_eq!(
+        sb.ok(&["get", "global", "k", "--version", "1"], b"").stdout,
+        b"the value"
+    );
+}
