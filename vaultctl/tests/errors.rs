@@ -196,7 +196,7 @@ fn a_stored_envelope_moved_to_another_key_scope_or_version_is_refused() {
     sb.init_file_kek();
     sb.ok(&["set", "global", "k"], b"the value");
     let db = rusqlite::Connection::open(sb.vault_dir().join("secrets.db")).expect("open db");
-    let mut moved = |change: &str| {
+    let moved = |change: &str| {
         let copied = db
             .execute(
                 &format!(
