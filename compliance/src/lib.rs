@@ -5,5 +5,4 @@
 pub mod kek_suite;
 pub mod store_suite;
 
-#[doc(hidden)]
-pub use tempfile as __tempfile;
+pub use store_suite::files_below;

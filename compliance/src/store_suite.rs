@@ -211,7 +211,7 @@ pub fn no_plaintext_at_rest(kind: StoreKind) {
         ("hex", hex.as_bytes()),
         ("base64", b64.as_bytes()),
     ];
-    let files = files_under(fx.dir());
+    let files = files_below(fx.dir());
     assert!(!files.is_empty() || kind == StoreKind::Memory);
     for file in &files {
         let bytes = std::fs::read(file).expect("read vault file");
@@ -226,7 +226,8 @@ pub fn no_plaintext_at_rest(kind: StoreKind) {
     drop(vault);
 }
 
-fn files_under(dir: &Path) -> Vec<PathBuf> {
+/// Every regular file below `dir` (for checks of what lands on disk).
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {

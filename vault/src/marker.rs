@@ -1,10 +1,10 @@
 //! `vault.json`: what a vault directory pins at init (store kind, KEKs) and the canary that
 //! proves at open time that the KEKs given are the right ones.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, Permissions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -102,32 +102,39 @@ impl Marker {
         })
     }
 
-    /// Writes the marker atomically: a crash leaves either no marker or the whole one.
+    /// Writes the marker of a new vault in `dir`.
     pub(crate) fn write_new(&self, dir: &Path) -> Result<(), Error> {
         let path = dir.join(MARKER_FILE);
         let text = serde_json::to_vec_pretty(self).map_err(|e| Error::Marker {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        write_atomically(&path, &text)
+        create_new(&path, &text, dir)
     }
 }
 
-/// Temp file (0600) + fsync + rename + fsync of the directory.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp: PathBuf = path.with_extension("tmp");
-    let what = |op: &str| format!("{op} {}", tmp.display());
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(Error::io(what("creating")))?;
-    file.write_all(bytes).map_err(Error::io(what("writing")))?;
-    file.sync_all().map_err(Error::io(what("syncing")))?;
-    std::fs::rename(&tmp, path).map_err(Error::io(format!("renaming to {}", path.display())))?;
+/// Creates `path` all or nothing, and never over an existing file: a temp file (0600) in
+/// the same directory, synced, renamed into place without replacing, then the directory
+/// synced. A crash leaves no marker or the whole one; of two concurrent `init`s one wins.
+fn create_new(path: &Path, bytes: &[u8], dir: &Path) -> Result<(), Error> {
+    let mut temp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(Error::io(format!(
+            "creating a temporary file in {}",
+            dir.display()
+        )))?;
+    temp.write_all(bytes)
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(Error::io(format!("writing {}", temp.path().display())))?;
+    temp.persist_noclobber(path)
+        .map_err(|e| match e.error.kind() {
+            ErrorKind::AlreadyExists => Error::AlreadyInitialised {
+                dir: dir.to_path_buf(),
+            },
+            _ => Error::io(format!("creating {}", path.display()))(e.error),
+        })?;
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(Error::io(format!("syncing {}", dir.display())))

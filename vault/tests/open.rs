@@ -165,3 +165,37 @@ fn transit_data_is_bound_to_its_context() {
         "{err}"
     );
 }
+
+#[test]
+fn of_concurrent_inits_exactly_one_wins() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let results: Vec<(Kek, Result<Vault, Error>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let dir = dir.path();
+                s.spawn(move || {
+                    let k = kek(&format!("k{i}"));
+                    (k.clone(), Vault::init(dir, StoreKind::Sqlite, vec![k]))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    let winners: Vec<&Kek> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one init succeeds");
+    for (_, r) in &results {
+        if let Err(e) = r {
+            assert!(matches!(e, Error::AlreadyInitialised { .. }), "{e}");
+        }
+    }
+    let vault =
+        Vault::open(dir.path(), None, vec![winners[0].clone()]).expect("the winner's KEK opens it");
+    vault.set("global", "k", b"v").expect("set");
+}

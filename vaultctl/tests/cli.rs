@@ -2,7 +2,8 @@
 
 mod common;
 
-use common::{Sandbox, assert_fails_with, files_below, stdout};
+use common::{Sandbox, assert_fails_with, stdout};
+use compliance::files_below;
 
 #[test]
 fn default_init_stores_and_reads_back_a_secret() {
