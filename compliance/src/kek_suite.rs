@@ -292,7 +292,7 @@ pub fn seal_then_open_after_reopen(
 /// new instance), `other` makes a different KEK, `secrets` returns the bytes that must
 /// never show in `Debug` (key file contents, passphrase).
 ///
-/// ```ignore
+/// ```text
 /// compliance::kek_suite!(file_kek,
 ///     create: |dir: &Path| -> Arc<dyn KekProvider> { ... },
 ///     reopen: |dir: &Path| -> Arc<dyn KekProvider> { ... },

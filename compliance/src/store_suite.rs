@@ -2,7 +2,7 @@
 //! that "no plaintext at rest" is checked on what really lands on disk.
 //!
 //! A store joins with one line in a test file:
-//! ```ignore
+//! ```text
 //! compliance::store_suite!(sqlite, vault::StoreKind::Sqlite, durable);
 //! compliance::store_suite!(memory, vault::StoreKind::Memory, ephemeral);
 //! ```
