@@ -188,9 +188,9 @@ pub enum Error {
     /// The two passphrases typed at creation differ.
     #[error("the two passphrases differ; run the command again")]
     PassphrasesDiffer,
-    /// A prompt was needed but stdin is not a terminal.
+    /// A prompt was needed but the process has no terminal.
     #[error(
-        "cannot prompt for the passphrase: stdin is not a terminal; use passphrase:env=NAME or passphrase:file=PATH"
+        "cannot prompt for the passphrase: there is no terminal; use passphrase:env=NAME or passphrase:file=PATH"
     )]
     NoTerminal,
     /// Argon2 refused the parameters or failed.

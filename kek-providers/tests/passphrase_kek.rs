@@ -1,7 +1,6 @@
 //! The passphrase KEK: wrong passphrases, sources, parameters, the parameter file.
 
 use std::fs;
-use std::io::IsTerminal;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -235,7 +234,9 @@ fn empty_and_oversized_passphrases_are_refused() {
 
 #[test]
 fn the_prompt_source_without_a_terminal_says_what_to_use() {
-    if std::io::stdin().is_terminal() {
+    // Where a terminal exists (a developer's shell) the prompt would wait for input; the
+    // test script runs without one, so there this test always runs.
+    if std::fs::File::open("/dev/tty").is_ok() {
         return;
     }
     let err = SecretSource::Prompt

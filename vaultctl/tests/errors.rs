@@ -220,3 +220,14 @@ fn a_stored_envelope_moved_to_another_key_scope_or_version_is_refused() {
         b"the value"
     );
 }
+
+#[test]
+fn a_bad_second_kek_uri_creates_nothing() {
+    let sb = Sandbox::new();
+    let key = sb.path("keys/first.key");
+    let first = format!("file:{}", key.display());
+    let out = sb.run(&["init", "--kek", &first, "--kek", "nosuch:thing"]);
+    assert_fails_with(&out, "nosuch");
+    assert!(!key.exists(), "the first KEK's key file was not created");
+    sb.ok(&["init", "--kek", &first], b"");
+}

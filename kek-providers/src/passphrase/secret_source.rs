@@ -1,7 +1,7 @@
 //! Where a passphrase comes from: an environment variable, a file, or the terminal.
 
 use std::fmt;
-use std::io::{ErrorKind, IsTerminal};
+use std::io::ErrorKind;
 use std::os::unix::ffi::OsStringExt;
 use std::path::PathBuf;
 
@@ -113,9 +113,10 @@ fn read_env(name: &str) -> Result<SecretBytes, Error> {
 }
 
 fn read_prompt(prompt: &str) -> Result<SecretBytes, Error> {
-    // Without a terminal the prompt would hang a CI job or read a script's input as the
-    // passphrase; say how to pass it instead.
-    if !std::io::stdin().is_terminal() {
+    // The prompt talks to the controlling terminal (/dev/tty), not stdin, so a secret piped
+    // into stdin and a prompted passphrase work together. Without a terminal (CI, services)
+    // say how to pass the passphrase instead of failing inside rpassword.
+    if !has_controlling_terminal() {
         return Err(Error::NoTerminal);
     }
     let mut typed = rpassword::prompt_password(prompt).map_err(|e| Error::Io {
@@ -126,4 +127,13 @@ fn read_prompt(prompt: &str) -> Result<SecretBytes, Error> {
     let secret = SecretBytes::from_slice(typed.as_bytes());
     typed.zeroize();
     Ok(secret?)
+}
+
+/// Whether this process has a terminal to prompt on.
+pub(crate) fn has_controlling_terminal() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/tty")
+        .is_ok()
 }

@@ -23,6 +23,11 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         (true, false) => cli.keks.clone(),
         (true, true) => vec![default_file_kek_uri()?],
     };
+    // Every URI is checked before any key material is made, so a typo in the second
+    // --kek does not leave the first one's new key file behind.
+    for uri in &uris {
+        kek_providers::check_uri(uri)?;
+    }
     DirBuilder::new()
         .recursive(true)
         .mode(0o700)
