@@ -18,6 +18,10 @@ pub struct Cli {
     #[arg(long = "kek", global = true, value_name = "URI")]
     pub keks: Vec<String>,
 
+    /// Fail instead of warning when secret memory cannot be locked (mlock).
+    #[arg(long, global = true, env = "VAULT_REQUIRE_MLOCK")]
+    pub require_mlock: bool,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

@@ -19,7 +19,12 @@ fn main() -> ExitCode {
         log::warn!("{e}");
     }
     let cli = cli::Cli::parse();
-    match commands::run(&cli) {
+    let result = if cli.require_mlock {
+        envelope::memory::require_locking().map_err(error::Error::from)
+    } else {
+        Ok(())
+    };
+    match result.and_then(|()| commands::run(&cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
