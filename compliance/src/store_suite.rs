@@ -367,6 +367,74 @@ pub fn concurrent_writers_lose_nothing(kind: StoreKind) {
     }
 }
 
+fn sealed(bytes: &[u8]) -> impl FnMut(u64) -> Result<Vec<u8>, Error> + '_ {
+    move |_| Ok(bytes.to_vec())
+}
+
+/// `scan` walks every version once, in (scope, key, version) order, page by page.
+pub fn scan_walks_every_version_in_order(kind: StoreKind) {
+    let fx = Fixture::new(kind);
+    let store = vault::open_store(kind, fx.dir()).expect("store");
+    let mut expected = Vec::new();
+    for (scope, key, versions) in [("global", "b", 3), ("global", "a", 2), ("skill:x", "a", 1)] {
+        for v in 1..=versions {
+            let envelope = format!("{scope}/{key}/{v}").into_bytes();
+            assert_eq!(
+                store.set(scope, key, &mut sealed(&envelope)).expect("set"),
+                v
+            );
+            expected.push((scope.to_owned(), key.to_owned(), v));
+        }
+    }
+    expected.sort();
+    assert_eq!(store.count_versions().expect("count"), 6);
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.scan(after.as_ref(), 4).expect("scan");
+        if page.is_empty() {
+            break;
+        }
+        for v in &page {
+            assert_eq!(
+                v.envelope,
+                format!("{}/{}/{}", v.scope, v.key, v.version).into_bytes()
+            );
+            seen.push((v.scope.clone(), v.key.clone(), v.version));
+        }
+        after = page.last().map(|v| v.position());
+    }
+    assert_eq!(seen, expected);
+}
+
+/// `replace` swaps envelopes in one batch, only where the old envelope is still there.
+pub fn replace_is_compare_and_swap(kind: StoreKind) {
+    let fx = Fixture::new(kind);
+    let store = vault::open_store(kind, fx.dir()).expect("store");
+    store.set("global", "k", &mut sealed(b"one")).expect("set");
+    store.set("global", "k", &mut sealed(b"two")).expect("set");
+    let swap = |version, old: &[u8], new: &[u8]| vault::Replacement {
+        scope: "global".into(),
+        key: "k".into(),
+        version,
+        old: old.to_vec(),
+        new: new.to_vec(),
+    };
+    let batch = [
+        swap(1, b"one", b"ONE"),
+        swap(2, b"stale", b"TWO"),
+        swap(3, b"missing", b"x"),
+    ];
+    assert_eq!(store.replace(&batch).expect("replace"), 1);
+    assert_eq!(store.get("global", "k", Some(1)).expect("get").1, b"ONE");
+    assert_eq!(store.get("global", "k", Some(2)).expect("get").1, b"two");
+    assert_eq!(
+        store.get("global", "k", None).expect("get").0,
+        2,
+        "no version was added"
+    );
+}
+
 /// Runs the store suite against a store kind: one `#[test]` per property.
 #[macro_export]
 macro_rules! store_suite {
@@ -389,6 +457,8 @@ macro_rules! store_suite {
             #[test] fn scopes_are_isolated() { suite::scopes_are_isolated($kind) }
             #[test] fn reopen() { suite::reopen($kind, $durability) }
             #[test] fn failed_set_keeps_old_value() { suite::failed_set_keeps_old_value($kind) }
+            #[test] fn scan_walks_every_version_in_order() { suite::scan_walks_every_version_in_order($kind) }
+            #[test] fn replace_is_compare_and_swap() { suite::replace_is_compare_and_swap($kind) }
             #[test] fn concurrent_writers_lose_nothing() { suite::concurrent_writers_lose_nothing($kind) }
         }
     };

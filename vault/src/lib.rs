@@ -15,5 +15,8 @@ mod vault;
 pub use error::Error;
 pub use marker::{MARKER_FILE, Marker, PinnedKek};
 pub use names::{MAX_KEY_LEN, MAX_SCOPE_COMPONENT, Scope, check_key};
-pub use store::{MemoryStore, Sealer, SecretInfo, SecretStore, SqliteStore, StoreKind};
+pub use store::{
+    MemoryStore, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, SqliteStore,
+    StoreKind, StoredVersion, open_store,
+};
 pub use vault::{Kek, KekStatus, MAX_VALUE_LEN, Status, Vault};

@@ -10,7 +10,7 @@ use envelope::{Assurance, Context, Health, KekProvider, SecretBytes};
 use crate::Error;
 use crate::marker::{Marker, PinnedKek};
 use crate::names::{Scope, check_key};
-use crate::store::{MemoryStore, SecretInfo, SecretStore, SqliteStore, StoreKind, now_ms};
+use crate::store::{SecretInfo, SecretStore, StoreKind, now_ms, open_store};
 
 /// Largest secret value `set` accepts. Secrets are credentials and keys, not files; caller
 /// data of any size up to the envelope limit goes through `seal_data`.
@@ -144,10 +144,7 @@ impl Vault {
     }
 
     fn assemble(dir: &Path, kind: StoreKind, keks: Vec<Kek>) -> Result<Self, Error> {
-        let store: Box<dyn SecretStore> = match kind {
-            StoreKind::Sqlite => Box::new(SqliteStore::open(dir)?),
-            StoreKind::Memory => Box::new(MemoryStore::new()),
-        };
+        let store = open_store(kind, dir)?;
         let providers = keks.iter().map(|k| Arc::clone(&k.provider)).collect();
         Ok(Vault {
             dir: dir.to_path_buf(),

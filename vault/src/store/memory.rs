@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{Sealer, SecretInfo, SecretStore, StoreKind, not_found, now_ms};
+use super::{
+    Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind, StoredVersion,
+    not_found, now_ms,
+};
 use crate::Error;
 
 #[derive(Debug)]
@@ -105,5 +108,50 @@ impl SecretStore for MemoryStore {
 
     fn count(&self) -> Result<u64, Error> {
         Ok(self.secrets().len() as u64)
+    }
+
+    fn count_versions(&self) -> Result<u64, Error> {
+        Ok(self.secrets().values().map(|v| v.len() as u64).sum())
+    }
+
+    fn scan(
+        &self,
+        after: Option<&ScanPosition>,
+        limit: usize,
+    ) -> Result<Vec<StoredVersion>, Error> {
+        let secrets = self.secrets();
+        let found = secrets
+            .iter()
+            .flat_map(|((scope, key), versions)| versions.iter().map(move |v| (scope, key, v)))
+            .filter(|(scope, key, v)| {
+                after.is_none_or(|a| {
+                    (scope.as_str(), key.as_str(), v.version)
+                        > (a.scope.as_str(), a.key.as_str(), a.version)
+                })
+            })
+            .take(limit)
+            .map(|(scope, key, v)| StoredVersion {
+                scope: scope.clone(),
+                key: key.clone(),
+                version: v.version,
+                envelope: v.envelope.clone(),
+            })
+            .collect();
+        Ok(found)
+    }
+
+    fn replace(&self, batch: &[Replacement]) -> Result<usize, Error> {
+        let mut secrets = self.secrets();
+        let mut replaced = 0;
+        for r in batch {
+            let stored = secrets
+                .get_mut(&(r.scope.clone(), r.key.clone()))
+                .and_then(|versions| versions.iter_mut().find(|v| v.version == r.version));
+            if let Some(v) = stored.filter(|v| v.envelope == r.old) {
+                v.envelope = r.new.clone();
+                replaced += 1;
+            }
+        }
+        Ok(replaced)
     }
 }

@@ -64,6 +64,56 @@ pub struct SecretInfo {
     pub updated_at: i64,
 }
 
+/// One stored version, as `scan` returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVersion {
+    /// The scope.
+    pub scope: String,
+    /// The key name.
+    pub key: String,
+    /// The version.
+    pub version: u64,
+    /// The envelope.
+    pub envelope: Vec<u8>,
+}
+
+impl StoredVersion {
+    /// Where a scan that stopped after this version resumes.
+    pub fn position(&self) -> ScanPosition {
+        ScanPosition {
+            scope: self.scope.clone(),
+            key: self.key.clone(),
+            version: self.version,
+        }
+    }
+}
+
+/// A place in the (scope, key, version) order of a scan: the scan resumes after it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct ScanPosition {
+    /// The scope.
+    pub scope: String,
+    /// The key name.
+    pub key: String,
+    /// The version.
+    pub version: u64,
+}
+
+/// Replace the envelope of one version, if it still holds `old`.
+#[derive(Debug, Clone)]
+pub struct Replacement {
+    /// The scope.
+    pub scope: String,
+    /// The key name.
+    pub key: String,
+    /// The version.
+    pub version: u64,
+    /// The envelope the version must still hold.
+    pub old: Vec<u8>,
+    /// Its new envelope.
+    pub new: Vec<u8>,
+}
+
 /// Produces the envelope for the version number the store assigns. The version is part of
 /// the envelope's AAD, so the store hands it to the sealer inside its write transaction.
 pub type Sealer<'a> = dyn FnMut(u64) -> Result<Vec<u8>, Error> + 'a;
@@ -89,6 +139,26 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
 
     /// How many secrets (not versions) the store holds.
     fn count(&self) -> Result<u64, Error>;
+
+    /// How many versions the store holds.
+    fn count_versions(&self) -> Result<u64, Error>;
+
+    /// Up to `limit` stored versions after `after` (from the start if `None`), in
+    /// (scope, key, version) order. Used by rewrap, which walks every envelope.
+    fn scan(&self, after: Option<&ScanPosition>, limit: usize)
+    -> Result<Vec<StoredVersion>, Error>;
+
+    /// Applies `batch` in one durable transaction, skipping versions whose envelope is no
+    /// longer `old` (deleted or changed meanwhile); returns how many were replaced.
+    fn replace(&self, batch: &[Replacement]) -> Result<usize, Error>;
+}
+
+/// Opens (creating if absent) the store of `kind` for the vault directory `dir`.
+pub fn open_store(kind: StoreKind, dir: &std::path::Path) -> Result<Box<dyn SecretStore>, Error> {
+    Ok(match kind {
+        StoreKind::Sqlite => Box::new(SqliteStore::open(dir)?),
+        StoreKind::Memory => Box::new(MemoryStore::new()),
+    })
 }
 
 pub(crate) fn not_found(scope: &str, key: &str, version: Option<u64>) -> Error {

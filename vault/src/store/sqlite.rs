@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{Sealer, SecretInfo, SecretStore, StoreKind, not_found, now_ms};
+use super::{
+    Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind, StoredVersion,
+    not_found, now_ms,
+};
 use crate::Error;
 
 /// The store file inside the vault directory.
@@ -193,5 +196,74 @@ impl SecretStore for SqliteStore {
             )
             .map(|n| n as u64)
             .map_err(Error::store("counting secrets"))
+    }
+
+    fn count_versions(&self) -> Result<u64, Error> {
+        self.conn()
+            .query_row("SELECT COUNT(*) FROM secrets", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .map_err(Error::store("counting versions"))
+    }
+
+    fn scan(
+        &self,
+        after: Option<&ScanPosition>,
+        limit: usize,
+    ) -> Result<Vec<StoredVersion>, Error> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT scope, key, version, envelope FROM secrets
+                 WHERE ?1 IS NULL OR (scope, key, version) > (?1, ?2, ?3)
+                 ORDER BY scope, key, version LIMIT ?4",
+            )
+            .map_err(Error::store("scanning secrets"))?;
+        let (scope, key, version) = match after {
+            Some(a) => (
+                Some(a.scope.as_str()),
+                Some(a.key.as_str()),
+                Some(a.version as i64),
+            ),
+            None => (None, None, None),
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = stmt
+            .query_map(params![scope, key, version, limit], |row| {
+                Ok(StoredVersion {
+                    scope: row.get(0)?,
+                    key: row.get(1)?,
+                    version: row.get::<_, i64>(2)? as u64,
+                    envelope: row.get(3)?,
+                })
+            })
+            .map_err(Error::store("scanning secrets"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(Error::store("scanning secrets"))
+    }
+
+    fn replace(&self, batch: &[Replacement]) -> Result<usize, Error> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::store("starting a rewrap batch"))?;
+        let mut replaced = 0;
+        {
+            let mut stmt = tx
+                .prepare_cached(
+                    "UPDATE secrets SET envelope = ?5
+                     WHERE scope = ?1 AND key = ?2 AND version = ?3 AND envelope = ?4",
+                )
+                .map_err(Error::store("rewrapping"))?;
+            for r in batch {
+                replaced += stmt
+                    .execute(params![r.scope, r.key, r.version as i64, r.old, r.new])
+                    .map_err(Error::store("rewrapping"))?;
+            }
+        }
+        tx.commit()
+            .map_err(Error::store("committing a rewrap batch"))?;
+        Ok(replaced)
     }
 }
