@@ -1,7 +1,8 @@
-//! The canonical binary encoding of envelope v1 (see FORMAT.md).
+//! The canonical binary encoding of envelopes, v2 and v1 (see FORMAT.md): the same layout,
+//! told apart by the version byte, which changes what the payload AAD covers.
 //!
 //! ```text
-//! magic "VLTE" | version u8 = 1 | aead u8 = 1 | flags u8 = 0 | stanza count u8 (1..=16)
+//! magic "VLTE" | version u8 = 2 (or 1) | aead u8 = 1 | flags u8 = 0 | stanza count u8 (1..=16)
 //! per stanza: kind_len u8 | kind | label_len u8 | label | key version u32 | body_len u16 | body
 //! ---- end of header ----
 //! ciphertext_len u32 (16..=MAX_PAYLOAD_LEN+16) | ciphertext with 16-byte tag
@@ -14,7 +15,10 @@ use crate::kek::{StanzaRef, has_control_chars, is_valid_kind};
 /// The four magic bytes that start every binary envelope.
 pub const MAGIC: &[u8; 4] = b"VLTE";
 /// The format version this crate writes.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
+/// The first format version: still read, never written. Its payload AAD covers the whole
+/// header, so its stanzas cannot be changed without re-encrypting.
+pub const FORMAT_VERSION_1: u8 = 1;
 /// AEAD algorithm id: ChaCha20-Poly1305 with a single-use key and a zero nonce.
 pub const AEAD_CHACHA20_POLY1305: u8 = 1;
 /// Most stanzas in one envelope.
@@ -31,10 +35,22 @@ pub const MAX_PAYLOAD_LEN: usize = 64 << 20;
 pub const TAG_LEN: usize = 16;
 /// Bytes before the first stanza.
 pub(crate) const FIXED_HEADER_LEN: usize = 8;
+/// The header prefix a v2 payload AAD covers: magic, version, aead and flags (not the
+/// stanza count, so stanzas can be rewrapped without touching the payload).
+pub(crate) const V2_AUTHENTICATED_PREFIX: usize = 7;
+
+/// Whether this build reads envelopes of format `version`.
+pub(crate) fn check_version(version: u8) -> Result<(), Error> {
+    match version {
+        FORMAT_VERSION_1 | FORMAT_VERSION => Ok(()),
+        other => Err(Error::UnsupportedVersion(other)),
+    }
+}
 
 /// A parsed, validated envelope borrowing the input bytes.
 #[derive(Debug, Clone, Copy)]
 pub struct EnvelopeRef<'a> {
+    version: u8,
     header: &'a [u8],
     stanza_count: u8,
     ciphertext: &'a [u8],
@@ -57,9 +73,7 @@ impl<'a> EnvelopeRef<'a> {
             return Err(Error::BadMagic);
         }
         let version = r.u8("version")?;
-        if version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion(version));
-        }
+        check_version(version)?;
         let aead = r.u8("aead")?;
         if aead != AEAD_CHACHA20_POLY1305 {
             return Err(Error::UnsupportedAlgorithm(aead));
@@ -107,15 +121,30 @@ impl<'a> EnvelopeRef<'a> {
             return Err(Error::TrailingBytes(bytes.len() - r.pos));
         }
         Ok(Self {
+            version,
             header,
             stanza_count,
             ciphertext,
         })
     }
 
-    /// The header bytes (authenticated as part of the payload AAD).
+    /// The format version: 1 or 2.
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// The header bytes: fixed part and stanzas.
     pub fn header(&self) -> &'a [u8] {
         self.header
+    }
+
+    /// The header bytes the payload AAD covers after the context: the whole header in v1,
+    /// only the fixed prefix (without the stanza count) in v2.
+    pub(crate) fn authenticated_header(&self) -> &'a [u8] {
+        match self.version {
+            FORMAT_VERSION_1 => self.header,
+            _ => &self.header[..V2_AUTHENTICATED_PREFIX],
+        }
     }
 
     /// The KEK stanzas, in order.
@@ -275,24 +304,29 @@ pub(crate) fn check_stanza_body(len: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// Appends the fixed part of a header.
-pub(crate) fn write_fixed_header(out: &mut Vec<u8>, stanza_count: usize) -> Result<(), Error> {
-    if stanza_count == 0 {
+/// Whether an envelope can carry a stanza for each of `count` KEKs.
+pub(crate) fn check_kek_count(count: usize) -> Result<(), Error> {
+    if count == 0 {
         return Err(Error::NoKek);
     }
-    if stanza_count > MAX_STANZAS {
+    if count > MAX_STANZAS {
         return Err(Error::TooManyKeks {
-            count: stanza_count,
+            count,
             max: MAX_STANZAS,
         });
     }
+    Ok(())
+}
+
+/// Appends the fixed part of a header of format `version`.
+pub(crate) fn write_fixed_header(
+    out: &mut Vec<u8>,
+    version: u8,
+    stanza_count: usize,
+) -> Result<(), Error> {
+    check_kek_count(stanza_count)?;
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[
-        FORMAT_VERSION,
-        AEAD_CHACHA20_POLY1305,
-        0,
-        stanza_count as u8,
-    ]);
+    out.extend_from_slice(&[version, AEAD_CHACHA20_POLY1305, 0, stanza_count as u8]);
     Ok(())
 }
 

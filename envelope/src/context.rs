@@ -1,7 +1,6 @@
 //! What an envelope is bound to: scope, key name and secret version.
 
 use crate::Error;
-use crate::codec::FORMAT_VERSION;
 
 /// Longest scope or key name an envelope can be bound to (the vault's own limits are lower).
 pub const MAX_CONTEXT_FIELD: usize = 1024;
@@ -43,11 +42,13 @@ impl<'a> Context<'a> {
         Ok(())
     }
 
-    /// Appends the canonical encoding: label, format version, length-prefixed scope and key
-    /// (lengths fit in u16 after `check`), version.
-    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
+    /// Appends the canonical encoding: label, the envelope's format version, length-prefixed
+    /// scope and key (lengths fit in u16 after `check`), version. The format version comes
+    /// from the envelope itself, so a v1 envelope keeps its v1 AADs exactly, and a stanza
+    /// relabelled to another version no longer unwraps.
+    pub(crate) fn encode_into(&self, format_version: u8, out: &mut Vec<u8>) {
         out.extend_from_slice(AAD_LABEL);
-        out.push(FORMAT_VERSION);
+        out.push(format_version);
         for field in [self.scope, self.key] {
             out.extend_from_slice(&(field.len() as u16).to_be_bytes());
             out.extend_from_slice(field.as_bytes());

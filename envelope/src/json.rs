@@ -1,11 +1,12 @@
-//! The JSON export form: the same fields as the binary form, binary fields in base64.
+//! The JSON export form: the same fields as the binary form, binary fields in base64. Both
+//! format versions have one: `version` is the binary form's version byte.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
-use crate::codec::{self, EnvelopeRef, FORMAT_VERSION, MAX_PAYLOAD_LEN, MAX_STANZAS};
+use crate::codec::{self, EnvelopeRef, MAX_PAYLOAD_LEN, MAX_STANZAS};
 
 const FORMAT_NAME: &str = "vault-envelope";
 const AEAD_NAME: &str = "chacha20-poly1305";
@@ -36,7 +37,7 @@ pub fn to_json(envelope: &[u8]) -> Result<String, Error> {
     let parsed = EnvelopeRef::parse(envelope)?;
     let doc = JsonEnvelope {
         format: FORMAT_NAME.to_owned(),
-        version: FORMAT_VERSION,
+        version: parsed.version(),
         aead: AEAD_NAME.to_owned(),
         stanzas: parsed
             .stanzas()
@@ -73,9 +74,7 @@ pub fn from_json(text: &str) -> Result<Vec<u8>, Error> {
     if doc.format != FORMAT_NAME {
         return Err(Error::BadMagic);
     }
-    if doc.version != FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion(doc.version));
-    }
+    codec::check_version(doc.version)?;
     if doc.aead != AEAD_NAME {
         return Err(Error::Json(
             "unknown aead; expected chacha20-poly1305".to_owned(),
@@ -105,7 +104,7 @@ pub fn from_json(text: &str) -> Result<Vec<u8>, Error> {
         _ => {}
     }
     let mut out = Vec::new();
-    codec::write_fixed_header(&mut out, doc.stanzas.len())?;
+    codec::write_fixed_header(&mut out, doc.version, doc.stanzas.len())?;
     for s in &doc.stanzas {
         codec::check_stanza_kind(&s.kind)?;
         codec::check_stanza_label(&s.label)?;

@@ -2,15 +2,16 @@
 //!
 //! Both run once per secret operation, so they avoid heap work beyond the envelope itself:
 //! the AAD is assembled in a reused per-thread buffer, `open` collects the stanzas while it
-//! validates them, and the plaintext is decrypted straight into locked memory.
+//! validates them, and the plaintext is decrypted straight into locked memory. `rewrap`
+//! reuses the pieces: the stanza writer of `seal` and the unwrap-and-authenticate of `open`.
 
 use std::sync::Arc;
 
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, Tag, UnboundKey};
 
 use crate::codec::{
-    self, EnvelopeRef, FIXED_HEADER_LEN, MAX_PAYLOAD_LEN, MAX_STANZAS, TAG_LEN, write_stanza_body,
-    write_stanza_id,
+    self, EnvelopeRef, FIXED_HEADER_LEN, FORMAT_VERSION, MAX_PAYLOAD_LEN, MAX_STANZAS, TAG_LEN,
+    V2_AUTHENTICATED_PREFIX, write_stanza_body, write_stanza_id,
 };
 use crate::scratch::ScratchBuf;
 use crate::{Context, Dek, Error, KekProvider, SecretBytes, StanzaRef};
@@ -28,7 +29,7 @@ fn payload_key(dek: &Dek) -> Result<LessSafeKey, Error> {
 }
 
 /// Seals `plaintext` for `ctx` under a fresh DEK wrapped by each of `keks`; returns the
-/// binary envelope.
+/// binary envelope (format v2).
 pub fn seal(
     plaintext: &[u8],
     ctx: &Context<'_>,
@@ -42,25 +43,15 @@ pub fn seal(
     }
     let mut out =
         Vec::with_capacity(FIXED_HEADER_LEN + 128 * keks.len() + 4 + plaintext.len() + TAG_LEN);
-    codec::write_fixed_header(&mut out, keks.len())?;
+    codec::write_fixed_header(&mut out, FORMAT_VERSION, keks.len())?;
     let dek = Dek::generate()?;
 
     let mut aad = ScratchBuf::take();
-    ctx.encode_into(&mut aad);
-    let ctx_len = aad.len();
-    for kek in keks {
-        let id = kek.id();
-        let id_start = out.len();
-        write_stanza_id(&mut out, id.kind(), id.label(), id.version());
-        // Stanza AAD: the context and the KEK id, so a stanza only unwraps where it was made.
-        aad.truncate(ctx_len);
-        aad.extend_from_slice(&out[id_start..]);
-        let body = kek.wrap(&dek, &aad)?;
-        write_stanza_body(&mut out, &body)?;
-    }
-    // Payload AAD: the context and the whole header, so no stanza can be swapped.
-    aad.truncate(ctx_len);
-    aad.extend_from_slice(&out);
+    ctx.encode_into(FORMAT_VERSION, &mut aad);
+    write_stanzas(&mut out, &mut aad, &dek, keks)?;
+    // Payload AAD: the context and the header's fixed prefix. The stanzas are left out so
+    // that `rewrap` can replace them; each stanza binds its DEK to the context itself.
+    aad.extend_from_slice(&out[..V2_AUTHENTICATED_PREFIX]);
 
     let ct_len = plaintext.len() + TAG_LEN;
     out.extend_from_slice(&(ct_len as u32).to_be_bytes());
@@ -76,73 +67,128 @@ pub fn seal(
     Ok(out)
 }
 
-/// Opens a binary envelope sealed for `ctx` with whichever of `keks` it was wrapped for.
+/// Appends one stanza per KEK, each wrapping `dek`. `aad` holds the encoded context on
+/// entry and again on return.
+pub(crate) fn write_stanzas(
+    out: &mut Vec<u8>,
+    aad: &mut Vec<u8>,
+    dek: &Dek,
+    keks: &[Arc<dyn KekProvider>],
+) -> Result<(), Error> {
+    let ctx_len = aad.len();
+    for kek in keks {
+        let id = kek.id();
+        let id_start = out.len();
+        write_stanza_id(out, id.kind(), id.label(), id.version());
+        // Stanza AAD: the context and the KEK id, so a stanza only unwraps where it was made.
+        aad.truncate(ctx_len);
+        aad.extend_from_slice(&out[id_start..]);
+        let body = kek.wrap(dek, aad)?;
+        write_stanza_body(out, &body)?;
+    }
+    aad.truncate(ctx_len);
+    Ok(())
+}
+
+/// Opens a binary envelope (v1 or v2) sealed for `ctx` with whichever of `keks` it was
+/// wrapped for.
 pub fn open(
     envelope: &[u8],
     ctx: &Context<'_>,
     keks: &[Arc<dyn KekProvider>],
 ) -> Result<SecretBytes, Error> {
     ctx.check()?;
-    let mut stanzas: [Option<StanzaRef<'_>>; MAX_STANZAS] = [None; MAX_STANZAS];
-    let mut slots = stanzas.iter_mut();
-    let parsed = EnvelopeRef::parse_visiting(envelope, |stanza| {
-        // `parse` allows at most MAX_STANZAS, so there is always a slot.
-        if let Some(slot) = slots.next() {
-            *slot = Some(stanza);
-        }
-    })?;
+    let parsed = Parsed::parse(envelope)?;
+    let (_dek, plain) = unwrap_and_open(&parsed, ctx, keks)?;
+    Ok(plain)
+}
 
+/// An envelope with its stanzas collected while they were validated, so that no second
+/// pass over the header is needed.
+pub(crate) struct Parsed<'a> {
+    pub(crate) envelope: EnvelopeRef<'a>,
+    stanzas: [Option<StanzaRef<'a>>; MAX_STANZAS],
+}
+
+impl<'a> Parsed<'a> {
+    #[inline]
+    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+        let mut stanzas: [Option<StanzaRef<'a>>; MAX_STANZAS] = [None; MAX_STANZAS];
+        let mut slots = stanzas.iter_mut();
+        let envelope = EnvelopeRef::parse_visiting(bytes, |stanza| {
+            // `parse` allows at most MAX_STANZAS, so there is always a slot.
+            if let Some(slot) = slots.next() {
+                *slot = Some(stanza);
+            }
+        })?;
+        Ok(Self { envelope, stanzas })
+    }
+
+    fn stanzas(&self) -> impl Iterator<Item = &StanzaRef<'a>> {
+        self.stanzas.iter().map_while(|s| s.as_ref())
+    }
+}
+
+/// Unwraps a DEK from a stanza one of `keks` claims and opens the payload with it; returns
+/// both. Stanzas are tried in order, and a DEK under which the payload does not
+/// authenticate does not end the search: the v2 payload AAD leaves the stanzas out, so a
+/// stanza swapped in from another envelope unwraps to another DEK, and the envelope's own
+/// stanza must still be found. A KEK that fails does not end it either.
+///
+/// Errors: `Tampered` if a DEK unwrapped but none authenticated the payload, else the first
+/// KEK failure, else `NoUsableKek` (no KEK claimed any stanza).
+pub(crate) fn unwrap_and_open(
+    parsed: &Parsed<'_>,
+    ctx: &Context<'_>,
+    keks: &[Arc<dyn KekProvider>],
+) -> Result<(Dek, SecretBytes), Error> {
+    let envelope = &parsed.envelope;
     let mut aad = ScratchBuf::take();
-    ctx.encode_into(&mut aad);
+    ctx.encode_into(envelope.version(), &mut aad);
     let ctx_len = aad.len();
-    let dek = unwrap_dek(stanzas.iter().map_while(|s| s.as_ref()), &mut aad, keks)
-        .map_err(|e| e.unwrap_or_else(|| no_usable_kek(&parsed)))?;
+    let mut tampered = false;
+    let mut first_failure = None;
+    for stanza in parsed.stanzas() {
+        for kek in keks {
+            aad.truncate(ctx_len);
+            write_stanza_id(&mut aad, stanza.kind, stanza.label, stanza.version);
+            let dek = match kek.unwrap(stanza, &aad) {
+                None => continue,
+                Some(Ok(dek)) => dek,
+                Some(Err(e)) => {
+                    first_failure.get_or_insert(e);
+                    continue;
+                }
+            };
+            aad.truncate(ctx_len);
+            aad.extend_from_slice(envelope.authenticated_header());
+            match open_payload(&dek, &aad, envelope.ciphertext()) {
+                Ok(plain) => return Ok((dek, plain)),
+                Err(Error::Tampered) => tampered = true,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Err(if tampered {
+        Error::Tampered
+    } else {
+        first_failure.unwrap_or_else(|| no_usable_kek(envelope))
+    })
+}
 
-    aad.truncate(ctx_len);
-    aad.extend_from_slice(parsed.header());
-    let (ciphertext, tag) = parsed
-        .ciphertext()
-        .split_at(parsed.ciphertext().len() - TAG_LEN);
+/// Decrypts a payload (ciphertext and tag) straight into locked memory.
+fn open_payload(dek: &Dek, aad: &[u8], sealed: &[u8]) -> Result<SecretBytes, Error> {
+    let (ciphertext, tag) = sealed
+        .split_at_checked(sealed.len().wrapping_sub(TAG_LEN))
+        .ok_or(Error::Tampered)?;
     let tag = Tag::try_from(tag).map_err(|_| Error::Tampered)?;
     let mut plain = SecretBytes::zeroed(ciphertext.len())?;
     plain.expose_secret_mut().copy_from_slice(ciphertext);
     let nonce = Nonce::assume_unique_for_key(PAYLOAD_NONCE);
-    payload_key(&dek)?
-        .open_in_place_separate_tag(
-            nonce,
-            Aad::from(&aad[..]),
-            tag,
-            plain.expose_secret_mut(),
-            0..,
-        )
+    payload_key(dek)?
+        .open_in_place_separate_tag(nonce, Aad::from(aad), tag, plain.expose_secret_mut(), 0..)
         .map_err(|_| Error::Tampered)?;
     Ok(plain)
-}
-
-/// Finds a stanza one of `keks` claims and unwraps it. A KEK that fails does not stop the
-/// search (another KEK may still open the envelope); its error is returned if none does,
-/// and `None` if no KEK claimed any stanza.
-fn unwrap_dek<'a>(
-    stanzas: impl Iterator<Item = &'a StanzaRef<'a>>,
-    aad: &mut Vec<u8>,
-    keks: &[Arc<dyn KekProvider>],
-) -> Result<Dek, Option<Error>> {
-    let ctx_len = aad.len();
-    let mut first_failure = None;
-    for stanza in stanzas {
-        aad.truncate(ctx_len);
-        codec::write_stanza_id(aad, stanza.kind, stanza.label, stanza.version);
-        for kek in keks {
-            match kek.unwrap(stanza, aad) {
-                None => continue,
-                Some(Ok(dek)) => return Ok(dek),
-                Some(Err(e)) => {
-                    first_failure.get_or_insert(e);
-                }
-            }
-        }
-    }
-    Err(first_failure)
 }
 
 fn no_usable_kek(parsed: &EnvelopeRef<'_>) -> Error {

@@ -1,9 +1,15 @@
 //! An envelope or a piece of one moved anywhere it was not made for fails to open, and a KEK
-//! that is not the envelope's is told apart from one that is but fails.
+//! that is not the envelope's is told apart from one that is but fails. In format v2 the
+//! stanzas may be reordered or removed (the payload AAD leaves them out, so that `rewrap` can
+//! replace them); a stanza from another envelope still fails, without hiding the good ones.
 
 use std::sync::Arc;
 
-use envelope::{Context, Dek, EnvelopeRef, Error, KekId, KekProvider, SoftwareKek, open, seal};
+mod golden;
+
+use envelope::{
+    Context, Dek, EnvelopeRef, Error, KekId, KekProvider, SoftwareKek, StanzaRef, open, seal,
+};
 
 fn kek_with(kind: &str, label: &str, version: u32, key: &[u8; 32]) -> Arc<dyn KekProvider> {
     let id = KekId::new(kind, label, version).expect("id");
@@ -42,29 +48,107 @@ fn stanza_from_another_envelope_of_the_same_context_fails() {
     assert!(matches!(err, Error::Tampered), "{err:?}");
 }
 
+/// `env` with its stanzas replaced by `stanzas` (FORMAT.md: the stanza layout), keeping the
+/// fixed header prefix and the ciphertext.
+fn with_stanzas(env: &[u8], stanzas: &[StanzaRef<'_>]) -> Vec<u8> {
+    let mut out = env[..7].to_vec();
+    out.push(stanzas.len() as u8);
+    for s in stanzas {
+        out.push(s.kind.len() as u8);
+        out.extend_from_slice(s.kind.as_bytes());
+        out.push(s.label.len() as u8);
+        out.extend_from_slice(s.label.as_bytes());
+        out.extend_from_slice(&s.version.to_be_bytes());
+        out.extend_from_slice(&(s.body.len() as u16).to_be_bytes());
+        out.extend_from_slice(s.body);
+    }
+    out.extend_from_slice(&env[header_len(env)..]);
+    out
+}
+
+fn stanzas_of(env: &[u8]) -> Vec<StanzaRef<'_>> {
+    EnvelopeRef::parse(env).expect("parse").stanzas().collect()
+}
+
 #[test]
-fn swapping_the_order_of_stanzas_fails() {
+fn a_stanza_swapped_in_from_another_envelope_fails_but_does_not_hide_the_good_one() {
+    let (x, y) = (kek("x"), kek("y"));
+    let a = seal(b"secret A", &CTX, &[x.clone(), y.clone()]).expect("seal");
+    let b = seal(b"secret B", &CTX, &[x.clone(), y.clone()]).expect("seal");
+    // A with B's x-stanza in place of its own: x unwraps B's DEK, A's payload rejects it.
+    let spliced = with_stanzas(&a, &[stanzas_of(&b)[0], stanzas_of(&a)[1]]);
+    let err = open(&spliced, &CTX, std::slice::from_ref(&x)).expect_err("swapped stanza");
+    assert!(matches!(err, Error::Tampered), "{err:?}");
+    // Open goes on to A's own y-stanza, tried after the swapped one.
+    let opened = open(&spliced, &CTX, &[x.clone(), y.clone()]).expect("y still opens");
+    assert_eq!(opened.expose_secret(), b"secret A");
+    // B's stanza added in front of A's own: the same.
+    let added = with_stanzas(&a, &[stanzas_of(&b)[0], stanzas_of(&a)[0]]);
+    assert_eq!(
+        open(&added, &CTX, &[x]).expect("open").expose_secret(),
+        b"secret A"
+    );
+}
+
+/// By design (FORMAT.md, "Why v2 may leave the stanzas out"): the v2 payload AAD does not
+/// cover the stanzas, so someone who can write the store can reorder or remove them. That
+/// gains nothing they could not get by deleting the envelope, and it is what lets `rewrap`
+/// replace them without re-encrypting.
+#[test]
+fn reordering_or_removing_stanzas_of_a_v2_envelope_still_opens() {
     let (x, y) = (kek("x"), kek("y"));
     let env = seal(b"secret", &CTX, &[x.clone(), y.clone()]).expect("seal");
-    let parsed = EnvelopeRef::parse(&env).expect("parse");
-    let stanzas: Vec<_> = parsed.stanzas().collect();
-    // Re-encode the header with the two stanzas swapped (FORMAT.md: the stanza layout).
-    let mut swapped = env[..8].to_vec();
-    for s in stanzas.iter().rev() {
-        swapped.push(s.kind.len() as u8);
-        swapped.extend_from_slice(s.kind.as_bytes());
-        swapped.push(s.label.len() as u8);
-        swapped.extend_from_slice(s.label.as_bytes());
-        swapped.extend_from_slice(&s.version.to_be_bytes());
-        swapped.extend_from_slice(&(s.body.len() as u16).to_be_bytes());
-        swapped.extend_from_slice(s.body);
+    let stanzas = stanzas_of(&env);
+    let reordered = with_stanzas(&env, &[stanzas[1], stanzas[0]]);
+    assert_eq!(reordered.len(), env.len());
+    let only_y = with_stanzas(&env, &stanzas[1..]);
+    for (edited, keks) in [
+        (&reordered, vec![x.clone()]),
+        (&reordered, vec![y.clone()]),
+        (&only_y, vec![y.clone()]),
+    ] {
+        let opened = open(edited, &CTX, &keks).expect("opens");
+        assert_eq!(opened.expose_secret(), b"secret");
     }
-    swapped.extend_from_slice(&env[parsed.header().len()..]);
-    assert_eq!(swapped.len(), env.len());
-    for k in [x, y] {
-        let err = open(&swapped, &CTX, &[k]).expect_err("swapped stanzas");
+    let err = open(&only_y, &CTX, &[x]).expect_err("x's stanza is gone");
+    assert!(matches!(err, Error::NoUsableKek { .. }), "{err:?}");
+}
+
+#[test]
+fn reordering_the_stanzas_of_a_v1_envelope_fails() {
+    let v = golden::VECTORS
+        .iter()
+        .find(|v| v.name == "two-stanzas")
+        .expect("v1 vector with two stanzas");
+    let path = golden::vectors_dir().join("two-stanzas.bin");
+    let env = std::fs::read(path).expect("read vector");
+    assert_eq!(env[4], envelope::FORMAT_VERSION_1);
+    let stanzas = stanzas_of(&env);
+    let swapped = with_stanzas(&env, &[stanzas[1], stanzas[0]]);
+    for k in v.keks {
+        let err = open(&swapped, &v.context(), &[k.provider()]).expect_err("v1 reordered");
         assert!(matches!(err, Error::Tampered), "{err:?}");
     }
+}
+
+#[test]
+fn an_envelope_relabelled_to_the_other_format_version_fails() {
+    let k = kek("a");
+    let env = seal(b"secret", &CTX, std::slice::from_ref(&k)).expect("seal");
+    assert_eq!(env[4], envelope::FORMAT_VERSION);
+    let mut as_v1 = env.clone();
+    as_v1[4] = envelope::FORMAT_VERSION_1;
+    // The context in the stanza AAD carries the version byte, so the stanza no longer unwraps.
+    let err = open(&as_v1, &CTX, &[k]).expect_err("v2 read as v1");
+    assert!(matches!(err, Error::StanzaRejected { .. }), "{err:?}");
+
+    let v = &golden::VECTORS[0];
+    let mut as_v2 =
+        std::fs::read(golden::vectors_dir().join(format!("{}.bin", v.name))).expect("read vector");
+    assert_eq!(as_v2[4], envelope::FORMAT_VERSION_1);
+    as_v2[4] = envelope::FORMAT_VERSION;
+    let err = open(&as_v2, &v.context(), &[v.keks[0].provider()]).expect_err("v1 read as v2");
+    assert!(matches!(err, Error::StanzaRejected { .. }), "{err:?}");
 }
 
 #[test]

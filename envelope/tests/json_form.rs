@@ -35,6 +35,7 @@ fn json_round_trips_and_does_not_depend_on_layout() {
         env
     );
     assert_eq!(doc["format"], "vault-envelope");
+    assert_eq!(doc["version"], 2);
     assert_eq!(doc["aead"], "chacha20-poly1305");
     assert_eq!(doc["stanzas"][0]["kind"], "memory");
     assert_eq!(doc["stanzas"][0]["key_version"], 1);
@@ -46,8 +47,13 @@ fn header_fields_give_the_binary_parsers_errors() {
         edited(|d| d["format"] = json!("age")),
         Error::BadMagic
     ));
-    let err = edited(|d| d["version"] = json!(2));
-    assert!(matches!(err, Error::UnsupportedVersion(2)), "{err:?}");
+    for v in [0, 3, 255] {
+        let err = edited(|d| d["version"] = json!(v));
+        assert!(
+            matches!(err, Error::UnsupportedVersion(x) if x == v),
+            "{err:?}"
+        );
+    }
     let err = edited(|d| d["aead"] = json!("aes-256-gcm"));
     assert!(
         matches!(err, Error::Json(ref m) if m.contains("aead")),

@@ -80,7 +80,8 @@ fn bad_magic_is_reported() {
 #[test]
 fn unknown_version_algorithm_and_flags_have_distinct_errors() {
     let env = sealed(&kek());
-    for v in [0u8, 2, 255] {
+    assert_eq!(env[VERSION], 2, "seal writes format v2");
+    for v in [0u8, 3, 255] {
         let err = parse_err(&with(&env, VERSION, &[v]));
         assert!(
             matches!(err, Error::UnsupportedVersion(x) if x == v),
