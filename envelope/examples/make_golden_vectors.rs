@@ -1,4 +1,4 @@
-//! Writes the golden vectors of envelope v1 into `envelope/tests/vectors/`.
+//! Writes the golden vectors of envelope formats v1 and v2 into `envelope/tests/vectors/`.
 //!
 //!     cargo run -p envelope --example make_golden_vectors [-- --overwrite]
 //!
@@ -6,7 +6,7 @@
 //! `envelope::seal`), with fixed DEKs and nonces, so the output is deterministic and checks
 //! the document as much as the code. Each is opened with `envelope::open` before it is
 //! written. Existing files that differ are never replaced without `--overwrite`: checked-in
-//! vectors are the compatibility promise, and changing one means v1 changed.
+//! vectors are the compatibility promise, and changing one means a format changed.
 
 #[path = "../tests/golden/mod.rs"]
 mod golden;
@@ -16,10 +16,11 @@ use std::process::ExitCode;
 use golden::{TEST_KEK_KIND, TestKek, VECTORS, Vector};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 
-/// FORMAT.md, "Context encoding".
+/// FORMAT.md, "Context and additional authenticated data": the version byte is the
+/// envelope's own.
 fn context_bytes(v: &Vector) -> Vec<u8> {
     let mut out = b"vault-envelope\0".to_vec();
-    out.push(1);
+    out.push(v.format);
     for field in [v.scope, v.key] {
         out.extend_from_slice(&(field.len() as u16).to_be_bytes());
         out.extend_from_slice(field.as_bytes());
@@ -59,7 +60,7 @@ fn build(n: u8, v: &Vector) -> Vec<u8> {
     let dek = [0xd0 + n; 32];
     let context = context_bytes(v);
     let mut out = b"VLTE".to_vec();
-    out.extend_from_slice(&[1, 1, 0, v.keks.len() as u8]);
+    out.extend_from_slice(&[v.format, 1, 0, v.keks.len() as u8]);
     for (s, kek) in v.keks.iter().enumerate() {
         let id = stanza_id_bytes(kek);
         let aad = [context.as_slice(), &id].concat();
@@ -68,7 +69,13 @@ fn build(n: u8, v: &Vector) -> Vec<u8> {
         out.extend_from_slice(&(body.len() as u16).to_be_bytes());
         out.extend_from_slice(&body);
     }
-    let payload_aad = [context.as_slice(), &out].concat();
+    // FORMAT.md, "Payload AAD": v1 covers the whole header, v2 the 7 bytes magic, version,
+    // aead and flags.
+    let header = match v.format {
+        1 => &out[..],
+        _ => &out[..7],
+    };
+    let payload_aad = [context.as_slice(), header].concat();
     let mut ciphertext = v.plaintext.to_vec();
     chacha_seal(&dek, [0; 12], &payload_aad, &mut ciphertext);
     out.extend_from_slice(&(ciphertext.len() as u32).to_be_bytes());
@@ -84,8 +91,8 @@ fn write(path: &std::path::Path, bytes: &[u8], overwrite: bool) -> Result<(), St
         }
         Ok(_) if !overwrite => {
             return Err(format!(
-                "{} exists and differs; golden vectors are the v1 compatibility promise. \
-                 Pass --overwrite only if v1 itself was wrong, and say so in the commit",
+                "{} exists and differs; golden vectors are the compatibility promise. \
+                 Pass --overwrite only if the format itself was wrong, and say so in the commit",
                 path.display()
             ));
         }
@@ -104,8 +111,8 @@ fn run(overwrite: bool) -> Result<(), String> {
         for kek in v.keks {
             let opened = envelope::open(&bytes, &v.context(), &[kek.provider()])
                 .map_err(|e| format!("{}: the built envelope does not open: {e}", v.name))?;
-            if opened.expose_secret() != v.plaintext {
-                return Err(format!("{}: opened to the wrong plaintext", v.name));
+            if opened.expose_secret() != v.plaintext || bytes[4] != v.format {
+                return Err(format!("{}: wrong plaintext or version byte", v.name));
             }
         }
         let json = envelope::to_json(&bytes).map_err(|e| format!("{}: {e}", v.name))?;

@@ -1,9 +1,10 @@
-//! The checked-in golden vectors of envelope v1 open to their plaintexts, and their JSON and
-//! binary forms convert into each other exactly. Every later version must keep passing this.
+//! The checked-in golden vectors of envelope formats v1 and v2 open to their plaintexts, and
+//! their JSON and binary forms convert into each other exactly. Every later version must keep
+//! passing this.
 
 mod golden;
 
-use envelope::{EnvelopeRef, Error, from_json, open, to_json};
+use envelope::{EnvelopeRef, Error, FORMAT_VERSION, FORMAT_VERSION_1, from_json, open, to_json};
 use golden::{KEK_A, VECTORS};
 
 fn read(name: &str) -> Vec<u8> {
@@ -19,6 +20,25 @@ fn every_vector_opens_with_each_of_its_keks() {
             let plain = open(&bytes, &v.context(), &[kek.provider()])
                 .unwrap_or_else(|e| panic!("{} with {}: {e}", v.name, kek.label));
             assert_eq!(plain.expose_secret(), v.plaintext, "{}", v.name);
+        }
+    }
+}
+
+#[test]
+fn vectors_of_both_format_versions_are_checked_in_and_say_which_they_are() {
+    for format in [FORMAT_VERSION_1, FORMAT_VERSION] {
+        let of_format: Vec<_> = VECTORS.iter().filter(|v| v.format == format).collect();
+        assert!(of_format.len() >= 3, "format {format}");
+        for v in of_format {
+            let bytes = read(&format!("{}.bin", v.name));
+            let parsed = EnvelopeRef::parse(&bytes).expect("parse");
+            assert_eq!(parsed.version(), format, "{}", v.name);
+            let json = String::from_utf8(read(&format!("{}.json", v.name))).expect("UTF-8");
+            assert!(
+                json.contains(&format!("\"version\": {format},")),
+                "{}",
+                v.name
+            );
         }
     }
 }

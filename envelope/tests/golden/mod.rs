@@ -1,4 +1,5 @@
-//! The golden vectors of envelope v1: their test KEKs, contexts and plaintexts. Shared by the
+//! The golden vectors of envelope formats v1 and v2: their test KEKs, contexts and
+//! plaintexts. Shared by the
 //! generator (`examples/make_golden_vectors.rs`) and the test that opens the checked-in files
 //! (`tests/golden_vectors.rs`).
 //!
@@ -59,6 +60,8 @@ impl TestKek {
 /// One golden vector: files `<name>.bin` and `<name>.json` under `tests/vectors/`.
 pub struct Vector {
     pub name: &'static str,
+    /// The format version (the envelope's version byte).
+    pub format: u8,
     pub scope: &'static str,
     pub key: &'static str,
     pub version: u64,
@@ -77,6 +80,7 @@ const SECRET_64B: &[u8; 64] = b"0123456789abcdef0123456789ABCDEF-64-byte-golden-
 
 pub const VECTORS: &[Vector] = &[
     Vector {
+        format: 1,
         name: "empty-secret",
         scope: "global",
         key: "empty",
@@ -85,6 +89,7 @@ pub const VECTORS: &[Vector] = &[
         keks: &[&KEK_A],
     },
     Vector {
+        format: 1,
         name: "secret-64B",
         scope: "principal:alice",
         key: "db-password",
@@ -93,12 +98,42 @@ pub const VECTORS: &[Vector] = &[
         keks: &[&KEK_A],
     },
     Vector {
+        format: 1,
         name: "two-stanzas",
         scope: "global",
         key: "api-token",
         version: 42,
         plaintext: b"correct horse battery staple",
         keks: &[&KEK_A, &KEK_B],
+    },
+    // Format v2: added after the v1 ones, so those keep their DEKs and nonces (the
+    // generator numbers vectors by position).
+    Vector {
+        format: 2,
+        name: "v2-empty-secret",
+        scope: "global",
+        key: "empty",
+        version: 2,
+        plaintext: b"",
+        keks: &[&KEK_A],
+    },
+    Vector {
+        format: 2,
+        name: "v2-secret-64B",
+        scope: "principal:bob",
+        key: "db-password",
+        version: 4,
+        plaintext: SECRET_64B,
+        keks: &[&KEK_A],
+    },
+    Vector {
+        format: 2,
+        name: "v2-two-stanzas",
+        scope: "global",
+        key: "api-token",
+        version: 43,
+        plaintext: b"correct horse battery staple",
+        keks: &[&KEK_B, &KEK_A],
     },
 ];
 
