@@ -209,6 +209,44 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A threshold KEK's policy is outside `2 <= m <= n <= max`.
+    #[error(
+        "a threshold KEK needs 2 <= m <= n <= {max} (any m of n member KEKs open it), got {m} of {n}"
+    )]
+    ThresholdPolicy {
+        /// KEKs needed to open.
+        m: usize,
+        /// Member KEKs.
+        n: usize,
+        /// The most members a threshold KEK can have.
+        max: usize,
+    },
+    /// A KEK is listed twice among a threshold KEK's members.
+    #[error(
+        "KEK {member} is listed twice among the threshold KEK's members; list each member once"
+    )]
+    ThresholdDuplicateMember {
+        /// The member's id.
+        member: String,
+    },
+    /// A KEK given to a threshold KEK as available is not one of its members.
+    #[error(
+        "KEK {kek} is not a member of the threshold KEK (members: {members}); leave it out or add it to the members"
+    )]
+    ThresholdNotAMember {
+        /// The KEK's id.
+        kek: String,
+        /// The members' ids.
+        members: String,
+    },
+    /// The same member KEK is given twice to a threshold KEK as available.
+    #[error(
+        "member KEK {member} is given twice to the threshold KEK; give each available member once"
+    )]
+    ThresholdMemberGivenTwice {
+        /// The member's id.
+        member: String,
+    },
     /// Secret memory, randomness or the KEK id failed in the envelope crate.
     #[error(transparent)]
     Envelope(#[from] envelope::Error),

@@ -4,6 +4,9 @@
 //! (Argon2id). `pkcs11:`, `tpm2:`, `yubikey:` and `keyring:` URIs parse in every build and
 //! answer with the cargo feature that adds their provider.
 //!
+//! [`ThresholdKek`] combines member KEKs so that any `m` of `n` of them open (tiered setups:
+//! all `n` to seal, any `m` to open).
+//!
 //! [`create`] makes new key material (vault init); [`open`] opens it again from the
 //! canonical URI in [`BuiltKek::uri`].
 #![forbid(unsafe_code)]
@@ -14,6 +17,7 @@ mod error;
 mod file;
 mod passphrase;
 mod registry;
+mod threshold;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -23,6 +27,7 @@ use envelope::KekProvider;
 pub use error::Error;
 pub use passphrase::{MAX_PASSPHRASE_LEN, SecretSource};
 pub use registry::MAX_URI_LEN;
+pub use threshold::{MAX_THRESHOLD_MEMBERS, ThresholdKek};
 
 /// Where providers keep their state (the passphrase KEK's parameter file).
 #[derive(Debug, Clone, Copy)]
