@@ -7,28 +7,35 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use envelope::{Context, KekProvider, SoftwareKek, open, seal};
+use envelope::{Context, FORMAT_VERSION, KekProvider, SoftwareKek, open, seal};
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 
 const SECRET: [u8; 64] = [0x5a; 64];
 const DEK_LEN: usize = 32;
 const TAG_LEN: usize = 16;
 
-/// Lengths of what an envelope authenticates, from FORMAT.md: the context encoding, and the
-/// header (fixed part plus one stanza id and its body).
+/// Lengths of what a format v2 envelope authenticates, from FORMAT.md: the context encoding
+/// followed by the stanza id (stanza AAD) or by the header's 7-byte fixed prefix, magic,
+/// version, aead and flags (payload AAD).
 struct AadLens {
     stanza: usize,
     payload: usize,
 }
 
-fn aad_lens(ctx: &Context<'_>, kek: &dyn KekProvider, envelope_len: usize) -> AadLens {
+/// Bytes of the header a v2 payload AAD covers.
+const V2_PAYLOAD_HEADER: usize = 7;
+
+fn aad_lens(ctx: &Context<'_>, kek: &dyn KekProvider, sealed: &[u8]) -> AadLens {
+    assert_eq!(
+        sealed[4], FORMAT_VERSION,
+        "the limit models format v2; update it with the format"
+    );
     let context = b"vault-envelope\0".len() + 1 + 2 + ctx.scope.len() + 2 + ctx.key.len() + 8;
     let id = kek.id();
     let stanza_id = 1 + id.kind().len() + 1 + id.label().len() + 4;
-    let header = envelope_len - 4 - SECRET.len() - TAG_LEN;
     AadLens {
         stanza: context + stanza_id,
-        payload: context + header,
+        payload: context + V2_PAYLOAD_HEADER,
     }
 }
 
@@ -41,7 +48,7 @@ fn envelope(c: &mut Criterion) {
     let keks = [kek.clone()];
     let ctx = Context::new("global", "db-password", 1);
     let sealed = seal(&SECRET, &ctx, &keks).expect("seal");
-    let lens = aad_lens(&ctx, kek.as_ref(), sealed.len());
+    let lens = aad_lens(&ctx, kek.as_ref(), &sealed);
 
     let mut group = c.benchmark_group("envelope");
     group.bench_function("seal_64B", |b| {
