@@ -2,7 +2,7 @@
 
 use envelope::{Dek, Error, KekId, StanzaRef};
 
-use super::wrap::member_error;
+use super::wrap::member_message;
 use super::{ThresholdKek, body, join_ids, shares};
 
 impl ThresholdKek {
@@ -64,7 +64,7 @@ impl ThresholdKek {
                 }
                 Some(Err(e)) => {
                     not_opened.push(&member.id);
-                    failures.push(member_error(&self.id, &member.id, &e).to_string());
+                    failures.push(member_message(&member.id, &e));
                 }
                 None => {
                     not_opened.push(&member.id);

@@ -40,7 +40,7 @@ impl ThresholdKek {
             let key = shares::share_key(share)?;
             let wrapped = provider
                 .wrap(&key, &self.share_aad(aad, index))
-                .map_err(|e| member_error(&self.id, member, &e))?;
+                .map_err(|e| Error::kek(&self.id, member_message(member, &e)))?;
             body::write_entry(&mut out, index, member, &wrapped)
                 .map_err(|e| Error::kek(&self.id, e.to_string()))?;
         }
@@ -58,13 +58,13 @@ impl ThresholdKek {
     }
 }
 
-/// A member's error as this KEK's, naming the member unless its message already does.
-pub(super) fn member_error(kek: &envelope::KekId, member: &envelope::KekId, e: &Error) -> Error {
+/// A member's error for this KEK's messages, naming the member unless it already does.
+pub(super) fn member_message(member: &envelope::KekId, e: &Error) -> String {
     let message = e.to_string();
     let member = member.to_string();
     if message.contains(&member) {
-        Error::kek(kek, message)
+        message
     } else {
-        Error::kek(kek, format!("member {member}: {message}"))
+        format!("member {member}: {message}")
     }
 }
