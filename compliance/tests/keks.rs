@@ -1,5 +1,5 @@
-//! The KEK suite on every provider built by default: the file and passphrase KEKs, and the
-//! in-memory `SoftwareKek` they are built on.
+//! The KEK suite on every provider built by default: the file and passphrase KEKs, the
+//! in-memory `SoftwareKek` they are built on, and a 2-of-3 threshold KEK over such KEKs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -77,5 +77,46 @@ compliance::kek_suite!(memory_kek,
     secrets: |dir: &Path| {
         let keys = MEMORY_KEYS.lock().expect("lock");
         vec![keys.get(dir).expect("created").expose_secret().to_vec()]
+    },
+);
+
+/// The threshold KEK's member keys by test directory, so `reopen` can build the same
+/// members again.
+static THRESHOLD_KEYS: Mutex<BTreeMap<PathBuf, Vec<Dek>>> = Mutex::new(BTreeMap::new());
+
+/// A 2-of-3 threshold KEK over in-memory members `<prefix>-0..2` with `keys`.
+fn threshold_kek(prefix: &str, keys: &[Dek]) -> Arc<dyn KekProvider> {
+    let members: Vec<Arc<dyn KekProvider>> = keys
+        .iter()
+        .enumerate()
+        .map(|(k, key)| {
+            let id = envelope::KekId::new("memory", &format!("{prefix}-{k}"), 1).expect("id");
+            Arc::new(SoftwareKek::new(id, key.try_clone().expect("clone"))) as _
+        })
+        .collect();
+    let ids = members.iter().map(|m| m.id().clone()).collect();
+    Arc::new(kek_providers::ThresholdKek::new(2, ids, members).expect("threshold KEK"))
+}
+
+fn stored_threshold_kek(dir: &Path) -> Arc<dyn KekProvider> {
+    let keys = THRESHOLD_KEYS.lock().expect("lock");
+    threshold_kek("share", keys.get(dir).expect("created"))
+}
+
+fn fresh_keys() -> Vec<Dek> {
+    (0..3).map(|_| Dek::generate().expect("key")).collect()
+}
+
+compliance::kek_suite!(threshold_kek,
+    create: |dir: &Path| {
+        THRESHOLD_KEYS.lock().expect("lock").insert(dir.to_path_buf(), fresh_keys());
+        stored_threshold_kek(dir)
+    },
+    reopen: stored_threshold_kek,
+    other: |_: &Path| threshold_kek("other", &fresh_keys()),
+    secrets: |dir: &Path| {
+        let keys = THRESHOLD_KEYS.lock().expect("lock");
+        let keys = keys.get(dir).expect("created");
+        keys.iter().map(|k| k.expose_secret().to_vec()).collect()
     },
 );
