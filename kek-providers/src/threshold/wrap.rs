@@ -22,7 +22,7 @@ impl ThresholdKek {
             return Err(Error::kek(
                 &self.id,
                 format!(
-                    "every member KEK must be present to seal, and {} of {} missing: {}; \
+                    "every member KEK must be present to seal, and {} of {} are missing: {}; \
                      connect or configure {} (opening needs only {} of {})",
                     missing.len(),
                     self.n(),
