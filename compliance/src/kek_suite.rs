@@ -243,10 +243,10 @@ fn encodings(secret: &[u8]) -> Vec<String> {
         format!("{secret:#?}"),
     ];
     // Text secrets (passphrases) as text; short ones would match by chance.
-    if let Ok(text) = std::str::from_utf8(secret) {
-        if text.trim().len() >= 6 {
-            shown.push(text.trim().to_owned());
-        }
+    if let Ok(text) = std::str::from_utf8(secret)
+        && text.trim().len() >= 6
+    {
+        shown.push(text.trim().to_owned());
     }
     shown
 }

@@ -66,6 +66,9 @@ pub enum Error {
     /// A store kind name that does not exist.
     #[error("unknown store kind {0:?}: use sqlite or memory")]
     UnknownStoreKind(String),
+    /// A wrap mode name that does not exist.
+    #[error("unknown wrap mode {0:?}: use direct or tiered")]
+    UnknownWrapMode(String),
     /// A KEK given to open the vault is not among the KEKs pinned at init.
     #[error(
         "KEK {id} is not one of this vault's KEKs (pinned: {pinned}); pass one of those with --kek"
@@ -79,8 +82,55 @@ pub enum Error {
     /// No KEK was given.
     #[error("no KEK given: a vault needs at least one KEK")]
     NoKek,
+    /// The vault is locked: keys are zeroized and nothing opens until `unlock`.
+    #[error("the vault is locked; run `vaultctl unlock` (with its KEKs) first")]
+    Locked,
+    /// A wrap needs every root KEK, and some are not available.
+    #[error(
+        "cannot wrap a new key while root KEK(s) {missing} are not available: every root KEK must wrap it, or it could not recover it later. Make them available, or remove them with `vaultctl kek remove`"
+    )]
+    IncompleteRoot {
+        /// The missing KEK ids.
+        missing: String,
+    },
+    /// The KEK is already pinned.
+    #[error("KEK {id} is already one of this vault's KEKs")]
+    KekExists {
+        /// Its id.
+        id: String,
+    },
+    /// No pinned KEK has this id.
+    #[error("no KEK {id} in this vault (its KEKs: {pinned}); `vaultctl kek list` shows them")]
+    KekNotFound {
+        /// The id asked for.
+        id: String,
+        /// The pinned ids.
+        pinned: String,
+    },
+    /// Removing the KEK would leave no working KEK.
+    #[error(
+        "refusing to remove {id}: no other KEK of this vault is working now, so nothing could open it. Add or repair another KEK first"
+    )]
+    LastKek {
+        /// The KEK asked to remove.
+        id: String,
+    },
+    /// A KEK or epoch still protects stored secrets.
+    #[error("{count} stored secret versions still depend on {what}; run `vaultctl rewrap` first")]
+    StillInUse {
+        /// How many versions.
+        count: u64,
+        /// The KEK or epoch.
+        what: String,
+    },
+    /// A request the vault's configuration does not allow.
+    #[error("{0}")]
+    Unsupported(String),
+    /// A threshold KEK could not be built.
+    #[error(transparent)]
+    Kek(#[from] kek_providers::Error),
     /// The vault's marker file is unreadable or inconsistent.
-    #[error("vault marker {} is damaged: {reason}; restore it from a backup", path.display())]
+    #[error("vault configuration {} is damaged: {reason}; restore it from a backup", path.display())]
     Marker {
         /// The marker file.
         path: PathBuf,

@@ -6,17 +6,26 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod admin;
+mod cache;
+mod config;
 mod error;
-mod marker;
+mod keyring;
 mod names;
+mod rewrap;
 mod store;
 mod vault;
 
+pub use admin::KekCheck;
+pub use cache::DEFAULT_CACHE_TTL;
+pub use config::{
+    CONFIG_FILE, EpochPolicy, EpochRecord, PinnedKek, ThresholdPolicy, VaultConfig, WrapMode,
+};
 pub use error::Error;
-pub use marker::{MARKER_FILE, Marker, PinnedKek};
 pub use names::{MAX_KEY_LEN, MAX_SCOPE_COMPONENT, Scope, check_key};
+pub use rewrap::{RewrapOptions, RewrapProgress, RewrapReport};
 pub use store::{
     MemoryStore, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, SqliteStore,
     StoreKind, StoredVersion, open_store,
 };
-pub use vault::{Kek, KekStatus, MAX_VALUE_LEN, Status, Vault};
+pub use vault::{InitOptions, Kek, KekStatus, MAX_VALUE_LEN, Status, Vault};

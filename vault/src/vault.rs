@@ -1,35 +1,63 @@
-//! The Vault: a directory holding a marker, a store of envelopes, and the KEKs that open them.
+//! The Vault: a directory holding its configuration, a store of envelopes, and, while
+//! unlocked, the keys that open them.
 
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use envelope::{Assurance, Context, Health, KekProvider, SecretBytes};
 
 use crate::Error;
-use crate::marker::{Marker, PinnedKek};
+use crate::cache::{Cache, DEFAULT_CACHE_TTL};
+use crate::config::{EpochPolicy, ThresholdPolicy, VaultConfig, WrapMode};
+use crate::keyring::{Epochs, Keyring, RootSet, pin};
 use crate::names::{Scope, check_key};
 use crate::store::{SecretInfo, SecretStore, StoreKind, now_ms, open_store};
 
 /// Largest secret value `set` accepts. Secrets are credentials and keys, not files; caller
 /// data of any size up to the envelope limit goes through `seal_data`.
 pub const MAX_VALUE_LEN: usize = 1 << 20;
-
-/// AAD scope of the canary: not a user scope, so no secret can collide with it.
-const CANARY_SCOPE: &str = "vault";
-const CANARY_KEY: &str = "canary";
-const CANARY_VALUE: &[u8] = b"vault canary v1";
+/// Epoch wraps a process leases at a time (tiered mode); see `Vault::set_epoch_lease`.
+const DEFAULT_EPOCH_LEASE: u64 = 64;
 /// AAD scope of caller data sealed with `seal_data`; the caller's context is the key.
 const TRANSIT_SCOPE: &str = "transit";
 
 /// A KEK the vault uses: the URI it was built from and the provider.
 #[derive(Debug, Clone)]
 pub struct Kek {
-    /// The canonical URI, pinned in the marker at init.
+    /// The canonical URI, pinned in the configuration.
     pub uri: String,
     /// The provider.
     pub provider: Arc<dyn KekProvider>,
+}
+
+/// How to create a vault.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// The store, pinned.
+    pub store: StoreKind,
+    /// The wrap mode; `None` picks tiered when a KEK is hardware or a threshold is set
+    /// (slow or many devices), direct otherwise.
+    pub mode: Option<WrapMode>,
+    /// Require any `m` of the given KEKs instead of any one.
+    pub threshold: Option<usize>,
+    /// When epochs close (tiered mode).
+    pub epoch_policy: EpochPolicy,
+}
+
+impl InitOptions {
+    /// Defaults for `store`.
+    pub fn new(store: StoreKind) -> Self {
+        InitOptions {
+            store,
+            mode: None,
+            threshold: None,
+            epoch_policy: EpochPolicy::default(),
+        }
+    }
 }
 
 /// One KEK's line in [`Status`].
@@ -52,10 +80,22 @@ pub struct Status {
     pub dir: PathBuf,
     /// The store kind.
     pub store: StoreKind,
+    /// The wrap mode.
+    pub mode: WrapMode,
+    /// Whether the vault is locked.
+    pub locked: bool,
     /// How many secrets are stored.
     pub secrets: u64,
-    /// The KEKs this vault was opened with.
+    /// The KEKs this vault was unlocked with (none while locked).
     pub keks: Vec<KekStatus>,
+    /// Pinned KEKs that were not given (reads work, wraps do not).
+    pub missing_keks: Vec<String>,
+    /// Open epochs (tiered mode).
+    pub epochs: Vec<u32>,
+    /// Envelopes of older epochs no longer open.
+    pub min_decryption_version: u32,
+    /// Values in the JIT cache.
+    pub cached: usize,
     /// How much secret memory is locked.
     pub memory: envelope::memory::LockStatus,
 }
@@ -63,21 +103,29 @@ pub struct Status {
 /// An open vault. Safe to share between threads.
 #[derive(Debug)]
 pub struct Vault {
-    dir: PathBuf,
-    store: Box<dyn SecretStore>,
-    keks: Vec<Kek>,
-    providers: Vec<Arc<dyn KekProvider>>,
+    pub(crate) dir: PathBuf,
+    pub(crate) id: String,
+    pub(crate) mode: WrapMode,
+    pub(crate) store: Box<dyn SecretStore>,
+    /// `None` while locked.
+    keyring: RwLock<Option<Keyring>>,
+    pub(crate) cache: Cache,
+    lease: AtomicU64,
 }
 
 impl Vault {
-    /// Creates a vault in `dir` (made 0700 if absent) with a `store` and the `keks` every
-    /// secret will be wrapped under. The marker is written last, so a crash leaves no vault
-    /// rather than half of one.
+    /// Creates a vault in `dir` with the defaults for `store`.
     pub fn init(dir: &Path, store: StoreKind, keks: Vec<Kek>) -> Result<Self, Error> {
+        Self::init_with(dir, &InitOptions::new(store), keks)
+    }
+
+    /// Creates a vault in `dir` (made 0700 if absent) whose root KEKs are `keks`. The
+    /// configuration is written last, so a crash leaves no vault rather than half of one.
+    pub fn init_with(dir: &Path, options: &InitOptions, keks: Vec<Kek>) -> Result<Self, Error> {
         if keks.is_empty() {
             return Err(Error::NoKek);
         }
-        match Marker::read(dir) {
+        match VaultConfig::read(dir) {
             Err(Error::NoVault { .. }) => {}
             _ => {
                 return Err(Error::AlreadyInitialised {
@@ -85,40 +133,69 @@ impl Vault {
                 });
             }
         }
+        if let Some(m) = options.threshold
+            && !(2..=keks.len()).contains(&m)
+        {
+            return Err(Error::Unsupported(format!(
+                "a threshold of {m} with {} KEKs: it must be at least 2 and at most the number of KEKs",
+                keks.len()
+            )));
+        }
+        let hardware = keks.iter().any(|k| k.provider.assurance().hardware);
+        let mode = options
+            .mode
+            .unwrap_or(if hardware || options.threshold.is_some() {
+                WrapMode::Tiered
+            } else {
+                WrapMode::Direct
+            });
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)
             .map_err(Error::io(format!("creating {}", dir.display())))?;
-        let vault = Self::assemble(dir, store, keks)?;
-        let canary = envelope::seal(CANARY_VALUE, &canary_context(), &vault.providers)?;
-        let pinned = vault
-            .keks
-            .iter()
-            .map(|k| PinnedKek {
-                uri: k.uri.clone(),
-                id: k.provider.id().to_string(),
-            })
-            .collect();
-        Marker::new(store.to_string(), pinned, now_ms(), &canary).write_new(dir)?;
-        Ok(vault)
-    }
-
-    /// Reads what the vault in `dir` pinned at init, without opening it.
-    pub fn read_marker(dir: &Path) -> Result<Marker, Error> {
-        Marker::read(dir)
-    }
-
-    /// Opens the vault in `dir` with one or more of its pinned KEKs. `store`, if given, must
-    /// be the pinned kind: a vault never switches stores silently.
-    pub fn open(dir: &Path, store: Option<StoreKind>, keks: Vec<Kek>) -> Result<Self, Error> {
-        if keks.is_empty() {
-            return Err(Error::NoKek);
+        let pinned = keks.iter().map(pin).collect::<Result<Vec<_>, _>>()?;
+        let (anyof, threshold) = match options.threshold {
+            Some(m) => (Vec::new(), Some(ThresholdPolicy { m, members: pinned })),
+            None => (pinned, None),
+        };
+        let mut config = VaultConfig {
+            format: VaultConfig::FORMAT,
+            id: random_id()?,
+            store: options.store.to_string(),
+            mode,
+            keks: anyof,
+            threshold,
+            created_at_ms: now_ms(),
+            epoch_policy: options.epoch_policy,
+            epochs: Vec::new(),
+            min_decryption_version: 1,
+            locked: false,
+        };
+        let mut keyring = Keyring::unlock(&config, keks)?;
+        if mode == WrapMode::Tiered {
+            let (record, _) = crate::keyring::new_epoch_for_init(&config.id, &keyring.root)?;
+            config.epochs.push(record);
+            keyring = Keyring::unlock(&config, keyring.root.given().to_vec())?;
         }
-        let marker = Marker::read(dir)?;
-        let pinned_kind: StoreKind = marker.store.parse().map_err(|_| Error::Marker {
-            path: dir.join(crate::marker::MARKER_FILE),
-            reason: format!("unknown store kind {:?}", marker.store),
+        let store = open_store(options.store, dir)?;
+        config.create_new(dir)?;
+        Ok(Self::assemble(dir, &config, store, Some(keyring)))
+    }
+
+    /// Reads the configuration of the vault in `dir`, without opening it.
+    pub fn read_config(dir: &Path) -> Result<VaultConfig, Error> {
+        VaultConfig::read(dir)
+    }
+
+    /// Opens the vault in `dir` with one or more of its root KEKs (any one, or `m` of a
+    /// threshold group). `store`, if given, must be the pinned kind. A locked vault opens
+    /// locked: the KEKs are checked but no key is opened until [`Vault::unlock`].
+    pub fn open(dir: &Path, store: Option<StoreKind>, keks: Vec<Kek>) -> Result<Self, Error> {
+        let config = VaultConfig::read(dir)?;
+        let pinned_kind: StoreKind = config.store.parse().map_err(|_| Error::Marker {
+            path: dir.join(crate::config::CONFIG_FILE),
+            reason: format!("unknown store kind {:?}", config.store),
         })?;
         if let Some(wanted) = store.filter(|w| *w != pinned_kind) {
             return Err(Error::StoreKindMismatch {
@@ -127,36 +204,115 @@ impl Vault {
                 wanted: wanted.to_string(),
             });
         }
-        for kek in &keks {
-            let id = kek.provider.id().to_string();
-            if !marker.keks.iter().any(|p| p.id == id) {
-                let pinned: Vec<&str> = marker.keks.iter().map(|p| p.id.as_str()).collect();
-                return Err(Error::KekNotPinned {
-                    id,
-                    pinned: pinned.join(", "),
-                });
-            }
-        }
-        let vault = Self::assemble(dir, pinned_kind, keks)?;
-        // Proves the KEKs open this vault before any secret is touched.
-        envelope::open(&marker.canary(dir)?, &canary_context(), &vault.providers)?;
-        Ok(vault)
+        let keyring = if config.locked {
+            RootSet::build(&config, keks)?;
+            None
+        } else {
+            Some(Keyring::unlock(&config, keks)?)
+        };
+        let store = open_store(pinned_kind, dir)?;
+        Ok(Self::assemble(dir, &config, store, keyring))
     }
 
-    fn assemble(dir: &Path, kind: StoreKind, keks: Vec<Kek>) -> Result<Self, Error> {
-        let store = open_store(kind, dir)?;
-        let providers = keks.iter().map(|k| Arc::clone(&k.provider)).collect();
-        Ok(Vault {
+    fn assemble(
+        dir: &Path,
+        config: &VaultConfig,
+        store: Box<dyn SecretStore>,
+        keyring: Option<Keyring>,
+    ) -> Self {
+        Vault {
             dir: dir.to_path_buf(),
+            id: config.id.clone(),
+            mode: config.mode,
             store,
-            keks,
-            providers,
-        })
+            keyring: RwLock::new(keyring),
+            cache: Cache::new(DEFAULT_CACHE_TTL),
+            lease: AtomicU64::new(DEFAULT_EPOCH_LEASE),
+        }
+    }
+
+    /// Sets how long opened secrets stay cached (zero disables the cache).
+    pub fn set_cache_ttl(&mut self, ttl: Duration) {
+        self.cache = Cache::new(ttl);
+    }
+
+    /// Sets how many epoch wraps this process reserves at a time: a long-running daemon
+    /// takes more (fewer configuration writes), a one-shot command fewer (less is lost when
+    /// it exits).
+    pub fn set_epoch_lease(&self, wraps: u64) {
+        self.lease.store(wraps.max(1), Ordering::Relaxed);
     }
 
     /// The vault directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Whether the vault is locked.
+    pub fn is_locked(&self) -> bool {
+        self.read_keyring().is_none()
+    }
+
+    /// Zeroizes every key and cached value and marks the vault locked on disk, so that
+    /// other processes open it locked too.
+    pub fn lock(&self) -> Result<(), Error> {
+        *self.write_keyring() = None;
+        self.cache.flush();
+        VaultConfig::update(&self.dir, |c| {
+            c.locked = true;
+            Ok(())
+        })?;
+        Ok(())
+    }
+
+    /// Opens the keys again with `keks` (any one root KEK, or `m` of a threshold group)
+    /// and marks the vault unlocked on disk.
+    pub fn unlock(&self, keks: Vec<Kek>) -> Result<(), Error> {
+        let config = VaultConfig::read(&self.dir)?;
+        let keyring = Keyring::unlock(&config, keks)?;
+        *self.write_keyring() = Some(keyring);
+        if config.locked {
+            VaultConfig::update(&self.dir, |c| {
+                c.locked = false;
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    fn read_keyring(&self) -> RwLockReadGuard<'_, Option<Keyring>> {
+        // The keyring is replaced whole, never left half-changed by a panicking writer.
+        self.keyring.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(crate) fn write_keyring(&self) -> RwLockWriteGuard<'_, Option<Keyring>> {
+        self.keyring.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` with the keyring, or fails with `Locked`.
+    pub(crate) fn with_keyring<T>(
+        &self,
+        f: impl FnOnce(&Keyring) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        match self.read_keyring().as_ref() {
+            Some(keyring) => f(keyring),
+            None => Err(Error::Locked),
+        }
+    }
+
+    pub(crate) fn lease(&self) -> u64 {
+        self.lease.load(Ordering::Relaxed)
+    }
+
+    /// Seals `plaintext` for `ctx` under the current keys.
+    pub(crate) fn seal_with(
+        &self,
+        keyring: &Keyring,
+        plaintext: &[u8],
+        ctx: &Context<'_>,
+    ) -> Result<Vec<u8>, Error> {
+        let keks = keyring.seal_keks(&self.dir, &self.id, self.lease())?;
+        Ok(envelope::seal(plaintext, ctx, keks.as_slice())?)
     }
 
     /// Stores `value` as a new version of `scope`/`key` and returns the version.
@@ -169,85 +325,120 @@ impl Vault {
                 max: MAX_VALUE_LEN,
             });
         }
-        self.store.set(&scope, key, &mut |version| {
-            Ok(envelope::seal(
-                value,
-                &Context::new(&scope, key, version),
-                &self.providers,
-            )?)
-        })
+        let version = self.with_keyring(|keyring| {
+            self.store.set(&scope, key, &mut |version| {
+                self.seal_with(keyring, value, &Context::new(&scope, key, version))
+            })
+        })?;
+        self.cache.invalidate(&scope, key);
+        Ok(version)
     }
 
     /// The latest value of `scope`/`key`, or the value of `version`.
     pub fn get(&self, scope: &str, key: &str, version: Option<u64>) -> Result<SecretBytes, Error> {
         let scope = Scope::parse(scope)?.to_string();
         check_key(key)?;
-        let (version, sealed) = self.store.get(&scope, key, version)?;
-        Ok(envelope::open(
-            &sealed,
-            &Context::new(&scope, key, version),
-            &self.providers,
-        )?)
+        self.with_keyring(|keyring| {
+            if let Some(hit) = self.cache.get(&scope, key, version) {
+                return Ok(hit);
+            }
+            let (found, sealed) = self.store.get(&scope, key, version)?;
+            let value = envelope::open(
+                &sealed,
+                &Context::new(&scope, key, found),
+                keyring.unwrap_keks().as_slice(),
+            )?;
+            self.cache.put(&scope, key, version, &value);
+            Ok(value)
+        })
     }
 
     /// Deletes every version of `scope`/`key`.
     pub fn delete(&self, scope: &str, key: &str) -> Result<(), Error> {
         let scope = Scope::parse(scope)?.to_string();
         check_key(key)?;
-        self.store.delete(&scope, key)
+        self.with_keyring(|_| self.store.delete(&scope, key))?;
+        self.cache.invalidate(&scope, key);
+        Ok(())
     }
 
     /// Names, versions and times of the secrets, in `scope` or all; never decrypts.
     pub fn list(&self, scope: Option<&str>) -> Result<Vec<SecretInfo>, Error> {
         let scope = scope.map(Scope::parse).transpose()?.map(|s| s.to_string());
-        self.store.list(scope.as_deref())
+        self.with_keyring(|_| self.store.list(scope.as_deref()))
     }
 
     /// Seals caller data for `context` (nothing is stored); `open_data` with the same
     /// context opens it.
     pub fn seal_data(&self, context: &str, data: &[u8]) -> Result<Vec<u8>, Error> {
-        Ok(envelope::seal(
-            data,
-            &transit_context(context),
-            &self.providers,
-        )?)
+        self.with_keyring(|keyring| self.seal_with(keyring, data, &transit_context(context)))
     }
 
     /// Opens caller data sealed by `seal_data` with the same `context`.
     pub fn open_data(&self, context: &str, sealed: &[u8]) -> Result<SecretBytes, Error> {
-        Ok(envelope::open(
-            sealed,
-            &transit_context(context),
-            &self.providers,
-        )?)
+        self.with_keyring(|keyring| {
+            Ok(envelope::open(
+                sealed,
+                &transit_context(context),
+                keyring.unwrap_keks().as_slice(),
+            )?)
+        })
     }
 
-    /// The store, the secret count, each KEK's health, and memory locking.
+    /// The store, the secret count, each KEK's health, the epochs and memory locking.
     pub fn status(&self) -> Result<Status, Error> {
-        let keks = self
-            .keks
+        let config = VaultConfig::read(&self.dir)?;
+        let guard = self.read_keyring();
+        let keks = guard
             .iter()
+            .flat_map(|k| k.root.given())
             .map(|k| KekStatus {
                 id: k.provider.id().to_string(),
                 uri: k.uri.clone(),
                 health: k.provider.health(),
                 assurance: k.provider.assurance(),
             })
+            .collect::<Vec<_>>();
+        let missing_keks = config
+            .all_keks()
+            .filter(|p| !keks.iter().any(|k| k.id == p.id))
+            .map(|p| p.id.clone())
             .collect();
+        let epochs = guard
+            .as_ref()
+            .and_then(Keyring::epochs)
+            .map(|e| e.numbers())
+            .unwrap_or_default();
         Ok(Status {
             dir: self.dir.clone(),
             store: self.store.kind(),
+            mode: self.mode,
+            locked: guard.is_none(),
             secrets: self.store.count()?,
             keks,
+            missing_keks,
+            epochs,
+            min_decryption_version: config.min_decryption_version,
+            cached: self.cache.len(),
             memory: envelope::memory::lock_status(),
         })
     }
-}
 
-fn canary_context() -> Context<'static> {
-    Context::new(CANARY_SCOPE, CANARY_KEY, 0)
+    /// Ends the epoch lease of this process (tests and `rotate`).
+    pub(crate) fn end_lease(&self, keyring: &Keyring) {
+        if let Some(mut epochs) = keyring.epochs() {
+            Epochs::end_lease(&mut epochs);
+        }
+    }
 }
 
 fn transit_context(context: &str) -> Context<'_> {
     Context::new(TRANSIT_SCOPE, context, 0)
+}
+
+/// 8 random bytes in hex: names the vault's epoch keys.
+fn random_id() -> Result<String, Error> {
+    let mut id = [0u8; 8];
+    envelope::random_bytes(&mut id)?;
+    Ok(id.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -102,7 +102,7 @@ fn any_one_of_several_keks_opens_the_vault() {
             b"v"
         );
     }
-    let marker = Vault::read_marker(dir.path()).expect("marker");
+    let marker = Vault::read_config(dir.path()).expect("marker");
     assert_eq!(marker.keks.len(), 2);
     assert_eq!(marker.store, "sqlite");
 }
@@ -112,7 +112,7 @@ fn a_damaged_marker_is_reported_not_a_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = kek("a");
     Vault::init(dir.path(), StoreKind::Sqlite, vec![a.clone()]).expect("init");
-    let marker = dir.path().join(vault::MARKER_FILE);
+    let marker = dir.path().join(vault::CONFIG_FILE);
     for text in ["", "{", "[]", "{\"format\": 2}", &"x".repeat(2 << 20)] {
         std::fs::write(&marker, text).expect("write");
         let err = Vault::open(dir.path(), None, vec![a.clone()]).expect_err("damaged");

@@ -29,11 +29,7 @@ pub fn vault_dir(cli: &Cli) -> Result<PathBuf, Error> {
 pub fn open_vault(cli: &Cli) -> Result<Vault, Error> {
     let dir = vault_dir(cli)?;
     let uris = if cli.keks.is_empty() {
-        Vault::read_marker(&dir)?
-            .keks
-            .into_iter()
-            .map(|k| k.uri)
-            .collect()
+        Vault::read_config(&dir)?.kek_uris()
     } else {
         cli.keks.clone()
     };

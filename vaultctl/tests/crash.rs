@@ -68,7 +68,7 @@ fn sigkill_during_a_stream_of_sets_loses_no_acknowledged_write() {
         // A killed child may close stdin early; a failed write is part of the experiment.
         let _ = child.stdin.take().expect("stdin").write_all(&value);
         let roll = timings.next();
-        if roll % 3 == 0 {
+        if roll.is_multiple_of(3) {
             // Anywhere in the process's life: start-up, sealing, the commit, or just after it.
             std::thread::sleep(Duration::from_micros(roll % lifetime_us));
             let _ = child.kill(); // SIGKILL

@@ -13,7 +13,7 @@ use crate::open::vault_dir;
 
 pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
     let dir = vault_dir(cli)?;
-    if Vault::read_marker(&dir).is_ok() {
+    if Vault::read_config(&dir).is_ok() {
         return Err(vault::Error::AlreadyInitialised { dir }.into());
     }
     let store: StoreKind = args.store.parse()?;

@@ -1,0 +1,110 @@
+//! The JIT cache of opened secrets: a read within the TTL skips the store and the KEKs.
+//!
+//! Values live in locked, zeroizing memory (`SecretBytes`); an entry is dropped, and so
+//! zeroized, when it expires, when its key is set or deleted, and on lock. Writes never go
+//! through the cache. The TTL bounds how long a value changed by another process can be
+//! served stale.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use envelope::SecretBytes;
+
+/// Default time an opened secret stays cached.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
+/// At most this many cached values; beyond it reads go to the store.
+const MAX_ENTRIES: usize = 4096;
+
+#[derive(Debug)]
+struct Entry {
+    value: SecretBytes,
+    expires: Instant,
+}
+
+/// Cached values per (scope, key), per requested version (`None` = latest).
+type Entries = HashMap<(String, String), HashMap<Option<u64>, Entry>>;
+
+#[derive(Debug)]
+pub(crate) struct Cache {
+    ttl: Duration,
+    entries: Mutex<Entries>,
+}
+
+impl Cache {
+    /// A cache keeping values for `ttl`; zero disables it.
+    pub(crate) fn new(ttl: Duration) -> Self {
+        Cache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn entries(&self) -> MutexGuard<'_, Entries> {
+        // Each change is one insert or remove: a panicking holder leaves the map whole.
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A copy of the cached value, if one is fresh.
+    pub(crate) fn get(&self, scope: &str, key: &str, version: Option<u64>) -> Option<SecretBytes> {
+        if self.ttl.is_zero() {
+            return None;
+        }
+        let mut entries = self.entries();
+        let versions = entries.get_mut(&(scope.to_owned(), key.to_owned()))?;
+        let entry = versions.get(&version)?;
+        if entry.expires <= Instant::now() {
+            versions.remove(&version);
+            return None;
+        }
+        entry.value.try_clone().ok()
+    }
+
+    /// Caches a copy of `value`.
+    pub(crate) fn put(&self, scope: &str, key: &str, version: Option<u64>, value: &SecretBytes) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let Ok(copy) = value.try_clone() else { return };
+        let now = Instant::now();
+        let mut entries = self.entries();
+        if count(&entries) >= MAX_ENTRIES {
+            for versions in entries.values_mut() {
+                versions.retain(|_, e| e.expires > now);
+            }
+            entries.retain(|_, versions| !versions.is_empty());
+            if count(&entries) >= MAX_ENTRIES {
+                return;
+            }
+        }
+        entries
+            .entry((scope.to_owned(), key.to_owned()))
+            .or_default()
+            .insert(
+                version,
+                Entry {
+                    value: copy,
+                    expires: now + self.ttl,
+                },
+            );
+    }
+
+    /// Drops every cached version of `scope`/`key` (it was set or deleted).
+    pub(crate) fn invalidate(&self, scope: &str, key: &str) {
+        self.entries().remove(&(scope.to_owned(), key.to_owned()));
+    }
+
+    /// Drops everything (lock).
+    pub(crate) fn flush(&self) {
+        self.entries().clear();
+    }
+
+    /// How many values are cached (expired ones included until touched).
+    pub(crate) fn len(&self) -> usize {
+        count(&self.entries())
+    }
+}
+
+fn count(entries: &Entries) -> usize {
+    entries.values().map(HashMap::len).sum()
+}

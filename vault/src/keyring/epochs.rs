@@ -1,0 +1,232 @@
+//! Tiered mode's intermediate keys: one per epoch, wrapped by the root KEKs, held in locked
+//! memory while the vault is unlocked. DEKs are wrapped by the current epoch's key in
+//! software, so slow hardware is touched only to open an epoch, not per secret.
+//!
+//! Every DEK wrap is counted against the epoch's limit before it happens: a process leases a
+//! block of wraps by raising `wraps_reserved` in `vault.json` (under the vault lock), and a
+//! crash only loses the unused rest of its block. So an epoch key never wraps more than its
+//! policy allows, across processes and crashes.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use envelope::{Context, Dek, KekId, KekProvider, SoftwareKek};
+
+use super::root::RootSet;
+use crate::Error;
+use crate::config::{EpochRecord, VaultConfig, encode};
+use crate::store::now_ms;
+
+/// The kind of epoch stanzas; their label is the vault id and their version the epoch.
+pub(crate) const EPOCH_KIND: &str = "epoch";
+
+/// The AAD of an epoch key's own envelope.
+fn epoch_context(number: u32) -> Context<'static> {
+    Context::new("keyring", "epoch", u64::from(number))
+}
+
+pub(crate) fn epoch_kek_id(vault_id: &str, number: u32) -> Result<KekId, Error> {
+    Ok(KekId::new(EPOCH_KIND, vault_id, number)?)
+}
+
+/// Opens an epoch's key with the root KEKs.
+pub(crate) fn open_epoch(
+    vault_id: &str,
+    record: &EpochRecord,
+    root: &RootSet,
+) -> Result<Arc<SoftwareKek>, Error> {
+    let key = envelope::open(
+        &record.key_bytes()?,
+        &epoch_context(record.number),
+        root.unwrap_set(),
+    )?;
+    Ok(Arc::new(SoftwareKek::new(
+        epoch_kek_id(vault_id, record.number)?,
+        Dek::from_slice(key.expose_secret())?,
+    )))
+}
+
+/// A new epoch's record and key, sealed under every root KEK.
+pub(crate) fn new_epoch(
+    vault_id: &str,
+    number: u32,
+    wraps_reserved: u64,
+    root: &RootSet,
+) -> Result<(EpochRecord, Arc<SoftwareKek>), Error> {
+    let key = Dek::generate()?;
+    let sealed = envelope::seal(
+        key.expose_secret(),
+        &epoch_context(number),
+        root.wrap_set()?,
+    )?;
+    let record = EpochRecord {
+        number,
+        created_at_ms: now_ms(),
+        wraps_reserved,
+        key: encode(&sealed),
+    };
+    Ok((
+        record,
+        Arc::new(SoftwareKek::new(epoch_kek_id(vault_id, number)?, key)),
+    ))
+}
+
+/// Epoch 1 of a new vault (nothing wrapped under it yet).
+pub(crate) fn new_epoch_for_init(
+    vault_id: &str,
+    root: &RootSet,
+) -> Result<(EpochRecord, Arc<SoftwareKek>), Error> {
+    new_epoch(vault_id, 1, 0, root)
+}
+
+/// Re-seals an epoch key's envelope under the current root KEKs (after `kek add`/`remove`).
+pub(crate) fn reseal_epoch(record: &mut EpochRecord, root: &RootSet) -> Result<(), Error> {
+    let sealed = envelope::rewrap(
+        &record.key_bytes()?,
+        &epoch_context(record.number),
+        root.unwrap_set(),
+        root.wrap_set()?,
+    )?;
+    record.key = encode(&sealed.envelope);
+    Ok(())
+}
+
+/// The open epoch keys of an unlocked tiered vault and this process's lease of wraps.
+#[derive(Debug, Default)]
+pub(crate) struct Epochs {
+    open: BTreeMap<u32, Arc<SoftwareKek>>,
+    /// The epoch this process wraps under, and when it closes by age (Unix ms).
+    current: Option<(u32, i64)>,
+    lease_left: u64,
+    /// Everything that unwraps epoch stanzas, newest first, shared with readers.
+    unwrap_set: Arc<[Arc<dyn KekProvider>]>,
+}
+
+impl Epochs {
+    /// Opens every epoch still allowed to decrypt.
+    pub(crate) fn open_all(config: &VaultConfig, root: &RootSet) -> Result<Self, Error> {
+        let mut epochs = Epochs::default();
+        for record in config
+            .epochs
+            .iter()
+            .filter(|e| e.number >= config.min_decryption_version)
+        {
+            epochs
+                .open
+                .insert(record.number, open_epoch(&config.id, record, root)?);
+        }
+        epochs.refresh_unwrap_set();
+        Ok(epochs)
+    }
+
+    fn refresh_unwrap_set(&mut self) {
+        self.unwrap_set = self
+            .open
+            .values()
+            .rev()
+            .map(|k| Arc::clone(k) as Arc<dyn KekProvider>)
+            .collect();
+    }
+
+    /// What opens epoch-wrapped envelopes.
+    pub(crate) fn unwrap_set(&self) -> Arc<[Arc<dyn KekProvider>]> {
+        Arc::clone(&self.unwrap_set)
+    }
+
+    /// The numbers of the open epochs.
+    pub(crate) fn numbers(&self) -> Vec<u32> {
+        self.open.keys().copied().collect()
+    }
+
+    /// Forgets epochs below `min` (retired); their keys are zeroized when dropped.
+    pub(crate) fn retire_below(&mut self, min: u32) {
+        self.open.retain(|n, _| *n >= min);
+        if self.current.is_some_and(|(n, _)| n < min) {
+            self.current = None;
+            self.lease_left = 0;
+        }
+        self.refresh_unwrap_set();
+    }
+
+    /// Ends this process's lease, so the next wrap starts or joins the newest epoch.
+    pub(crate) fn end_lease(&mut self) {
+        self.current = None;
+        self.lease_left = 0;
+    }
+
+    /// The key to wrap one DEK under, counted against its epoch's limit.
+    pub(crate) fn wrap_key(
+        &mut self,
+        dir: &Path,
+        vault_id: &str,
+        root: &RootSet,
+        lease: u64,
+    ) -> Result<Arc<SoftwareKek>, Error> {
+        let fresh = match self.current {
+            Some((_, closes_at)) => self.lease_left > 0 && now_ms() < closes_at,
+            None => false,
+        };
+        if !fresh {
+            self.renew_lease(dir, vault_id, root, lease.max(1))?;
+        }
+        self.lease_left -= 1;
+        let (number, _) = self.current.ok_or(Error::Locked)?;
+        self.open.get(&number).cloned().ok_or(Error::Locked)
+    }
+
+    /// Leases wraps on the newest open epoch, or starts a new epoch if it is closed.
+    fn renew_lease(
+        &mut self,
+        dir: &Path,
+        vault_id: &str,
+        root: &RootSet,
+        lease: u64,
+    ) -> Result<(), Error> {
+        let (config, (number, granted, new_key)) = VaultConfig::update(dir, |config| {
+            let now = now_ms();
+            let policy = config.epoch_policy;
+            if let Some(last) = config
+                .epochs
+                .last_mut()
+                .filter(|e| !e.is_closed(&policy, now))
+            {
+                let granted = lease.min(policy.max_wraps - last.wraps_reserved);
+                last.wraps_reserved += granted;
+                return Ok((last.number, granted, None));
+            }
+            let number = config.epochs.last().map_or(1, |e| e.number + 1);
+            let granted = lease.min(policy.max_wraps).max(1);
+            let (record, key) = new_epoch(vault_id, number, granted, root)?;
+            config.epochs.push(record);
+            Ok((number, granted, Some(key)))
+        })?;
+        let key = match new_key {
+            Some(key) => key,
+            None => match self.open.get(&number) {
+                Some(key) => Arc::clone(key),
+                // Another process started this epoch: open it with the root KEKs.
+                None => {
+                    let record = config
+                        .epochs
+                        .iter()
+                        .find(|e| e.number == number)
+                        .ok_or(Error::Locked)?;
+                    open_epoch(vault_id, record, root)?
+                }
+            },
+        };
+        let created = config
+            .epochs
+            .iter()
+            .find(|e| e.number == number)
+            .map_or_else(now_ms, |e| e.created_at_ms);
+        let max_age_ms = i64::try_from(config.epoch_policy.max_age_secs.saturating_mul(1000))
+            .unwrap_or(i64::MAX);
+        self.open.insert(number, key);
+        self.current = Some((number, created.saturating_add(max_age_ms)));
+        self.lease_left = granted;
+        self.refresh_unwrap_set();
+        Ok(())
+    }
+}

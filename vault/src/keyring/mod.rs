@@ -1,0 +1,103 @@
+//! The keys of an unlocked vault: its root KEKs and, in tiered mode, its epoch keys.
+//! Dropping a `Keyring` (lock) drops every key it holds; their memory is zeroized.
+
+mod epochs;
+mod root;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use envelope::KekProvider;
+
+pub(crate) use epochs::{EPOCH_KIND, Epochs, new_epoch, new_epoch_for_init, reseal_epoch};
+pub(crate) use root::{RootSet, check_canary, pin};
+
+use crate::config::{VaultConfig, WrapMode};
+use crate::{Error, Kek};
+
+/// What seals one envelope: the root KEKs (direct) or the current epoch key (tiered).
+pub(crate) enum SealKeks<'a> {
+    Root(&'a [Arc<dyn KekProvider>]),
+    Epoch([Arc<dyn KekProvider>; 1]),
+}
+
+impl SealKeks<'_> {
+    pub(crate) fn as_slice(&self) -> &[Arc<dyn KekProvider>] {
+        match self {
+            SealKeks::Root(keks) => keks,
+            SealKeks::Epoch(kek) => kek,
+        }
+    }
+}
+
+/// What opens envelopes: the root KEKs (direct) or the open epoch keys (tiered).
+pub(crate) enum UnwrapKeks<'a> {
+    Root(&'a [Arc<dyn KekProvider>]),
+    Epochs(Arc<[Arc<dyn KekProvider>]>),
+}
+
+impl UnwrapKeks<'_> {
+    pub(crate) fn as_slice(&self) -> &[Arc<dyn KekProvider>] {
+        match self {
+            UnwrapKeks::Root(keks) => keks,
+            UnwrapKeks::Epochs(keks) => keks,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Keyring {
+    pub(crate) root: RootSet,
+    epochs: Option<Mutex<Epochs>>,
+}
+
+impl Keyring {
+    /// Checks `keks` against the configuration and, in tiered mode, opens the epoch keys.
+    pub(crate) fn unlock(config: &VaultConfig, keks: Vec<Kek>) -> Result<Self, Error> {
+        let root = RootSet::build(config, keks)?;
+        let epochs = match config.mode {
+            WrapMode::Tiered => Some(Mutex::new(Epochs::open_all(config, &root)?)),
+            WrapMode::Direct => None,
+        };
+        Ok(Keyring { root, epochs })
+    }
+
+    /// The same epochs under a new root set (after `kek add` or `remove`).
+    pub(crate) fn with_root(self, root: RootSet) -> Self {
+        Keyring {
+            root,
+            epochs: self.epochs,
+        }
+    }
+
+    /// The epoch state (tiered mode only).
+    pub(crate) fn epochs(&self) -> Option<MutexGuard<'_, Epochs>> {
+        self.epochs
+            .as_ref()
+            .map(|e| e.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The KEKs to seal one envelope with; in tiered mode this counts one wrap.
+    pub(crate) fn seal_keks(
+        &self,
+        dir: &Path,
+        vault_id: &str,
+        lease: u64,
+    ) -> Result<SealKeks<'_>, Error> {
+        match self.epochs() {
+            None => Ok(SealKeks::Root(self.root.wrap_set()?)),
+            Some(mut epochs) => {
+                let key = epochs.wrap_key(dir, vault_id, &self.root, lease)?;
+                Ok(SealKeks::Epoch([key as Arc<dyn KekProvider>]))
+            }
+        }
+    }
+
+    /// The KEKs that open stored envelopes.
+    pub(crate) fn unwrap_keks(&self) -> UnwrapKeks<'_> {
+        match self.epochs() {
+            None => UnwrapKeks::Root(self.root.unwrap_set()),
+            Some(epochs) => UnwrapKeks::Epochs(epochs.unwrap_set()),
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! The root KEKs an unlocked vault holds: the any-of ones and the threshold group, which
+//! of them are here, and the canaries that prove each one is the KEK that was pinned.
+
+use std::sync::Arc;
+
+use envelope::{Context, KekId, KekProvider};
+use kek_providers::ThresholdKek;
+
+use crate::config::{PinnedKek, VaultConfig, encode};
+use crate::{Error, Kek};
+
+/// AAD of the per-KEK canaries: not a user scope, so no secret can collide with it.
+const CANARY_SCOPE: &str = "vault";
+const CANARY_KEY: &str = "canary";
+const CANARY_VALUE: &[u8] = b"vault canary v1";
+
+/// A new KEK's pinned form, with its canary sealed under it alone.
+pub(crate) fn pin(kek: &Kek) -> Result<PinnedKek, Error> {
+    let canary = envelope::seal(
+        CANARY_VALUE,
+        &canary_context(),
+        &[Arc::clone(&kek.provider)],
+    )?;
+    Ok(PinnedKek {
+        uri: kek.uri.clone(),
+        id: kek.provider.id().to_string(),
+        canary: encode(&canary),
+    })
+}
+
+/// Opens `pinned`'s canary with `provider` alone: proves the provider is that KEK and works.
+pub(crate) fn check_canary(
+    pinned: &PinnedKek,
+    provider: &Arc<dyn KekProvider>,
+) -> Result<(), Error> {
+    let canary = pinned.canary_bytes()?;
+    let opened = envelope::open(&canary, &canary_context(), &[Arc::clone(provider)])?;
+    if opened.expose_secret() != CANARY_VALUE {
+        return Err(envelope::Error::Tampered.into());
+    }
+    Ok(())
+}
+
+fn canary_context() -> Context<'static> {
+    Context::new(CANARY_SCOPE, CANARY_KEY, 0)
+}
+
+/// Parses `kind:label#vN`, the form ids are pinned in.
+pub(crate) fn parse_kek_id(text: &str) -> Result<KekId, Error> {
+    let damaged = || Error::Marker {
+        path: crate::config::CONFIG_FILE.into(),
+        reason: format!("KEK id {text:?} is not kind:label#vN"),
+    };
+    let (kind, rest) = text.split_once(':').ok_or_else(damaged)?;
+    let (label, version) = rest.rsplit_once("#v").ok_or_else(damaged)?;
+    let version = version.parse().map_err(|_| damaged())?;
+    Ok(KekId::new(kind, label, version)?)
+}
+
+/// The root KEKs of an unlocked vault.
+#[derive(Debug)]
+pub(crate) struct RootSet {
+    /// Every KEK given at unlock (any-of and threshold members), for status and checks.
+    given: Vec<Kek>,
+    /// What wraps and unwraps: the threshold KEK (if any) and the any-of KEKs present.
+    providers: Vec<Arc<dyn KekProvider>>,
+    /// Pinned KEKs that were not given: reads work without them, wrapping does not.
+    missing: Vec<String>,
+}
+
+impl RootSet {
+    /// Matches `keks` to the pinned KEKs and checks each one's canary.
+    pub(crate) fn build(config: &VaultConfig, keks: Vec<Kek>) -> Result<Self, Error> {
+        if keks.is_empty() {
+            return Err(Error::NoKek);
+        }
+        let mut providers: Vec<Arc<dyn KekProvider>> = Vec::new();
+        let mut members: Vec<Arc<dyn KekProvider>> = Vec::new();
+        for kek in &keks {
+            let id = kek.provider.id().to_string();
+            let pinned = config.all_keks().find(|p| p.id == id).ok_or_else(|| {
+                let pinned: Vec<&str> = config.all_keks().map(|p| p.id.as_str()).collect();
+                Error::KekNotPinned {
+                    id: id.clone(),
+                    pinned: pinned.join(", "),
+                }
+            })?;
+            check_canary(pinned, &kek.provider)?;
+            if config.keks.iter().any(|p| p.id == id) {
+                providers.push(Arc::clone(&kek.provider));
+            } else {
+                members.push(Arc::clone(&kek.provider));
+            }
+        }
+        if let Some(policy) = &config.threshold {
+            let ids = policy
+                .members
+                .iter()
+                .map(|p| parse_kek_id(&p.id))
+                .collect::<Result<Vec<_>, _>>()?;
+            let threshold = ThresholdKek::new(policy.m, ids, members)?;
+            providers.insert(0, Arc::new(threshold));
+        }
+        let given_ids: Vec<String> = keks.iter().map(|k| k.provider.id().to_string()).collect();
+        let missing = config
+            .all_keks()
+            .filter(|p| !given_ids.contains(&p.id))
+            .map(|p| p.id.clone())
+            .collect();
+        Ok(RootSet {
+            given: keks,
+            providers,
+            missing,
+        })
+    }
+
+    /// The KEKs given at unlock.
+    pub(crate) fn given(&self) -> &[Kek] {
+        &self.given
+    }
+
+    /// What opens root-wrapped envelopes.
+    pub(crate) fn unwrap_set(&self) -> &[Arc<dyn KekProvider>] {
+        &self.providers
+    }
+
+    /// What wraps: every root KEK must be here, or a key wrapped now could not be opened by
+    /// the missing one later (a recovery KEK would silently stop covering new secrets).
+    pub(crate) fn wrap_set(&self) -> Result<&[Arc<dyn KekProvider>], Error> {
+        if self.missing.is_empty() {
+            Ok(&self.providers)
+        } else {
+            Err(Error::IncompleteRoot {
+                missing: self.missing.join(", "),
+            })
+        }
+    }
+
+    /// The ids a directly wrapped envelope must carry, in wrap order.
+    pub(crate) fn wrap_ids(&self) -> Vec<String> {
+        self.providers.iter().map(|p| p.id().to_string()).collect()
+    }
+}
