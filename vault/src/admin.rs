@@ -1,6 +1,8 @@
 //! Keyring administration: checking, adding and removing root KEKs, starting epochs and
 //! retiring old ones. Every change of the configuration happens under the vault lock.
 
+use std::path::Path;
+
 use envelope::{EnvelopeRef, Health};
 
 use crate::config::{VaultConfig, WrapMode};
@@ -25,7 +27,13 @@ pub enum KekCheck {
 impl Vault {
     /// Checks one KEK against the canary pinned for it (works locked or unlocked).
     pub fn check_kek(&self, kek: &Kek) -> KekCheck {
-        let config = match VaultConfig::read(&self.dir) {
+        Vault::check_kek_in(&self.dir, kek)
+    }
+
+    /// Checks one KEK against the canary pinned for it in the vault in `dir`, without
+    /// opening the vault (so it works when no KEK does).
+    pub fn check_kek_in(dir: &Path, kek: &Kek) -> KekCheck {
+        let config = match VaultConfig::read(dir) {
             Ok(config) => config,
             Err(e) => return KekCheck::Failed(e.to_string()),
         };
