@@ -18,6 +18,16 @@ pub struct Cli {
     #[arg(long = "kek", global = true, value_name = "URI")]
     pub keks: Vec<String>,
 
+    /// Seconds an opened secret stays in the in-process cache (0 disables it).
+    #[arg(
+        long,
+        global = true,
+        env = "VAULT_CACHE_TTL",
+        value_name = "SECS",
+        default_value_t = 300
+    )]
+    pub cache_ttl: u64,
+
     /// Fail instead of warning when secret memory cannot be locked (mlock).
     #[arg(long, global = true, env = "VAULT_REQUIRE_MLOCK")]
     pub require_mlock: bool,
@@ -46,6 +56,68 @@ pub enum Command {
     Open(OpenArgs),
     /// Show the vault's store, KEKs and their health, and memory locking.
     Status(FormatArgs),
+    /// Manage the root KEKs: add, remove, list, check.
+    #[command(subcommand)]
+    Kek(KekCommand),
+    /// Start a new epoch key (tiered mode); `rewrap` then moves old secrets onto it.
+    Rotate,
+    /// Re-wrap every stored secret under the current keys (payloads are not re-encrypted).
+    Rewrap(RewrapArgs),
+    /// Retire every epoch older than VERSION: its key is deleted (refused while in use).
+    MinDecryptionVersion(MinVersionArgs),
+    /// Zeroize all keys; nothing opens until `unlock`.
+    Lock,
+    /// Open the keys again with the vault's KEKs.
+    Unlock,
+}
+
+/// `kek` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KekCommand {
+    /// Add a root KEK (a new key unless --existing); every key is then wrapped under it.
+    Add(KekAddArgs),
+    /// Remove a root KEK by id (refused if no other KEK works, or secrets still need it).
+    Remove(KekIdArgs),
+    /// List the root KEKs and the wrap mode.
+    List(FormatArgs),
+    /// Open a canary under each KEK; exit code 1 if any is not ok.
+    Check(FormatArgs),
+}
+
+/// Arguments of `kek add`.
+#[derive(Debug, Args)]
+pub struct KekAddArgs {
+    /// The KEK URI, as for `init --kek`.
+    pub uri: String,
+    /// Use existing key material (a key file or passphrase KEK made before) instead of
+    /// creating it.
+    #[arg(long)]
+    pub existing: bool,
+}
+
+/// Arguments naming a KEK.
+#[derive(Debug, Args)]
+pub struct KekIdArgs {
+    /// The KEK id, `kind:label#vN`, as `kek list` prints it.
+    pub id: String,
+}
+
+/// Arguments of `rewrap`.
+#[derive(Debug, Args)]
+pub struct RewrapArgs {
+    /// Count what would be rewrapped; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Secrets per transaction.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub batch: usize,
+}
+
+/// Arguments of `min-decryption-version`.
+#[derive(Debug, Args)]
+pub struct MinVersionArgs {
+    /// The oldest epoch that still opens.
+    pub version: u32,
 }
 
 /// Arguments of `init`.
@@ -58,6 +130,13 @@ pub struct InitArgs {
     /// The store: `sqlite` (embedded, durable) or `memory` (lost on exit; for tests).
     #[arg(long, default_value = "sqlite", value_name = "KIND")]
     pub store: String,
+    /// `direct` (DEKs wrapped by the root KEKs) or `tiered` (by an epoch key the root KEKs
+    /// wrap); default: tiered for hardware KEKs or a threshold, else direct.
+    #[arg(long, value_name = "MODE")]
+    pub mode: Option<String>,
+    /// Require any M of the given KEKs instead of any one (Shamir shares).
+    #[arg(long, value_name = "M")]
+    pub threshold: Option<usize>,
 }
 
 /// A secret's scope and key name.

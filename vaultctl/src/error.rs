@@ -21,6 +21,9 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A check found problems (already reported on stdout).
+    #[error("{0}")]
+    Failed(String),
     /// The command line is inconsistent in a way clap cannot see.
     #[error("{0}")]
     Usage(String),

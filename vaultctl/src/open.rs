@@ -1,6 +1,7 @@
 //! Finding the vault directory and opening the vault with its KEKs.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use kek_providers::KekEnv;
 use vault::{Kek, Vault};
@@ -24,16 +25,30 @@ pub fn vault_dir(cli: &Cli) -> Result<PathBuf, Error> {
 
 /// Opens the vault with the KEKs given by `--kek`, else with the ones pinned at init.
 ///
-/// A pinned KEK that cannot be built (an unset passphrase variable, an unplugged token) is
-/// reported and skipped as long as another one remains: any one KEK opens the vault.
+/// A pinned KEK that cannot be built (an unset passphrase variable, a missing key file, an
+/// unplugged token) is reported and skipped as long as another one remains: any one KEK
+/// (or m of a threshold group) opens the vault.
 pub fn open_vault(cli: &Cli) -> Result<Vault, Error> {
+    Ok(open_vault_with_keks(cli)?.0)
+}
+
+/// Like [`open_vault`], also returning the KEKs it was opened with (for `unlock`).
+pub fn open_vault_with_keks(cli: &Cli) -> Result<(Vault, Vec<Kek>), Error> {
     let dir = vault_dir(cli)?;
+    let keks = build_keks(cli, &dir)?;
+    let mut vault = Vault::open(&dir, None, keks.clone())?;
+    vault.set_cache_ttl(Duration::from_secs(cli.cache_ttl));
+    Ok((vault, keks))
+}
+
+/// Builds the KEKs of `--kek`, else the pinned ones; fails only if none can be built.
+fn build_keks(cli: &Cli, dir: &Path) -> Result<Vec<Kek>, Error> {
     let uris = if cli.keks.is_empty() {
-        Vault::read_config(&dir)?.kek_uris()
+        Vault::read_config(dir)?.kek_uris()
     } else {
         cli.keks.clone()
     };
-    let env = KekEnv { vault_dir: &dir };
+    let env = KekEnv { vault_dir: dir };
     let mut keks = Vec::new();
     let mut failures = Vec::new();
     for uri in &uris {
@@ -54,5 +69,5 @@ pub fn open_vault(cli: &Cli) -> Result<Vault, Error> {
     for failure in failures {
         log::warn!("{failure}; continuing with the other KEKs");
     }
-    Ok(Vault::open(&dir, None, keks)?)
+    Ok(keks)
 }

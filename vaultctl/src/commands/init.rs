@@ -5,7 +5,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 
 use kek_providers::KekEnv;
-use vault::{Kek, StoreKind, Vault};
+use vault::{InitOptions, Kek, StoreKind, Vault, WrapMode};
 
 use crate::cli::{Cli, InitArgs};
 use crate::error::Error;
@@ -46,9 +46,23 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         .iter()
         .map(|k| format!("{} ({})", k.provider.id(), k.uri))
         .collect();
-    let vault = Vault::init(&dir, store, keks)?;
+    let options = InitOptions {
+        mode: args
+            .mode
+            .as_deref()
+            .map(str::parse::<WrapMode>)
+            .transpose()?,
+        threshold: args.threshold,
+        ..InitOptions::new(store)
+    };
+    let vault = Vault::init_with(&dir, &options, keks)?;
+    let mode = Vault::read_config(&dir)?.mode;
     println!("initialised vault at {}", vault.dir().display());
     println!("store: {store}");
+    println!("mode: {mode}");
+    if let Some(m) = args.threshold {
+        println!("threshold: any {m} of the {} KEKs below", described.len());
+    }
     for kek in &described {
         println!("kek: {kek}");
     }

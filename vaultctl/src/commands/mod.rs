@@ -1,6 +1,8 @@
 //! One file per group of subcommands.
 
 mod init;
+mod kek;
+mod keys;
 mod secrets;
 mod status;
 mod transit;
@@ -19,5 +21,11 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Seal(args) => transit::seal(cli, args),
         Command::Open(args) => transit::open(cli, args),
         Command::Status(args) => status::run(cli, args),
+        Command::Kek(command) => kek::run(cli, command),
+        Command::Rotate => keys::rotate(cli),
+        Command::Rewrap(args) => keys::rewrap(cli, args),
+        Command::MinDecryptionVersion(args) => keys::min_decryption_version(cli, args),
+        Command::Lock => keys::lock(cli),
+        Command::Unlock => keys::unlock(cli),
     }
 }

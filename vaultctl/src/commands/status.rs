@@ -49,7 +49,10 @@ pub fn run(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
             .collect();
         let doc = serde_json::json!({
             "dir": status.dir.display().to_string(), "store": status.store.to_string(),
-            "secrets": status.secrets, "keks": keks,
+            "mode": status.mode.to_string(), "locked": status.locked,
+            "secrets": status.secrets, "keks": keks, "missing_keks": status.missing_keks,
+            "epochs": status.epochs, "min_decryption_version": status.min_decryption_version,
+            "cached": status.cached,
             "memory": { "locked_bytes": mem.locked_bytes, "unlocked_bytes": mem.unlocked_bytes },
         });
         println!("{doc}");
@@ -57,6 +60,15 @@ pub fn run(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
     }
     println!("vault:   {}", status.dir.display());
     println!("store:   {}", status.store);
+    println!("mode:    {}", status.mode);
+    println!(
+        "locked:  {}",
+        if status.locked {
+            "yes (run `vaultctl unlock`)"
+        } else {
+            "no"
+        }
+    );
     println!("secrets: {}", status.secrets);
     for k in &status.keks {
         println!(
@@ -65,6 +77,17 @@ pub fn run(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
             k.uri,
             health_text(&k.health),
             assurance_text(&k.assurance)
+        );
+    }
+    for id in &status.missing_keks {
+        println!("kek:     {id} not available: reads work, new keys cannot be wrapped");
+    }
+    if !status.epochs.is_empty() {
+        let epochs: Vec<String> = status.epochs.iter().map(u32::to_string).collect();
+        println!(
+            "epochs:  {} open; min_decryption_version {}",
+            epochs.join(", "),
+            status.min_decryption_version
         );
     }
     let locking = if mem.unlocked_bytes == 0 {

@@ -1,0 +1,136 @@
+//! `kek add | remove | list | check`: the vault's root KEKs.
+
+use kek_providers::KekEnv;
+use vault::{Kek, KekCheck, Vault, VaultConfig};
+
+use crate::cli::{Cli, FormatArgs, KekAddArgs, KekCommand, KekIdArgs};
+use crate::error::Error;
+use crate::open::{open_vault, vault_dir};
+
+pub fn run(cli: &Cli, command: &KekCommand) -> Result<(), Error> {
+    match command {
+        KekCommand::Add(args) => add(cli, args),
+        KekCommand::Remove(args) => remove(cli, args),
+        KekCommand::List(args) => list(cli, args),
+        KekCommand::Check(args) => check(cli, args),
+    }
+}
+
+fn add(cli: &Cli, args: &KekAddArgs) -> Result<(), Error> {
+    let vault = open_vault(cli)?;
+    kek_providers::check_uri(&args.uri)?;
+    let env = KekEnv {
+        vault_dir: vault.dir(),
+    };
+    let built = if args.existing {
+        kek_providers::open(&args.uri, &env)?
+    } else {
+        kek_providers::create(&args.uri, &env)?
+    };
+    let id = built.provider.id().to_string();
+    vault.add_kek(Kek {
+        uri: built.uri.clone(),
+        provider: built.provider,
+    })?;
+    println!("added kek {id} ({})", built.uri);
+    if Vault::read_config(vault.dir())?.mode == vault::WrapMode::Direct {
+        println!("run `vaultctl rewrap` to wrap the secrets stored so far under it");
+    }
+    Ok(())
+}
+
+fn remove(cli: &Cli, args: &KekIdArgs) -> Result<(), Error> {
+    let vault = open_vault(cli)?;
+    vault.remove_kek(&args.id)?;
+    println!("removed kek {}", args.id);
+    Ok(())
+}
+
+fn list(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
+    let config = Vault::read_config(&vault_dir(cli)?)?;
+    let rows = rows(&config);
+    if args.json {
+        let keks: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(id, uri, role)| serde_json::json!({ "id": id, "uri": uri, "role": role }))
+            .collect();
+        let doc = serde_json::json!({
+            "mode": config.mode.to_string(), "keks": keks,
+            "epochs": config.epochs.iter().map(|e| e.number).collect::<Vec<_>>(),
+            "min_decryption_version": config.min_decryption_version,
+        });
+        println!("{doc}");
+        return Ok(());
+    }
+    println!("mode: {}", config.mode);
+    for (id, uri, role) in &rows {
+        println!("{id:<40} {role:<16} {uri}");
+    }
+    Ok(())
+}
+
+/// (id, uri, role) of every pinned KEK.
+fn rows(config: &VaultConfig) -> Vec<(String, String, String)> {
+    let mut rows: Vec<_> = config
+        .keks
+        .iter()
+        .map(|k| (k.id.clone(), k.uri.clone(), "any-of".to_owned()))
+        .collect();
+    if let Some(t) = &config.threshold {
+        let role = format!("{} of {}", t.m, t.members.len());
+        rows.extend(
+            t.members
+                .iter()
+                .map(|k| (k.id.clone(), k.uri.clone(), role.clone())),
+        );
+    }
+    rows
+}
+
+fn check(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
+    let dir = vault_dir(cli)?;
+    let config = Vault::read_config(&dir)?;
+    let env = KekEnv { vault_dir: &dir };
+    let mut results = Vec::new();
+    for pinned in config.all_keks() {
+        let result = match kek_providers::open(&pinned.uri, &env) {
+            Ok(built) => Vault::check_kek_in(
+                &dir,
+                &Kek {
+                    uri: built.uri,
+                    provider: built.provider,
+                },
+            ),
+            Err(e) => KekCheck::Failed(e.to_string()),
+        };
+        results.push((pinned.id.clone(), result));
+    }
+    let text = |r: &KekCheck| match r {
+        KekCheck::Ok => ("ok", String::new()),
+        KekCheck::Unreachable(why) => ("unreachable", why.clone()),
+        KekCheck::Failed(why) => ("failed", why.clone()),
+    };
+    if args.json {
+        let rows: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(id, r)| {
+                let (state, why) = text(r);
+                serde_json::json!({ "id": id, "state": state, "detail": why })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+    } else {
+        for (id, r) in &results {
+            let (state, why) = text(r);
+            println!("{id:<40} {state:<12} {why}");
+        }
+    }
+    let bad = results.iter().filter(|(_, r)| *r != KekCheck::Ok).count();
+    if bad > 0 {
+        return Err(Error::Failed(format!(
+            "{bad} of {} KEKs are not ok",
+            results.len()
+        )));
+    }
+    Ok(())
+}
