@@ -92,6 +92,12 @@ impl RootSet {
                 members.push(Arc::clone(&kek.provider));
             }
         }
+        // Pinned order, whatever order the KEKs were given in: stanzas are written in this
+        // order, and rewrap compares them with it.
+        providers.sort_by_key(|p| {
+            let id = p.id().to_string();
+            config.keks.iter().position(|k| k.id == id)
+        });
         if let Some(policy) = &config.threshold {
             let ids = policy
                 .members
