@@ -108,7 +108,11 @@ impl Vault {
             match config.mode {
                 WrapMode::Tiered => reseal_epochs(config, &root)?,
                 WrapMode::Direct => {
-                    let remaining: Vec<String> = root.wrap_ids();
+                    // Every KEK still pinned counts, here or not: an envelope one of them
+                    // opens does not depend on the removed KEK alone.
+                    let mut remaining: Vec<String> =
+                        config.keks.iter().map(|p| p.id.clone()).collect();
+                    remaining.extend(root.wrap_ids());
                     let orphans = self
                         .count_versions(|stanzas| !stanzas.iter().any(|s| remaining.contains(s)))?;
                     if orphans > 0 {
