@@ -89,6 +89,8 @@ impl Vault {
                 ..RewrapReport::default()
             };
             let target = Target::current(self, keyring)?;
+            // Envelopes under epochs other processes started since unlock must open too.
+            keyring.open_new_epochs(&self.dir)?;
             let mut saved = match read_progress(&self.dir) {
                 Some(saved) if saved.target == target.name && !options.dry_run => {
                     report.resumed = true;

@@ -343,11 +343,7 @@ impl Vault {
                 return Ok(hit);
             }
             let (found, sealed) = self.store.get(&scope, key, version)?;
-            let value = envelope::open(
-                &sealed,
-                &Context::new(&scope, key, found),
-                keyring.unwrap_keks().as_slice(),
-            )?;
+            let value = self.open_with(keyring, &sealed, &Context::new(&scope, key, found))?;
             self.cache.put(&scope, key, version, &value);
             Ok(value)
         })
@@ -376,13 +372,23 @@ impl Vault {
 
     /// Opens caller data sealed by `seal_data` with the same `context`.
     pub fn open_data(&self, context: &str, sealed: &[u8]) -> Result<SecretBytes, Error> {
-        self.with_keyring(|keyring| {
-            Ok(envelope::open(
-                sealed,
-                &transit_context(context),
-                keyring.unwrap_keks().as_slice(),
-            )?)
-        })
+        self.with_keyring(|keyring| self.open_with(keyring, sealed, &transit_context(context)))
+    }
+
+    /// Opens `sealed` for `ctx`. In tiered mode an envelope under an epoch that another
+    /// process started after this one was unlocked opens once that epoch is opened too.
+    fn open_with(
+        &self,
+        keyring: &Keyring,
+        sealed: &[u8],
+        ctx: &Context<'_>,
+    ) -> Result<SecretBytes, Error> {
+        match envelope::open(sealed, ctx, keyring.unwrap_keks().as_slice()) {
+            Err(envelope::Error::NoUsableKek { .. }) if keyring.open_new_epochs(&self.dir)? => Ok(
+                envelope::open(sealed, ctx, keyring.unwrap_keks().as_slice())?,
+            ),
+            other => Ok(other?),
+        }
     }
 
     /// The store, the secret count, each KEK's health, the epochs and memory locking.

@@ -120,6 +120,27 @@ impl Epochs {
         Ok(epochs)
     }
 
+    /// Opens the epochs in `config` that other processes started since these were opened;
+    /// whether there were any.
+    pub(crate) fn open_new(&mut self, config: &VaultConfig, root: &RootSet) -> Result<bool, Error> {
+        let mut added = false;
+        for record in config
+            .epochs
+            .iter()
+            .filter(|e| e.number >= config.min_decryption_version)
+        {
+            if !self.open.contains_key(&record.number) {
+                let key = open_epoch(&config.id, record, root)?;
+                self.open.insert(record.number, key);
+                added = true;
+            }
+        }
+        if added {
+            self.refresh_unwrap_set();
+        }
+        Ok(added)
+    }
+
     fn refresh_unwrap_set(&mut self) {
         self.unwrap_set = self
             .open

@@ -93,6 +93,15 @@ impl Keyring {
         }
     }
 
+    /// Opens the epochs other processes started since unlock (tiered mode); whether there
+    /// were any.
+    pub(crate) fn open_new_epochs(&self, dir: &Path) -> Result<bool, Error> {
+        match self.epochs() {
+            None => Ok(false),
+            Some(mut epochs) => epochs.open_new(&VaultConfig::read(dir)?, &self.root),
+        }
+    }
+
     /// The KEKs that open stored envelopes.
     pub(crate) fn unwrap_keks(&self) -> UnwrapKeks<'_> {
         match self.epochs() {
