@@ -8,7 +8,7 @@
 
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use base64::Engine;
@@ -276,6 +276,38 @@ impl VaultConfig {
             .and_then(|()| temp.as_file().sync_all())
             .map_err(Error::io(format!("writing {}", temp.path().display())))?;
         Ok(temp)
+    }
+}
+
+/// One version of the configuration file, held open. The file is never changed in place,
+/// only replaced (renamed over), and an inode held open cannot be reused: so the path still
+/// naming the same device and inode means the configuration has not changed since.
+#[derive(Debug)]
+pub(crate) struct ConfigVersion {
+    _file: File,
+    inode: (u64, u64),
+}
+
+impl ConfigVersion {
+    /// The configuration file of `dir` as it is now.
+    pub(crate) fn current(dir: &Path) -> Result<Self, Error> {
+        let path = dir.join(CONFIG_FILE);
+        let file = File::open(&path).map_err(Error::io(format!("opening {}", path.display())))?;
+        let meta = file
+            .metadata()
+            .map_err(Error::io(format!("reading {}", path.display())))?;
+        Ok(ConfigVersion {
+            _file: file,
+            inode: (meta.dev(), meta.ino()),
+        })
+    }
+
+    /// Whether the configuration file of `dir` is still this version (one `stat`).
+    pub(crate) fn is_current(&self, dir: &Path) -> Result<bool, Error> {
+        let path = dir.join(CONFIG_FILE);
+        let meta =
+            std::fs::metadata(&path).map_err(Error::io(format!("reading {}", path.display())))?;
+        Ok((meta.dev(), meta.ino()) == self.inode)
     }
 }
 

@@ -15,7 +15,7 @@ use envelope::{Context, Dek, KekId, KekProvider, SoftwareKek};
 
 use super::root::RootSet;
 use crate::Error;
-use crate::config::{EpochRecord, VaultConfig, encode};
+use crate::config::{ConfigVersion, EpochRecord, VaultConfig, encode};
 use crate::store::now_ms;
 
 /// The kind of epoch stanzas; their label is the vault id and their version the epoch.
@@ -99,6 +99,8 @@ pub(crate) struct Epochs {
     /// The epoch this process wraps under, and when it closes by age (Unix ms).
     current: Option<(u32, i64)>,
     lease_left: u64,
+    /// The configuration as this process last checked its lease against it.
+    checked: Option<ConfigVersion>,
     /// Everything that unwraps epoch stanzas, newest first, shared with readers.
     unwrap_set: Arc<[Arc<dyn KekProvider>]>,
 }
@@ -184,16 +186,49 @@ impl Epochs {
         root: &RootSet,
         lease: u64,
     ) -> Result<Arc<SoftwareKek>, Error> {
+        if self.current.is_some() {
+            self.follow_config(dir)?;
+        }
         let fresh = match self.current {
             Some((_, closes_at)) => self.lease_left > 0 && now_ms() < closes_at,
             None => false,
         };
         if !fresh {
             self.renew_lease(dir, vault_id, root, lease.max(1))?;
+            self.checked = None;
         }
         self.lease_left -= 1;
         let (number, _) = self.current.ok_or(Error::Locked)?;
         self.open.get(&number).cloned().ok_or(Error::Locked)
+    }
+
+    /// Ends the lease if, since this process last looked, another one started a newer epoch
+    /// (`rotate`) or retired the leased one (`set_min_decryption_version`): a key wrapped
+    /// under a retired epoch could never be opened again, and rotation is meant to move new
+    /// secrets to the new epoch. Costs one `stat` while the configuration is unchanged.
+    fn follow_config(&mut self, dir: &Path) -> Result<(), Error> {
+        if let Some(checked) = &self.checked
+            && checked.is_current(dir)?
+        {
+            return Ok(());
+        }
+        // Held before reading: if the file changes in between, the next wrap reads it again.
+        let version = ConfigVersion::current(dir)?;
+        let config = VaultConfig::read(dir)?;
+        if self
+            .open
+            .keys()
+            .next()
+            .is_some_and(|&n| n < config.min_decryption_version)
+        {
+            self.retire_below(config.min_decryption_version);
+        }
+        let newest = config.epochs.last().map(|e| e.number);
+        if self.current.is_some_and(|(n, _)| Some(n) != newest) {
+            self.end_lease();
+        }
+        self.checked = Some(version);
+        Ok(())
     }
 
     /// Leases wraps on the newest open epoch, or starts a new epoch if it is closed.
