@@ -25,10 +25,19 @@ struct Entry {
 /// Cached values per (scope, key), per requested version (`None` = latest).
 type Entries = HashMap<(String, String), HashMap<Option<u64>, Entry>>;
 
+/// The entries, and how many times they were invalidated: a value read from the store
+/// before an invalidation may be older than what the invalidating write stored, so it is
+/// not cached after it.
+#[derive(Debug, Default)]
+struct Inner {
+    entries: Entries,
+    generation: u64,
+}
+
 #[derive(Debug)]
 pub(crate) struct Cache {
     ttl: Duration,
-    entries: Mutex<Entries>,
+    inner: Mutex<Inner>,
 }
 
 impl Cache {
@@ -36,13 +45,18 @@ impl Cache {
     pub(crate) fn new(ttl: Duration) -> Self {
         Cache {
             ttl,
-            entries: Mutex::new(HashMap::new()),
+            inner: Mutex::new(Inner::default()),
         }
     }
 
-    fn entries(&self) -> MutexGuard<'_, Entries> {
+    fn inner(&self) -> MutexGuard<'_, Inner> {
         // Each change is one insert or remove: a panicking holder leaves the map whole.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Taken before reading a value from the store, and passed to `put` with it.
+    pub(crate) fn generation(&self) -> u64 {
+        self.inner().generation
     }
 
     /// A copy of the cached value, if one is fresh.
@@ -50,8 +64,8 @@ impl Cache {
         if self.ttl.is_zero() {
             return None;
         }
-        let mut entries = self.entries();
-        let versions = entries.get_mut(&(scope.to_owned(), key.to_owned()))?;
+        let mut inner = self.inner();
+        let versions = inner.entries.get_mut(&(scope.to_owned(), key.to_owned()))?;
         let entry = versions.get(&version)?;
         if entry.expires <= Instant::now() {
             versions.remove(&version);
@@ -60,20 +74,32 @@ impl Cache {
         entry.value.try_clone().ok()
     }
 
-    /// Caches a copy of `value`.
-    pub(crate) fn put(&self, scope: &str, key: &str, version: Option<u64>, value: &SecretBytes) {
+    /// Caches a copy of `value`, read from the store after `generation` was taken, unless a
+    /// write invalidated the cache since (the value may predate that write).
+    pub(crate) fn put(
+        &self,
+        scope: &str,
+        key: &str,
+        version: Option<u64>,
+        value: &SecretBytes,
+        generation: u64,
+    ) {
         if self.ttl.is_zero() {
             return;
         }
         let Ok(copy) = value.try_clone() else { return };
         let now = Instant::now();
-        let mut entries = self.entries();
-        if count(&entries) >= MAX_ENTRIES {
+        let mut inner = self.inner();
+        if inner.generation != generation {
+            return;
+        }
+        let entries = &mut inner.entries;
+        if count(entries) >= MAX_ENTRIES {
             for versions in entries.values_mut() {
                 versions.retain(|_, e| e.expires > now);
             }
             entries.retain(|_, versions| !versions.is_empty());
-            if count(&entries) >= MAX_ENTRIES {
+            if count(entries) >= MAX_ENTRIES {
                 return;
             }
         }
@@ -91,17 +117,21 @@ impl Cache {
 
     /// Drops every cached version of `scope`/`key` (it was set or deleted).
     pub(crate) fn invalidate(&self, scope: &str, key: &str) {
-        self.entries().remove(&(scope.to_owned(), key.to_owned()));
+        let mut inner = self.inner();
+        inner.generation += 1;
+        inner.entries.remove(&(scope.to_owned(), key.to_owned()));
     }
 
     /// Drops everything (lock).
     pub(crate) fn flush(&self) {
-        self.entries().clear();
+        let mut inner = self.inner();
+        inner.generation += 1;
+        inner.entries.clear();
     }
 
     /// How many values are cached (expired ones included until touched).
     pub(crate) fn len(&self) -> usize {
-        count(&self.entries())
+        count(&self.inner().entries)
     }
 }
 

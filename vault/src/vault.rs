@@ -342,9 +342,10 @@ impl Vault {
             if let Some(hit) = self.cache.get(&scope, key, version) {
                 return Ok(hit);
             }
+            let generation = self.cache.generation();
             let (found, sealed) = self.store.get(&scope, key, version)?;
             let value = self.open_with(keyring, &sealed, &Context::new(&scope, key, found))?;
-            self.cache.put(&scope, key, version, &value);
+            self.cache.put(&scope, key, version, &value, generation);
             Ok(value)
         })
     }
