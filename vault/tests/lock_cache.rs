@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{direct, kek, tiered, value};
@@ -235,4 +236,35 @@ fn lock_drops_cached_values_and_unlock_reads_fresh_ones() {
     other.set("global", "k", b"new").expect("set");
     vault.unlock(vec![a]).expect("unlock");
     assert_eq!(value(&vault, "global", "k"), b"new");
+}
+
+#[test]
+fn a_read_racing_a_set_does_not_cache_the_old_value() {
+    // Readers hammer the key while this thread writes and reads back: a reader that read
+    // the old envelope before a set must not cache it after the set invalidated the cache,
+    // or the writer's next read returns the old value for the whole TTL.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = Vault::init_with(dir.path(), &direct(), vec![kek("a")]).expect("init");
+    vault.set("global", "k", b"0").expect("set");
+    let stop = AtomicBool::new(false);
+    let mut stale = Vec::new();
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    vault.get("global", "k", None).expect("get");
+                }
+            });
+        }
+        for i in 1..300 {
+            let written = i.to_string();
+            vault.set("global", "k", written.as_bytes()).expect("set");
+            let read = value(&vault, "global", "k");
+            if read != written.as_bytes() {
+                stale.push((written, String::from_utf8_lossy(&read).into_owned()));
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    assert!(stale.is_empty(), "(written, read back): {stale:?}");
 }
