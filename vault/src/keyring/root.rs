@@ -76,7 +76,8 @@ impl RootSet {
         }
         let mut providers: Vec<Arc<dyn KekProvider>> = Vec::new();
         let mut members: Vec<Arc<dyn KekProvider>> = Vec::new();
-        for kek in &keks {
+        let mut given: Vec<Kek> = Vec::new();
+        for kek in keks {
             let id = kek.provider.id().to_string();
             let pinned = config.all_keks().find(|p| p.id == id).ok_or_else(|| {
                 let pinned: Vec<&str> = config.all_keks().map(|p| p.id.as_str()).collect();
@@ -86,11 +87,17 @@ impl RootSet {
                 }
             })?;
             check_canary(pinned, &kek.provider)?;
+            // The same KEK given twice (each copy passed its canary) is used once: twice,
+            // it would wrap two stanzas and make every envelope look stale to rewrap.
+            if given.iter().any(|g| g.provider.id().to_string() == id) {
+                continue;
+            }
             if config.keks.iter().any(|p| p.id == id) {
                 providers.push(Arc::clone(&kek.provider));
             } else {
                 members.push(Arc::clone(&kek.provider));
             }
+            given.push(kek);
         }
         // Pinned order, whatever order the KEKs were given in: stanzas are written in this
         // order, and rewrap compares them with it.
@@ -107,14 +114,14 @@ impl RootSet {
             let threshold = ThresholdKek::new(policy.m, ids, members)?;
             providers.insert(0, Arc::new(threshold));
         }
-        let given_ids: Vec<String> = keks.iter().map(|k| k.provider.id().to_string()).collect();
+        let given_ids: Vec<String> = given.iter().map(|k| k.provider.id().to_string()).collect();
         let missing = config
             .all_keks()
             .filter(|p| !given_ids.contains(&p.id))
             .map(|p| p.id.clone())
             .collect();
         Ok(RootSet {
-            given: keks,
+            given,
             providers,
             missing,
         })
