@@ -444,3 +444,89 @@ fn check_kek_covers_threshold_members_and_tiered_vaults() {
     };
     assert!(matches!(vault.check_kek(&impostor), KekCheck::Failed(_)));
 }
+
+#[test]
+fn tiered_kek_remove_reseals_the_epoch_keys_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (kek("a"), kek("b"));
+    let vault = Vault::init_with(dir.path(), &tiered(), vec![a.clone(), b.clone()]).expect("init");
+    fill(&vault);
+    vault.remove_kek(&id(&a)).expect("remove a");
+    // No rewrap needed: the secrets are under the epoch key, which b alone now wraps.
+    for epoch in Vault::read_config(dir.path()).expect("config").epochs {
+        let key = epoch.key_bytes().expect("key");
+        assert_eq!(common::stanza_ids(&key), vec![id(&b)]);
+    }
+    assert_all_open(&vault);
+    vault.set("global", "after", b"x").expect("set");
+    drop(vault);
+    assert!(matches!(
+        Vault::open(dir.path(), None, vec![a]),
+        Err(Error::KekNotPinned { .. })
+    ));
+    let vault = Vault::open(dir.path(), None, vec![b]).expect("b opens");
+    assert_all_open(&vault);
+    assert_eq!(value(&vault, "global", "after"), b"x");
+}
+
+#[test]
+fn threshold_members_are_not_removed_one_by_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b, c) = (kek("a"), kek("b"), kek("c"));
+    let options = InitOptions {
+        threshold: Some(2),
+        ..InitOptions::new(StoreKind::Sqlite)
+    };
+    let vault = Vault::init_with(dir.path(), &options, vec![a.clone(), b, c]).expect("init");
+    let err = vault.remove_kek(&id(&a)).expect_err("member");
+    assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
+    assert!(err.to_string().contains("threshold"), "{err}");
+    assert_eq!(
+        Vault::read_config(dir.path())
+            .expect("config")
+            .threshold
+            .expect("threshold")
+            .members
+            .len(),
+        3
+    );
+    vault.set("global", "k", b"v").expect("still usable");
+}
+
+#[test]
+fn a_kek_given_twice_counts_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (kek("a"), kek("b"));
+    Vault::init_with(dir.path(), &direct(), vec![a.clone(), b.clone()]).expect("init");
+    let vault = Vault::open(dir.path(), None, vec![a.clone(), b.clone(), a.clone()]).expect("open");
+    vault.set("global", "k", b"v").expect("set");
+    assert_eq!(
+        stored_stanzas(dir.path(), "global", "k"),
+        vec![id(&a), id(&b)]
+    );
+    assert_eq!(vault.status().expect("status").keks.len(), 2);
+    let report = rewrap(&vault);
+    assert_eq!(report.progress.rewrapped, 0, "{report:?}");
+    drop(vault);
+    // A copy with the same id but another key is still refused.
+    let impostor = Kek {
+        uri: "memory:a".into(),
+        provider: Arc::new(SoftwareKek::new(
+            KekId::new("memory", "a", 1).expect("id"),
+            Dek::generate().expect("dek"),
+        )),
+    };
+    assert!(Vault::open(dir.path(), None, vec![a.clone(), impostor]).is_err());
+
+    // A threshold member given twice is one member.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = kek("c");
+    let options = InitOptions {
+        threshold: Some(2),
+        ..InitOptions::new(StoreKind::Sqlite)
+    };
+    Vault::init_with(dir.path(), &options, vec![a.clone(), b.clone(), c]).expect("init");
+    let err = Vault::open(dir.path(), None, vec![a.clone(), a.clone()]).expect_err("one member");
+    assert!(err.to_string().contains("1 more"), "{err}");
+    Vault::open(dir.path(), None, vec![a.clone(), b, a]).expect("two members");
+}
