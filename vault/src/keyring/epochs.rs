@@ -8,6 +8,7 @@
 //! policy allows, across processes and crashes.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -131,9 +132,8 @@ impl Epochs {
             .iter()
             .filter(|e| e.number >= config.min_decryption_version)
         {
-            if !self.open.contains_key(&record.number) {
-                let key = open_epoch(&config.id, record, root)?;
-                self.open.insert(record.number, key);
+            if let Entry::Vacant(slot) = self.open.entry(record.number) {
+                slot.insert(open_epoch(&config.id, record, root)?);
                 added = true;
             }
         }
