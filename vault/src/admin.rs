@@ -6,8 +6,10 @@ use std::path::Path;
 use envelope::{EnvelopeRef, Health};
 
 use crate::config::{VaultConfig, WrapMode};
-use crate::keyring::{EPOCH_KIND, Keyring, RootSet, check_canary, pin, reseal_epoch};
-use crate::store::StoredVersion;
+use crate::keyring::{
+    CONFIG_RECHECK, EPOCH_KIND, Keyring, RootSet, check_canary, pin, reseal_epoch,
+};
+use crate::store::{StoredVersion, now_ms};
 use crate::{Error, Kek, Vault};
 
 /// Versions read per page when scanning the whole store.
@@ -164,6 +166,7 @@ impl Vault {
                     "the newest epoch is {newest}; min_decryption_version cannot be {version}"
                 )));
             }
+            wait_out_old_leases(&config, version);
             let label = format!("{EPOCH_KIND}:{}#v", self.id);
             let old = self.count_versions(|stanzas| {
                 stanzas.iter().any(|s| {
@@ -220,6 +223,23 @@ impl Vault {
             after = Some(last.position());
             page.iter().try_for_each(&mut visit)?;
         }
+    }
+}
+
+/// Waits until every process has had time to leave the epochs below `version` (they look
+/// for newer epochs every `CONFIG_RECHECK`), so that counting what still uses them cannot
+/// miss a wrap that lands just after the count.
+fn wait_out_old_leases(config: &VaultConfig, version: u32) {
+    let Some(first_kept) = config.epochs.iter().find(|e| e.number >= version) else {
+        return;
+    };
+    let margin = i64::try_from(2 * CONFIG_RECHECK.as_millis()).unwrap_or(i64::MAX);
+    let wait_ms = first_kept
+        .created_at_ms
+        .saturating_add(margin)
+        .saturating_sub(now_ms());
+    if wait_ms > 0 {
+        std::thread::sleep(std::time::Duration::from_millis(wait_ms.unsigned_abs()));
     }
 }
 

@@ -89,6 +89,9 @@ impl Vault {
                 ..RewrapReport::default()
             };
             let target = Target::current(self, keyring)?;
+            // A lease taken before a rotation elsewhere would wrap onto an older epoch than
+            // the target: start from the newest.
+            self.end_lease(keyring);
             // Envelopes under epochs other processes started since unlock must open too.
             keyring.open_new_epochs(&self.dir)?;
             let mut saved = match read_progress(&self.dir) {

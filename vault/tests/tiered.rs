@@ -226,7 +226,9 @@ fn a_lease_on_an_epoch_rotated_elsewhere_is_given_up() {
     daemon.set("global", "first", b"1").expect("set");
     let admin = Vault::open(dir.path(), None, vec![a.clone()]).expect("open");
     assert_eq!(admin.rotate().expect("rotate"), 2);
-    // New secrets go to the new epoch, in every process.
+    // New secrets go to the new epoch in every process, once it has looked again (a process
+    // looks for new epochs once a second, not on every wrap).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
     daemon.set("global", "second", b"2").expect("set");
     assert_eq!(
         epoch_of(&stored_stanzas(dir.path(), "global", "second")[0]),

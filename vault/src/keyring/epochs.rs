@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use envelope::{Context, Dek, KekId, KekProvider, SoftwareKek};
 
@@ -18,6 +19,11 @@ use super::root::RootSet;
 use crate::Error;
 use crate::config::{ConfigVersion, EpochRecord, VaultConfig, encode};
 use crate::store::now_ms;
+
+/// How often a process with a lease looks for epochs started or retired by others. A
+/// process wraps under an epoch at most this long after a newer one started, so retirement
+/// waits a little longer than this before it counts what still uses an old epoch.
+pub(crate) const CONFIG_RECHECK: Duration = Duration::from_secs(1);
 
 /// The kind of epoch stanzas; their label is the vault id and their version the epoch.
 pub(crate) const EPOCH_KIND: &str = "epoch";
@@ -100,8 +106,9 @@ pub(crate) struct Epochs {
     /// The epoch this process wraps under, and when it closes by age (Unix ms).
     current: Option<(u32, i64)>,
     lease_left: u64,
-    /// The configuration as this process last checked its lease against it.
+    /// The configuration as this process last checked its lease against it, and when.
     checked: Option<ConfigVersion>,
+    checked_at: Option<Instant>,
     /// Everything that unwraps epoch stanzas, newest first, shared with readers.
     unwrap_set: Arc<[Arc<dyn KekProvider>]>,
 }
@@ -186,8 +193,14 @@ impl Epochs {
         root: &RootSet,
         lease: u64,
     ) -> Result<Arc<SoftwareKek>, Error> {
-        if self.current.is_some() {
+        // At most once per CONFIG_RECHECK: a wrap is sub-microsecond, a stat is not.
+        if self.current.is_some()
+            && self
+                .checked_at
+                .is_none_or(|t| t.elapsed() >= CONFIG_RECHECK)
+        {
             self.follow_config(dir)?;
+            self.checked_at = Some(Instant::now());
         }
         let fresh = match self.current {
             Some((_, closes_at)) => self.lease_left > 0 && now_ms() < closes_at,
@@ -195,7 +208,9 @@ impl Epochs {
         };
         if !fresh {
             self.renew_lease(dir, vault_id, root, lease.max(1))?;
+            // Renewal just read the configuration under the vault lock.
             self.checked = None;
+            self.checked_at = Some(Instant::now());
         }
         self.lease_left -= 1;
         let (number, _) = self.current.ok_or(Error::Locked)?;

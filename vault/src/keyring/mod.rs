@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use envelope::KekProvider;
 
-pub(crate) use epochs::{EPOCH_KIND, Epochs, new_epoch, new_epoch_for_init, reseal_epoch};
+pub(crate) use epochs::{
+    CONFIG_RECHECK, EPOCH_KIND, Epochs, new_epoch, new_epoch_for_init, reseal_epoch,
+};
 pub(crate) use root::{RootSet, check_canary, pin};
 
 use crate::config::{VaultConfig, WrapMode};
