@@ -103,8 +103,9 @@ pub(crate) fn reseal_epoch(record: &mut EpochRecord, root: &RootSet) -> Result<(
 #[derive(Debug, Default)]
 pub(crate) struct Epochs {
     open: BTreeMap<u32, Arc<SoftwareKek>>,
-    /// The epoch this process wraps under, and when it closes by age (Unix ms).
-    current: Option<(u32, i64)>,
+    /// The epoch this process wraps under, and when it closes by age. An `Instant`, so
+    /// that a wrap reads the clock once for this and for `checked_at`.
+    current: Option<(u32, Instant)>,
     lease_left: u64,
     /// The configuration as this process last checked its lease against it, and when.
     checked: Option<ConfigVersion>,
@@ -193,17 +194,18 @@ impl Epochs {
         root: &RootSet,
         lease: u64,
     ) -> Result<Arc<SoftwareKek>, Error> {
+        let now = Instant::now();
         // At most once per CONFIG_RECHECK: a wrap is sub-microsecond, a stat is not.
         if self.current.is_some()
             && self
                 .checked_at
-                .is_none_or(|t| t.elapsed() >= CONFIG_RECHECK)
+                .is_none_or(|t| now.saturating_duration_since(t) >= CONFIG_RECHECK)
         {
             self.follow_config(dir)?;
-            self.checked_at = Some(Instant::now());
+            self.checked_at = Some(now);
         }
         let fresh = match self.current {
-            Some((_, closes_at)) => self.lease_left > 0 && now_ms() < closes_at,
+            Some((_, closes_at)) => self.lease_left > 0 && now < closes_at,
             None => false,
         };
         if !fresh {
@@ -294,8 +296,16 @@ impl Epochs {
             .map_or_else(now_ms, |e| e.created_at_ms);
         let max_age_ms = i64::try_from(config.epoch_policy.max_age_secs.saturating_mul(1000))
             .unwrap_or(i64::MAX);
+        let left_ms = created
+            .saturating_add(max_age_ms)
+            .saturating_sub(now_ms())
+            .max(0);
+        let now = Instant::now();
+        let closes_at = now
+            .checked_add(Duration::from_millis(left_ms.unsigned_abs()))
+            .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
         self.open.insert(number, key);
-        self.current = Some((number, created.saturating_add(max_age_ms)));
+        self.current = Some((number, closes_at));
         self.lease_left = granted;
         self.refresh_unwrap_set();
         Ok(())
