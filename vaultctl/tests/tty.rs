@@ -173,3 +173,47 @@ fn mistyped_passphrase_confirmation_creates_nothing() {
         "no vault was created"
     );
 }
+
+#[test]
+fn rewrap_on_a_terminal_shows_progress_with_rate_and_eta() {
+    let sb = Sandbox::new();
+    let uri = sb.init_file_kek();
+    let dir = sb.vault_dir();
+    {
+        let env = kek_providers::KekEnv { vault_dir: &dir };
+        let built = kek_providers::open(&uri, &env).expect("kek");
+        let vault = vault::Vault::open(
+            &dir,
+            None,
+            vec![vault::Kek {
+                uri: built.uri,
+                provider: built.provider,
+            }],
+        )
+        .expect("open");
+        for i in 0..300 {
+            vault.set("global", &format!("k{i}"), b"v").expect("set");
+        }
+    }
+    let second = format!("file:{}", sb.path("keys/second.key").display());
+    sb.ok(&["kek", "add", &second], b"");
+    let dry = sb.ok(&["rewrap", "--dry-run"], b"");
+    assert!(
+        common::stdout(&dry).contains("300 of 300 secret versions would be rewrapped"),
+        "{}",
+        common::stdout(&dry)
+    );
+    let session = on_tty(&sb, &["rewrap", "--batch", "50"], &[]);
+    assert!(session.success, "{}", session.screen);
+    for needle in ["[", "%", "/s", "ETA", "rewrapped 300 of 300"] {
+        assert!(
+            session.screen.contains(needle),
+            "no {needle:?} in: {}",
+            session.screen
+        );
+    }
+    assert!(
+        common::stdout(&sb.ok(&["rewrap"], b"")).contains("rewrapped 0 of 300"),
+        "a second run has nothing to do"
+    );
+}
