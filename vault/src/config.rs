@@ -264,19 +264,25 @@ impl VaultConfig {
             path: dir.join(CONFIG_FILE),
             reason: e.to_string(),
         })?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .permissions(Permissions::from_mode(0o600))
-            .tempfile_in(dir)
-            .map_err(Error::io(format!(
-                "creating a temporary file in {}",
-                dir.display()
-            )))?;
-        temp.write_all(&text)
-            .and_then(|()| temp.as_file().sync_all())
-            .map_err(Error::io(format!("writing {}", temp.path().display())))?;
-        Ok(temp)
+        synced_temp_file(dir, &text)
     }
+}
+
+/// A temporary file (0600) in `dir` holding `bytes`, synced: renamed over a file, it
+/// replaces it whole or not at all, even across a crash.
+pub(crate) fn synced_temp_file(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, Error> {
+    let mut temp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .permissions(Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(Error::io(format!(
+            "creating a temporary file in {}",
+            dir.display()
+        )))?;
+    temp.write_all(bytes)
+        .and_then(|()| temp.as_file().sync_all())
+        .map_err(Error::io(format!("writing {}", temp.path().display())))?;
+    Ok(temp)
 }
 
 /// One version of the configuration file, held open. The file is never changed in place,

@@ -7,16 +7,13 @@
 //! starts over. Either way an envelope already on the target keys is left alone, so a rerun
 //! never does harm, and writes that arrive meanwhile are sealed under the current keys anyway.
 
-use std::fs::Permissions;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use envelope::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::admin::stanza_ids;
-use crate::config::{VaultConfig, WrapMode};
+use crate::config::{VaultConfig, WrapMode, synced_temp_file};
 use crate::keyring::{EPOCH_KIND, Keyring, reseal_epoch};
 use crate::store::{Replacement, ScanPosition};
 use crate::{Error, Vault};
@@ -256,16 +253,7 @@ fn write_progress(dir: &Path, saved: &SavedProgress) -> Result<(), Error> {
         what: "saving rewrap progress",
         reason: e.to_string(),
     })?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .permissions(Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(Error::io(format!(
-            "creating a temporary file in {}",
-            dir.display()
-        )))?;
-    temp.write_all(&text)
-        .map_err(Error::io(format!("writing {}", temp.path().display())))?;
+    let temp = synced_temp_file(dir, &text)?;
     temp.persist(dir.join(PROGRESS_FILE))
         .map_err(|e| Error::io("saving rewrap progress")(e.error))?;
     Ok(())
