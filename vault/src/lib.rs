@@ -13,6 +13,7 @@ mod error;
 mod keyring;
 mod names;
 mod rewrap;
+mod status;
 mod store;
 mod vault;
 
@@ -24,8 +25,9 @@ pub use config::{
 pub use error::Error;
 pub use names::{MAX_KEY_LEN, MAX_SCOPE_COMPONENT, Scope, check_key};
 pub use rewrap::{RewrapOptions, RewrapProgress, RewrapReport};
+pub use status::{KekStatus, Status};
 pub use store::{
     MemoryStore, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, SqliteStore,
     StoreKind, StoredVersion, open_store,
 };
-pub use vault::{InitOptions, Kek, KekStatus, MAX_VALUE_LEN, Status, Vault};
+pub use vault::{InitOptions, Kek, MAX_VALUE_LEN, Vault};
