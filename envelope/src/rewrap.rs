@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crate::codec::{self, FIXED_HEADER_LEN, FORMAT_VERSION, FORMAT_VERSION_1};
 use crate::scratch::ScratchBuf;
-use crate::seal::{Parsed, seal, unwrap_and_open, write_stanzas};
+use crate::seal::{Stanzas, seal, unwrap_and_open, write_stanzas};
 use crate::{Context, Error, KekProvider};
 
 /// The outcome of [`rewrap`].
@@ -38,11 +38,12 @@ pub fn rewrap(
     wrap_with: &[Arc<dyn KekProvider>],
 ) -> Result<Rewrapped, Error> {
     ctx.check()?;
-    let parsed = Parsed::parse(envelope)?;
+    let mut stanzas = Stanzas::new();
+    let parsed = stanzas.parse(envelope)?;
     // Before any KEK is asked to unwrap: that may be a slow or rate-limited device.
     codec::check_kek_count(wrap_with.len())?;
-    let (dek, plain) = unwrap_and_open(&parsed, ctx, unwrap_with)?;
-    if parsed.envelope.version() == FORMAT_VERSION_1 {
+    let (dek, plain) = unwrap_and_open(&parsed, &stanzas, ctx, unwrap_with)?;
+    if parsed.version() == FORMAT_VERSION_1 {
         // New stanzas need a new v1 payload AAD, and re-sealing under the old DEK would
         // reuse its one-time key: seal afresh, as v2.
         let envelope = seal(plain.expose_secret(), ctx, wrap_with)?;
@@ -54,7 +55,7 @@ pub fn rewrap(
     // Authenticated: the payload is this DEK's. Its plaintext is not needed.
     drop(plain);
 
-    let ciphertext = parsed.envelope.ciphertext();
+    let ciphertext = parsed.ciphertext();
     let mut out =
         Vec::with_capacity(FIXED_HEADER_LEN + 128 * wrap_with.len() + 4 + ciphertext.len());
     codec::write_fixed_header(&mut out, FORMAT_VERSION, wrap_with.len())?;

@@ -98,34 +98,42 @@ pub fn open(
     keks: &[Arc<dyn KekProvider>],
 ) -> Result<SecretBytes, Error> {
     ctx.check()?;
-    let parsed = Parsed::parse(envelope)?;
-    let (_dek, plain) = unwrap_and_open(&parsed, ctx, keks)?;
+    let mut stanzas = Stanzas::new();
+    let parsed = stanzas.parse(envelope)?;
+    let (_dek, plain) = unwrap_and_open(&parsed, &stanzas, ctx, keks)?;
     Ok(plain)
 }
 
-/// An envelope with its stanzas collected while they were validated, so that no second
-/// pass over the header is needed.
-pub(crate) struct Parsed<'a> {
-    pub(crate) envelope: EnvelopeRef<'a>,
-    stanzas: [Option<StanzaRef<'a>>; MAX_STANZAS],
+/// The stanzas of an envelope, collected while they were validated so that no second pass
+/// over the header is needed. Filled in place by [`Stanzas::parse`]: the array is large
+/// (16 stanza references), and returning it inside a `Result` cost two copies of it on
+/// every open.
+pub(crate) struct Stanzas<'a> {
+    slots: [Option<StanzaRef<'a>>; MAX_STANZAS],
 }
 
-impl<'a> Parsed<'a> {
+impl<'a> Stanzas<'a> {
     #[inline]
-    pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
-        let mut stanzas: [Option<StanzaRef<'a>>; MAX_STANZAS] = [None; MAX_STANZAS];
-        let mut slots = stanzas.iter_mut();
-        let envelope = EnvelopeRef::parse_visiting(bytes, |stanza| {
+    pub(crate) fn new() -> Self {
+        Self {
+            slots: [None; MAX_STANZAS],
+        }
+    }
+
+    /// Parses `bytes`, keeping its stanzas here.
+    #[inline]
+    pub(crate) fn parse(&mut self, bytes: &'a [u8]) -> Result<EnvelopeRef<'a>, Error> {
+        let mut slots = self.slots.iter_mut();
+        EnvelopeRef::parse_visiting(bytes, |stanza| {
             // `parse` allows at most MAX_STANZAS, so there is always a slot.
             if let Some(slot) = slots.next() {
                 *slot = Some(stanza);
             }
-        })?;
-        Ok(Self { envelope, stanzas })
+        })
     }
 
-    fn stanzas(&self) -> impl Iterator<Item = &StanzaRef<'a>> {
-        self.stanzas.iter().map_while(|s| s.as_ref())
+    fn iter(&self) -> impl Iterator<Item = &StanzaRef<'a>> {
+        self.slots.iter().map_while(|s| s.as_ref())
     }
 }
 
@@ -138,17 +146,17 @@ impl<'a> Parsed<'a> {
 /// Errors: `Tampered` if a DEK unwrapped but none authenticated the payload, else the first
 /// KEK failure, else `NoUsableKek` (no KEK claimed any stanza).
 pub(crate) fn unwrap_and_open(
-    parsed: &Parsed<'_>,
+    envelope: &EnvelopeRef<'_>,
+    stanzas: &Stanzas<'_>,
     ctx: &Context<'_>,
     keks: &[Arc<dyn KekProvider>],
 ) -> Result<(Dek, SecretBytes), Error> {
-    let envelope = &parsed.envelope;
     let mut aad = ScratchBuf::take();
     ctx.encode_into(envelope.version(), &mut aad);
     let ctx_len = aad.len();
     let mut tampered = false;
     let mut first_failure = None;
-    for stanza in parsed.stanzas() {
+    for stanza in stanzas.iter() {
         for kek in keks {
             aad.truncate(ctx_len);
             write_stanza_id(&mut aad, stanza.kind, stanza.label, stanza.version);
