@@ -19,13 +19,17 @@ use crate::{Context, Dek, Error, KekProvider, SecretBytes, StanzaRef};
 /// Each DEK encrypts exactly one message, so a fixed nonce never repeats under a key.
 const PAYLOAD_NONCE: [u8; NONCE_LEN] = [0; NONCE_LEN];
 
+/// Runs `op` with ring's key object for `dek`. The object is built here and lent, not
+/// returned: it is a large enum, and every move of it through a `Result` was one more copy
+/// of it (and of the DEK inside it) on the stack, and a measurable part of an open.
 #[inline(always)]
-fn payload_key(dek: &Dek) -> Result<LessSafeKey, Error> {
-    UnboundKey::new(&CHACHA20_POLY1305, dek.expose_secret())
-        .map(LessSafeKey::new)
-        .map_err(|_| Error::KeyLength {
+fn with_payload_key<R>(dek: &Dek, op: impl FnOnce(&LessSafeKey) -> R) -> Result<R, Error> {
+    match UnboundKey::new(&CHACHA20_POLY1305, dek.expose_secret()) {
+        Ok(key) => Ok(op(&LessSafeKey::new(key))),
+        Err(_) => Err(Error::KeyLength {
             len: dek.expose_secret().len(),
-        })
+        }),
+    }
 }
 
 /// Seals `plaintext` for `ctx` under a fresh DEK wrapped by each of `keks`; returns the
@@ -58,11 +62,12 @@ pub fn seal(
     let payload_start = out.len();
     out.extend_from_slice(plaintext);
     let nonce = Nonce::assume_unique_for_key(PAYLOAD_NONCE);
-    let tag = payload_key(&dek)?
-        .seal_in_place_separate_tag(nonce, Aad::from(&aad[..]), &mut out[payload_start..])
-        .map_err(|_| Error::SecretTooLarge {
-            max: MAX_PAYLOAD_LEN,
-        })?;
+    let tag = with_payload_key(&dek, |key| {
+        key.seal_in_place_separate_tag(nonce, Aad::from(&aad[..]), &mut out[payload_start..])
+    })?
+    .map_err(|_| Error::SecretTooLarge {
+        max: MAX_PAYLOAD_LEN,
+    })?;
     out.extend_from_slice(tag.as_ref());
     Ok(out)
 }
@@ -193,9 +198,11 @@ fn open_payload(dek: &Dek, aad: &[u8], sealed: &[u8]) -> Result<SecretBytes, Err
     let mut plain = SecretBytes::zeroed(ciphertext.len())?;
     plain.expose_secret_mut().copy_from_slice(ciphertext);
     let nonce = Nonce::assume_unique_for_key(PAYLOAD_NONCE);
-    payload_key(dek)?
-        .open_in_place_separate_tag(nonce, Aad::from(aad), tag, plain.expose_secret_mut(), 0..)
-        .map_err(|_| Error::Tampered)?;
+    with_payload_key(dek, |key| {
+        key.open_in_place_separate_tag(nonce, Aad::from(aad), tag, plain.expose_secret_mut(), 0..)
+            .map(|_| ())
+    })?
+    .map_err(|_| Error::Tampered)?;
     Ok(plain)
 }
 
