@@ -59,14 +59,15 @@ pub struct EnvelopeRef<'a> {
 impl<'a> EnvelopeRef<'a> {
     /// Parses and validates binary envelope bytes.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
-        Self::parse_visiting(bytes, |_| {})
+        Self::parse_visiting(bytes, |_, _| {})
     }
 
     /// Parses like [`EnvelopeRef::parse`] and hands each stanza to `visit` as it is
-    /// validated, so that `open` needs no second pass over the header.
+    /// validated, with the bytes of its id (kind, label and key version, as encoded: the
+    /// stanza AAD's suffix), so that `open` needs no second pass over the header.
     pub(crate) fn parse_visiting(
         bytes: &'a [u8],
-        mut visit: impl FnMut(StanzaRef<'a>),
+        mut visit: impl FnMut(StanzaRef<'a>, &'a [u8]),
     ) -> Result<Self, Error> {
         let mut r = Reader { bytes, pos: 0 };
         if r.take(4, "magic")? != MAGIC {
@@ -98,7 +99,8 @@ impl<'a> EnvelopeRef<'a> {
             });
         }
         for _ in 0..stanza_count {
-            visit(read_stanza(&mut r)?);
+            let (stanza, id) = read_stanza(&mut r)?;
+            visit(stanza, id);
         }
         let header = &bytes[..r.pos];
         let ct_len = r.u32("ciphertext length")? as usize;
@@ -207,7 +209,54 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn read_stanza<'a>(r: &mut Reader<'a>) -> Result<StanzaRef<'a>, Error> {
+/// Reads and validates one stanza; returns it with the bytes of its id.
+fn read_stanza<'a>(r: &mut Reader<'a>) -> Result<(StanzaRef<'a>, &'a [u8]), Error> {
+    let start = r.pos;
+    let (kind, label) = match split_kind_and_label(r) {
+        Some(strs) => strs,
+        None => read_kind_and_label(r)?,
+    };
+    check_stanza_kind(kind)?;
+    check_stanza_label(label)?;
+    let version = r.u32("stanza key version")?;
+    let id = &r.bytes[start..r.pos];
+    let body_len = usize::from(r.u16("stanza body length")?);
+    check_stanza_body(body_len)?;
+    let body = r.take(body_len, "stanza body")?;
+    let stanza = StanzaRef {
+        kind,
+        label,
+        version,
+        body,
+    };
+    Ok((stanza, id))
+}
+
+/// The fast path of reading a stanza's kind and label: when both are present and the
+/// bytes from the kind to the end of the label (the label's length byte included) are
+/// UTF-8 with the two fields on character boundaries, one UTF-8 check covers both. Otherwise
+/// `None`, with `r` unmoved, and [`read_kind_and_label`] reads them field by field to report
+/// the first problem exactly as the format defines it.
+#[inline]
+fn split_kind_and_label<'a>(r: &mut Reader<'a>) -> Option<(&'a str, &'a str)> {
+    let rest = r.bytes.get(r.pos..)?;
+    let kind_len = usize::from(*rest.first()?);
+    if kind_len > MAX_KIND_LEN {
+        return None;
+    }
+    let label_end = 2 + kind_len + usize::from(*rest.get(1 + kind_len)?);
+    let both = std::str::from_utf8(rest.get(1..label_end)?).ok()?;
+    // Boundaries on both sides of the label's length byte make it a character of its own,
+    // so each part is valid UTF-8 on its own, as the field-by-field path requires.
+    let kind = both.get(..kind_len)?;
+    let label = both.get(kind_len + 1..)?;
+    r.pos += label_end;
+    Some((kind, label))
+}
+
+/// Reads a stanza's kind and label field by field, checking each as it is read.
+#[cold]
+fn read_kind_and_label<'a>(r: &mut Reader<'a>) -> Result<(&'a str, &'a str), Error> {
     let kind_len = usize::from(r.u8("stanza kind length")?);
     if kind_len > MAX_KIND_LEN {
         return Err(Error::FieldTooLong {
@@ -220,17 +269,7 @@ fn read_stanza<'a>(r: &mut Reader<'a>) -> Result<StanzaRef<'a>, Error> {
     check_stanza_kind(kind)?;
     let label_len = usize::from(r.u8("stanza label length")?);
     let label = r.str(label_len, "stanza label")?;
-    check_stanza_label(label)?;
-    let version = r.u32("stanza key version")?;
-    let body_len = usize::from(r.u16("stanza body length")?);
-    check_stanza_body(body_len)?;
-    let body = r.take(body_len, "stanza body")?;
-    Ok(StanzaRef {
-        kind,
-        label,
-        version,
-        body,
-    })
+    Ok((kind, label))
 }
 
 /// Splits a stanza that `read_stanza` already validated.
@@ -345,4 +384,108 @@ pub(crate) fn write_stanza_body(out: &mut Vec<u8>, body: &[u8]) -> Result<(), Er
     out.extend_from_slice(&(body.len() as u16).to_be_bytes());
     out.extend_from_slice(body);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Stanza reading field by field, in FORMAT.md's order: what `read_stanza` did before it
+    /// checked the kind and the label in one pass, and must still do.
+    fn read_stanza_field_by_field<'a>(r: &mut Reader<'a>) -> Result<StanzaRef<'a>, Error> {
+        let kind_len = usize::from(r.u8("stanza kind length")?);
+        if kind_len > MAX_KIND_LEN {
+            return Err(Error::FieldTooLong {
+                field: "stanza kind",
+                len: kind_len,
+                max: MAX_KIND_LEN,
+            });
+        }
+        let kind = r.str(kind_len, "stanza kind")?;
+        check_stanza_kind(kind)?;
+        let label_len = usize::from(r.u8("stanza label length")?);
+        let label = r.str(label_len, "stanza label")?;
+        check_stanza_label(label)?;
+        let version = r.u32("stanza key version")?;
+        let body_len = usize::from(r.u16("stanza body length")?);
+        check_stanza_body(body_len)?;
+        let body = r.take(body_len, "stanza body")?;
+        Ok(StanzaRef {
+            kind,
+            label,
+            version,
+            body,
+        })
+    }
+
+    fn stanza(kind: &[u8], label: &[u8]) -> Vec<u8> {
+        let mut out = vec![kind.len() as u8];
+        out.extend_from_slice(kind);
+        out.push(label.len() as u8);
+        out.extend_from_slice(label);
+        out.extend_from_slice(&7u32.to_be_bytes());
+        out.extend_from_slice(&[0, 3, 1, 2, 3]);
+        out
+    }
+
+    #[test]
+    fn one_pass_kind_and_label_reads_and_fails_like_field_by_field() {
+        let long_label = [b'a'; 200];
+        let mut cases = vec![
+            stanza(b"memory", b"bench"),
+            stanza(b"file", b""),
+            stanza(b"file", "cl\u{e9} \u{1F511}".as_bytes()),
+            stanza(b"file", &long_label[..130]), // length byte 0x82, a continuation byte
+            stanza(b"file", &long_label[..195]), // length byte 0xc3, a lead byte
+            stanza(b"file", &long_label),
+            stanza(b"file", "\u{e9}".repeat(100).as_bytes()),
+            // The kind's last byte and the label length byte form "\u{e9}".
+            stanza(b"ab\xc3", &long_label[..0xa9]),
+            stanza(b"ab\xc3", "\u{e9}".repeat(84).as_bytes()),
+            stanza(b"File", b"x"),
+            stanza(b"", b"x"),
+            stanza(&[b'a'; 33], b"x"),
+            stanza(b"fi\xffle", b"x"),
+            stanza(b"file", b"x\xff"),
+            stanza(b"file", b"x\x07"),
+            stanza(b"file", b"x\xc2\x85"), // U+0085, a control character
+            stanza("fil\u{e9}".as_bytes(), b"x"),
+        ];
+        let mut truncated = Vec::new();
+        for case in &cases {
+            truncated.extend((0..case.len()).map(|n| case[..n].to_vec()));
+        }
+        // A bad kind before a truncated label: the kind's error comes first.
+        let mut bad_kind = stanza(b"File", b"abc");
+        bad_kind.truncate(7);
+        cases.push(bad_kind);
+        cases.extend(truncated);
+
+        for case in &cases {
+            let mut fast = Reader {
+                bytes: case,
+                pos: 0,
+            };
+            let mut reference = Reader {
+                bytes: case,
+                pos: 0,
+            };
+            let got = read_stanza(&mut fast);
+            let want = read_stanza_field_by_field(&mut reference);
+            match (got, want) {
+                (Ok((stanza, id)), Ok(want)) => {
+                    assert_eq!(stanza, want, "{case:x?}");
+                    assert_eq!(fast.pos, reference.pos, "{case:x?}");
+                    let mut written = Vec::new();
+                    write_stanza_id(&mut written, want.kind, want.label, want.version);
+                    assert_eq!(id, written, "{case:x?}");
+                }
+                (got, want) => assert_eq!(
+                    format!("{:?}", got.map(|(s, _)| s)),
+                    format!("{want:?}"),
+                    "{case:x?}"
+                ),
+            }
+        }
+    }
 }

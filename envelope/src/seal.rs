@@ -114,7 +114,8 @@ pub fn open(
 /// (16 stanza references), and returning it inside a `Result` cost two copies of it on
 /// every open.
 pub(crate) struct Stanzas<'a> {
-    slots: [Option<StanzaRef<'a>>; MAX_STANZAS],
+    /// Each stanza with the encoded bytes of its id, the suffix of its stanza AAD.
+    slots: [Option<(StanzaRef<'a>, &'a [u8])>; MAX_STANZAS],
 }
 
 impl<'a> Stanzas<'a> {
@@ -129,15 +130,15 @@ impl<'a> Stanzas<'a> {
     #[inline]
     pub(crate) fn parse(&mut self, bytes: &'a [u8]) -> Result<EnvelopeRef<'a>, Error> {
         let mut slots = self.slots.iter_mut();
-        EnvelopeRef::parse_visiting(bytes, |stanza| {
+        EnvelopeRef::parse_visiting(bytes, |stanza, id| {
             // `parse` allows at most MAX_STANZAS, so there is always a slot.
             if let Some(slot) = slots.next() {
-                *slot = Some(stanza);
+                *slot = Some((stanza, id));
             }
         })
     }
 
-    fn iter(&self) -> impl Iterator<Item = &StanzaRef<'a>> {
+    fn iter(&self) -> impl Iterator<Item = &(StanzaRef<'a>, &'a [u8])> {
         self.slots.iter().map_while(|s| s.as_ref())
     }
 }
@@ -161,10 +162,12 @@ pub(crate) fn unwrap_and_open(
     let ctx_len = aad.len();
     let mut tampered = false;
     let mut first_failure = None;
-    for stanza in stanzas.iter() {
+    for (stanza, id) in stanzas.iter() {
         for kek in keks {
+            // Stanza AAD: the context and the stanza's id bytes as the envelope encodes them
+            // (the encoding is canonical, so they are what `write_stanza_id` wrote at seal).
             aad.truncate(ctx_len);
-            write_stanza_id(&mut aad, stanza.kind, stanza.label, stanza.version);
+            aad.extend_from_slice(id);
             let dek = match kek.unwrap(stanza, &aad) {
                 None => continue,
                 Some(Ok(dek)) => dek,
