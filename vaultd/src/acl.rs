@@ -1,0 +1,1 @@
+//! Access control: which principal may do what (see `Acl`).

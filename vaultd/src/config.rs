@@ -1,0 +1,1 @@
+//! The daemon configuration: file < env < flags (see `Config`).
