@@ -310,6 +310,15 @@ impl Vault {
         })
     }
 
+    /// The value of `scope`/`key` if the JIT cache holds it: never touches the store or a
+    /// KEK, so a daemon can answer it while slow hardware holds its worker pool. `None` when
+    /// locked, invalid or not cached.
+    pub fn get_cached(&self, scope: &str, key: &str, version: Option<u64>) -> Option<SecretBytes> {
+        let scope = Scope::parse(scope).ok()?.to_string();
+        self.read_keyring().as_ref()?;
+        self.cache.get(&scope, key, version)
+    }
+
     /// Deletes every version of `scope`/`key`.
     pub fn delete(&self, scope: &str, key: &str) -> Result<(), Error> {
         let scope = Scope::parse(scope)?.to_string();
@@ -350,6 +359,21 @@ impl Vault {
             ),
             other => Ok(other?),
         }
+    }
+
+    /// Moves caller data sealed for `context` onto the current keys (the payload is not
+    /// re-encrypted; see `envelope::rewrap`).
+    pub fn rewrap_data(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+        self.with_keyring(|keyring| {
+            let keks = keyring.seal_keks(&self.dir, &self.id, self.lease())?;
+            let rewrapped = envelope::rewrap(
+                sealed,
+                &transit_context(context),
+                keyring.unwrap_keks().as_slice(),
+                keks.as_slice(),
+            )?;
+            Ok(rewrapped.envelope)
+        })
     }
 
     /// Ends the epoch lease of this process (tests and `rotate`).
