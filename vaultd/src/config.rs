@@ -130,9 +130,9 @@ pub struct Limits {
     /// Threads of the blocking pool that calls the KEK providers.
     pub kek_threads: usize,
     /// Requests per second per principal (token bucket refill rate).
-    pub rate_per_second: u64,
+    pub rate_per_second: u32,
     /// Token bucket size per principal.
-    pub burst: u64,
+    pub burst: u32,
     /// How long an opened secret stays in the cache, in seconds.
     pub cache_ttl_secs: u64,
 }
@@ -187,6 +187,18 @@ pub struct AclRule {
     pub keys: Vec<String>,
     /// The operations allowed.
     pub operations: Vec<Operation>,
+}
+
+impl AclRule {
+    /// A rule letting `principal` do everything, everywhere (the dev mode's admin).
+    pub fn allow_all(principal: &str) -> AclRule {
+        AclRule {
+            principal: principal.to_owned(),
+            scopes: vec!["*".to_owned()],
+            keys: every_key(),
+            operations: Operation::ALL.to_vec(),
+        }
+    }
 }
 
 fn every_key() -> Vec<String> {
@@ -345,8 +357,8 @@ impl Config {
             ),
             ("limits.request_timeout_ms", limits.request_timeout_ms),
             ("limits.kek_threads", limits.kek_threads as u64),
-            ("limits.rate_per_second", limits.rate_per_second),
-            ("limits.burst", limits.burst),
+            ("limits.rate_per_second", limits.rate_per_second.into()),
+            ("limits.burst", limits.burst.into()),
             ("limits.cache_ttl_secs", limits.cache_ttl_secs),
         ] {
             if value == 0 {

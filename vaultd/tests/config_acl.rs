@@ -513,3 +513,13 @@ operations = ["read", "write", "list"]
     assert!(!acl.allows("carol", Write, "principal:admin", "k"));
     assert!(!acl.allows("carol", Admin, "admin", "*"));
 }
+
+#[test]
+fn allow_all_rule() {
+    let acl = Acl::new(&[AclRule::allow_all("dev")]).expect("acl");
+    for op in Operation::ALL {
+        assert!(acl.allows("dev", op, "skill:x", "k"), "{op}");
+        assert!(acl.allows("dev", op, "transit", "ctx"), "{op}");
+    }
+    assert!(!acl.knows("other"));
+}
