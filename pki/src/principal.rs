@@ -48,7 +48,7 @@ fn bad(reason: impl Into<String>) -> Error {
 /// Parses a DER certificate, refusing trailing bytes.
 pub(crate) fn parse(cert_der: &[u8]) -> Result<X509Certificate<'_>, Error> {
     match X509Certificate::from_der(cert_der) {
-        Ok((rest, cert)) if rest.is_empty() => Ok(cert),
+        Ok(([], cert)) => Ok(cert),
         Ok(_) => Err(bad("trailing bytes after the DER certificate")),
         Err(e) => Err(bad(format!("not a DER X.509 certificate ({e})"))),
     }
@@ -64,14 +64,14 @@ pub fn principal_of(cert_der: &[u8]) -> Result<String, Error> {
         .map_err(|e| bad(format!("unreadable subjectAltName ({e})")))?;
     let mut from_uri: Option<&str> = None;
     for name in san.iter().flat_map(|s| s.value.general_names.iter()) {
-        if let GeneralName::URI(uri) = name {
-            if let Some(id) = uri.strip_prefix(PRINCIPAL_URI_PREFIX) {
-                match from_uri {
-                    Some(other) if other != id => {
-                        return Err(bad("two different principal URIs in subjectAltName"));
-                    }
-                    _ => from_uri = Some(id),
+        if let GeneralName::URI(uri) = name
+            && let Some(id) = uri.strip_prefix(PRINCIPAL_URI_PREFIX)
+        {
+            match from_uri {
+                Some(other) if other != id => {
+                    return Err(bad("two different principal URIs in subjectAltName"));
                 }
+                _ => from_uri = Some(id),
             }
         }
     }

@@ -10,7 +10,7 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 fn san_uris(cert: &X509Certificate<'_>) -> Vec<String> {
     let san = cert
         .subject_alternative_name()
-        .unwrap()
+        .expect("test setup")
         .expect("a SAN extension");
     san.value
         .general_names

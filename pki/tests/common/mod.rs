@@ -13,16 +13,16 @@ pub fn hosts() -> Vec<String> {
 
 /// A created PKI directory; the folder goes away with the first field.
 pub fn created() -> (tempfile::TempDir, PkiDir) {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().expect("test setup");
     let pki = PkiDir::new(tmp.path().join("tls"));
-    pki.create(&hosts()).unwrap();
+    pki.create(&hosts()).expect("test setup");
     (tmp, pki)
 }
 
 /// The DER of the first certificate in a PEM file.
 pub fn der_of(path: &std::path::Path) -> Vec<u8> {
-    let bytes = std::fs::read(path).unwrap();
-    let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes).unwrap();
+    let bytes = std::fs::read(path).expect("test setup");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes).expect("test setup");
     assert_eq!(pem.label, "CERTIFICATE");
     pem.contents
 }
@@ -30,5 +30,9 @@ pub fn der_of(path: &std::path::Path) -> Vec<u8> {
 /// A file's permission bits.
 pub fn mode(path: &std::path::Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    std::fs::metadata(path)
+        .expect("test setup")
+        .permissions()
+        .mode()
+        & 0o7777
 }
