@@ -166,6 +166,43 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The audit log does not verify: `line` (1-based) or the head checkpoint is wrong.
+    #[error("audit log {}{}: {defect}", path.display(), line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    AuditDamaged {
+        /// The log file.
+        path: PathBuf,
+        /// The first bad line, if the problem is on one.
+        line: Option<u64>,
+        /// What is wrong.
+        defect: crate::audit::AuditDefect,
+    },
+    /// Opening an audit log that does not verify, to append to it, is refused.
+    #[error(
+        "refusing to append to audit log {p}: {}{defect}. Run `vaultctl audit verify --log {p}` to see the problem, then move {p} and {p}.head aside (keep them as evidence); a new log is started in their place",
+        line.map(|l| format!("line {l}: ")).unwrap_or_default(), p = path.display()
+    )]
+    AuditRefused {
+        /// The log file.
+        path: PathBuf,
+        /// The first bad line, if the problem is on one.
+        line: Option<u64>,
+        /// What is wrong.
+        defect: crate::audit::AuditDefect,
+    },
+    /// Another process has the audit log open for appending.
+    #[error("audit log {} is in use by another process (a running vaultd?); one writer at a time", path.display())]
+    AuditInUse {
+        /// The log file.
+        path: PathBuf,
+    },
+    /// A write to the audit log failed earlier; it takes no more records until reopened.
+    #[error("audit log {} stopped taking records after a failed write ({reason}); fix the cause and restart, which verifies the log again", path.display())]
+    AuditFailed {
+        /// The log file.
+        path: PathBuf,
+        /// The failure.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+pub mod audit;
 mod cache;
 mod config;
 mod error;
