@@ -455,3 +455,17 @@ fn the_log_is_shareable_across_threads() {
     fn shareable<T: Send + Sync + std::fmt::Debug>() {}
     shareable::<AuditLog>();
 }
+
+#[test]
+fn after_a_failed_checkpoint_the_log_takes_no_more_records() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.jsonl");
+    let log = AuditLog::open(&path).expect("open");
+    // The open file still takes writes; the head's temporary file cannot be created.
+    fs::remove_dir_all(dir.path()).expect("rm dir");
+    // This record is durable in the (unlinked) file: its caller is told so.
+    log.append(&event("svc", "k1")).expect("first append");
+    let err = log.append(&event("svc", "k2")).expect_err("closed");
+    assert!(matches!(err, Error::AuditFailed { .. }), "{err}");
+    assert!(err.to_string().contains("restart"), "{err}");
+}

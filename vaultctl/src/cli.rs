@@ -69,6 +69,9 @@ pub enum Command {
     Lock,
     /// Open the keys again with the vault's KEKs.
     Unlock,
+    /// Verify the audit log's chain, or show its newest records.
+    #[command(subcommand)]
+    Audit(crate::commands::audit::AuditCommand),
 }
 
 /// `kek` subcommands.

@@ -138,6 +138,7 @@ impl AuditLog {
         let last_seq = state.next_seq - 1;
         let last_hash = state.last_hash.clone();
         drop(state);
+        let role = WriterRole { log: self };
 
         let written = (&self.file)
             .write_all(&batch)
@@ -145,7 +146,8 @@ impl AuditLog {
             .map_err(Error::io(format!("appending to {}", self.path.display())));
         let mut state = self.lock();
         if let Err(e) = written {
-            return Err(self.fail(state, &e));
+            role.release();
+            return Err(self.fail(&mut state, &e));
         }
         state.durable_seq = last_seq;
         if state.queued.capacity() == 0 {
@@ -159,16 +161,18 @@ impl AuditLog {
 
         let checkpointed = chain::write_head(&self.path, last_seq, &last_hash);
         let mut state = self.lock();
-        if let Err(e) = checkpointed {
-            return Err(self.fail(state, &e));
+        role.release();
+        match checkpointed {
+            // The batch is durable and its callers told so; only later appends fail.
+            Err(e) => drop(self.fail(&mut state, &e)),
+            Ok(()) => state.writing = false,
         }
-        state.writing = false;
         self.changed.notify_all();
         Ok(state)
     }
 
     /// Closes the log for appends after `error`; wakes everyone waiting.
-    fn fail(&self, mut state: MutexGuard<'_, State>, error: &Error) -> Error {
+    fn fail(&self, state: &mut State, error: &Error) -> Error {
         log::error!("audit log {}: {error}", self.path.display());
         state.failed = Some(error.to_string());
         state.writing = false;
@@ -192,6 +196,27 @@ impl AuditLog {
     fn lock(&self) -> MutexGuard<'_, State> {
         // The state is consistent between statements that could panic; keep going.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The writer role while a batch is written: if the writer panics, the log fails for
+/// everyone instead of leaving them waiting for a batch that never comes.
+struct WriterRole<'a> {
+    log: &'a AuditLog,
+}
+
+impl WriterRole<'_> {
+    /// The batch is done (written, or failed and reported): nothing to do on drop.
+    fn release(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for WriterRole<'_> {
+    fn drop(&mut self) {
+        let mut state = self.log.lock();
+        let error = Error::Unsupported("a thread panicked while writing a batch".into());
+        drop(self.log.fail(&mut state, &error));
     }
 }
 

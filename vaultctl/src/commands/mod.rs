@@ -1,5 +1,6 @@
 //! One file per group of subcommands.
 
+pub(crate) mod audit;
 mod init;
 mod kek;
 mod keys;
@@ -27,5 +28,6 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::MinDecryptionVersion(args) => keys::min_decryption_version(cli, args),
         Command::Lock => keys::lock(cli),
         Command::Unlock => keys::unlock(cli),
+        Command::Audit(command) => audit::run(cli, command),
     }
 }
