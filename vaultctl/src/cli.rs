@@ -72,6 +72,9 @@ pub enum Command {
     /// Verify the audit log's chain, or show its newest records.
     #[command(subcommand)]
     Audit(crate::commands::audit::AuditCommand),
+    /// vaultd's TLS files: `init` a dev CA, `issue` and `revoke` client certificates.
+    #[command(subcommand)]
+    Pki(PkiCommand),
 }
 
 /// `kek` subcommands.
@@ -222,4 +225,51 @@ pub struct OpenArgs {
     /// Files and context.
     #[command(flatten)]
     pub io: IoArgs,
+}
+
+/// `pki` subcommands: the TLS files of vaultd's mutual TLS (default dir: `<vault dir>/tls`).
+#[derive(Debug, Subcommand)]
+pub enum PkiCommand {
+    /// Create a dev CA, a server certificate for --host names and an empty revocation list.
+    Init(PkiInitArgs),
+    /// Issue a client certificate naming a principal; prints its paths and fingerprint.
+    Issue(PkiIssueArgs),
+    /// Add a client certificate to the revocation list (by fingerprint or cert file).
+    Revoke(PkiRevokeArgs),
+}
+
+/// Arguments of `pki init`.
+#[derive(Debug, Args)]
+pub struct PkiInitArgs {
+    /// A DNS name or IP address the server certificate covers (repeatable).
+    #[arg(long = "host", value_name = "NAME", default_values = ["localhost", "127.0.0.1", "::1"])]
+    pub hosts: Vec<String>,
+    /// The PKI directory (default: `<vault dir>/tls`).
+    #[arg(long, value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
+}
+
+/// Arguments of `pki issue`.
+#[derive(Debug, Args)]
+pub struct PkiIssueArgs {
+    /// The principal the certificate names: 1-64 of A-Z a-z 0-9 . _ @ + -
+    #[arg(long, value_name = "ID")]
+    pub principal: String,
+    /// The PKI directory (default: `<vault dir>/tls`).
+    #[arg(long, value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Arguments of `pki revoke`.
+#[derive(Debug, Args)]
+pub struct PkiRevokeArgs {
+    /// The SHA-256 fingerprint `pki issue` printed, or the client certificate's PEM file.
+    #[arg(value_name = "FINGERPRINT_OR_CERT_PATH")]
+    pub fingerprint_or_cert: String,
+    /// The PKI directory (default: `<vault dir>/tls`).
+    #[arg(long, value_name = "DIR")]
+    pub pki_dir: Option<PathBuf>,
 }

@@ -4,6 +4,7 @@ pub(crate) mod audit;
 mod init;
 mod kek;
 mod keys;
+mod pki;
 mod secrets;
 mod status;
 mod transit;
@@ -29,5 +30,6 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Lock => keys::lock(cli),
         Command::Unlock => keys::unlock(cli),
         Command::Audit(command) => audit::run(cli, command),
+        Command::Pki(command) => pki::run(cli, command),
     }
 }
