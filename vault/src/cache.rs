@@ -18,6 +18,8 @@ const MAX_ENTRIES: usize = 4096;
 
 #[derive(Debug)]
 struct Entry {
+    /// The version the value is (a request for the latest is cached with its number).
+    version: u64,
     value: SecretBytes,
     expires: Instant,
 }
@@ -59,8 +61,13 @@ impl Cache {
         self.inner().generation
     }
 
-    /// A copy of the cached value, if one is fresh.
-    pub(crate) fn get(&self, scope: &str, key: &str, version: Option<u64>) -> Option<SecretBytes> {
+    /// A copy of the cached value and its version, if one is fresh.
+    pub(crate) fn get(
+        &self,
+        scope: &str,
+        key: &str,
+        version: Option<u64>,
+    ) -> Option<(u64, SecretBytes)> {
         if self.ttl.is_zero() {
             return None;
         }
@@ -71,7 +78,7 @@ impl Cache {
             versions.remove(&version);
             return None;
         }
-        entry.value.try_clone().ok()
+        Some((entry.version, entry.value.try_clone().ok()?))
     }
 
     /// Caches a copy of `value`, read from the store after `generation` was taken, unless a
@@ -81,6 +88,7 @@ impl Cache {
         scope: &str,
         key: &str,
         version: Option<u64>,
+        found: u64,
         value: &SecretBytes,
         generation: u64,
     ) {
@@ -109,6 +117,7 @@ impl Cache {
             .insert(
                 version,
                 Entry {
+                    version: found,
                     value: copy,
                     expires: now + self.ttl,
                 },

@@ -296,6 +296,17 @@ impl Vault {
 
     /// The latest value of `scope`/`key`, or the value of `version`.
     pub fn get(&self, scope: &str, key: &str, version: Option<u64>) -> Result<SecretBytes, Error> {
+        self.get_versioned(scope, key, version)
+            .map(|(_, value)| value)
+    }
+
+    /// Like [`Vault::get`], with the version the value is.
+    pub fn get_versioned(
+        &self,
+        scope: &str,
+        key: &str,
+        version: Option<u64>,
+    ) -> Result<(u64, SecretBytes), Error> {
         let scope = Scope::parse(scope)?.to_string();
         check_key(key)?;
         self.with_keyring(|keyring| {
@@ -305,15 +316,21 @@ impl Vault {
             let generation = self.cache.generation();
             let (found, sealed) = self.store.get(&scope, key, version)?;
             let value = self.open_with(keyring, &sealed, &Context::new(&scope, key, found))?;
-            self.cache.put(&scope, key, version, &value, generation);
-            Ok(value)
+            self.cache
+                .put(&scope, key, version, found, &value, generation);
+            Ok((found, value))
         })
     }
 
     /// The value of `scope`/`key` if the JIT cache holds it: never touches the store or a
     /// KEK, so a daemon can answer it while slow hardware holds its worker pool. `None` when
     /// locked, invalid or not cached.
-    pub fn get_cached(&self, scope: &str, key: &str, version: Option<u64>) -> Option<SecretBytes> {
+    pub fn get_cached(
+        &self,
+        scope: &str,
+        key: &str,
+        version: Option<u64>,
+    ) -> Option<(u64, SecretBytes)> {
         let scope = Scope::parse(scope).ok()?.to_string();
         self.read_keyring().as_ref()?;
         self.cache.get(&scope, key, version)

@@ -28,6 +28,26 @@ pub struct Cli {
     )]
     pub cache_ttl: u64,
 
+    /// Talk to a vaultd at this address (`https://host:port`) instead of a local vault.
+    #[arg(long, global = true, env = "VAULT_ADDR", value_name = "URL")]
+    pub addr: Option<String>,
+
+    /// Remote mode: the CA certificate that signed the daemon's certificate.
+    #[arg(long, global = true, env = "VAULT_CACERT", value_name = "PEM")]
+    pub cacert: Option<PathBuf>,
+
+    /// Remote mode: our client certificate (it names our principal).
+    #[arg(long, global = true, env = "VAULT_CLIENT_CERT", value_name = "PEM")]
+    pub client_cert: Option<PathBuf>,
+
+    /// Remote mode: our client key.
+    #[arg(long, global = true, env = "VAULT_CLIENT_KEY", value_name = "PEM")]
+    pub client_key: Option<PathBuf>,
+
+    /// Remote mode: take the CA and the admin certificate from a `vaultd --dev` directory.
+    #[arg(long, global = true, env = "VAULT_DEV_DIR", value_name = "DIR")]
+    pub dev_dir: Option<PathBuf>,
+
     /// Fail instead of warning when secret memory cannot be locked (mlock).
     #[arg(long, global = true, env = "VAULT_REQUIRE_MLOCK")]
     pub require_mlock: bool,

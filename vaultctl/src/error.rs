@@ -21,6 +21,14 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The daemon refused or failed the call.
+    #[error("vaultd answered {code}: {message}")]
+    Remote {
+        /// The gRPC status name.
+        code: String,
+        /// The daemon's message.
+        message: String,
+    },
     /// A check found problems (already reported on stdout).
     #[error("{0}")]
     Failed(String),

@@ -7,6 +7,7 @@ mod error;
 mod io;
 mod logger;
 mod open;
+mod remote;
 
 use std::process::ExitCode;
 

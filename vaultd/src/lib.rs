@@ -1,6 +1,14 @@
-//! The vault daemon's parts: configuration, access control, and (as they land) the server.
+//! The vault daemon: configuration, access control, the request gates, the gRPC service
+//! over mutual TLS, and the development mode.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod acl;
 pub mod config;
+pub mod dev;
+pub mod gates;
+pub mod logger;
+pub mod pool;
+pub mod principal;
+pub mod server;
+pub mod service;

@@ -96,6 +96,35 @@ fn tail(cli: &Cli, args: &TailArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// Runs an `audit` subcommand against the daemon (its own log).
+pub fn run_remote(command: &AuditCommand, client: &crate::remote::Client) -> Result<(), Error> {
+    let mut api = client.api.clone();
+    match command {
+        AuditCommand::Verify(_) => {
+            let report = client.call(api.audit_verify(proto::v1::AuditVerifyRequest {}))?;
+            println!(
+                "audit log ok: {} records, chain head at seq {}",
+                report.records, report.head_seq
+            );
+        }
+        AuditCommand::Tail(args) => {
+            let count = u32::try_from(args.count).unwrap_or(u32::MAX);
+            let reply = client.call(api.audit_tail(proto::v1::AuditTailRequest { count }))?;
+            for line in reply.records {
+                if args.json {
+                    println!("{line}");
+                } else {
+                    let record: AuditRecord = serde_json::from_str(&line).map_err(|e| {
+                        Error::Failed(format!("vaultd sent an unreadable audit record: {e}"))
+                    })?;
+                    println!("{}", text_line(&record));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `seq time decision status principal op [scope [key]] [(reason)]`, control characters
 /// escaped (the log holds what clients sent; it must not drive the terminal).
 fn text_line(r: &AuditRecord) -> String {

@@ -9,11 +9,19 @@ mod secrets;
 mod status;
 mod transit;
 
+pub use transit::envelope_bytes;
+
 use crate::cli::{Cli, Command};
 use crate::error::Error;
 
 /// Runs the parsed command line.
 pub fn run(cli: &Cli) -> Result<(), Error> {
+    // `pki` only touches local files (the CA), so it runs here even with --addr.
+    if !matches!(cli.command, Command::Pki(_))
+        && let Some(remote) = crate::remote::Remote::from_cli(cli)?
+    {
+        return crate::remote::run(cli, &remote);
+    }
     match &cli.command {
         Command::Init(args) => init::run(cli, args),
         Command::Set(args) => secrets::set(cli, args),

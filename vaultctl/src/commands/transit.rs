@@ -34,13 +34,18 @@ pub fn open(cli: &Cli, args: &OpenArgs) -> Result<(), Error> {
     let io = &args.io;
     let vault = open_vault(cli)?;
     let input = read_public(io.input.as_deref(), envelope::MAX_JSON_LEN)?;
-    let binary = if input.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
-        let text = std::str::from_utf8(&input)
-            .map_err(|_| envelope::Error::Json("the JSON envelope is not UTF-8".into()))?;
-        envelope::from_json(text)?
-    } else {
-        input
-    };
+    let binary = envelope_bytes(input)?;
     let plain = vault.open_data(&io.context, &binary)?;
     write_output(io.output.as_deref(), plain.expose_secret())
+}
+
+/// The binary envelope in `input`, which holds either form (JSON starts with `{`).
+pub fn envelope_bytes(input: Vec<u8>) -> Result<Vec<u8>, Error> {
+    if input.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{') {
+        let text = std::str::from_utf8(&input)
+            .map_err(|_| envelope::Error::Json("the JSON envelope is not UTF-8".into()))?;
+        Ok(envelope::from_json(text)?)
+    } else {
+        Ok(input)
+    }
 }

@@ -1,0 +1,194 @@
+//! Starting the daemon: checks, the vault, the gates, TLS, and serving until SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kek_providers::KekEnv;
+use proto::v1::vault_service_server::VaultServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tower::limit::GlobalConcurrencyLimitLayer;
+use vault::audit::AuditLog;
+use vault::{Kek, Vault};
+
+use crate::acl::Acl;
+use crate::config::Config;
+use crate::gates::Gates;
+use crate::pool::KekPool;
+use crate::principal::Principals;
+use crate::service::Api;
+
+/// Why the daemon could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A file is readable by others, or missing.
+    #[error(transparent)]
+    Pki(#[from] pki::Error),
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The vault could not be opened.
+    #[error(transparent)]
+    Vault(#[from] vault::Error),
+    /// A KEK could not be built.
+    #[error(transparent)]
+    Kek(#[from] kek_providers::Error),
+    /// TLS or the listener failed.
+    #[error("{0}")]
+    Serve(String),
+}
+
+/// Refuses to start on key, configuration or data files that others can read.
+pub fn check_files(config: &Config, config_file: Option<&Path>) -> Result<(), StartError> {
+    let tls = config.tls_dir();
+    let mut files = vec![tls.join("server.key")];
+    if tls.join("ca.key").exists() {
+        files.push(tls.join("ca.key"));
+    }
+    files.extend(config_file.map(Path::to_path_buf));
+    for name in [vault::CONFIG_FILE, "secrets.db"] {
+        let path = config.vault_dir.join(name);
+        if path.exists() {
+            files.push(path);
+        }
+    }
+    let audit = config.audit_log_path();
+    if audit.exists() {
+        files.push(audit);
+    }
+    for file in files {
+        pki::check_private(&file)?;
+    }
+    Ok(())
+}
+
+/// Opens the vault with its pinned KEKs (or the configured ones); KEKs that cannot be built
+/// are reported and skipped while another one remains.
+pub fn open_vault(config: &Config) -> Result<(Vault, Vec<Kek>), StartError> {
+    let dir = &config.vault_dir;
+    let uris = if config.kek.is_empty() {
+        Vault::read_config(dir)?.kek_uris()
+    } else {
+        config.kek.clone()
+    };
+    let env = KekEnv { vault_dir: dir };
+    let mut keks = Vec::new();
+    let mut first_error = None;
+    for uri in &uris {
+        match kek_providers::open(uri, &env) {
+            Ok(built) => keks.push(Kek {
+                uri: built.uri,
+                provider: built.provider,
+            }),
+            Err(e) => {
+                log::warn!("{e}; continuing with the other KEKs");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if keks.is_empty()
+        && let Some(e) = first_error
+    {
+        return Err(e.into());
+    }
+    let mut vault = Vault::open(dir, None, keks.clone())?;
+    vault.set_cache_ttl(Duration::from_secs(config.limits.cache_ttl_secs));
+    // A daemon seals many secrets: lease epoch wraps in large blocks.
+    vault.set_epoch_lease(1024);
+    Ok((vault, keks))
+}
+
+/// Serves until SIGTERM or SIGINT, then drains in-flight calls and drops every key.
+/// `on_listening` receives the bound address (the port may have been 0).
+pub async fn serve(
+    config: Config,
+    config_file: Option<&Path>,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), StartError> {
+    check_files(&config, config_file)?;
+    let (vault, keks) = open_vault(&config)?;
+    let vault = Arc::new(vault);
+    let audit = Arc::new(AuditLog::open(&config.audit_log_path())?);
+    let tls_dir = pki::PkiDir::new(config.tls_dir());
+    let principals = Arc::new(Principals::new(tls_dir.revoked())?);
+    principals.watch();
+    let acl = Acl::new(&config.acl)?;
+    let limits = &config.limits;
+    let pool = KekPool::new(
+        limits.kek_threads,
+        Duration::from_millis(limits.request_timeout_ms),
+    );
+    let gates = Arc::new(Gates::new(
+        Arc::clone(&vault),
+        acl,
+        principals,
+        limits.rate_per_second,
+        limits.burst,
+        audit,
+        pool,
+    ));
+    let api = Api::new(gates, limits.max_secret_bytes, keks);
+
+    let read = |path: &Path| {
+        std::fs::read(path)
+            .map_err(|e| StartError::Serve(format!("reading {}: {e}", path.display())))
+    };
+    let tls = ServerTlsConfig::new()
+        .identity(Identity::from_pem(
+            read(&tls_dir.server_cert())?,
+            read(&tls_dir.server_key())?,
+        ))
+        .client_ca_root(Certificate::from_pem(read(&tls_dir.ca_cert())?));
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<VaultServiceServer<Api>>()
+        .await;
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| StartError::Serve(format!("listening on {}: {e}", config.listen)))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| StartError::Serve(e.to_string()))?;
+    on_listening(bound);
+
+    Server::builder()
+        .tls_config(tls)
+        .map_err(|e| StartError::Serve(format!("TLS configuration: {e}")))?
+        .timeout(Duration::from_millis(limits.request_timeout_ms))
+        .layer(GlobalConcurrencyLimitLayer::new(
+            limits.max_concurrent_requests,
+        ))
+        .add_service(health_service)
+        .add_service(
+            VaultServiceServer::new(api)
+                .max_decoding_message_size(limits.max_message_bytes)
+                .max_encoding_message_size(limits.max_message_bytes),
+        )
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
+        .await
+        .map_err(|e| StartError::Serve(e.to_string()))?;
+    log::info!("stopped: in-flight calls drained; keys are dropped and zeroized");
+    drop(vault);
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error!("cannot listen for SIGTERM; stop the daemon with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => log::info!("SIGTERM: draining"),
+        _ = int.recv() => log::info!("SIGINT: draining"),
+    }
+}
