@@ -110,6 +110,9 @@ pub async fn serve(
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), StartError> {
     check_files(&config, config_file)?;
+    if config.hardening.mlockall {
+        envelope::memory::lock_all_memory().map_err(|e| StartError::Serve(e.to_string()))?;
+    }
     let (vault, keks) = open_vault(&config)?;
     let vault = Arc::new(vault);
     let audit = Arc::new(AuditLog::open(&config.audit_log_path())?);

@@ -80,6 +80,14 @@ mod imp {
         Ok(())
     }
 
+    pub(super) fn lock_all_memory() -> Result<(), i32> {
+        // SAFETY: mlockall takes flags only and touches no memory we own.
+        if unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) } != 0 {
+            return Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0));
+        }
+        Ok(())
+    }
+
     extern "C" fn after_fork_in_child() {
         // Only an atomic increment: async-signal-safe, as a fork handler must be.
         super::super::FORK_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -127,6 +135,10 @@ mod imp {
         Ok(())
     }
 
+    pub(crate) fn lock_all_memory() -> Result<(), i32> {
+        Ok(())
+    }
+
     pub(crate) fn register_fork_handler() {}
 }
 
@@ -138,6 +150,13 @@ pub(crate) use imp::{lock, map, page_size, unmap};
 /// refuses.
 pub fn harden_process() -> Result<(), crate::Error> {
     imp::harden_process().map_err(|errno| crate::Error::Harden { errno })
+}
+
+/// Locks every page of the process, now and future, into RAM (`mlockall`): for a daemon that
+/// wants no byte of its heap in swap, not only the secret pool. Needs RLIMIT_MEMLOCK above
+/// the process size or CAP_IPC_LOCK.
+pub fn lock_all_memory() -> Result<(), crate::Error> {
+    imp::lock_all_memory().map_err(|errno| crate::Error::MemoryLock { errno })
 }
 
 static FORK_HANDLER: Once = Once::new();
