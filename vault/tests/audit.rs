@@ -305,12 +305,25 @@ fn every_kind_of_damage_is_named_distinctly() {
     );
     messages.push(msg);
 
-    // Garbage appended without a newline (what a torn write looks like).
+    // Bytes appended without a newline (what a torn write looks like): verify names it, and
+    // open repairs it (see `a_torn_last_line_is_trimmed_by_open_and_the_chain_goes_on`).
     let (_d7, path) = sample_log(10);
     let mut text = fs::read(&path).expect("read");
     text.extend_from_slice(br#"{"seq":11,"ts_"#);
     fs::write(&path, text).expect("write");
-    messages.push(assert_damaged(&path, Some(11), &AuditDefect::Incomplete));
+    let err = audit::verify(&path).expect_err("verify must fail");
+    assert!(
+        matches!(
+            &err,
+            Error::AuditDamaged {
+                line: Some(11),
+                defect: AuditDefect::TornTail { bytes: 14 },
+                ..
+            }
+        ),
+        "{err}"
+    );
+    messages.push(err.to_string());
 
     // One record edited and its hash recomputed: the next record no longer chains to it.
     let (_d8, path) = sample_log(10);
@@ -478,4 +491,248 @@ fn after_a_failed_checkpoint_the_log_takes_no_more_records() {
     let err = log.append(&event("svc", "k2")).expect_err("closed");
     assert!(matches!(err, Error::AuditFailed { .. }), "{err}");
     assert!(err.to_string().contains("restart"), "{err}");
+}
+
+/// Warnings logged by the vault crate, for the tests that check one.
+static WARNINGS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+struct Capture;
+
+impl log::Log for Capture {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Warn
+    }
+    fn log(&self, record: &log::Record<'_>) {
+        if record.level() == log::Level::Warn {
+            let mut warnings = WARNINGS.lock().unwrap_or_else(|e| e.into_inner());
+            warnings.push(record.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Starts capturing the vault crate's warnings (once per test binary); call it first.
+fn capture_warnings() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        log::set_logger(&Capture).expect("no other logger");
+        log::set_max_level(log::LevelFilter::Warn);
+    });
+}
+
+/// The warnings captured so far that name `path`.
+fn warnings_about(path: &Path) -> Vec<String> {
+    let name = path.display().to_string();
+    let warnings = WARNINGS.lock().unwrap_or_else(|e| e.into_inner());
+    warnings
+        .iter()
+        .filter(|w| w.contains(&name))
+        .cloned()
+        .collect()
+}
+
+/// Appends `bytes` to the file at `path` as they are.
+fn append_raw(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    let mut file = fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .expect("open for append");
+    file.write_all(bytes).expect("append");
+}
+
+/// The next line (with its newline) an append would add to the log at `path`, made on a copy
+/// of it.
+fn next_line_of(path: &Path) -> Vec<u8> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let copy = dir.path().join("audit.jsonl");
+    fs::copy(path, &copy).expect("copy log");
+    fs::copy(head_of(path), head_of(&copy)).expect("copy head");
+    let before = fs::metadata(&copy).expect("stat").len();
+    let log = AuditLog::open(&copy).expect("open copy");
+    log.append(&event("svc", "key-next")).expect("append");
+    drop(log);
+    let text = fs::read(&copy).expect("read copy");
+    text[usize::try_from(before).expect("size")..].to_vec()
+}
+
+#[test]
+fn a_torn_last_line_is_trimmed_by_open_and_the_chain_goes_on() {
+    capture_warnings();
+    let (_dir, path) = sample_log(10);
+    let intact = fs::read(&path).expect("read");
+    // A crash halfway through writing record 11: half its bytes, no newline.
+    let line = next_line_of(&path);
+    let half = &line[..line.len() / 2];
+    append_raw(&path, half);
+    let torn_bytes = u64::try_from(half.len()).expect("len");
+
+    // verify is strict and read-only: its own defect, not chain damage, and the file stays.
+    let err = audit::verify(&path).expect_err("verify must report the torn line");
+    match &err {
+        Error::AuditDamaged { line, defect, .. } => assert_eq!(
+            (line, defect),
+            (&Some(11), &AuditDefect::TornTail { bytes: torn_bytes })
+        ),
+        other => panic!("unexpected error {other}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("{torn_bytes} byte(s)"))
+            && text.contains("next daemon start trims it"),
+        "{text}"
+    );
+    assert_eq!(
+        fs::read(&path).expect("read").len(),
+        intact.len() + half.len()
+    );
+
+    // open trims back to the last complete line, warns how much it dropped, and goes on.
+    let log = AuditLog::open(&path).expect("open trims the torn line");
+    assert_eq!(fs::read(&path).expect("read"), intact);
+    let warnings = warnings_about(&path);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains(&format!("dropped {torn_bytes} byte(s)")),
+        "{warnings:?}"
+    );
+    log.append(&event("svc", "key-11")).expect("append");
+    log.append(&event("svc", "key-12")).expect("append");
+    drop(log);
+
+    let report = audit::verify(&path).expect("verify after the repair");
+    assert_eq!((report.records, report.head_seq), (12, 12));
+    let records = audit::tail(&path, 3).expect("tail");
+    assert_eq!(
+        records.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        [10, 11, 12]
+    );
+    assert_eq!(records[1].prev, records[0].hash);
+    assert_eq!(records[1].key.as_deref(), Some("key-11"));
+    // Nothing left to repair: a second open changes nothing and warns no more.
+    drop(AuditLog::open(&path).expect("reopen"));
+    assert_eq!(warnings_about(&path).len(), 1);
+}
+
+#[test]
+fn a_torn_line_after_records_past_the_head_is_trimmed_and_they_are_kept() {
+    // A crash in a batch: records 5 and 6 complete (never acknowledged, the head still at 4),
+    // record 7 torn.
+    let (_dir, path) = sample_log(4);
+    let saved_head = fs::read(head_of(&path)).expect("read head");
+    let log = AuditLog::open(&path).expect("open");
+    log.append(&event("svc", "key-5")).expect("append");
+    log.append(&event("svc", "key-6")).expect("append");
+    drop(log);
+    fs::write(head_of(&path), &saved_head).expect("restore head");
+    let line = next_line_of(&path);
+    append_raw(&path, &line[..line.len() - 1]);
+    let torn_bytes = u64::try_from(line.len() - 1).expect("len");
+
+    let err = audit::verify(&path).expect_err("torn");
+    assert!(
+        matches!(
+            &err,
+            Error::AuditDamaged {
+                line: Some(7),
+                defect: AuditDefect::TornTail { bytes },
+                ..
+            } if *bytes == torn_bytes
+        ),
+        "{err}"
+    );
+    drop(AuditLog::open(&path).expect("open"));
+    let report = audit::verify(&path).expect("verify");
+    assert_eq!((report.records, report.head_seq), (6, 6));
+}
+
+/// Verify and open both fail with `Malformed` on `line`, and the file is left as it was.
+fn assert_refused_malformed(path: &Path, want_line: u64) {
+    let before = fs::read(path).expect("read");
+    let err = audit::verify(path).expect_err("verify must fail");
+    assert!(
+        matches!(
+            &err,
+            Error::AuditDamaged { line: Some(l), defect: AuditDefect::Malformed { .. }, .. }
+                if *l == want_line
+        ),
+        "{err}"
+    );
+    let refused = AuditLog::open(path).expect_err("open must refuse");
+    assert!(
+        matches!(
+            &refused,
+            Error::AuditRefused { line: Some(l), defect: AuditDefect::Malformed { .. }, .. }
+                if *l == want_line
+        ),
+        "{refused}"
+    );
+    assert_eq!(
+        fs::read(path).expect("read"),
+        before,
+        "a refused log is not changed"
+    );
+    assert!(warnings_about(path).is_empty());
+}
+
+#[test]
+fn a_torn_line_that_is_not_the_last_is_refused() {
+    capture_warnings();
+    // Half a record, then a valid line glued to it (written after it without a repair).
+    let (_d1, path) = sample_log(10);
+    let line = next_line_of(&path);
+    let mut bytes = line[..line.len() / 2].to_vec();
+    bytes.extend_from_slice(&line);
+    append_raw(&path, &bytes);
+    assert_refused_malformed(&path, 11);
+
+    // Half a record ended by a newline, then a valid record 11.
+    let (_d2, path) = sample_log(10);
+    let line = next_line_of(&path);
+    let mut bytes = line[..line.len() / 2].to_vec();
+    bytes.push(b'\n');
+    bytes.extend_from_slice(&line);
+    append_raw(&path, &bytes);
+    assert_refused_malformed(&path, 11);
+
+    // A garbage line in the middle.
+    let (_d3, path) = sample_log(10);
+    let mut l = lines(&path);
+    l.insert(5, "garbage".into());
+    write_lines(&path, &l);
+    assert_refused_malformed(&path, 6);
+}
+
+#[test]
+fn a_complete_last_line_that_does_not_verify_is_refused_not_trimmed() {
+    capture_warnings();
+    let (_dir, path) = sample_log(10);
+    let line = next_line_of(&path);
+    let mut edited = String::from_utf8(line).expect("utf-8");
+    edited = edited.replace("key-next", "key-nexu");
+    append_raw(&path, edited.as_bytes());
+    assert_damaged(&path, Some(11), &AuditDefect::HashMismatch { seq: 11 });
+    assert!(warnings_about(&path).is_empty());
+}
+
+#[test]
+fn a_torn_line_on_a_log_shorter_than_its_head_is_refused_untouched() {
+    capture_warnings();
+    let (_dir, path) = sample_log(10);
+    let mut l = lines(&path);
+    let last = l.pop().expect("line 10");
+    write_lines(&path, &l);
+    // Half of record 10 where the head says record 10 was durable: not a torn write.
+    append_raw(&path, &last.as_bytes()[..last.len() / 2]);
+    let before = fs::read(&path).expect("read");
+    assert_damaged(
+        &path,
+        None,
+        &AuditDefect::Truncated {
+            log_seq: 9,
+            head_seq: 10,
+        },
+    );
+    assert_eq!(fs::read(&path).expect("read"), before);
+    assert!(warnings_about(&path).is_empty());
 }

@@ -34,6 +34,20 @@ pub(crate) struct Chain {
     pub(crate) last_hash: String,
     /// The head checkpoint as found.
     pub(crate) head: Option<Head>,
+    /// A last line without a newline after the records (not read when the log is live).
+    pub(crate) torn: Option<TornTail>,
+}
+
+/// A last line without a newline: a batch write cut short by a crash, never acknowledged
+/// (appends return only after the whole batch, each line with its newline, is fsynced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TornTail {
+    /// Its line number.
+    pub(crate) line: u64,
+    /// Where it starts: the length of the log's complete lines.
+    pub(crate) offset: u64,
+    /// Its length.
+    pub(crate) bytes: u64,
 }
 
 /// `<log>.head`.
@@ -126,31 +140,45 @@ fn open_reader(log: &Path) -> Result<Option<BufReader<File>>, Error> {
     }
 }
 
-/// Verifies `log` against its head checkpoint. `live`: a writer holds the log, so a last
-/// line without a newline is a write in progress and is not read.
+/// Verifies `log` against its head checkpoint. A last line without a newline is not read: if
+/// `live` (a writer holds the log) it is a write in progress and is ignored, else it is
+/// returned as [`Chain::torn`] for the caller to report or trim. Every other problem is an
+/// error, and one found after the records (such as a log shorter than its head) is reported
+/// rather than the torn tail.
 pub(crate) fn check(log: &Path, live: bool) -> Result<Chain, Error> {
     // The head first: a writer only moves it after the log, so the log read next reaches it.
     let head = read_head(log)?;
     let mut records = 0u64;
     let mut last_hash = ZERO_HASH.to_owned();
+    let mut torn = None;
     if let Some(mut reader) = open_reader(log)? {
         let mut buf = Vec::new();
         let mut line_no = 0u64;
+        // The length of the complete lines read so far.
+        let mut offset = 0u64;
         loop {
             let line = next_line(&mut reader, &mut buf)
                 .map_err(Error::io(format!("reading {}", log.display())))?;
             line_no += 1;
             let at = |defect| damaged(log, Some(line_no), defect);
+            let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
             match line {
                 Line::End => break,
                 Line::Unterminated if live => break,
-                Line::Unterminated => return Err(at(AuditDefect::Incomplete)),
+                Line::Unterminated => {
+                    torn = Some(TornTail {
+                        line: line_no,
+                        offset,
+                        bytes: len,
+                    });
+                    break;
+                }
                 Line::TooLong => {
                     return Err(at(AuditDefect::Malformed {
                         reason: format!("longer than {MAX_LINE} bytes"),
                     }));
                 }
-                Line::Complete => {}
+                Line::Complete => offset += len + 1,
             }
             let record: AuditRecord = serde_json::from_slice(&buf).map_err(|e| {
                 at(AuditDefect::Malformed {
@@ -193,6 +221,7 @@ pub(crate) fn check(log: &Path, live: bool) -> Result<Chain, Error> {
             records,
             last_hash,
             head,
+            torn,
         }),
     }
 }
@@ -252,8 +281,20 @@ fn is_live(log: &Path) -> Result<bool, Error> {
 /// each record's hash over its contents, each `prev` the previous record's hash, and the head
 /// checkpoint's record present with the same hash. The first problem found is returned as
 /// [`Error::AuditDamaged`] with its line number. Safe while a daemon appends to the log.
+///
+/// Read-only and strict: a last line without a newline, left by a crash in the middle of a
+/// write, is [`AuditDefect::TornTail`] (after every record before it verified) unless a
+/// daemon holds the log (then it is a write in progress and is ignored). Only
+/// [`super::AuditLog::open`] repairs it, by trimming it.
 pub fn verify(path: &Path) -> Result<VerifyReport, Error> {
     let chain = check(path, is_live(path)?)?;
+    if let Some(torn) = chain.torn {
+        return Err(damaged(
+            path,
+            Some(torn.line),
+            AuditDefect::TornTail { bytes: torn.bytes },
+        ));
+    }
     Ok(VerifyReport {
         records: chain.records,
         head_seq: chain.head.map_or(0, |h| h.seq),

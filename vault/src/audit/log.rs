@@ -8,7 +8,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::AuditEvent;
-use super::chain::{self, Chain};
+use super::chain::{self, Chain, TornTail};
 use super::record::AuditRecord;
 use crate::Error;
 
@@ -58,6 +58,10 @@ impl AuditLog {
     /// log does not exist; its directory must. An existing log is verified first (see
     /// [`super::verify`]) and refused with [`Error::AuditRefused`] if it does not verify; a log
     /// that runs ahead of its head (a crash before the checkpoint) is re-checkpointed.
+    ///
+    /// The one repair: an incomplete last line (no newline; a batch write cut short by a crash,
+    /// never acknowledged) is trimmed, the file fsynced and a warning logged, if every record
+    /// before it verifies; then the log is verified again.
     pub fn open(path: &Path) -> Result<Self, Error> {
         let file = open_or_create(path)?;
         match file.try_lock() {
@@ -71,11 +75,25 @@ impl AuditLog {
                 return Err(Error::io(format!("locking {}", path.display()))(e));
             }
         }
+        let mut chain = chain::check(path, false).map_err(refused)?;
+        if let Some(torn) = chain.torn {
+            trim_torn_tail(&file, path, torn)?;
+            chain = chain::check(path, false).map_err(refused)?;
+        }
         let Chain {
             records,
             last_hash,
             head,
-        } = chain::check(path, false).map_err(refused)?;
+            torn,
+        } = chain;
+        if let Some(torn) = torn {
+            // Trimmed, yet still there: nothing else writes the log, so this cannot happen.
+            return Err(refused(Error::AuditDamaged {
+                path: path.to_path_buf(),
+                line: Some(torn.line),
+                defect: super::AuditDefect::TornTail { bytes: torn.bytes },
+            }));
+        }
         if head.as_ref().is_none_or(|h| h.seq < records) {
             chain::write_head(path, records, &last_hash)?;
             sync_dir(path)?;
@@ -249,6 +267,33 @@ fn open_or_create(path: &Path) -> Result<File, Error> {
         .map_err(Error::io(format!("creating {}", path.display())))?;
     sync_dir(path)?;
     Ok(file)
+}
+
+/// Drops `torn` (the log's incomplete last line) from `file`, the log at `path`, locked by us,
+/// and fsyncs it. Only if the file still ends there: bytes after it would mean another writer.
+fn trim_torn_tail(file: &File, path: &Path, torn: TornTail) -> Result<(), Error> {
+    let len = file
+        .metadata()
+        .map_err(Error::io(format!("reading the size of {}", path.display())))?
+        .len();
+    if len != torn.offset.saturating_add(torn.bytes) {
+        return Err(Error::AuditInUse {
+            path: path.to_path_buf(),
+        });
+    }
+    file.set_len(torn.offset)
+        .and_then(|()| file.sync_all())
+        .map_err(Error::io(format!(
+            "trimming the incomplete last line of {}",
+            path.display()
+        )))?;
+    log::warn!(
+        "audit log {}: dropped {} byte(s) of an incomplete last line (line {}), a write cut short by a crash and never acknowledged",
+        path.display(),
+        torn.bytes,
+        torn.line
+    );
+    Ok(())
 }
 
 fn refused(e: Error) -> Error {

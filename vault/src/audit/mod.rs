@@ -23,6 +23,15 @@
 //! a crash between the log's fsync and the head's update the log may extend past the head; that
 //! verifies (the head's record must be in the chain) and [`AuditLog::open`] re-checkpoints.
 //!
+//! # After a crash
+//! A crash or power loss in the middle of a batch can leave the log ending in an incomplete
+//! line (no newline). Nobody was told that write happened (appends return only after the whole
+//! batch is fsynced), so [`AuditLog::open`] trims it back to the last complete line, with a
+//! warning, and goes on; [`verify`] reports it as [`AuditDefect::TornTail`] and changes
+//! nothing. Complete records past the head are kept and re-checkpointed (above). Anything else
+//! (a bad line before the last, a complete last line that does not verify, a log shorter than
+//! its head) is refused as damage.
+//!
 //! # What the chain does not do
 //! It has no key: someone who can rewrite the whole log *and* its head can forge a consistent
 //! history. Copy the head (`vaultctl audit tail -n 1`) somewhere else now and then to anchor it.
@@ -98,8 +107,12 @@ pub enum AuditDefect {
         /// What the parser said.
         reason: String,
     },
-    /// The last line has no newline (a write cut short, or bytes appended).
-    Incomplete,
+    /// The last line has no newline: a write cut short by a crash or power loss, never
+    /// acknowledged. Every record before it verified; [`AuditLog::open`] trims it.
+    TornTail {
+        /// The length of the incomplete line.
+        bytes: u64,
+    },
     /// The record parses but the line is not its canonical serialization.
     NotCanonical,
     /// Records are missing: the seq jumps from `expected` to `found`.
@@ -156,8 +169,9 @@ impl std::fmt::Display for AuditDefect {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             AuditDefect::Malformed { reason } => write!(f, "not a valid audit record ({reason})"),
-            AuditDefect::Incomplete => f.write_str(
-                "the last line has no newline (a write cut short by a crash, or bytes appended)",
+            AuditDefect::TornTail { bytes } => write!(
+                f,
+                "the last line is incomplete ({bytes} byte(s) without a newline): a write cut short by a crash, never acknowledged; the records before it verify, and the next daemon start trims it"
             ),
             AuditDefect::NotCanonical => {
                 f.write_str("the record is not in its canonical form (the line was edited)")
