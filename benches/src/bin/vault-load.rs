@@ -1,0 +1,299 @@
+//! vault-load: loads a running vaultd over gRPC + mutual TLS and compares it with the raw
+//! limit measured in the same run: an in-process echo of the same `VaultService` over the
+//! same tonic + rustls stack, with the same clients, payload sizes and duration.
+//!
+//! ```text
+//! vault-load --addr https://127.0.0.1:PORT --ca ca.pem --cert admin.pem --key admin.key \
+//!     --clients 64 --seconds 10 --mix get=70,put=10,seal=10,open=10 --value-bytes 64
+//! ```
+//!
+//! `--mode split` runs get-only and seal-only phases (limit-get, vault-get, limit-seal,
+//! vault-seal): the targets are per operation (KV get >= 0.6 of the echo limit, transit
+//! seal >= 0.5). `--mode mix` runs `--mix` against both; `--mode all` (default) does both.
+//! Exit code 1 on any failed call, or with `--check` on a ratio below its target.
+#![forbid(unsafe_code)]
+
+#[path = "vault-load/echo.rs"]
+mod echo;
+#[path = "vault-load/load.rs"]
+mod load;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::echo::Echo;
+use crate::load::{Mix, Op, PhaseResult, Plan, Target};
+
+/// Targets: (operation, label, the lowest vaultd/limit ratio accepted).
+const TARGETS: [(Op, &str, f64); 2] = [(Op::Get, "KV get", 0.6), (Op::Seal, "transit seal", 0.5)];
+
+/// Loads vaultd and its raw tonic mTLS limit with the same clients, payloads and duration.
+#[derive(Debug, Parser)]
+#[command(
+    name = "vault-load",
+    about,
+    max_term_width = 100,
+    args_override_self = true
+)]
+#[deny(missing_docs)]
+struct Cli {
+    /// vaultd's address.
+    #[arg(long, value_name = "URL")]
+    addr: String,
+    /// The CA certificate that signed vaultd's server certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    ca: PathBuf,
+    /// The client certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    cert: PathBuf,
+    /// The client key (PEM).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Concurrent clients, each on its own connection.
+    #[arg(long, default_value_t = 64)]
+    clients: usize,
+    /// Measured seconds per phase.
+    #[arg(long, default_value_t = 10.0)]
+    seconds: f64,
+    /// Warm-up seconds before each phase's measurement.
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// The operation mix of `--mode mix`: op=weight with op one of get, put, seal, open.
+    #[arg(long, default_value = "get=70,put=10,seal=10,open=10")]
+    mix: String,
+    /// Value and plaintext size in bytes.
+    #[arg(long, default_value_t = 64)]
+    value_bytes: usize,
+    /// Which phases to run.
+    #[arg(long, value_enum, default_value_t = Mode::All)]
+    mode: Mode,
+    /// Exit 1 when a ratio is below its target.
+    #[arg(long)]
+    check: bool,
+    /// TCP_NODELAY on the echo's accepted connections (tonic's `serve` sets it; false
+    /// mirrors a server started with `serve_with_incoming` on a plain listener).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    echo_nodelay: bool,
+}
+
+/// Which phases run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// Get-only, then seal-only: limit-get, vault-get, limit-seal, vault-seal.
+    Split,
+    /// The `--mix` against the limit, then against vaultd.
+    Mix,
+    /// Split, then mix.
+    All,
+}
+
+/// One comparison: the same plan against the echo and against vaultd.
+#[derive(Debug)]
+struct Comparison {
+    title: String,
+    limit: PhaseResult,
+    vault: PhaseResult,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vault-load: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<ExitCode, String> {
+    let mix = Mix::parse(&cli.mix)?;
+    if cli.clients == 0 {
+        return Err("--clients must be at least 1".into());
+    }
+    let seconds =
+        |s: f64, flag: &str| Duration::try_from_secs_f64(s).map_err(|e| format!("{flag} {s}: {e}"));
+    let window = seconds(cli.seconds, "--seconds")?;
+    if window.is_zero() {
+        return Err("--seconds must be above 0".into());
+    }
+    let warmup = seconds(cli.warmup, "--warmup")?;
+    let vault = Target {
+        addr: cli.addr.clone(),
+        ca: cli.ca.clone(),
+        cert: cli.cert.clone(),
+        key: cli.key.clone(),
+    };
+    let split = matches!(cli.mode, Mode::Split | Mode::All);
+    let mixed = matches!(cli.mode, Mode::Mix | Mode::All);
+    let mut plans: Vec<(String, Mix)> = Vec::new();
+    if split {
+        plans.push(("get only".into(), Mix::only(Op::Get)));
+        plans.push(("seal only".into(), Mix::only(Op::Seal)));
+    }
+    if mixed {
+        plans.push((format!("mix {}", mix.describe()), mix.clone()));
+    }
+    let needs_envelope = plans
+        .iter()
+        .any(|(_, m)| m.has(Op::Seal) || m.has(Op::Open));
+
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("runtime: {e}"))?;
+    let envelope = runtime.block_on(load::setup(
+        &vault,
+        cli.clients,
+        cli.value_bytes,
+        needs_envelope,
+    ))?;
+    let echo = Echo::start(
+        cli.value_bytes,
+        envelope.len().max(cli.value_bytes),
+        cli.echo_nodelay,
+    )?;
+    let limit = Target {
+        addr: echo.addr.clone(),
+        ca: echo.ca.clone(),
+        cert: echo.cert.clone(),
+        key: echo.key.clone(),
+    };
+    eprintln!(
+        "vault-load: {} clients, {}-byte values (envelope {} bytes), {:.1} s warm-up + {:.1} s per phase; limit: echo on {}",
+        cli.clients,
+        cli.value_bytes,
+        envelope.len(),
+        warmup.as_secs_f64(),
+        window.as_secs_f64(),
+        echo.addr
+    );
+    let comparisons = runtime.block_on(async {
+        let mut comparisons = Vec::new();
+        for (title, mix) in plans {
+            let plan = Plan {
+                clients: cli.clients,
+                warmup,
+                window,
+                mix,
+                value_bytes: cli.value_bytes,
+                envelope: envelope.clone(),
+            };
+            eprintln!("vault-load: {title}: limit (echo)...");
+            let limit = load::run(&limit, &plan).await?;
+            eprintln!("vault-load: {title}: vaultd...");
+            let vault = load::run(&vault, &plan).await?;
+            comparisons.push(Comparison {
+                title,
+                limit,
+                vault,
+            });
+        }
+        Ok::<_, String>(comparisons)
+    })?;
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    drop(echo);
+
+    let errors = report(cli, &comparisons);
+    let below = targets(&comparisons);
+    if errors > 0 {
+        println!("FAILED: {errors} calls returned an error");
+        return Ok(ExitCode::FAILURE);
+    }
+    if cli.check && below {
+        println!("FAILED: a ratio is below its target (--check)");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints every comparison; returns the number of failed calls.
+fn report(cli: &Cli, comparisons: &[Comparison]) -> u64 {
+    let mut errors = 0;
+    println!();
+    println!(
+        "vault-load: {} clients, {}-byte values, {} s per phase; latencies in ms (p50 / p99 / p99.9)",
+        cli.clients, cli.value_bytes, cli.seconds
+    );
+    for c in comparisons {
+        println!();
+        println!("== {}", c.title);
+        println!(
+            "{:<6} {:>12} {:>12} {:>6}   {:<24} {:<24}",
+            "op", "vaultd ops/s", "limit ops/s", "ratio", "vaultd latency", "limit latency"
+        );
+        for (op, vault) in &c.vault.ops {
+            let empty = Default::default();
+            let limit = c.limit.ops.get(op).unwrap_or(&empty);
+            let (v, l) = (c.vault.ops_per_sec(*op), c.limit.ops_per_sec(*op));
+            println!(
+                "{:<6} {:>12.0} {:>12.0} {:>6.3}   {:<24} {:<24}",
+                op.name(),
+                v,
+                l,
+                ratio(v, l),
+                quantiles(vault),
+                quantiles(limit)
+            );
+        }
+        for (side, result) in [("vaultd", &c.vault), ("limit", &c.limit)] {
+            for (op, s) in &result.ops {
+                for (code, n) in &s.errors {
+                    let sample = s.samples.get(code).map_or("", String::as_str);
+                    println!("  ERRORS {side} {}: {n} x {code} ({sample})", op.name());
+                }
+            }
+            errors += result.error_count();
+        }
+    }
+    errors
+}
+
+/// Prints the target ratios (from the single-operation phases when run, else from the mix);
+/// whether one is below its target.
+fn targets(comparisons: &[Comparison]) -> bool {
+    let mut below = false;
+    println!();
+    println!(
+        "{:<14} {:>12} {:>12} {:>7} {:>8}  result",
+        "target", "vaultd ops/s", "limit ops/s", "ratio", "needed"
+    );
+    for (op, label, target) in TARGETS {
+        // Prefer the phase that runs this operation alone.
+        let found = comparisons
+            .iter()
+            .filter(|c| c.vault.ops.contains_key(&op))
+            .min_by_key(|c| c.vault.ops.len());
+        let Some(c) = found else {
+            println!(
+                "{label:<14} {:>12} {:>12} {:>7} {:>8}  not run",
+                "-", "-", "-", "-"
+            );
+            continue;
+        };
+        let (v, l) = (c.vault.ops_per_sec(op), c.limit.ops_per_sec(op));
+        let r = ratio(v, l);
+        let ok = r >= target;
+        below |= !ok;
+        println!(
+            "{label:<14} {v:>12.0} {l:>12.0} {r:>7.3} {:>8}  {} ({})",
+            format!(">= {target}"),
+            if ok { "ok" } else { "BELOW TARGET" },
+            c.title
+        );
+    }
+    below
+}
+
+fn ratio(vault: f64, limit: f64) -> f64 {
+    if limit > 0.0 { vault / limit } else { 0.0 }
+}
+
+fn quantiles(s: &load::OpStats) -> String {
+    format!(
+        "{:.2} / {:.2} / {:.2}",
+        s.quantile_us(0.5) / 1000.0,
+        s.quantile_us(0.99) / 1000.0,
+        s.quantile_us(0.999) / 1000.0
+    )
+}

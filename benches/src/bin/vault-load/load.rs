@@ -1,0 +1,422 @@
+//! One load phase: N clients, each on its own mutual-TLS connection, running an operation
+//! mix back to back for a warm-up and then for a measured window.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use proto::v1 as pb;
+use proto::v1::vault_service_client::VaultServiceClient;
+use tokio::sync::Barrier;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+/// The operations a mix is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Op {
+    /// KV Get of an existing key.
+    Get,
+    /// KV Put (a new version of the client's own key).
+    Put,
+    /// Transit Seal of `value_bytes`.
+    Seal,
+    /// Transit Open of an envelope sealed in setup.
+    Open,
+}
+
+impl Op {
+    /// Every operation, in table order.
+    pub const ALL: [Op; 4] = [Op::Get, Op::Put, Op::Seal, Op::Open];
+
+    /// The name used in `--mix` and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Get => "get",
+            Op::Put => "put",
+            Op::Seal => "seal",
+            Op::Open => "open",
+        }
+    }
+}
+
+/// Weighted operations, e.g. `get=70,put=10,seal=10,open=10`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mix(pub Vec<(Op, u32)>);
+
+impl Mix {
+    /// Parses `op=weight,...`.
+    pub fn parse(text: &str) -> Result<Mix, String> {
+        let mut parts = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (name, weight) = part
+                .split_once('=')
+                .ok_or_else(|| format!("{part:?}: expected op=weight"))?;
+            let op = Op::ALL
+                .into_iter()
+                .find(|op| op.name() == name.trim())
+                .ok_or_else(|| format!("{name:?}: unknown operation (get, put, seal, open)"))?;
+            let weight: u32 = weight
+                .trim()
+                .parse()
+                .map_err(|e| format!("{part:?}: weight: {e}"))?;
+            if weight > 0 {
+                parts.push((op, weight));
+            }
+        }
+        if parts.is_empty() {
+            return Err("the mix has no operation with a weight above 0".into());
+        }
+        Ok(Mix(parts))
+    }
+
+    /// A mix of one operation.
+    pub fn only(op: Op) -> Mix {
+        Mix(vec![(op, 1)])
+    }
+
+    /// Whether `op` is in the mix.
+    pub fn has(&self, op: Op) -> bool {
+        self.0.iter().any(|(o, _)| *o == op)
+    }
+
+    fn pick(&self, roll: u64) -> Op {
+        let total: u64 = self.0.iter().map(|(_, w)| u64::from(*w)).sum();
+        let mut at = roll % total;
+        for (op, weight) in &self.0 {
+            if at < u64::from(*weight) {
+                return *op;
+            }
+            at -= u64::from(*weight);
+        }
+        self.0[0].0
+    }
+
+    /// `get=70,put=10`, for the report.
+    pub fn describe(&self) -> String {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|(op, w)| format!("{}={w}", op.name()))
+            .collect();
+        parts.join(",")
+    }
+}
+
+/// Where to connect and as whom.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// `https://HOST:PORT`.
+    pub addr: String,
+    /// CA certificate (PEM).
+    pub ca: PathBuf,
+    /// Client certificate (PEM).
+    pub cert: PathBuf,
+    /// Client key (PEM).
+    pub key: PathBuf,
+}
+
+impl Target {
+    /// A new connection (its own channel).
+    pub async fn connect(&self) -> Result<VaultServiceClient<Channel>, String> {
+        let read = |p: &PathBuf| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        let tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(&self.ca)?))
+            .identity(Identity::from_pem(read(&self.cert)?, read(&self.key)?));
+        let channel = Endpoint::from_shared(self.addr.clone())
+            .map_err(|e| format!("bad address {}: {e}", self.addr))?
+            .tls_config(tls)
+            .map_err(|e| format!("TLS settings: {e}"))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .map_err(|e| format!("cannot connect to {}: {e:?}", self.addr))?;
+        Ok(VaultServiceClient::new(channel)
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20))
+    }
+}
+
+/// The scope every key lives in.
+pub const SCOPE: &str = "global";
+/// The transit context.
+pub const CONTEXT: &str = "vault-load";
+/// Keys shared by all clients (a quarter of the gets go to them).
+pub const SHARED_KEYS: usize = 4;
+
+/// The key of client `i`.
+pub fn own_key(i: usize) -> String {
+    format!("load-c{i}")
+}
+
+/// A shared key.
+pub fn shared_key(i: usize) -> String {
+    format!("load-shared-{i}")
+}
+
+/// The test value.
+pub fn value(bytes: usize) -> Vec<u8> {
+    (0..bytes).map(|i| (i % 251) as u8).collect()
+}
+
+/// What a phase needs besides the target.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Concurrent clients (connections).
+    pub clients: usize,
+    /// Warm-up before the measured window.
+    pub warmup: Duration,
+    /// The measured window.
+    pub window: Duration,
+    /// The mix.
+    pub mix: Mix,
+    /// Value (plaintext) size.
+    pub value_bytes: usize,
+    /// An envelope to Open (sealed in setup).
+    pub envelope: Vec<u8>,
+}
+
+/// Per-operation results of a phase.
+#[derive(Debug, Default, Clone)]
+pub struct OpStats {
+    /// Latencies (ns) of the successful calls completed in the window, sorted.
+    pub latencies: Vec<u64>,
+    /// Failed calls in the window and warm-up, by status code.
+    pub errors: BTreeMap<String, u64>,
+    /// One message per failing status code.
+    pub samples: BTreeMap<String, String>,
+}
+
+impl OpStats {
+    fn merge(&mut self, other: OpStats) {
+        self.latencies.extend(other.latencies);
+        for (code, n) in other.errors {
+            *self.errors.entry(code).or_default() += n;
+        }
+        for (code, message) in other.samples {
+            self.samples.entry(code).or_insert(message);
+        }
+    }
+
+    /// The `q` quantile in microseconds (0 when nothing was recorded).
+    pub fn quantile_us(&self, q: f64) -> f64 {
+        let n = self.latencies.len();
+        if n == 0 {
+            return 0.0;
+        }
+        let rank = ((q * n as f64).ceil() as usize).clamp(1, n);
+        self.latencies[rank - 1] as f64 / 1000.0
+    }
+
+    /// Errors of every code.
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// A phase's results.
+#[derive(Debug, Clone)]
+pub struct PhaseResult {
+    /// Per operation.
+    pub ops: BTreeMap<Op, OpStats>,
+    /// The measured window.
+    pub window: Duration,
+}
+
+impl PhaseResult {
+    /// Successful calls of `op` per second in the window.
+    pub fn ops_per_sec(&self, op: Op) -> f64 {
+        self.ops.get(&op).map_or(0.0, |s| {
+            s.latencies.len() as f64 / self.window.as_secs_f64()
+        })
+    }
+
+    /// Errors of every operation.
+    pub fn error_count(&self) -> u64 {
+        self.ops.values().map(OpStats::error_count).sum()
+    }
+}
+
+/// Puts every key the clients read and, when `seal`, seals (and checks) the envelope they
+/// open; returns that envelope (empty without `seal`).
+pub async fn setup(
+    target: &Target,
+    clients: usize,
+    value_bytes: usize,
+    seal: bool,
+) -> Result<Vec<u8>, String> {
+    let mut api = target.connect().await?;
+    let value = value(value_bytes);
+    let keys = (0..clients)
+        .map(own_key)
+        .chain((0..SHARED_KEYS).map(shared_key));
+    for key in keys {
+        api.put(pb::PutRequest {
+            scope: SCOPE.into(),
+            key: key.clone(),
+            value: value.clone(),
+        })
+        .await
+        .map_err(|s| format!("setup: put {SCOPE}/{key}: {:?}: {}", s.code(), s.message()))?;
+    }
+    if !seal {
+        return Ok(Vec::new());
+    }
+    let sealed = api
+        .seal(pb::SealRequest {
+            context: CONTEXT.into(),
+            plaintext: value.clone(),
+        })
+        .await
+        .map_err(|s| format!("setup: seal: {:?}: {}", s.code(), s.message()))?
+        .into_inner()
+        .envelope;
+    let opened = api
+        .open(pb::OpenRequest {
+            context: CONTEXT.into(),
+            envelope: sealed.clone(),
+        })
+        .await
+        .map_err(|s| format!("setup: open: {:?}: {}", s.code(), s.message()))?
+        .into_inner()
+        .plaintext;
+    if opened != value {
+        return Err("setup: open did not return the sealed value".into());
+    }
+    Ok(sealed)
+}
+
+/// Runs one phase against `target`.
+pub async fn run(target: &Target, plan: &Plan) -> Result<PhaseResult, String> {
+    // Connect every client first: handshakes are not part of the measurement.
+    let mut connections = Vec::with_capacity(plan.clients);
+    for _ in 0..plan.clients {
+        connections.push(target.connect().await?);
+    }
+    let barrier = Arc::new(Barrier::new(plan.clients));
+    let plan = Arc::new(plan.clone());
+    let mut tasks = Vec::with_capacity(plan.clients);
+    for (i, api) in connections.into_iter().enumerate() {
+        let barrier = Arc::clone(&barrier);
+        let plan = Arc::clone(&plan);
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            client(i, api, &plan).await
+        }));
+    }
+    let mut ops: BTreeMap<Op, OpStats> = plan
+        .mix
+        .0
+        .iter()
+        .map(|(op, _)| (*op, OpStats::default()))
+        .collect();
+    for task in tasks {
+        let stats = task
+            .await
+            .map_err(|e| format!("a client task failed: {e}"))?;
+        for (op, s) in stats {
+            ops.entry(op).or_default().merge(s);
+        }
+    }
+    for s in ops.values_mut() {
+        s.latencies.sort_unstable();
+    }
+    Ok(PhaseResult {
+        ops,
+        window: plan.window,
+    })
+}
+
+/// One client: calls back to back until the window ends. A call counts when it starts and
+/// ends inside the window; errors count in the warm-up too.
+async fn client(
+    i: usize,
+    mut api: VaultServiceClient<Channel>,
+    plan: &Plan,
+) -> BTreeMap<Op, OpStats> {
+    let mut rng = 0x9E37_79B9_7F4A_7C15_u64 ^ ((i as u64 + 1) << 17);
+    let mut next = move || {
+        // xorshift64*
+        rng ^= rng >> 12;
+        rng ^= rng << 25;
+        rng ^= rng >> 27;
+        rng.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let value = value(plan.value_bytes);
+    let own = own_key(i);
+    let shared: Vec<String> = (0..SHARED_KEYS).map(shared_key).collect();
+    let mut stats: BTreeMap<Op, OpStats> = BTreeMap::new();
+    let begin = Instant::now();
+    let measure_from = begin + plan.warmup;
+    let end = measure_from + plan.window;
+    loop {
+        let started = Instant::now();
+        if started >= end {
+            break;
+        }
+        let roll = next();
+        let op = plan.mix.pick(roll);
+        let result = match op {
+            Op::Get => {
+                let key = if (roll >> 32) % 4 == 0 {
+                    shared[(roll >> 40) as usize % SHARED_KEYS].clone()
+                } else {
+                    own.clone()
+                };
+                api.get(pb::GetRequest {
+                    scope: SCOPE.into(),
+                    key,
+                    version: None,
+                })
+                .await
+                .map(|r| r.into_inner().value.len() == plan.value_bytes)
+            }
+            Op::Put => api
+                .put(pb::PutRequest {
+                    scope: SCOPE.into(),
+                    key: own.clone(),
+                    value: value.clone(),
+                })
+                .await
+                .map(|_| true),
+            Op::Seal => api
+                .seal(pb::SealRequest {
+                    context: CONTEXT.into(),
+                    plaintext: value.clone(),
+                })
+                .await
+                .map(|r| !r.into_inner().envelope.is_empty()),
+            Op::Open => api
+                .open(pb::OpenRequest {
+                    context: CONTEXT.into(),
+                    envelope: plan.envelope.clone(),
+                })
+                .await
+                .map(|r| r.into_inner().plaintext.len() == plan.value_bytes),
+        };
+        let done = Instant::now();
+        let s = stats.entry(op).or_default();
+        match result {
+            Ok(true) => {
+                if started >= measure_from && done <= end {
+                    s.latencies.push((done - started).as_nanos() as u64);
+                }
+            }
+            Ok(false) => {
+                let code = "WRONG_REPLY".to_owned();
+                *s.errors.entry(code.clone()).or_default() += 1;
+                s.samples
+                    .entry(code)
+                    .or_insert_with(|| "the reply has the wrong size".into());
+            }
+            Err(status) => {
+                let code = format!("{:?}", status.code());
+                *s.errors.entry(code.clone()).or_default() += 1;
+                s.samples
+                    .entry(code)
+                    .or_insert_with(|| status.message().to_owned());
+            }
+        }
+    }
+    stats
+}
