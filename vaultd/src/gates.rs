@@ -87,7 +87,13 @@ impl Gates {
             .identify(certs.as_deref().map(Vec::as_slice))
         {
             Ok(caller) => caller,
-            Err(status) => return Err(self.deny(None, ask, status).await),
+            // A revoked certificate still names its principal: the denial is recorded under
+            // that name, where an operator looks for it.
+            Err(refused) => {
+                return Err(self
+                    .deny(refused.caller.as_ref(), ask, refused.status)
+                    .await);
+            }
         };
         if !self.acl.knows(&caller.id) {
             let status = Status::unauthenticated(format!(

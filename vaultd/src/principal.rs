@@ -26,6 +26,25 @@ pub struct Caller {
     pub fingerprint: Arc<str>,
 }
 
+/// Why `Principals::identify` refused a certificate: the answer, and the caller the
+/// certificate names when it names one (a revoked certificate does), for the audit record.
+#[derive(Debug)]
+pub struct Refused {
+    /// Who the certificate names, if it could be read.
+    pub caller: Option<Caller>,
+    /// The answer (UNAUTHENTICATED).
+    pub status: Status,
+}
+
+impl Refused {
+    fn anonymous(status: Status) -> Self {
+        Refused {
+            caller: None,
+            status,
+        }
+    }
+}
+
 /// Maps client certificates to principals and enforces revocation.
 #[derive(Debug)]
 pub struct Principals {
@@ -52,17 +71,19 @@ impl Principals {
     pub fn identify(
         &self,
         certs: Option<&[tonic::transport::CertificateDer<'static>]>,
-    ) -> Result<Caller, Status> {
+    ) -> Result<Caller, Refused> {
         let leaf = certs
             .and_then(|c| c.first())
-            .ok_or_else(|| Status::unauthenticated("no client certificate"))?;
+            .ok_or_else(|| Refused::anonymous(Status::unauthenticated("no client certificate")))?;
         let der: &[u8] = leaf.as_ref();
         let cached = lock(&self.known).get(der).cloned();
         let caller = match cached {
             Some(caller) => caller,
             None => {
                 let id = pki::principal_of(der).map_err(|e| {
-                    Status::unauthenticated(format!("client certificate names no principal: {e}"))
+                    Refused::anonymous(Status::unauthenticated(format!(
+                        "client certificate names no principal: {e}"
+                    )))
                 })?;
                 let caller = Caller {
                     id: id.into(),
@@ -78,10 +99,14 @@ impl Principals {
         };
         let revoked = Arc::clone(&self.revoked.read().unwrap_or_else(|p| p.into_inner()));
         if revoked.contains(caller.fingerprint.as_ref()) {
-            return Err(Status::unauthenticated(format!(
+            let status = Status::unauthenticated(format!(
                 "the client certificate of {} is revoked",
                 caller.id
-            )));
+            ));
+            return Err(Refused {
+                caller: Some(caller),
+                status,
+            });
         }
         Ok(caller)
     }
