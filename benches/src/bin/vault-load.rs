@@ -58,9 +58,13 @@ struct Cli {
     /// Measured seconds per phase.
     #[arg(long, default_value_t = 10.0)]
     seconds: f64,
-    /// Warm-up seconds before each phase's measurement.
+    /// Warm-up seconds before each phase's measurement (before each slice with --rounds).
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
+    /// Alternate limit and vaultd this many times per phase, each slice lasting
+    /// seconds/rounds: other load on the machine then weighs on both sides alike.
+    #[arg(long, default_value_t = 1)]
+    rounds: u32,
     /// The operation mix of `--mode mix`: op=weight with op one of get, put, seal, open.
     #[arg(long, default_value = "get=70,put=10,seal=10,open=10")]
     mix: String,
@@ -117,9 +121,10 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     let seconds =
         |s: f64, flag: &str| Duration::try_from_secs_f64(s).map_err(|e| format!("{flag} {s}: {e}"));
     let window = seconds(cli.seconds, "--seconds")?;
-    if window.is_zero() {
-        return Err("--seconds must be above 0".into());
+    if window.is_zero() || cli.rounds == 0 {
+        return Err("--seconds and --rounds must be above 0".into());
     }
+    let slice = window / cli.rounds;
     let warmup = seconds(cli.warmup, "--warmup")?;
     let vault = Target {
         addr: cli.addr.clone(),
@@ -174,15 +179,38 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             let plan = Plan {
                 clients: cli.clients,
                 warmup,
-                window,
+                window: slice,
                 mix,
                 value_bytes: cli.value_bytes,
                 envelope: envelope.clone(),
             };
-            eprintln!("vault-load: {title}: limit (echo)...");
-            let limit = load::run(&limit, &plan).await?;
-            eprintln!("vault-load: {title}: vaultd...");
-            let vault = load::run(&vault, &plan).await?;
+            let mut both: Option<(PhaseResult, PhaseResult)> = None;
+            for round in 1..=cli.rounds {
+                eprintln!(
+                    "vault-load: {title}: round {round}/{}: limit (echo)...",
+                    cli.rounds
+                );
+                let l = load::run(&limit, &plan).await?;
+                eprintln!(
+                    "vault-load: {title}: round {round}/{}: vaultd...",
+                    cli.rounds
+                );
+                let v = load::run(&vault, &plan).await?;
+                eprintln!(
+                    "vault-load: {title}: round {round}: {}",
+                    round_summary(&l, &v)
+                );
+                match &mut both {
+                    None => both = Some((l, v)),
+                    Some((all_l, all_v)) => {
+                        all_l.merge(l);
+                        all_v.merge(v);
+                    }
+                }
+            }
+            let Some((limit, vault)) = both else {
+                continue;
+            };
             comparisons.push(Comparison {
                 title,
                 limit,
@@ -212,8 +240,8 @@ fn report(cli: &Cli, comparisons: &[Comparison]) -> u64 {
     let mut errors = 0;
     println!();
     println!(
-        "vault-load: {} clients, {}-byte values, {} s per phase; latencies in ms (p50 / p99 / p99.9)",
-        cli.clients, cli.value_bytes, cli.seconds
+        "vault-load: {} clients, {}-byte values, {} s per phase in {} round(s); latencies in ms (p50 / p99 / p99.9)",
+        cli.clients, cli.value_bytes, cli.seconds, cli.rounds
     );
     for c in comparisons {
         println!();
@@ -283,6 +311,19 @@ fn targets(comparisons: &[Comparison]) -> bool {
         );
     }
     below
+}
+
+/// `get 12000/20000 = 0.600`, for the progress lines.
+fn round_summary(limit: &PhaseResult, vault: &PhaseResult) -> String {
+    let parts: Vec<String> = vault
+        .ops
+        .keys()
+        .map(|op| {
+            let (v, l) = (vault.ops_per_sec(*op), limit.ops_per_sec(*op));
+            format!("{} {v:.0}/{l:.0} = {:.3}", op.name(), ratio(v, l))
+        })
+        .collect();
+    parts.join(", ")
 }
 
 fn ratio(vault: f64, limit: f64) -> f64 {

@@ -235,6 +235,16 @@ impl PhaseResult {
     pub fn error_count(&self) -> u64 {
         self.ops.values().map(OpStats::error_count).sum()
     }
+
+    /// Adds another slice of the same phase (windows add up).
+    pub fn merge(&mut self, other: PhaseResult) {
+        self.window += other.window;
+        for (op, s) in other.ops {
+            let mine = self.ops.entry(op).or_default();
+            mine.merge(s);
+            mine.latencies.sort_unstable();
+        }
+    }
 }
 
 /// Puts every key the clients read and, when `seal`, seals (and checks) the envelope they
