@@ -348,17 +348,68 @@ fn read(path: &Path) -> Vec<u8> {
 }
 
 /// The `vaultctl` binary beside the `vaultd` under test (same profile and target
-/// directory). Integration tests of vaultd only get vaultd built, so the first call runs
-/// `cargo build -p vaultctl` (a no-op when it is up to date; cargo judges freshness).
+/// directory). Integration tests of vaultd only get vaultd built: if the binary is missing
+/// or older than a source it is built from, the first call runs `cargo build -p vaultctl`.
+/// (`cargo test -p vaultd -p vaultctl` builds it up front.)
 pub fn vaultctl() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
             let path = Path::new(env!("CARGO_BIN_EXE_vaultd")).with_file_name("vaultctl");
-            build_vaultctl(&path);
+            if stale(&path) {
+                build_vaultctl(&path);
+            }
             path
         })
         .clone()
+}
+
+/// Whether `binary` is missing, or older than a source file, manifest or the lock file of
+/// vaultctl and the workspace crates it is built from.
+fn stale(binary: &Path) -> bool {
+    let Ok(built) = binary.metadata().and_then(|m| m.modified()) else {
+        return true;
+    };
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace directory");
+    let newer = |path: &Path| {
+        path.metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| m > built)
+    };
+    if newer(&workspace.join("Cargo.lock")) || newer(&workspace.join("Cargo.toml")) {
+        return true;
+    }
+    let crates = [
+        "vaultctl",
+        "vault",
+        "envelope",
+        "kek-providers",
+        "pki",
+        "proto",
+    ];
+    let mut dirs = Vec::new();
+    for name in crates {
+        if newer(&workspace.join(name).join("Cargo.toml")) {
+            return true;
+        }
+        dirs.push(workspace.join(name).join("src"));
+    }
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if newer(&path) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 fn build_vaultctl(path: &Path) {
