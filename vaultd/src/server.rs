@@ -21,6 +21,10 @@ use crate::pool::KekPool;
 use crate::principal::Principals;
 use crate::service::Api;
 
+/// How long after the request timeout a drain may still take before open connections are
+/// closed (see `serve`).
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
+
 /// Why the daemon could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -102,7 +106,8 @@ pub fn open_vault(config: &Config) -> Result<(Vault, Vec<Kek>), StartError> {
     Ok((vault, keks))
 }
 
-/// Serves until SIGTERM or SIGINT, then drains in-flight calls and drops every key.
+/// Serves until SIGTERM or SIGINT, then drains in-flight calls (closing connections still
+/// open after the request timeout and `DRAIN_MARGIN`) and drops every key.
 /// `on_listening` receives the bound address (the port may have been 0).
 pub async fn serve(
     config: Config,
@@ -159,7 +164,23 @@ pub async fn serve(
         .map_err(|e| StartError::Serve(e.to_string()))?;
     on_listening(bound);
 
-    Server::builder()
+    // tonic's graceful shutdown waits for every connection to close, without a limit: one
+    // client that stops reading (a hung or stopped process) would keep the daemon from
+    // exiting. Every call ends within the request timeout, so after the signal the drain
+    // gets that long, plus a margin for the last answers to leave.
+    let (signalled, drain_started) = tokio::sync::oneshot::channel();
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = signalled.send(());
+    };
+    let drain_deadline = limits.request_timeout() + DRAIN_MARGIN;
+    let overdue = async move {
+        match drain_started.await {
+            Ok(()) => tokio::time::sleep(drain_deadline).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let serving = Server::builder()
         .tls_config(tls)
         .map_err(|e| StartError::Serve(format!("TLS configuration: {e}")))?
         .timeout(Duration::from_millis(limits.request_timeout_ms))
@@ -172,10 +193,18 @@ pub async fn serve(
                 .max_decoding_message_size(limits.max_message_bytes)
                 .max_encoding_message_size(limits.max_message_bytes),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown_signal())
-        .await
-        .map_err(|e| StartError::Serve(e.to_string()))?;
-    log::info!("stopped: in-flight calls drained; keys are dropped and zeroized");
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    tokio::select! {
+        served = serving => {
+            served.map_err(|e| StartError::Serve(e.to_string()))?;
+            log::info!("stopped: in-flight calls drained; keys are dropped and zeroized");
+        }
+        () = overdue => log::warn!(
+            "stopped: connections still open {} ms after the signal (clients that stopped \
+             reading) are closed; every call was answered or timed out; keys are dropped and zeroized",
+            drain_deadline.as_millis()
+        ),
+    }
     drop(vault);
     Ok(())
 }
