@@ -5,9 +5,10 @@
 #   scripts/load.sh [vault-load args...]      e.g. scripts/load.sh --check --seconds 5
 #
 # Builds release, starts `vaultd --dev` in a tempdir with the rate limit raised, runs
-# vault-load (64 clients, 64-byte values, 10 s per phase, get-only, seal-only and a mix
-# unless overridden), prints the results and stops the daemon with SIGTERM. Exits with
-# vault-load's code (1 on failed calls, or with --check on a ratio below its target).
+# vault-load (64 clients, 64-byte values; get-only, seal-only and a mix, each 10 s against
+# vaultd and 10 s against the limit in 5 alternating rounds, unless overridden), prints the
+# results and stops the daemon with SIGTERM. Exits with vault-load's code (1 on failed
+# calls, or with --check on a ratio below its target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,7 +64,7 @@ tls="$dir/dev/tls"
 # In the background, so that a signal to this script runs the trap at once.
 target/release/vault-load --addr "$addr" --ca "$tls/ca.pem" \
     --cert "$tls/clients/admin.pem" --key "$tls/clients/admin.key" \
-    --clients 64 --value-bytes 64 --seconds 10 "$@" &
+    --clients 64 --value-bytes 64 --seconds 10 --rounds 5 --warmup 1 "$@" &
 load=$!
 status=0
 wait "$load" || status=$?
