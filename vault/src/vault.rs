@@ -378,6 +378,18 @@ impl Vault {
         }
     }
 
+    /// Whether every root KEK this vault was unlocked with is software (a key in process
+    /// memory): then sealing and opening never wait on a device, and a daemon may run them
+    /// inline instead of on its bounded pool. False while locked.
+    pub fn keks_are_software(&self) -> bool {
+        self.read_keyring().as_ref().is_some_and(|k| {
+            k.root
+                .given()
+                .iter()
+                .all(|kek| !kek.provider.assurance().hardware)
+        })
+    }
+
     /// Moves caller data sealed for `context` onto the current keys (the payload is not
     /// re-encrypted; see `envelope::rewrap`).
     pub fn rewrap_data(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, Error> {

@@ -179,18 +179,11 @@ impl Gates {
             status: code_name(status),
             reason,
         };
-        let audit = Arc::clone(&self.audit);
-        // The append waits for its group commit (an fsync): off the async workers.
-        match tokio::task::spawn_blocking(move || audit.append(&event)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => {
-                log::error!("audit log write failed: {e}");
-                Err(Status::unavailable(
-                    "the audit log cannot be written; the request was not completed",
-                ))
-            }
-            Err(_) => Err(Status::internal("audit log writer failed")),
-        }
+        // The log's writer thread does the write and fsync; this task just waits for it.
+        self.audit.append_async(&event).await.map_err(|e| {
+            log::error!("audit log write failed: {e}");
+            Status::unavailable("the audit log cannot be written; the request was not completed")
+        })
     }
 }
 

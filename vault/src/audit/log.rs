@@ -1,11 +1,16 @@
-//! The writer: appends records with group commit and checkpoints the head after each batch.
+//! The writer: appends records with group commit on one writer thread, and checkpoints the
+//! head at most every `HEAD_INTERVAL`.
 
 use std::fs::{File, OpenOptions, TryLockError};
+use std::future::Future;
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::AuditEvent;
 use super::chain::{self, Chain, TornTail};
@@ -15,13 +20,28 @@ use crate::Error;
 /// An open audit log, appended to by any number of threads (share it in an `Arc`).
 ///
 /// Opening verifies the whole log and holds an exclusive lock on it (`flock`), so one process
-/// writes it at a time.
+/// writes it at a time. One writer thread does the I/O: callers enqueue a record and wait
+/// (blocking with [`AuditLog::append`], or as a future with [`AuditLog::append_async`]) until
+/// the batch holding it is written and fsynced. The head checkpoint is replaced at most every
+/// [`HEAD_INTERVAL`], so the fsync of a batch is the only disk wait on the hot path.
 pub struct AuditLog {
+    inner: Arc<Inner>,
+    writer: Option<JoinHandle<()>>,
+}
+
+/// How often, at most, the head checkpoint is rewritten while records arrive. Dropping
+/// records newer than the last checkpoint (at most this old when the writer is busy) is not
+/// detected by `verify`; everything older is.
+pub const HEAD_INTERVAL: Duration = Duration::from_millis(50);
+
+struct Inner {
     path: PathBuf,
     /// Opened for appending; holds the exclusive lock.
     file: File,
     state: Mutex<State>,
-    /// Signalled when a batch is durable, or when the writer role is free.
+    /// Signalled when records are queued (or the log closes): wakes the writer.
+    work: Condvar,
+    /// Signalled when a batch is durable or the log fails: wakes blocking callers.
     changed: Condvar,
 }
 
@@ -31,21 +51,23 @@ struct State {
     next_seq: u64,
     /// The hash of the newest record enqueued (what the next one chains to).
     last_hash: String,
-    /// Lines enqueued and not yet taken by a writer, each ending in a newline.
+    /// Lines enqueued and not yet taken by the writer, each ending in a newline.
     queued: Vec<u8>,
     /// Every record up to this seq is written and fsynced.
     durable_seq: u64,
-    /// A caller is writing a batch (or the head after it).
-    writing: bool,
+    /// Futures waiting for a seq to become durable.
+    wakers: Vec<(u64, Waker)>,
+    /// The log is being dropped: the writer drains the queue and stops.
+    closing: bool,
     /// Why the log stopped taking appends, after a write failed.
     failed: Option<String>,
 }
 
 impl std::fmt::Debug for AuditLog {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.lock();
+        let state = self.inner.lock();
         f.debug_struct("AuditLog")
-            .field("path", &self.path)
+            .field("path", &self.inner.path)
             .field("durable_seq", &state.durable_seq)
             .field("next_seq", &state.next_seq)
             .field("failed", &state.failed)
@@ -98,7 +120,7 @@ impl AuditLog {
             chain::write_head(path, records, &last_hash)?;
             sync_dir(path)?;
         }
-        Ok(AuditLog {
+        let inner = Arc::new(Inner {
             path: path.to_path_buf(),
             file,
             state: Mutex::new(State {
@@ -107,18 +129,103 @@ impl AuditLog {
                 durable_seq: records,
                 ..State::default()
             }),
+            work: Condvar::new(),
             changed: Condvar::new(),
+        });
+        let writer = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("audit-writer".into())
+                .spawn(move || inner.run_writer())
+                .map_err(Error::io("starting the audit log writer"))?
+        };
+        Ok(AuditLog {
+            inner,
+            writer: Some(writer),
         })
     }
 
     /// The log's path.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.inner.path
     }
 
     /// Records `event` and returns once it is written and fsynced (with the records of
     /// other callers queued at the same time: one write and one fsync per batch).
     pub fn append(&self, event: &AuditEvent) -> Result<(), Error> {
+        let seq = self.inner.enqueue(event)?;
+        let mut state = self.inner.lock();
+        loop {
+            if state.durable_seq >= seq {
+                return Ok(());
+            }
+            self.inner.check_open(&state)?;
+            state = self
+                .inner
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    /// Records `event`; the future resolves once it is written and fsynced. For async
+    /// callers: no thread waits while the batch is written.
+    pub fn append_async(&self, event: &AuditEvent) -> Durable {
+        Durable {
+            inner: Arc::clone(&self.inner),
+            seq: self.inner.enqueue(event),
+        }
+    }
+}
+
+/// Resolves when a record is durable (see [`AuditLog::append_async`]).
+#[derive(Debug)]
+pub struct Durable {
+    inner: Arc<Inner>,
+    seq: Result<u64, Error>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditLog")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Future for Durable {
+    type Output = Result<(), Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let seq = match &self.seq {
+            Ok(seq) => *seq,
+            Err(e) => return Poll::Ready(Err(self.inner.failed_error(&e.to_string()))),
+        };
+        let mut state = self.inner.lock();
+        if state.durable_seq >= seq {
+            return Poll::Ready(Ok(()));
+        }
+        if let Err(e) = self.inner.check_open(&state) {
+            return Poll::Ready(Err(e));
+        }
+        state.wakers.push((seq, cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
+impl Drop for AuditLog {
+    fn drop(&mut self) {
+        self.inner.lock().closing = true;
+        self.inner.work.notify_all();
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Inner {
+    /// Chains `event` after the newest record and queues it; its seq.
+    fn enqueue(&self, event: &AuditEvent) -> Result<u64, Error> {
         let mut state = self.lock();
         self.check_open(&state)?;
         let seq = state.next_seq;
@@ -127,86 +234,108 @@ impl AuditLog {
         state.queued.push(b'\n');
         state.next_seq += 1;
         state.last_hash = record.hash;
+        drop(state);
+        self.work.notify_one();
+        Ok(seq)
+    }
+
+    /// The writer thread: writes and fsyncs whatever is queued, tells the callers, and now and
+    /// then checkpoints the head; on close, drains the queue and checkpoints a last time.
+    fn run_writer(&self) {
+        let guard = WriterGuard { log: self };
+        let mut spare = Vec::new();
+        let mut checkpointed = Instant::now();
+        let mut unchecked: Option<(u64, String)> = None;
         loop {
-            if state.durable_seq >= seq {
-                return Ok(());
+            let mut state = self.lock();
+            while state.queued.is_empty() && !state.closing && state.failed.is_none() {
+                // Idle with an old checkpoint: bring it up to date before sleeping.
+                if let Some((seq, hash)) = unchecked.take() {
+                    drop(state);
+                    self.checkpoint(seq, &hash);
+                    checkpointed = Instant::now();
+                    state = self.lock();
+                    continue;
+                }
+                state = self
+                    .work
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
             }
-            self.check_open(&state)?;
-            if !state.writing {
-                // Our record is still queued (a taken batch is durable before `writing`
-                // clears): write everything queued, ours included.
-                state = self.write_queued(state)?;
+            if state.failed.is_some() || (state.closing && state.queued.is_empty()) {
+                drop(state);
+                if let Some((seq, hash)) = unchecked.take() {
+                    self.checkpoint(seq, &hash);
+                }
+                guard.release();
+                return;
+            }
+            let batch = std::mem::replace(&mut state.queued, std::mem::take(&mut spare));
+            let last_seq = state.next_seq - 1;
+            let last_hash = state.last_hash.clone();
+            drop(state);
+
+            let written = (&self.file)
+                .write_all(&batch)
+                .and_then(|()| self.file.sync_data())
+                .map_err(Error::io(format!("appending to {}", self.path.display())));
+            let mut state = self.lock();
+            if let Err(e) = written {
+                drop(self.fail(&mut state, &e));
                 continue;
             }
-            state = self
-                .changed
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+            state.durable_seq = last_seq;
+            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.wakers)
+                .into_iter()
+                .partition(|(seq, _)| *seq <= last_seq);
+            state.wakers = waiting;
+            drop(state);
+            self.changed.notify_all();
+            for (_, waker) in ready {
+                waker.wake();
+            }
+            spare = batch;
+            spare.clear();
+            unchecked = Some((last_seq, last_hash));
+            if checkpointed.elapsed() >= HEAD_INTERVAL
+                && let Some((seq, hash)) = unchecked.take()
+            {
+                self.checkpoint(seq, &hash);
+                checkpointed = Instant::now();
+            }
         }
     }
 
-    /// Takes the writer role: writes and fsyncs every queued record, wakes their callers,
-    /// then checkpoints the head. Others enqueue meanwhile; the next batch waits for this one.
-    fn write_queued<'a>(
-        &'a self,
-        mut state: MutexGuard<'a, State>,
-    ) -> Result<MutexGuard<'a, State>, Error> {
-        state.writing = true;
-        let batch = std::mem::take(&mut state.queued);
-        let last_seq = state.next_seq - 1;
-        let last_hash = state.last_hash.clone();
-        drop(state);
-        let role = WriterRole { log: self };
-
-        let written = (&self.file)
-            .write_all(&batch)
-            .and_then(|()| self.file.sync_data())
-            .map_err(Error::io(format!("appending to {}", self.path.display())));
-        let mut state = self.lock();
-        if let Err(e) = written {
-            role.release();
-            return Err(self.fail(&mut state, &e));
+    /// Replaces the head checkpoint; a failure closes the log for later appends (the records
+    /// already acknowledged are durable in the log itself).
+    fn checkpoint(&self, seq: u64, hash: &str) {
+        if let Err(e) = chain::write_head(&self.path, seq, hash) {
+            let mut state = self.lock();
+            drop(self.fail(&mut state, &e));
         }
-        state.durable_seq = last_seq;
-        if state.queued.capacity() == 0 {
-            // Keep the batch's allocation for the next one.
-            let mut spare = batch;
-            spare.clear();
-            state.queued = spare;
-        }
-        self.changed.notify_all();
-        drop(state);
-
-        let checkpointed = chain::write_head(&self.path, last_seq, &last_hash);
-        let mut state = self.lock();
-        role.release();
-        match checkpointed {
-            // The batch is durable and its callers told so; only later appends fail.
-            Err(e) => drop(self.fail(&mut state, &e)),
-            Ok(()) => state.writing = false,
-        }
-        self.changed.notify_all();
-        Ok(state)
     }
 
     /// Closes the log for appends after `error`; wakes everyone waiting.
     fn fail(&self, state: &mut State, error: &Error) -> Error {
         log::error!("audit log {}: {error}", self.path.display());
         state.failed = Some(error.to_string());
-        state.writing = false;
+        for (_, waker) in state.wakers.drain(..) {
+            waker.wake();
+        }
         self.changed.notify_all();
+        self.failed_error(&error.to_string())
+    }
+
+    fn failed_error(&self, reason: &str) -> Error {
         Error::AuditFailed {
             path: self.path.clone(),
-            reason: error.to_string(),
+            reason: reason.to_owned(),
         }
     }
 
     fn check_open(&self, state: &State) -> Result<(), Error> {
         match &state.failed {
-            Some(reason) => Err(Error::AuditFailed {
-                path: self.path.clone(),
-                reason: reason.clone(),
-            }),
+            Some(reason) => Err(self.failed_error(reason)),
             None => Ok(()),
         }
     }
@@ -217,23 +346,23 @@ impl AuditLog {
     }
 }
 
-/// The writer role while a batch is written: if the writer panics, the log fails for
-/// everyone instead of leaving them waiting for a batch that never comes.
-struct WriterRole<'a> {
-    log: &'a AuditLog,
+/// Held by the writer thread: if it panics, the log fails for everyone instead of leaving
+/// them waiting for a batch that never comes.
+struct WriterGuard<'a> {
+    log: &'a Inner,
 }
 
-impl WriterRole<'_> {
-    /// The batch is done (written, or failed and reported): nothing to do on drop.
+impl WriterGuard<'_> {
+    /// The writer stopped on purpose: nothing to do on drop.
     fn release(self) {
         std::mem::forget(self);
     }
 }
 
-impl Drop for WriterRole<'_> {
+impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
         let mut state = self.log.lock();
-        let error = Error::Unsupported("a thread panicked while writing a batch".into());
+        let error = Error::Unsupported("the audit log writer panicked".into());
         drop(self.log.fail(&mut state, &error));
     }
 }

@@ -48,7 +48,7 @@ mod log;
 mod record;
 
 pub use chain::{tail, verify};
-pub use log::AuditLog;
+pub use log::{AuditLog, Durable, HEAD_INTERVAL};
 pub use record::{AuditRecord, MAX_FIELD_LEN};
 
 /// What the daemon decided.
