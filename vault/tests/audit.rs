@@ -493,7 +493,18 @@ fn after_a_failed_checkpoint_the_log_takes_no_more_records() {
     fs::remove_dir_all(dir.path()).expect("rm dir");
     // This record is durable in the (unlinked) file: its caller is told so.
     log.append(&event("svc", "k1")).expect("first append");
-    let err = log.append(&event("svc", "k2")).expect_err("closed");
+    // The checkpoint after it runs on the writer thread (when idle, or after HEAD_INTERVAL):
+    // appends fail from then on.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let err = loop {
+        match log.append(&event("svc", "k2")) {
+            Err(e) => break e,
+            Ok(()) => {
+                assert!(std::time::Instant::now() < deadline, "the log never closed");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+    };
     assert!(matches!(err, Error::AuditFailed { .. }), "{err}");
     assert!(err.to_string().contains("restart"), "{err}");
 }

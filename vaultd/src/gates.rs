@@ -180,7 +180,7 @@ impl Gates {
             reason,
         };
         // The log's writer thread does the write and fsync; this task just waits for it.
-        self.audit.append_async(&event).await.map_err(|e| {
+        self.audit.append_async(event).await.map_err(|e| {
             log::error!("audit log write failed: {e}");
             Status::unavailable("the audit log cannot be written; the request was not completed")
         })

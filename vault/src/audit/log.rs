@@ -49,10 +49,12 @@ struct Inner {
 struct State {
     /// The seq the next event gets.
     next_seq: u64,
-    /// The hash of the newest record enqueued (what the next one chains to).
+    /// The hash of the newest record the writer made (what the next one chains to).
     last_hash: String,
-    /// Lines enqueued and not yet taken by the writer, each ending in a newline.
-    queued: Vec<u8>,
+    /// Events enqueued and not yet taken by the writer, with their seq and time. The writer
+    /// chains, hashes and encodes them: that work stays off the callers' path and out of
+    /// this lock.
+    queued: Vec<(u64, i64, AuditEvent)>,
     /// Every record up to this seq is written and fsynced.
     durable_seq: u64,
     /// Futures waiting for a seq to become durable.
@@ -153,7 +155,7 @@ impl AuditLog {
     /// Records `event` and returns once it is written and fsynced (with the records of
     /// other callers queued at the same time: one write and one fsync per batch).
     pub fn append(&self, event: &AuditEvent) -> Result<(), Error> {
-        let seq = self.inner.enqueue(event)?;
+        let seq = self.inner.enqueue(event.clone())?;
         let mut state = self.inner.lock();
         loop {
             if state.durable_seq >= seq {
@@ -170,7 +172,7 @@ impl AuditLog {
 
     /// Records `event`; the future resolves once it is written and fsynced. For async
     /// callers: no thread waits while the batch is written.
-    pub fn append_async(&self, event: &AuditEvent) -> Durable {
+    pub fn append_async(&self, event: AuditEvent) -> Durable {
         Durable {
             inner: Arc::clone(&self.inner),
             seq: self.inner.enqueue(event),
@@ -224,16 +226,14 @@ impl Drop for AuditLog {
 }
 
 impl Inner {
-    /// Chains `event` after the newest record and queues it; its seq.
-    fn enqueue(&self, event: &AuditEvent) -> Result<u64, Error> {
+    /// Queues `event` as the next record; its seq.
+    fn enqueue(&self, event: AuditEvent) -> Result<u64, Error> {
+        let ts_ms = now_ms();
         let mut state = self.lock();
         self.check_open(&state)?;
         let seq = state.next_seq;
-        let record = AuditRecord::new(event, seq, now_ms(), &state.last_hash);
-        state.queued.extend_from_slice(&record.to_line());
-        state.queued.push(b'\n');
+        state.queued.push((seq, ts_ms, event));
         state.next_seq += 1;
-        state.last_hash = record.hash;
         drop(state);
         self.work.notify_one();
         Ok(seq)
@@ -270,10 +270,18 @@ impl Inner {
                 guard.release();
                 return;
             }
-            let batch = std::mem::replace(&mut state.queued, std::mem::take(&mut spare));
-            let last_seq = state.next_seq - 1;
-            let last_hash = state.last_hash.clone();
+            let events = std::mem::replace(&mut state.queued, std::mem::take(&mut spare));
+            let mut last_hash = std::mem::take(&mut state.last_hash);
             drop(state);
+            let mut batch = Vec::with_capacity(events.len() * 400);
+            let mut last_seq = 0;
+            for (seq, ts_ms, event) in &events {
+                let record = AuditRecord::new(event, *seq, *ts_ms, &last_hash);
+                batch.extend_from_slice(&record.to_line());
+                batch.push(b'\n');
+                last_hash = record.hash;
+                last_seq = *seq;
+            }
 
             let written = (&self.file)
                 .write_all(&batch)
@@ -285,6 +293,7 @@ impl Inner {
                 continue;
             }
             state.durable_seq = last_seq;
+            state.last_hash.clone_from(&last_hash);
             let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.wakers)
                 .into_iter()
                 .partition(|(seq, _)| *seq <= last_seq);
@@ -294,7 +303,7 @@ impl Inner {
             for (_, waker) in ready {
                 waker.wake();
             }
-            spare = batch;
+            spare = events;
             spare.clear();
             unchecked = Some((last_seq, last_hash));
             if checkpointed.elapsed() >= HEAD_INTERVAL
