@@ -55,3 +55,40 @@ impl KekPool {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+
+    /// A device that hangs (the work sleeps past the deadline): the caller gets UNAVAILABLE
+    /// within the deadline, the hung call keeps its slot, and with every slot hung later calls
+    /// fail within their deadline too instead of piling up threads.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_call_answers_unavailable_within_the_deadline() {
+        let pool = KekPool::new(1, Duration::from_millis(100));
+        let started = Instant::now();
+        let hung = pool
+            .run(|| std::thread::sleep(Duration::from_millis(600)))
+            .await;
+        assert_eq!(hung.expect_err("deadline").code(), tonic::Code::Unavailable);
+        assert!(
+            started.elapsed() < Duration::from_millis(400),
+            "{:?}",
+            started.elapsed()
+        );
+
+        let started = Instant::now();
+        let queued = pool.run(|| 42).await;
+        assert_eq!(
+            queued.expect_err("slot still held").code(),
+            tonic::Code::Unavailable
+        );
+        assert!(started.elapsed() < Duration::from_millis(400));
+
+        // Once the device answers, the slot is free again.
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        assert_eq!(pool.run(|| 42).await.expect("free again"), 42);
+    }
+}
