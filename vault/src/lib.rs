@@ -24,7 +24,7 @@ pub use config::{
     CONFIG_FILE, EpochPolicy, EpochRecord, PinnedKek, ThresholdPolicy, VaultConfig, WrapMode,
 };
 pub use error::Error;
-pub use names::{MAX_KEY_LEN, MAX_SCOPE_COMPONENT, Scope, check_key};
+pub use names::{MAX_KEY_LEN, MAX_SCOPE_COMPONENT, Scope, check_key, shorten_name};
 pub use rewrap::{RewrapOptions, RewrapProgress, RewrapReport};
 pub use status::{KekStatus, Status};
 pub use store::{

@@ -43,7 +43,7 @@ impl Scope {
     /// Parses and validates a scope string.
     pub fn parse(text: &str) -> Result<Self, Error> {
         let invalid = |reason: String| Error::InvalidScope {
-            scope: shorten(text),
+            scope: shorten_name(text),
             reason,
         };
         let (kind, rest) = match text.split_once(':') {
@@ -120,7 +120,7 @@ fn component(text: &str, what: &str) -> Result<String, String> {
 /// Validates a key name (see the module documentation for the rules).
 pub fn check_key(key: &str) -> Result<(), Error> {
     let invalid = |reason: String| Error::InvalidKeyName {
-        key: shorten(key),
+        key: shorten_name(key),
         reason,
     };
     if key.is_empty() {
@@ -143,8 +143,9 @@ pub fn check_key(key: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Names in errors are cut to a printable length: a 1 MiB name must not become a 1 MiB error.
-fn shorten(text: &str) -> String {
+/// A caller-supplied name cut to a printable length for an error message: a 1 MiB name must
+/// not become a 1 MiB error.
+pub fn shorten_name(text: &str) -> String {
     const SHOWN: usize = 80;
     match text.char_indices().nth(SHOWN) {
         Some((at, _)) => format!("{}...", &text[..at]),

@@ -245,7 +245,7 @@ pub(crate) fn check_principal(id: &str) -> Result<(), String> {
         .map_err(|_| {
             format!(
                 "{:?} is not a principal id: use \"*\" or 1 to 64 characters of A-Z a-z 0-9 . _ @ + - not starting with '.'",
-                shorten(id)
+                vault::shorten_name(id)
             )
         })
 }
@@ -268,7 +268,7 @@ impl ScopePattern {
         const USE: &str = "use \"*\", \"{self}\", \"transit\", a scope (global, principal:<id>, \
                            channel:<name>:<account>, skill:<id>) or a scope prefix ending in '*' \
                            (skill:*, channel:slack:*)";
-        let shown = shorten(text);
+        let shown = vault::shorten_name(text);
         match text {
             "*" => return Ok(ScopePattern::Any),
             SELF_SCOPE => return Ok(ScopePattern::OwnPrincipal),
@@ -332,7 +332,7 @@ impl Glob {
         {
             return Err(format!(
                 "the key pattern {:?} contains {bad:?}; keys are printable ASCII without / and \\",
-                shorten(text)
+                vault::shorten_name(text)
             ));
         }
         if text.chars().all(|c| c == '*') {
@@ -375,15 +375,6 @@ impl Glob {
                 true
             }
         }
-    }
-}
-
-/// Names in errors are cut to a printable length.
-fn shorten(text: &str) -> String {
-    const SHOWN: usize = 80;
-    match text.char_indices().nth(SHOWN) {
-        Some((at, _)) => format!("{}...", &text[..at]),
-        None => text.to_owned(),
     }
 }
 
