@@ -1,0 +1,176 @@
+//! Administration: Status, Unlock, Lock, Rotate, KekCheck, and the audit log.
+
+use std::sync::Arc;
+
+use proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use super::{Api, vault_err};
+use crate::acl::Operation;
+use crate::gates::Ask;
+
+pub(super) async fn status(
+    api: &Api,
+    request: Request<pb::StatusRequest>,
+) -> Result<Response<pb::StatusResponse>, Status> {
+    let ask = admin("status");
+    let reply = api
+        .call(&request, ask, |v| {
+            let s = v.status().map_err(vault_err)?;
+            Ok(pb::StatusResponse {
+                store: s.store.to_string(),
+                mode: s.mode.to_string(),
+                locked: s.locked,
+                secrets: s.secrets,
+                keks: s
+                    .keks
+                    .iter()
+                    .map(|k| pb::KekInfo {
+                        id: k.id.clone(),
+                        uri: k.uri.clone(),
+                        health: health_text(&k.health),
+                        assurance: assurance_text(&k.assurance),
+                    })
+                    .collect(),
+                missing_keks: s.missing_keks,
+                epochs: s.epochs,
+                min_decryption_version: s.min_decryption_version,
+                locked_bytes: s.memory.locked_bytes,
+                unlocked_bytes: s.memory.unlocked_bytes,
+            })
+        })
+        .await?;
+    Ok(Response::new(reply))
+}
+
+pub(super) async fn unlock(
+    api: &Api,
+    request: Request<pb::UnlockRequest>,
+) -> Result<Response<pb::UnlockResponse>, Status> {
+    let keks = api.keks.as_ref().clone();
+    api.call(&request, admin("unlock"), move |v| {
+        v.unlock(keks).map_err(vault_err)
+    })
+    .await?;
+    Ok(Response::new(pb::UnlockResponse {}))
+}
+
+pub(super) async fn lock(
+    api: &Api,
+    request: Request<pb::LockRequest>,
+) -> Result<Response<pb::LockResponse>, Status> {
+    api.call(&request, admin("lock"), |v| v.lock().map_err(vault_err))
+        .await?;
+    Ok(Response::new(pb::LockResponse {}))
+}
+
+pub(super) async fn rotate(
+    api: &Api,
+    request: Request<pb::RotateRequest>,
+) -> Result<Response<pb::RotateResponse>, Status> {
+    let epoch = api
+        .call(&request, admin("rotate"), |v| v.rotate().map_err(vault_err))
+        .await?;
+    Ok(Response::new(pb::RotateResponse { epoch }))
+}
+
+pub(super) async fn kek_check(
+    api: &Api,
+    request: Request<pb::KekCheckRequest>,
+) -> Result<Response<pb::KekCheckResponse>, Status> {
+    let keks = api.keks.as_ref().clone();
+    let results = api
+        .call(&request, admin("kek_check"), move |v| {
+            Ok(keks
+                .iter()
+                .map(|k| {
+                    let (state, detail) = match v.check_kek(k) {
+                        vault::KekCheck::Ok => ("ok", String::new()),
+                        vault::KekCheck::Unreachable(why) => ("unreachable", why),
+                        vault::KekCheck::Failed(why) => ("failed", why),
+                    };
+                    pb::KekCheckResult {
+                        id: k.provider.id().to_string(),
+                        state: state.into(),
+                        detail,
+                    }
+                })
+                .collect())
+        })
+        .await?;
+    Ok(Response::new(pb::KekCheckResponse { results }))
+}
+
+pub(super) async fn audit_tail(
+    api: &Api,
+    request: Request<pb::AuditTailRequest>,
+) -> Result<Response<pb::AuditTailResponse>, Status> {
+    let count = match request.get_ref().count {
+        0 => 20,
+        n => n.min(10_000) as usize,
+    };
+    let audit = Arc::clone(api.gates.audit());
+    let records = api
+        .call(&request, admin("audit_tail"), move |_| {
+            let records = vault::audit::tail(audit.path(), count).map_err(vault_err)?;
+            records
+                .iter()
+                .map(|r| serde_json::to_string(r).map_err(|e| Status::internal(e.to_string())))
+                .collect()
+        })
+        .await?;
+    Ok(Response::new(pb::AuditTailResponse { records }))
+}
+
+pub(super) async fn audit_verify(
+    api: &Api,
+    request: Request<pb::AuditVerifyRequest>,
+) -> Result<Response<pb::AuditVerifyResponse>, Status> {
+    let audit = Arc::clone(api.gates.audit());
+    let report = api
+        .call(&request, admin("audit_verify"), move |_| {
+            vault::audit::verify(audit.path()).map_err(vault_err)
+        })
+        .await?;
+    Ok(Response::new(pb::AuditVerifyResponse {
+        records: report.records,
+        head_seq: report.head_seq,
+    }))
+}
+
+fn admin(rpc: &'static str) -> Ask<'static> {
+    Ask {
+        rpc,
+        op: Operation::Admin,
+        scope: "admin",
+        key: "*",
+        names_a_secret: false,
+    }
+}
+
+/// `ok`, `unreachable: why` or `failed: why`, as `vaultctl status` prints locally.
+fn health_text(health: &envelope::Health) -> String {
+    match health {
+        envelope::Health::Ok => "ok".into(),
+        envelope::Health::Unreachable(why) => format!("unreachable: {why}"),
+        envelope::Health::Failed(why) => format!("failed: {why}"),
+    }
+}
+
+/// The properties a KEK assures, comma-separated, or `software`.
+fn assurance_text(a: &envelope::Assurance) -> String {
+    let parts: Vec<&str> = [
+        (a.hardware, "hardware"),
+        (a.non_exportable, "non-exportable"),
+        (a.platform_bound, "platform-bound"),
+        (a.user_presence, "user-presence"),
+    ]
+    .into_iter()
+    .filter_map(|(on, name)| on.then_some(name))
+    .collect();
+    if parts.is_empty() {
+        "software".into()
+    } else {
+        parts.join(", ")
+    }
+}

@@ -1,0 +1,143 @@
+//! Key-value secrets: Put, Get, Delete, List.
+
+use std::sync::Arc;
+
+use proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use super::{Api, vault_err};
+use crate::acl::Operation;
+use crate::gates::Ask;
+
+pub(super) async fn put(
+    api: &Api,
+    request: Request<pb::PutRequest>,
+) -> Result<Response<pb::PutResponse>, Status> {
+    let m = request.get_ref();
+    let ask = Ask {
+        rpc: "put",
+        op: Operation::Write,
+        scope: &m.scope,
+        key: &m.key,
+        names_a_secret: true,
+    };
+    if m.value.len() > api.max_secret_bytes {
+        let caller = api.gates.admit(&request, ask).await?;
+        let status = Status::invalid_argument(format!(
+            "the value is {} bytes, over this vault's limit of {}",
+            m.value.len(),
+            api.max_secret_bytes
+        ));
+        return api.gates.finish(&caller, ask, Err(status)).await;
+    }
+    let (scope, key, value) = (m.scope.clone(), m.key.clone(), m.value.clone());
+    let version = api
+        .call(&request, ask, move |v| {
+            v.set(&scope, &key, &value).map_err(vault_err)
+        })
+        .await?;
+    Ok(Response::new(pb::PutResponse { version }))
+}
+
+pub(super) async fn get(
+    api: &Api,
+    request: Request<pb::GetRequest>,
+) -> Result<Response<pb::GetResponse>, Status> {
+    let m = request.get_ref();
+    let ask = Ask {
+        rpc: "get",
+        op: Operation::Read,
+        scope: &m.scope,
+        key: &m.key,
+        names_a_secret: true,
+    };
+    let (scope, key, version) = (m.scope.clone(), m.key.clone(), m.version);
+    // A cached value is answered on the async worker: it needs neither store nor KEK,
+    // so it keeps working while a slow device holds the pool.
+    if let Some((found, value)) = api.gates.vault.get_cached(&scope, &key, version) {
+        let caller = api.gates.admit(&request, ask).await?;
+        let value = value.expose_secret().to_vec();
+        let reply = pb::GetResponse {
+            value,
+            version: found,
+        };
+        return api
+            .gates
+            .finish(&caller, ask, Ok(reply))
+            .await
+            .map(Response::new);
+    }
+    let reply = api
+        .call(&request, ask, move |v| {
+            let (found, value) = v.get_versioned(&scope, &key, version).map_err(vault_err)?;
+            Ok(pb::GetResponse {
+                value: value.expose_secret().to_vec(),
+                version: found,
+            })
+        })
+        .await?;
+    Ok(Response::new(reply))
+}
+
+pub(super) async fn delete(
+    api: &Api,
+    request: Request<pb::DeleteRequest>,
+) -> Result<Response<pb::DeleteResponse>, Status> {
+    let m = request.get_ref();
+    let ask = Ask {
+        rpc: "delete",
+        op: Operation::Delete,
+        scope: &m.scope,
+        key: &m.key,
+        names_a_secret: true,
+    };
+    let (scope, key) = (m.scope.clone(), m.key.clone());
+    api.call(&request, ask, move |v| {
+        v.delete(&scope, &key).map_err(vault_err)
+    })
+    .await?;
+    Ok(Response::new(pb::DeleteResponse {}))
+}
+
+pub(super) async fn list(
+    api: &Api,
+    request: Request<pb::ListRequest>,
+) -> Result<Response<pb::ListResponse>, Status> {
+    let m = request.get_ref();
+    let scope = m.scope.clone();
+    let ask = Ask {
+        rpc: "list",
+        op: Operation::List,
+        scope: scope.as_deref().unwrap_or("*"),
+        key: "*",
+        names_a_secret: false,
+    };
+    let caller = api.gates.admit(&request, ask).await?;
+    let vault = Arc::clone(&api.gates.vault);
+    let wanted = scope.clone();
+    let listed = api
+        .gates
+        .pool
+        .run(move || vault.list(wanted.as_deref()).map_err(vault_err))
+        .await
+        .and_then(|r| r);
+    let acl = api.gates.acl();
+    let outcome = listed.map(|all| pb::ListResponse {
+        secrets: all
+            .into_iter()
+            .filter(|s| acl.visible(&caller.id, &s.scope, &s.key))
+            .map(|s| pb::SecretInfo {
+                scope: s.scope,
+                key: s.key,
+                version: s.version,
+                versions: s.versions,
+                created_at_ms: s.created_at,
+                updated_at_ms: s.updated_at,
+            })
+            .collect(),
+    });
+    api.gates
+        .finish(&caller, ask, outcome)
+        .await
+        .map(Response::new)
+}

@@ -1,0 +1,119 @@
+//! Transit: Seal, Open, Rewrap and GenerateDataKey on caller data; nothing is stored.
+
+use proto::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use super::{Api, vault_err};
+use crate::acl::Operation;
+use crate::gates::Ask;
+
+/// Data-key lengths GenerateDataKey accepts (bytes).
+const DATA_KEY_LEN: std::ops::RangeInclusive<u32> = 16..=64;
+
+pub(super) async fn seal(
+    api: &Api,
+    request: Request<pb::SealRequest>,
+) -> Result<Response<pb::SealResponse>, Status> {
+    let m = request.get_ref();
+    let ask = Ask {
+        rpc: "seal",
+        op: Operation::Seal,
+        scope: "transit",
+        key: &m.context,
+        names_a_secret: false,
+    };
+    let (context, plaintext) = (m.context.clone(), m.plaintext.clone());
+    let envelope = api
+        .call_in_memory(&request, ask, move |v| {
+            v.seal_data(&context, &plaintext).map_err(vault_err)
+        })
+        .await?;
+    Ok(Response::new(pb::SealResponse { envelope }))
+}
+
+pub(super) async fn open(
+    api: &Api,
+    request: Request<pb::OpenRequest>,
+) -> Result<Response<pb::OpenResponse>, Status> {
+    let m = request.get_ref();
+    let ask = Ask {
+        rpc: "open",
+        op: Operation::Open,
+        scope: "transit",
+        key: &m.context,
+        names_a_secret: false,
+    };
+    let (context, sealed) = (m.context.clone(), m.envelope.clone());
+    let plaintext = api
+        .call_in_memory(&request, ask, move |v| {
+            v.open_data(&context, &sealed)
+                .map(|p| p.expose_secret().to_vec())
+                .map_err(vault_err)
+        })
+        .await?;
+    Ok(Response::new(pb::OpenResponse { plaintext }))
+}
+
+pub(super) async fn rewrap(
+    api: &Api,
+    request: Request<pb::RewrapRequest>,
+) -> Result<Response<pb::RewrapResponse>, Status> {
+    let m = request.get_ref();
+    // Rewrap opens and seals: the caller needs both rights on the context.
+    let open = Ask {
+        rpc: "rewrap",
+        op: Operation::Open,
+        scope: "transit",
+        key: &m.context,
+        names_a_secret: false,
+    };
+    api.gates.admit(&request, open).await?;
+    let ask = Ask {
+        op: Operation::Seal,
+        ..open
+    };
+    let (context, sealed) = (m.context.clone(), m.envelope.clone());
+    let envelope = api
+        .call_in_memory(&request, ask, move |v| {
+            v.rewrap_data(&context, &sealed).map_err(vault_err)
+        })
+        .await?;
+    Ok(Response::new(pb::RewrapResponse { envelope }))
+}
+
+pub(super) async fn generate_data_key(
+    api: &Api,
+    request: Request<pb::GenerateDataKeyRequest>,
+) -> Result<Response<pb::GenerateDataKeyResponse>, Status> {
+    let m = request.get_ref();
+    let ask = Ask {
+        rpc: "generate_data_key",
+        op: Operation::Seal,
+        scope: "transit",
+        key: &m.context,
+        names_a_secret: false,
+    };
+    let length = if m.length == 0 { 32 } else { m.length };
+    if !DATA_KEY_LEN.contains(&length) {
+        let caller = api.gates.admit(&request, ask).await?;
+        let status =
+            Status::invalid_argument(format!("a data key is 16 to 64 bytes, not {length}"));
+        return api.gates.finish(&caller, ask, Err(status)).await;
+    }
+    let context = m.context.clone();
+    let reply = api
+        .call_in_memory(&request, ask, move |v| {
+            let mut key =
+                envelope::SecretBytes::zeroed(length as usize).map_err(|e| vault_err(e.into()))?;
+            envelope::random_bytes(key.expose_secret_mut()).map_err(|e| vault_err(e.into()))?;
+            let sealed_key = v
+                .seal_data(&context, key.expose_secret())
+                .map_err(vault_err)?;
+            Ok(pb::GenerateDataKeyResponse {
+                plaintext_key: key.expose_secret().to_vec(),
+                sealed_key,
+            })
+        })
+        .await?;
+    Ok(Response::new(reply))
+}
