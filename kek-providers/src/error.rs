@@ -247,6 +247,36 @@ pub enum Error {
         /// The member's id.
         member: String,
     },
+    /// A PKCS#11 URI is malformed; the reason says how.
+    #[error("invalid PKCS#11 URI: {reason}")]
+    Pkcs11InvalidUri {
+        /// What is wrong, with an example of the right form.
+        reason: String,
+    },
+    /// A PKCS#11 URI attribute is not one RFC 7512 defines.
+    #[error(
+        "unknown PKCS#11 URI attribute {name:?}; RFC 7512 defines {known}, and vendor attributes must start with x-"
+    )]
+    Pkcs11UnknownAttribute {
+        /// The attribute's name (shortened if long).
+        name: String,
+        /// The attributes defined in that part of the URI.
+        known: &'static str,
+    },
+    /// A PKCS#11 URI attribute is given twice.
+    #[error("PKCS#11 URI attribute {name} is given twice; give it once")]
+    Pkcs11DuplicateAttribute {
+        /// The attribute's name.
+        name: &'static str,
+    },
+    /// A PKCS#11 URI attribute's value is outside its domain. The value is not echoed.
+    #[error("PKCS#11 URI attribute {name} is invalid: {reason}")]
+    Pkcs11InvalidAttribute {
+        /// The attribute's name.
+        name: &'static str,
+        /// What is allowed.
+        reason: String,
+    },
     /// Secret memory, randomness or the KEK id failed in the envelope crate.
     #[error(transparent)]
     Envelope(#[from] envelope::Error),

@@ -16,6 +16,7 @@ mod durable_file;
 mod error;
 mod file;
 mod passphrase;
+pub mod pkcs11;
 mod registry;
 mod threshold;
 
