@@ -329,7 +329,16 @@ fn decode(text: &str, what: &str) -> Result<Vec<u8>, Error> {
     })
 }
 
-fn sync_dir(dir: &Path) -> Result<(), Error> {
+/// The directory holding `path` (`.` for a bare file name).
+pub(crate) fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Syncs directory `dir`, so an entry created or renamed in it survives a crash.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(Error::io(format!("syncing {}", dir.display())))

@@ -92,10 +92,7 @@ pub(crate) fn read_head(log: &Path) -> Result<Option<Head>, Error> {
 /// Replaces the head checkpoint of `log` atomically (synced temporary file + rename).
 pub(crate) fn write_head(log: &Path, seq: u64, hash: &str) -> Result<(), Error> {
     let path = head_path(log);
-    let dir = match log.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let dir = crate::config::parent_dir(log);
     let text = serde_json::to_vec(&Head {
         seq,
         hash: hash.to_owned(),

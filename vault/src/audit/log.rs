@@ -10,12 +10,14 @@ use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use super::AuditEvent;
 use super::chain::{self, Chain, TornTail};
 use super::record::AuditRecord;
 use crate::Error;
+use crate::config::{parent_dir, sync_dir};
+use crate::store::now_ms;
 
 /// An open audit log, appended to by any number of threads (share it in an `Arc`).
 ///
@@ -120,7 +122,7 @@ impl AuditLog {
         }
         if head.as_ref().is_none_or(|h| h.seq < records) {
             chain::write_head(path, records, &last_hash)?;
-            sync_dir(path)?;
+            sync_dir(parent_dir(path))?;
         }
         let inner = Arc::new(Inner {
             path: path.to_path_buf(),
@@ -403,7 +405,7 @@ fn open_or_create(path: &Path) -> Result<File, Error> {
         .mode(0o600)
         .open(path)
         .map_err(Error::io(format!("creating {}", path.display())))?;
-    sync_dir(path)?;
+    sync_dir(parent_dir(path))?;
     Ok(file)
 }
 
@@ -439,22 +441,4 @@ fn refused(e: Error) -> Error {
         Error::AuditDamaged { path, line, defect } => Error::AuditRefused { path, line, defect },
         other => other,
     }
-}
-
-/// Syncs the directory of `path`, so a created or renamed entry survives a crash.
-fn sync_dir(path: &Path) -> Result<(), Error> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io(format!("syncing {}", dir.display())))
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
