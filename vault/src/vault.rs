@@ -34,6 +34,42 @@ pub struct Kek {
     pub provider: Arc<dyn KekProvider>,
 }
 
+impl Kek {
+    /// Builds the KEKs named by `uris`, or the ones pinned in the vault in `dir` when `uris`
+    /// is empty. A KEK that cannot be built (an unset passphrase variable, a missing key
+    /// file, an unplugged token) is reported and skipped as long as another one remains:
+    /// any one KEK (or m of a threshold group) opens the vault.
+    pub fn build_all(dir: &Path, uris: &[String]) -> Result<Vec<Kek>, Error> {
+        let uris = if uris.is_empty() {
+            VaultConfig::read(dir)?.kek_uris()
+        } else {
+            uris.to_vec()
+        };
+        let env = kek_providers::KekEnv { vault_dir: dir };
+        let mut keks = Vec::new();
+        let mut failures = Vec::new();
+        for uri in &uris {
+            match kek_providers::open(uri, &env) {
+                Ok(built) => keks.push(Kek {
+                    uri: built.uri,
+                    provider: built.provider,
+                }),
+                Err(e) => failures.push(e),
+            }
+        }
+        if keks.is_empty() {
+            return Err(failures
+                .into_iter()
+                .next()
+                .map_or(Error::NoKek, Error::from));
+        }
+        for failure in failures {
+            log::warn!("{failure}; continuing with the other KEKs");
+        }
+        Ok(keks)
+    }
+}
+
 /// How to create a vault.
 #[derive(Debug, Clone)]
 pub struct InitOptions {

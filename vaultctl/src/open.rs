@@ -1,9 +1,8 @@
 //! Finding the vault directory and opening the vault with its KEKs.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use kek_providers::KekEnv;
 use vault::{Kek, Vault};
 
 use crate::cli::Cli;
@@ -35,39 +34,8 @@ pub fn open_vault(cli: &Cli) -> Result<Vault, Error> {
 /// Like [`open_vault`], also returning the KEKs it was opened with (for `unlock`).
 pub fn open_vault_with_keks(cli: &Cli) -> Result<(Vault, Vec<Kek>), Error> {
     let dir = vault_dir(cli)?;
-    let keks = build_keks(cli, &dir)?;
+    let keks = Kek::build_all(&dir, &cli.keks)?;
     let mut vault = Vault::open(&dir, None, keks.clone())?;
     vault.set_cache_ttl(Duration::from_secs(cli.cache_ttl));
     Ok((vault, keks))
-}
-
-/// Builds the KEKs of `--kek`, else the pinned ones; fails only if none can be built.
-fn build_keks(cli: &Cli, dir: &Path) -> Result<Vec<Kek>, Error> {
-    let uris = if cli.keks.is_empty() {
-        Vault::read_config(dir)?.kek_uris()
-    } else {
-        cli.keks.clone()
-    };
-    let env = KekEnv { vault_dir: dir };
-    let mut keks = Vec::new();
-    let mut failures = Vec::new();
-    for uri in &uris {
-        match kek_providers::open(uri, &env) {
-            Ok(built) => keks.push(Kek {
-                uri: built.uri,
-                provider: built.provider,
-            }),
-            Err(e) => failures.push(e),
-        }
-    }
-    if keks.is_empty() {
-        return Err(match failures.into_iter().next() {
-            Some(first) => first.into(),
-            None => Error::Usage("the vault has no KEK configured".into()),
-        });
-    }
-    for failure in failures {
-        log::warn!("{failure}; continuing with the other KEKs");
-    }
-    Ok(keks)
 }

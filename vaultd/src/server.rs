@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kek_providers::KekEnv;
 use proto::v1::vault_service_server::VaultServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -74,31 +73,7 @@ pub fn check_files(config: &Config, config_file: Option<&Path>) -> Result<(), St
 /// are reported and skipped while another one remains.
 pub fn open_vault(config: &Config) -> Result<(Vault, Vec<Kek>), StartError> {
     let dir = &config.vault_dir;
-    let uris = if config.kek.is_empty() {
-        Vault::read_config(dir)?.kek_uris()
-    } else {
-        config.kek.clone()
-    };
-    let env = KekEnv { vault_dir: dir };
-    let mut keks = Vec::new();
-    let mut first_error = None;
-    for uri in &uris {
-        match kek_providers::open(uri, &env) {
-            Ok(built) => keks.push(Kek {
-                uri: built.uri,
-                provider: built.provider,
-            }),
-            Err(e) => {
-                log::warn!("{e}; continuing with the other KEKs");
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    if keks.is_empty()
-        && let Some(e) = first_error
-    {
-        return Err(e.into());
-    }
+    let keks = Kek::build_all(dir, &config.kek)?;
     let mut vault = Vault::open(dir, None, keks.clone())?;
     vault.set_cache_ttl(Duration::from_secs(config.limits.cache_ttl_secs));
     // A daemon seals many secrets: lease epoch wraps in large blocks.
