@@ -139,6 +139,37 @@ pub enum Health {
     Failed(String),
 }
 
+/// `hardware, non-exportable, ...`, or `software` when it assures none of them.
+impl fmt::Display for Assurance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<&str> = [
+            (self.hardware, "hardware"),
+            (self.non_exportable, "non-exportable"),
+            (self.platform_bound, "platform-bound"),
+            (self.user_presence, "user-presence"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        if parts.is_empty() {
+            f.write_str("software")
+        } else {
+            f.write_str(&parts.join(", "))
+        }
+    }
+}
+
+/// `ok`, `unreachable: why` or `failed: why`.
+impl fmt::Display for Health {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Health::Ok => f.write_str("ok"),
+            Health::Unreachable(why) => write!(f, "unreachable: {why}"),
+            Health::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
 /// A key-encryption key: wraps and unwraps data-encryption keys.
 ///
 /// Implementations are `Send + Sync` (the daemon shares them between workers) and their

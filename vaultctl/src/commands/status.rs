@@ -1,37 +1,8 @@
 //! `vaultctl status`: the store, each KEK's health and assurance, and memory locking.
 
-use envelope::{Assurance, Health};
-
 use crate::cli::{Cli, FormatArgs};
 use crate::error::Error;
 use crate::open::open_vault;
-
-fn health_text(health: &Health) -> String {
-    match health {
-        Health::Ok => "ok".into(),
-        Health::Unreachable(why) => format!("unreachable: {why}"),
-        Health::Failed(why) => format!("failed: {why}"),
-    }
-}
-
-fn assurance_text(a: &Assurance) -> String {
-    let mut parts = Vec::new();
-    for (on, name) in [
-        (a.hardware, "hardware"),
-        (a.non_exportable, "non-exportable"),
-        (a.platform_bound, "platform-bound"),
-        (a.user_presence, "user-presence"),
-    ] {
-        if on {
-            parts.push(name);
-        }
-    }
-    if parts.is_empty() {
-        "software".into()
-    } else {
-        parts.join(", ")
-    }
-}
 
 pub fn run(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
     let status = open_vault(cli)?.status()?;
@@ -42,8 +13,8 @@ pub fn run(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
             .iter()
             .map(|k| {
                 serde_json::json!({
-                    "id": k.id, "uri": k.uri, "health": health_text(&k.health),
-                    "assurance": assurance_text(&k.assurance),
+                    "id": k.id, "uri": k.uri, "health": k.health.to_string(),
+                    "assurance": k.assurance.to_string(),
                 })
             })
             .collect();
@@ -75,8 +46,8 @@ pub fn run(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
             "kek:     {} ({}) health {}; {}",
             k.id,
             k.uri,
-            health_text(&k.health),
-            assurance_text(&k.assurance)
+            k.health.to_string(),
+            k.assurance.to_string()
         );
     }
     for id in &status.missing_keks {

@@ -28,8 +28,8 @@ pub(super) async fn status(
                     .map(|k| pb::KekInfo {
                         id: k.id.clone(),
                         uri: k.uri.clone(),
-                        health: health_text(&k.health),
-                        assurance: assurance_text(&k.assurance),
+                        health: k.health.to_string(),
+                        assurance: k.assurance.to_string(),
                     })
                     .collect(),
                 missing_keks: s.missing_keks,
@@ -145,32 +145,5 @@ fn admin(rpc: &'static str) -> Ask<'static> {
         scope: "admin",
         key: "*",
         names_a_secret: false,
-    }
-}
-
-/// `ok`, `unreachable: why` or `failed: why`, as `vaultctl status` prints locally.
-fn health_text(health: &envelope::Health) -> String {
-    match health {
-        envelope::Health::Ok => "ok".into(),
-        envelope::Health::Unreachable(why) => format!("unreachable: {why}"),
-        envelope::Health::Failed(why) => format!("failed: {why}"),
-    }
-}
-
-/// The properties a KEK assures, comma-separated, or `software`.
-fn assurance_text(a: &envelope::Assurance) -> String {
-    let parts: Vec<&str> = [
-        (a.hardware, "hardware"),
-        (a.non_exportable, "non-exportable"),
-        (a.platform_bound, "platform-bound"),
-        (a.user_presence, "user-presence"),
-    ]
-    .into_iter()
-    .filter_map(|(on, name)| on.then_some(name))
-    .collect();
-    if parts.is_empty() {
-        "software".into()
-    } else {
-        parts.join(", ")
     }
 }
