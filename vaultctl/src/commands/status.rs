@@ -44,10 +44,7 @@ pub fn run(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
     for k in &status.keks {
         println!(
             "kek:     {} ({}) health {}; {}",
-            k.id,
-            k.uri,
-            k.health.to_string(),
-            k.assurance.to_string()
+            k.id, k.uri, k.health, k.assurance
         );
     }
     for id in &status.missing_keks {
