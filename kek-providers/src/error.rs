@@ -277,6 +277,87 @@ pub enum Error {
         /// What is allowed.
         reason: String,
     },
+    /// The PKCS#11 module could not be loaded or initialised.
+    #[error("cannot load PKCS#11 module {}: {reason}; check module-path in the KEK URI (SoftHSM2 on Debian: /usr/lib/softhsm/libsofthsm2.so)", path.display())]
+    Pkcs11Module {
+        /// The module path.
+        path: std::path::PathBuf,
+        /// What failed.
+        reason: String,
+    },
+    /// A PKCS#11 call failed; `function` and `rv` are the PKCS#11 names.
+    #[error("PKCS#11 {function} failed with {rv}: {hint}")]
+    Pkcs11Call {
+        /// The function, e.g. `C_Encrypt`.
+        function: String,
+        /// The return value, e.g. `CKR_DEVICE_REMOVED`.
+        rv: String,
+        /// What to check.
+        hint: &'static str,
+    },
+    /// No token (or more than one) matches the URI's token attributes.
+    #[error(
+        "{problem}; tokens present: {present}. Check the token attributes of the KEK URI{conf_hint}"
+    )]
+    Pkcs11Token {
+        /// e.g. `no PKCS#11 token matches token=vault`.
+        problem: String,
+        /// The labels of the tokens the module shows.
+        present: String,
+        /// A hint about SoftHSM's configuration when that module is in use.
+        conf_hint: &'static str,
+    },
+    /// The key named by the URI is not on the token.
+    #[error(
+        "PKCS#11 key {object:?} is not on token {token:?}: it was deleted, or the URI names another key. Create one with `vaultctl kek create URI`, or open the vault with another of its KEKs and remove this one"
+    )]
+    Pkcs11KeyNotFound {
+        /// The object label.
+        object: String,
+        /// The token label.
+        token: String,
+    },
+    /// `kek create` found an object with the label already.
+    #[error(
+        "token {token:?} already has an object labelled {object:?}; kek create never replaces a key: choose another object= label"
+    )]
+    Pkcs11KeyExists {
+        /// The object label.
+        object: String,
+        /// The token label.
+        token: String,
+    },
+    /// The key exists but cannot serve as a KEK.
+    #[error("PKCS#11 key {object:?} on token {token:?} cannot be this vault's KEK: {reason}")]
+    Pkcs11KeyUnusable {
+        /// The object label.
+        object: String,
+        /// The token label.
+        token: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The token refused the PIN. The vault does not try again, so that it never locks the
+    /// token by repeating a wrong PIN.
+    #[error(
+        "token {token:?} refused the PIN from {source_name} ({rv}); the vault does not retry a refused PIN, so fix the PIN source and open the KEK again"
+    )]
+    Pkcs11Pin {
+        /// The token label.
+        token: String,
+        /// Where the PIN came from (never the PIN).
+        source_name: String,
+        /// `CKR_PIN_INCORRECT`, `CKR_PIN_LOCKED`, ...
+        rv: String,
+    },
+    /// The token needs a PIN and the URI gives none.
+    #[error(
+        "token {token:?} needs a PIN: add ?pin-source=file:/path/to/pin-file (or pin-source=env:NAME) to the KEK URI"
+    )]
+    Pkcs11PinNeeded {
+        /// The token label.
+        token: String,
+    },
     /// Secret memory, randomness or the KEK id failed in the envelope crate.
     #[error(transparent)]
     Envelope(#[from] envelope::Error),

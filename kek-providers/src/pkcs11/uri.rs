@@ -9,7 +9,7 @@
 //! object: attribute names are case-sensitive; an attribute given twice, an empty attribute
 //! (`;;`, a trailing `;`) and `pin-source` together with `pin-value` are refused. RFC 7512
 //! lets vendors define their own attributes; this parser accepts (and ignores) only vendor
-//! attributes named `x-...`, and refuses any other unknown name (e.g. the RFC's example
+//! attributes named `x-...` (keeping this vault's `x-mechanism`), and refuses any other unknown name (e.g. the RFC's example
 //! `vendor-aaa=value-a`) with an error naming it, so a typo such as `objet=` never passes
 //! silently. Bounds: the URI is at most [`MAX_PKCS11_URI_LEN`] bytes, each value as written
 //! at most [`MAX_PKCS11_VALUE_LEN`].
@@ -32,7 +32,7 @@ const SCHEME: &str = "pkcs11:";
 const PATH_ATTRIBUTES: &str = "token, manufacturer, serial, model, library-manufacturer, \
      library-description, library-version, slot-description, slot-manufacturer, slot-id, \
      object, type, id";
-const QUERY_ATTRIBUTES: &str = "pin-source, pin-value, module-name, module-path";
+const QUERY_ATTRIBUTES: &str = "pin-source, pin-value, module-name, module-path, x-mechanism";
 
 /// An object class, the `type` path attribute.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -121,6 +121,9 @@ pub struct Pkcs11Uri {
     pub module_name: Option<String>,
     /// `module-path` (query): the PKCS#11 module's path.
     pub module_path: Option<PathBuf>,
+    /// `x-mechanism` (query, this vault's vendor attribute): the wrapping mechanism to use,
+    /// e.g. `aes-gcm` or `aes-key-wrap-pad`. Kept in the canonical form.
+    pub mechanism: Option<String>,
     /// `pin-value` (query), in locked memory.
     pin_value: Option<PinValue>,
 }
@@ -200,7 +203,8 @@ impl Pkcs11Uri {
     }
 
     /// The URI with attributes in a fixed order, only the characters RFC 7512 does not allow
-    /// literally percent-encoded, `x-` vendor attributes dropped and without `pin-value`.
+    /// literally percent-encoded, `x-` vendor attributes other than
+    /// `x-mechanism` dropped, and without `pin-value`.
     /// [`Pkcs11Uri::parse`] of it gives `self` back (without the PIN), and it is no longer than
     /// the URI `self` was parsed from.
     pub fn to_canonical(&self) -> String {
@@ -258,6 +262,12 @@ impl Pkcs11Uri {
             query.push(format!(
                 "module-path={}",
                 encode(module.as_bytes(), Part::Query)
+            ));
+        }
+        if let Some(mechanism) = &self.mechanism {
+            query.push(format!(
+                "x-mechanism={}",
+                encode(mechanism.as_bytes(), Part::Query)
             ));
         }
         let mut out = format!("{SCHEME}{}", path.join(";"));
@@ -334,6 +344,7 @@ impl Pkcs11Uri {
         match name {
             "pin-source" => set_text(&mut self.pin_source, "pin-source", value, Part::Query),
             "module-name" => set_text(&mut self.module_name, "module-name", value, Part::Query),
+            "x-mechanism" => set_text(&mut self.mechanism, "x-mechanism", value, Part::Query),
             "module-path" => {
                 let text = decode_text("module-path", value, Part::Query)?;
                 set_once(&mut self.module_path, "module-path", PathBuf::from(text))
@@ -406,7 +417,7 @@ fn split_attribute(attribute: &str, part: Part) -> Result<(&str, &str), Error> {
 
 /// The attribute's name as a `'static` string for errors, or `"x-..."`/`"(unknown)"`.
 fn static_name(name: &str) -> &'static str {
-    const NAMES: [&str; 17] = [
+    const NAMES: [&str; 18] = [
         "token",
         "manufacturer",
         "serial",
@@ -424,6 +435,7 @@ fn static_name(name: &str) -> &'static str {
         "pin-value",
         "module-name",
         "module-path",
+        "x-mechanism",
     ];
     NAMES
         .iter()

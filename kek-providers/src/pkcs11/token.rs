@@ -1,0 +1,271 @@
+//! One token as the vault uses it: the slot found by the URI's token attributes, a pool of
+//! logged-in sessions (one per concurrent caller), and the key's object handle. After a
+//! session or login is lost (token reset, HSM restarted, another application logged out)
+//! the pool starts over and the call is retried a bounded number of times.
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use cryptoki::context::Pkcs11;
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::RawAuthPin;
+
+use super::call::{call_error, is_recoverable, rv_name};
+use super::module;
+use super::spec::{Pin, Pkcs11KekSpec};
+use crate::Error;
+
+/// Pauses before the 2nd and 3rd attempt of a call whose session was lost.
+const RETRY_BACKOFF: [Duration; 2] = [Duration::from_millis(20), Duration::from_millis(200)];
+
+/// A token and the pool of sessions on it.
+#[derive(Debug)]
+pub(super) struct Token {
+    context: Pkcs11,
+    spec: Pkcs11KekSpec,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Bumped whenever the pool starts over; sessions of an older generation are dropped.
+    generation: u64,
+    slot: Option<Slot>,
+    logged_in: bool,
+    /// The token refused the PIN: no more logins until the KEK is opened again, so that a
+    /// wrong PIN is never repeated until the token locks.
+    pin_refused: Option<String>,
+    key: Option<ObjectHandle>,
+    idle: Vec<Session>,
+}
+
+/// Whether a call needs the key on the token (every call but `kek create`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NeedKey {
+    Yes,
+    No,
+}
+
+impl Token {
+    /// Loads the module and connects: finds the token, opens a session and logs in.
+    pub(super) fn connect(spec: Pkcs11KekSpec) -> Result<Self, Error> {
+        let (path, name) = spec.module();
+        let context = module::load(&module::resolve(path, name)?)?;
+        if matches!(spec.pin, Pin::Value(_)) {
+            log::warn!(
+                "the PIN for PKCS#11 token {} is given with pin-value in the KEK URI, where \
+                 process listings, shell history and configuration files show it; use \
+                 pin-source=file:/path instead (the vault never stores pin-value)",
+                spec.token_name()
+            );
+        }
+        let token = Self {
+            context,
+            spec,
+            state: Mutex::new(State::default()),
+        };
+        token.with_session(NeedKey::No, |_, _| Ok(()))?;
+        Ok(token)
+    }
+
+    /// The URI this token was opened from.
+    pub(super) fn spec(&self) -> &Pkcs11KekSpec {
+        &self.spec
+    }
+
+    /// The module's context (for slot and token information).
+    pub(super) fn context(&self) -> &Pkcs11 {
+        &self.context
+    }
+
+    /// Runs `call` on a pooled, logged-in session (with the key's handle when `need` says so),
+    /// starting the pool over and retrying when the session or login was lost.
+    pub(super) fn with_session<T>(
+        &self,
+        need: NeedKey,
+        mut call: impl FnMut(&Session, Option<ObjectHandle>) -> Result<T, CkError>,
+    ) -> Result<T, Error> {
+        let mut attempt = 0;
+        loop {
+            let (session, key, generation) = self.checkout(need)?;
+            match call(&session, key) {
+                Ok(value) => {
+                    self.checkin(session, generation);
+                    return Ok(value);
+                }
+                Err(e) if is_recoverable(&e) && attempt < RETRY_BACKOFF.len() => {
+                    log::info!(
+                        "PKCS#11 token {}: {}; reopening sessions",
+                        self.spec.token_name(),
+                        call_error(e)
+                    );
+                    drop(session);
+                    self.start_over(generation);
+                    std::thread::sleep(RETRY_BACKOFF[attempt]);
+                    attempt += 1;
+                }
+                Err(e) => {
+                    self.checkin(session, generation);
+                    return Err(call_error(e));
+                }
+            }
+        }
+    }
+
+    /// The slot of the token, found again after every start-over (slot ids can change when
+    /// a token is re-initialised or an HSM restarts).
+    pub(super) fn slot(&self) -> Result<Slot, Error> {
+        let mut state = self.lock();
+        self.find_slot(&mut state)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn checkout(&self, need: NeedKey) -> Result<(Session, Option<ObjectHandle>, u64), Error> {
+        let mut state = self.lock();
+        if let Some(rv) = &state.pin_refused {
+            return Err(self.pin_error(rv.clone()));
+        }
+        let slot = self.find_slot(&mut state)?;
+        let session = match state.idle.pop() {
+            Some(session) => session,
+            None => self.context.open_rw_session(slot).map_err(call_error)?,
+        };
+        if !state.logged_in {
+            self.login(&session, &mut state)?;
+        }
+        let key = match (need, state.key) {
+            (NeedKey::No, _) => None,
+            (NeedKey::Yes, Some(key)) => Some(key),
+            (NeedKey::Yes, None) => {
+                let key = self.find_key(&session)?;
+                state.key = Some(key);
+                Some(key)
+            }
+        };
+        Ok((session, key, state.generation))
+    }
+
+    fn checkin(&self, session: Session, generation: u64) {
+        let mut state = self.lock();
+        if state.generation == generation {
+            state.idle.push(session);
+        }
+    }
+
+    /// Drops every pooled session (closing the last one logs the token out) and forgets the
+    /// slot and key handle, unless another caller already started over since `generation`.
+    fn start_over(&self, generation: u64) {
+        let mut state = self.lock();
+        if state.generation == generation {
+            state.generation += 1;
+            state.idle.clear();
+            state.slot = None;
+            state.key = None;
+            state.logged_in = false;
+        }
+    }
+
+    fn find_slot(&self, state: &mut State) -> Result<Slot, Error> {
+        if let Some(slot) = state.slot {
+            return Ok(slot);
+        }
+        let slot = super::slots::find(&self.context, &self.spec)?;
+        state.slot = Some(slot);
+        Ok(slot)
+    }
+
+    fn login(&self, session: &Session, state: &mut State) -> Result<(), Error> {
+        let pin = match &self.spec.pin {
+            Pin::Source(source) => Some(source.read("PKCS#11 token PIN: ")?),
+            Pin::Value(value) => Some(value.try_clone()?),
+            Pin::None => None,
+        };
+        let result = match &pin {
+            Some(pin) => {
+                let raw = RawAuthPin::new(Box::new(pin.expose_secret().to_vec()));
+                session.login_with_raw(UserType::User, &raw)
+            }
+            None => {
+                let info = self
+                    .context
+                    .get_token_info(self.find_slot(state)?)
+                    .map_err(call_error)?;
+                if info.login_required() {
+                    return Err(Error::Pkcs11PinNeeded {
+                        token: self.spec.token_name(),
+                    });
+                }
+                Ok(())
+            }
+        };
+        match result {
+            // Another KEK on the same token in this process logged in already.
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
+                state.logged_in = true;
+                Ok(())
+            }
+            Err(CkError::Pkcs11(
+                rv @ (RvError::PinIncorrect
+                | RvError::PinLocked
+                | RvError::PinExpired
+                | RvError::PinInvalid
+                | RvError::PinLenRange),
+                _,
+            )) => {
+                state.pin_refused = Some(rv_name(rv));
+                Err(self.pin_error(rv_name(rv)))
+            }
+            Err(e) => Err(call_error(e)),
+        }
+    }
+
+    fn pin_error(&self, rv: String) -> Error {
+        Error::Pkcs11Pin {
+            token: self.spec.token_name(),
+            source_name: self.spec.pin.describe(),
+            rv,
+        }
+    }
+
+    /// The handle of the URI's secret key (by label, and by id when the URI has one).
+    pub(super) fn find_key(&self, session: &Session) -> Result<ObjectHandle, Error> {
+        let mut template = vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Label(self.spec.object.as_bytes().to_vec()),
+        ];
+        if let Some(id) = &self.spec.uri.id {
+            template.push(Attribute::Id(id.clone()));
+        }
+        let found = session.find_objects(&template).map_err(call_error)?;
+        match found.as_slice() {
+            [key] => Ok(*key),
+            [] => Err(Error::Pkcs11KeyNotFound {
+                object: self.spec.object.clone(),
+                token: self.spec.token_name(),
+            }),
+            _ => Err(Error::Pkcs11KeyUnusable {
+                object: self.spec.object.clone(),
+                token: self.spec.token_name(),
+                reason: format!(
+                    "{} secret keys have that label; add id= to the URI to pick one",
+                    found.len()
+                ),
+            }),
+        }
+    }
+
+    /// Logs every session of this process out of the token, as another thread of the
+    /// application (or a token reset) would: the next call must log in again. For tests of
+    /// the recovery path.
+    pub(super) fn log_out_everywhere(&self) -> Result<(), Error> {
+        let slot = self.slot()?;
+        let session = self.context.open_ro_session(slot).map_err(call_error)?;
+        session.logout().map_err(call_error)
+    }
+}
