@@ -60,6 +60,7 @@ fn missing_reason() -> Option<String> {
 /// The line goes to the process's stderr directly rather than through `eprintln!`, which
 /// libtest captures and shows only for failing tests: a skipped test must never pass silently,
 /// as if it had tested something.
+#[track_caller]
 pub(crate) fn skip_without_softhsm(what: &str) -> bool {
     let Some(reason) = missing_reason() else {
         return false;

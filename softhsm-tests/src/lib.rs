@@ -49,6 +49,7 @@ use setup::PrivateToken;
 /// Without SoftHSM2 it returns without running `test`, after printing
 /// `skipped: SoftHSM2 not installed (run scripts/install-deps.sh)` to stderr, or panics
 /// with that message if `VAULT_REQUIRE_HW` is set.
+#[track_caller]
 pub fn in_private_token(test: impl FnOnce(&SoftHsm)) {
     if let Some(hsm) = reexec::fixture_child() {
         test(&hsm);
@@ -77,6 +78,7 @@ pub fn in_private_token(test: impl FnOnce(&SoftHsm)) {
 ///     println!("benchmarking against {}", hsm.kek_uri("bench-kek"));
 /// });
 /// ```
+#[track_caller]
 pub fn main_in_private_token(main: impl FnOnce(&SoftHsm)) {
     if let Some(hsm) = reexec::fixture_child() {
         main(&hsm);

@@ -33,6 +33,7 @@ const CHILD_TEST_ARGS: [&str; 5] = [
 static ENTERED: AtomicBool = AtomicBool::new(false);
 
 /// In a child started by this crate, the token its parent set up; `None` in a parent.
+#[track_caller]
 pub(crate) fn fixture_child() -> Option<SoftHsm> {
     let dir = env::var_os(FIXTURE_ENV).filter(|dir| !dir.is_empty())?;
     let hsm = SoftHsm::at(Path::new(&dir));
@@ -62,6 +63,7 @@ pub(crate) fn fixture_child() -> Option<SoftHsm> {
 /// test closure's type, `crate::module::test_fn::{{closure}}`, which names the function the
 /// closure was written in. A wrong name is caught anyway: the child would run no test, and
 /// [`run_test_in_child`] refuses a run of anything but exactly one passing test.
+#[track_caller]
 pub(crate) fn current_test_name(closure_type: &str) -> String {
     match std::thread::current().name() {
         Some(name) if name != "main" => name.to_owned(),
@@ -90,6 +92,7 @@ fn name_from_closure_type(closure_type: &str) -> Option<String> {
 /// Runs test `name` alone in a child process with the token's environment; panics, showing
 /// the child's output, unless exactly that one test ran and passed. `setup` is how long the
 /// token took to make, for the summary line.
+#[track_caller]
 pub(crate) fn run_test_in_child(name: &str, token: &PrivateToken, setup: Duration) {
     let exe = current_exe();
     let started = Instant::now();

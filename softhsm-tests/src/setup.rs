@@ -19,6 +19,7 @@ pub(crate) struct PrivateToken {
 impl PrivateToken {
     /// Creates the directory (mode 0700), `softhsm2.conf`, `tokens/` and `user.pin`, and
     /// initialises one token with [`SoftHsm`]'s label and PINs. Panics with what went wrong.
+    #[track_caller]
     pub(crate) fn create() -> Self {
         let dir = tempfile::Builder::new()
             .prefix("vault-softhsm-")
@@ -50,6 +51,7 @@ impl PrivateToken {
     }
 }
 
+#[track_caller]
 fn write_pin_file(hsm: &SoftHsm) {
     let path = hsm.pin_file();
     fs::OpenOptions::new()
@@ -61,6 +63,7 @@ fn write_pin_file(hsm: &SoftHsm) {
         .unwrap_or_else(|e| panic!("softhsm-tests: cannot write {}: {e}", path.display()));
 }
 
+#[track_caller]
 fn init_token(hsm: &SoftHsm) {
     let output = hsm
         .command("softhsm2-util")

@@ -121,3 +121,37 @@ fn without_softhsm_a_test_skips_loudly_or_fails_when_hardware_is_required() {
     assert!(!required.status.success(), "{stdout}");
     assert!(stdout.contains("VAULT_REQUIRE_HW is set"), "{stdout}");
 }
+
+/// Fails in its child process when `SOFTHSM_TESTS_SELF_TEST_FAIL` is set (by the next test);
+/// passes otherwise.
+#[test]
+fn a_body_that_fails_on_request() {
+    in_private_token(|_hsm| {
+        if env::var_os("SOFTHSM_TESTS_SELF_TEST_FAIL").is_some() {
+            println!("output-of-the-failing-child");
+            panic!("failed-on-request");
+        }
+    });
+}
+
+#[test]
+fn a_failing_body_fails_the_test_with_the_childs_output() {
+    if !softhsm_tests::softhsm_available() {
+        return; // the other tests say that it is skipped
+    }
+    let output = Command::new(env::current_exe().expect("current exe"))
+        .args(["a_body_that_fails_on_request", "--exact"])
+        .env("SOFTHSM_TESTS_SELF_TEST_FAIL", "1")
+        .env_remove("VAULT_SOFTHSM_FIXTURE")
+        .output()
+        .expect("run the test binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    for expected in [
+        "a_body_that_fails_on_request failed in its private-token process",
+        "output-of-the-failing-child",
+        "failed-on-request",
+    ] {
+        assert!(stdout.contains(expected), "no {expected:?} in:\n{stdout}");
+    }
+}
