@@ -108,6 +108,17 @@ pub enum KekCommand {
     List(FormatArgs),
     /// Open a canary under each KEK; exit code 1 if any is not ok.
     Check(FormatArgs),
+    /// Generate a new non-extractable AES-256 key on a PKCS#11 token (never replaces one).
+    Create(KekUriArgs),
+    /// Show the attributes of a PKCS#11 KEK that prove it cannot leave its token.
+    Info(KekUriArgs),
+}
+
+/// Arguments naming a KEK by URI.
+#[derive(Debug, Args)]
+pub struct KekUriArgs {
+    /// The KEK URI, e.g. pkcs11:token=vault;object=kek-1?module-path=...&pin-source=file:...
+    pub uri: String,
 }
 
 /// Arguments of `kek add`.

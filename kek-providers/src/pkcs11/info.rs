@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::MechanismType;
 use cryptoki::object::{Attribute, AttributeType, KeyType};
 
 use super::call::call_error;
@@ -119,18 +121,19 @@ impl KeyInfo {
                 "{mechanism} needs {attributes} on the key; pick the other mechanism with x-mechanism= or create a new key"
             )));
         }
-        let mechanisms = token
-            .context()
-            .get_mechanism_list(token.slot()?)
-            .map_err(call_error)?;
         let needed = match mechanism {
-            WrapMechanism::AesGcm => cryptoki::mechanism::MechanismType::AES_GCM,
-            WrapMechanism::AesKeyWrapPad => cryptoki::mechanism::MechanismType::AES_KEY_WRAP_PAD,
+            WrapMechanism::AesGcm => MechanismType::AES_GCM,
+            WrapMechanism::AesKeyWrapPad => MechanismType::AES_KEY_WRAP_PAD,
         };
-        if !mechanisms.contains(&needed) {
-            return Err(unusable(format!(
-                "the token does not offer {needed}; choose another mechanism with x-mechanism="
-            )));
+        // Asked one by one: listing every mechanism makes cryptoki log each one it does not
+        // know.
+        if let Err(e) = token.context().get_mechanism_info(token.slot()?, needed) {
+            return Err(match e {
+                CkError::Pkcs11(RvError::MechanismInvalid, _) => unusable(format!(
+                    "the token does not offer {needed}; choose another mechanism with x-mechanism="
+                )),
+                other => call_error(other),
+            });
         }
         if !self.cannot_leave_token() {
             log::warn!(
@@ -150,10 +153,10 @@ impl KeyInfo {
 /// One attribute per line, then a verdict.
 impl fmt::Display for KeyInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "label:              {}", self.label)?;
-        writeln!(f, "id:                 {}", self.id)?;
-        writeln!(f, "key type:           {}", self.key_type)?;
-        writeln!(f, "value length:       {} bytes", self.value_len)?;
+        writeln!(f, "label:                  {}", self.label)?;
+        writeln!(f, "id:                     {}", self.id)?;
+        writeln!(f, "key type:               {}", self.key_type)?;
+        writeln!(f, "value length:           {} bytes", self.value_len)?;
         let flags = [
             ("CKA_TOKEN", self.token),
             ("CKA_PRIVATE", self.private),
@@ -168,17 +171,17 @@ impl fmt::Display for KeyInfo {
             ("CKA_UNWRAP", self.wrap_unwrap.1),
         ];
         for (name, on) in flags {
-            writeln!(f, "{:<20}{on}", format!("{name}:"))?;
+            writeln!(f, "{:<24}{on}", format!("{name}:"))?;
         }
         if self.cannot_leave_token() && self.always_sensitive && self.never_extractable {
             write!(
                 f,
-                "verdict:            cannot leave the token (sensitive and never extractable)"
+                "verdict:                cannot leave the token (sensitive and never extractable)"
             )
         } else {
             write!(
                 f,
-                "verdict:            CAN LEAVE THE TOKEN: not a key made by `vaultctl kek create`"
+                "verdict:                CAN LEAVE THE TOKEN: not a key made by `vaultctl kek create`"
             )
         }
     }

@@ -1,9 +1,10 @@
-//! `kek add | remove | list | check`: the vault's root KEKs.
+//! `kek add | remove | list | check`: the vault's root KEKs; `kek create | info`: keys on a
+//! PKCS#11 token, before any vault uses them.
 
 use kek_providers::KekEnv;
 use vault::{Kek, KekCheck, Vault, VaultConfig};
 
-use crate::cli::{Cli, FormatArgs, KekAddArgs, KekCommand, KekIdArgs};
+use crate::cli::{Cli, FormatArgs, KekAddArgs, KekCommand, KekIdArgs, KekUriArgs};
 use crate::error::Error;
 use crate::open::{open_vault, vault_dir};
 
@@ -13,7 +14,47 @@ pub fn run(cli: &Cli, command: &KekCommand) -> Result<(), Error> {
         KekCommand::Remove(args) => remove(cli, args),
         KekCommand::List(args) => list(cli, args),
         KekCommand::Check(args) => check(cli, args),
+        KekCommand::Create(args) => create(args),
+        KekCommand::Info(args) => info(args),
     }
+}
+
+fn create(args: &KekUriArgs) -> Result<(), Error> {
+    token_uri(&args.uri)?;
+    kek_providers::pkcs11::create_key(&args.uri)?;
+    println!(
+        "created a non-extractable AES-256 key: {}",
+        canonical(&args.uri)
+    );
+    println!("use it with `vaultctl init --kek URI` or `vaultctl kek add --existing URI`");
+    Ok(())
+}
+
+fn info(args: &KekUriArgs) -> Result<(), Error> {
+    token_uri(&args.uri)?;
+    println!("uri:                    {}", canonical(&args.uri));
+    println!("{}", kek_providers::pkcs11::key_info(&args.uri)?);
+    Ok(())
+}
+
+/// `kek create` and `kek info` are about keys on tokens; other KEKs are made by `init` and
+/// `kek add`.
+fn token_uri(uri: &str) -> Result<(), Error> {
+    kek_providers::check_uri(uri)?;
+    if uri.starts_with("pkcs11:") {
+        Ok(())
+    } else {
+        Err(Error::Usage(
+            "kek create and kek info take a pkcs11: URI; file and passphrase KEKs are made by `init --kek` and `kek add`".into(),
+        ))
+    }
+}
+
+/// The URI as the vault would pin it (without a pin-value).
+fn canonical(uri: &str) -> String {
+    kek_providers::pkcs11::Pkcs11Uri::parse(uri)
+        .map(|parsed| parsed.to_canonical())
+        .unwrap_or_default()
 }
 
 fn add(cli: &Cli, args: &KekAddArgs) -> Result<(), Error> {
