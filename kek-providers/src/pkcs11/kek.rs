@@ -178,8 +178,17 @@ impl KekProvider for Pkcs11Kek {
     }
 
     fn health(&self) -> Health {
-        match self.token.with_session(NeedKey::Yes, |_, _| Ok(())) {
+        // A real call on the key: a cached handle alone would not notice a deleted key.
+        let probe = self.token.with_session(NeedKey::Yes, |session, key| {
+            session
+                .get_attributes(handle(key)?, &[AttributeType::Class])
+                .map(drop)
+        });
+        match probe {
             Ok(()) => Health::Ok,
+            Err(e @ (Error::Pkcs11KeyNotFound { .. } | Error::Pkcs11Pin { .. })) => {
+                Health::Failed(e.to_string())
+            }
             Err(e) => Health::Unreachable(e.to_string()),
         }
     }
