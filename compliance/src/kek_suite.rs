@@ -290,19 +290,24 @@ pub fn seal_then_open_after_reopen(
 /// Runs the KEK suite on a provider: a module `$name` of tests, each with its own
 /// directory. `create` makes a new KEK in the directory, `reopen` opens that KEK again (a
 /// new instance), `other` makes a different KEK, `secrets` returns the bytes that must
-/// never show in `Debug` (key file contents, passphrase).
+/// never show in `Debug` (key file contents, passphrase, PIN).
+///
+/// The optional `run` names a runner, a function taking the test body as `impl FnOnce()`:
+/// each test's body is then `run(|| body)`, e.g. to run it inside a private HSM token.
+/// Without it the body runs directly.
 ///
 /// ```text
 /// compliance::kek_suite!(file_kek,
 ///     create: |dir: &Path| -> Arc<dyn KekProvider> { ... },
 ///     reopen: |dir: &Path| -> Arc<dyn KekProvider> { ... },
 ///     other: |dir: &Path| -> Arc<dyn KekProvider> { ... },
-///     secrets: |dir: &Path| -> Vec<Vec<u8>> { ... });
+///     secrets: |dir: &Path| -> Vec<Vec<u8>> { ... },
+///     run: on_private_token);   // optional
 /// ```
 #[macro_export]
 macro_rules! kek_suite {
     ($name:ident, create: $create:expr, reopen: $reopen:expr, other: $other:expr,
-     secrets: $secrets:expr $(,)?) => {
+     secrets: $secrets:expr $(, run: $run:expr)? $(,)?) => {
         mod $name {
             #[allow(unused_imports)]
             use super::*;
@@ -312,61 +317,78 @@ macro_rules! kek_suite {
                 suite::Fixture::new($create, $reopen, $other, $secrets)
             }
 
+            /// Runs a test's body with the suite's runner.
+            fn run(body: impl FnOnce()) {
+                ($crate::__runner!($($run)?))(body)
+            }
+
             #[test]
             fn round_trip() {
-                suite::round_trip(&*fixture().kek);
+                run(|| suite::round_trip(&*fixture().kek));
             }
             #[test]
             fn wrong_aad_is_rejected() {
-                suite::wrong_aad_is_rejected(&*fixture().kek);
+                run(|| suite::wrong_aad_is_rejected(&*fixture().kek));
             }
             #[test]
             fn every_byte_flip_is_rejected() {
-                suite::every_byte_flip_is_rejected(&*fixture().kek);
+                run(|| suite::every_byte_flip_is_rejected(&*fixture().kek));
             }
             #[test]
             fn truncated_or_extended_body_is_rejected() {
-                suite::truncated_or_extended_body_is_rejected(&*fixture().kek);
+                run(|| suite::truncated_or_extended_body_is_rejected(&*fixture().kek));
             }
             #[test]
             fn another_keks_stanza_is_not_mine() {
-                let f = fixture();
-                suite::another_keks_stanza_is_not_mine(&*f.kek, &*f.other());
+                run(|| {
+                    let f = fixture();
+                    suite::another_keks_stanza_is_not_mine(&*f.kek, &*f.other());
+                });
             }
             #[test]
             fn another_version_or_label_is_not_mine() {
-                suite::another_version_or_label_is_not_mine(&*fixture().kek);
+                run(|| suite::another_version_or_label_is_not_mine(&*fixture().kek));
             }
             #[test]
             fn reopened_unwraps_earlier_stanzas() {
-                let f = fixture();
-                suite::reopened_unwraps_earlier_stanzas(&*f.kek, &*f.reopen());
+                run(|| {
+                    let f = fixture();
+                    suite::reopened_unwraps_earlier_stanzas(&*f.kek, &*f.reopen());
+                });
             }
             #[test]
             fn concurrent_wrap_unwrap() {
-                suite::concurrent_wrap_unwrap(&fixture().kek);
+                run(|| suite::concurrent_wrap_unwrap(&fixture().kek));
             }
             #[test]
             fn debug_shows_no_secrets() {
-                let f = fixture();
-                suite::debug_shows_no_secrets(&*f.kek, &f.secrets());
-                suite::debug_shows_no_secrets(&*f.reopen(), &f.secrets());
+                run(|| {
+                    let f = fixture();
+                    suite::debug_shows_no_secrets(&*f.kek, &f.secrets());
+                    suite::debug_shows_no_secrets(&*f.reopen(), &f.secrets());
+                });
             }
             #[test]
             fn id_is_stable_and_distinct() {
-                let f = fixture();
-                suite::id_is_stable_and_distinct(&*f.kek, &*f.reopen(), &*f.other());
+                run(|| {
+                    let f = fixture();
+                    suite::id_is_stable_and_distinct(&*f.kek, &*f.reopen(), &*f.other());
+                });
             }
             #[test]
             fn health_is_ok() {
-                let f = fixture();
-                suite::health_is_ok(&*f.kek);
-                suite::health_is_ok(&*f.reopen());
+                run(|| {
+                    let f = fixture();
+                    suite::health_is_ok(&*f.kek);
+                    suite::health_is_ok(&*f.reopen());
+                });
             }
             #[test]
             fn seal_then_open_after_reopen() {
-                let f = fixture();
-                suite::seal_then_open_after_reopen(&f.kek, &f.reopen(), &f.other());
+                run(|| {
+                    let f = fixture();
+                    suite::seal_then_open_after_reopen(&f.kek, &f.reopen(), &f.other());
+                });
             }
         }
     };

@@ -25,20 +25,27 @@ pub enum Durability {
     Ephemeral,
 }
 
-/// A vault on its own temporary directory with an in-memory KEK.
+/// A vault on its own temporary directory, with an in-memory KEK unless the suite was given
+/// a KEK maker.
 #[derive(Debug)]
 pub struct Fixture {
     dir: tempfile::TempDir,
     kind: StoreKind,
-    kek: Arc<dyn KekProvider>,
+    kek: Kek,
 }
 
 impl Fixture {
-    /// A fresh directory and KEK for a store of `kind`.
+    /// A fresh directory and in-memory KEK for a store of `kind`.
     pub fn new(kind: StoreKind) -> Self {
-        let kek: Arc<dyn KekProvider> =
-            Arc::new(SoftwareKek::random("store-suite").expect("random KEK"));
+        Self::with_kek(kind, memory_kek)
+    }
+
+    /// A fresh directory for a store of `kind`, with the root KEK `make_kek` builds (given
+    /// the vault directory, which exists but holds no vault yet). The same KEK serves
+    /// `init` and every `reopen`.
+    pub fn with_kek(kind: StoreKind, make_kek: impl FnOnce(&Path) -> Kek) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        let kek = make_kek(dir.path());
         Fixture { dir, kind, kek }
     }
 
@@ -47,11 +54,18 @@ impl Fixture {
         self.dir.path()
     }
 
+    /// The store kind.
+    pub fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    /// The vault's root KEK.
+    pub fn kek(&self) -> &Kek {
+        &self.kek
+    }
+
     fn keks(&self) -> Vec<Kek> {
-        vec![Kek {
-            uri: "memory:store-suite".into(),
-            provider: Arc::clone(&self.kek),
-        }]
+        vec![self.kek.clone()]
     }
 
     /// Creates the vault.
@@ -62,6 +76,16 @@ impl Fixture {
     /// Opens the vault again, as a new process would.
     pub fn reopen(&self) -> Vault {
         Vault::open(self.dir(), Some(self.kind), self.keks()).expect("reopen")
+    }
+}
+
+/// The default root KEK of the suite: a random in-memory `SoftwareKek`.
+pub fn memory_kek(_vault_dir: &Path) -> Kek {
+    let provider: Arc<dyn KekProvider> =
+        Arc::new(SoftwareKek::random("store-suite").expect("random KEK"));
+    Kek {
+        uri: "memory:store-suite".into(),
+        provider,
     }
 }
 
@@ -82,8 +106,7 @@ fn assert_not_found(result: Result<impl Sized, Error>, what: &str) {
 }
 
 /// A value set is the value got, as version 1.
-pub fn set_then_get(kind: StoreKind) {
-    let fx = Fixture::new(kind);
+pub fn set_then_get(fx: &Fixture) {
     let vault = fx.init();
     assert_eq!(
         vault.set("global", "db.password", b"hunter2").expect("set"),
@@ -95,8 +118,7 @@ pub fn set_then_get(kind: StoreKind) {
 }
 
 /// Overwriting adds a version; the latest is returned by default and older ones on request.
-pub fn overwrite_keeps_versions(kind: StoreKind) {
-    let fx = Fixture::new(kind);
+pub fn overwrite_keeps_versions(fx: &Fixture) {
     let vault = fx.init();
     assert_eq!(vault.set("global", "k", b"one").expect("set 1"), 1);
     assert_eq!(vault.set("global", "k", b"two").expect("set 2"), 2);
@@ -111,8 +133,7 @@ pub fn overwrite_keeps_versions(kind: StoreKind) {
 }
 
 /// Missing keys and missing versions are `NotFound`.
-pub fn get_missing_is_not_found(kind: StoreKind) {
-    let fx = Fixture::new(kind);
+pub fn get_missing_is_not_found(fx: &Fixture) {
     let vault = fx.init();
     assert_not_found(vault.get("global", "nope", None), "missing key");
     vault.set("global", "k", b"v").expect("set");
@@ -122,8 +143,7 @@ pub fn get_missing_is_not_found(kind: StoreKind) {
 }
 
 /// Delete removes every version; deleting again, or a missing key, is `NotFound`.
-pub fn delete_removes_all_versions(kind: StoreKind) {
-    let fx = Fixture::new(kind);
+pub fn delete_removes_all_versions(fx: &Fixture) {
     let vault = fx.init();
     vault.set("global", "k", b"1").expect("set");
     vault.set("global", "k", b"2").expect("set");
@@ -141,8 +161,7 @@ pub fn delete_removes_all_versions(kind: StoreKind) {
 }
 
 /// `list` reports names and versions, ordered, filtered by scope.
-pub fn list_names_and_filters_by_scope(kind: StoreKind) {
-    let fx = Fixture::new(kind);
+pub fn list_names_and_filters_by_scope(fx: &Fixture) {
     let vault = fx.init();
     assert!(vault.list(None).expect("list empty").is_empty());
     for (scope, key) in [
@@ -179,8 +198,7 @@ pub fn list_names_and_filters_by_scope(kind: StoreKind) {
 }
 
 /// Deleting everything leaves an empty store.
-pub fn cleanup_to_empty(kind: StoreKind) {
-    let fx = Fixture::new(kind);
+pub fn cleanup_to_empty(fx: &Fixture) {
     let vault = fx.init();
     for i in 0..20 {
         vault.set("global", &format!("k{i}"), b"v").expect("set");
@@ -194,8 +212,7 @@ pub fn cleanup_to_empty(kind: StoreKind) {
 }
 
 /// A secret's bytes (raw, hex, base64) appear in no file of the vault directory.
-pub fn no_plaintext_at_rest(kind: StoreKind) {
-    let fx = Fixture::new(kind);
+pub fn no_plaintext_at_rest(fx: &Fixture) {
     let vault = fx.init();
     let mut value = [0u8; 48];
     envelope::random_bytes(&mut value).expect("random");
@@ -212,7 +229,7 @@ pub fn no_plaintext_at_rest(kind: StoreKind) {
         ("base64", b64.as_bytes()),
     ];
     let files = files_below(fx.dir());
-    assert!(!files.is_empty() || kind == StoreKind::Memory);
+    assert!(!files.is_empty() || fx.kind() == StoreKind::Memory);
     for file in &files {
         let bytes = std::fs::read(file).expect("read vault file");
         for (form, needle) in needles {
@@ -244,8 +261,7 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The same key in two scopes holds two secrets; changing one leaves the other.
-pub fn scopes_are_isolated(kind: StoreKind) {
-    let fx = Fixture::new(kind);
+pub fn scopes_are_isolated(fx: &Fixture) {
     let vault = fx.init();
     vault.set("global", "k", b"global").expect("set");
     vault.set("principal:alice", "k", b"alice").expect("set");
@@ -267,8 +283,7 @@ pub fn scopes_are_isolated(kind: StoreKind) {
 }
 
 /// A durable store keeps secrets and versions across a reopen; an ephemeral one starts empty.
-pub fn reopen(kind: StoreKind, durability: Durability) {
-    let fx = Fixture::new(kind);
+pub fn reopen(fx: &Fixture, durability: Durability) {
     let vault = fx.init();
     vault.set("global", "k", b"one").expect("set");
     vault.set("global", "k", b"two").expect("set");
@@ -287,8 +302,7 @@ pub fn reopen(kind: StoreKind, durability: Durability) {
 }
 
 /// A value over the limit is refused and the old value stays.
-pub fn failed_set_keeps_old_value(kind: StoreKind) {
-    let fx = Fixture::new(kind);
+pub fn failed_set_keeps_old_value(fx: &Fixture) {
     let vault = fx.init();
     vault.set("global", "k", b"old").expect("set");
     let too_big = vec![0u8; vault::MAX_VALUE_LEN + 1];
@@ -305,10 +319,9 @@ pub fn failed_set_keeps_old_value(kind: StoreKind) {
 }
 
 /// 8 threads setting and getting at once lose no write and see no torn value.
-pub fn concurrent_writers_lose_nothing(kind: StoreKind) {
+pub fn concurrent_writers_lose_nothing(fx: &Fixture) {
     const THREADS: usize = 8;
     const WRITES: usize = 40;
-    let fx = Fixture::new(kind);
     let vault = fx.init();
     let versions: Vec<u64> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..THREADS)
@@ -372,9 +385,8 @@ fn sealed(bytes: &[u8]) -> impl FnMut(u64) -> Result<Vec<u8>, Error> + '_ {
 }
 
 /// `scan` walks every version once, in (scope, key, version) order, page by page.
-pub fn scan_walks_every_version_in_order(kind: StoreKind) {
-    let fx = Fixture::new(kind);
-    let store = vault::open_store(kind, fx.dir()).expect("store");
+pub fn scan_walks_every_version_in_order(fx: &Fixture) {
+    let store = vault::open_store(fx.kind(), fx.dir()).expect("store");
     let mut expected = Vec::new();
     for (scope, key, versions) in [("global", "b", 3), ("global", "a", 2), ("skill:x", "a", 1)] {
         for v in 1..=versions {
@@ -408,9 +420,8 @@ pub fn scan_walks_every_version_in_order(kind: StoreKind) {
 }
 
 /// `replace` swaps envelopes in one batch, only where the old envelope is still there.
-pub fn replace_is_compare_and_swap(kind: StoreKind) {
-    let fx = Fixture::new(kind);
-    let store = vault::open_store(kind, fx.dir()).expect("store");
+pub fn replace_is_compare_and_swap(fx: &Fixture) {
+    let store = vault::open_store(fx.kind(), fx.dir()).expect("store");
     store.set("global", "k", &mut sealed(b"one")).expect("set");
     store.set("global", "k", &mut sealed(b"two")).expect("set");
     let swap = |version, old: &[u8], new: &[u8]| vault::Replacement {
@@ -436,30 +447,57 @@ pub fn replace_is_compare_and_swap(kind: StoreKind) {
 }
 
 /// Runs the store suite against a store kind: one `#[test]` per property.
+///
+/// Two optional arguments, in this order: `kek: MAKER` builds the vault's root KEK
+/// ([`vault::Kek`]) from the vault directory instead of the default in-memory one
+/// ([`memory_kek`]); `run: RUNNER` runs each test's body as `RUNNER(|| body)` (see
+/// `kek_suite!`).
+///
+/// ```text
+/// compliance::store_suite!(sqlite_on_hsm, vault::StoreKind::Sqlite, durable,
+///     kek: |dir: &Path| -> vault::Kek { ... },
+///     run: on_private_token);
+/// ```
 #[macro_export]
 macro_rules! store_suite {
-    ($name:ident, $kind:expr, durable) => {
-        $crate::store_suite!(@tests $name, $kind, $crate::store_suite::Durability::Durable);
+    ($name:ident, $kind:expr, durable $(, kek: $kek:expr)? $(, run: $run:expr)? $(,)?) => {
+        $crate::store_suite!(@tests $name, $kind, $crate::store_suite::Durability::Durable,
+            [$($kek)?], [$($run)?]);
     };
-    ($name:ident, $kind:expr, ephemeral) => {
-        $crate::store_suite!(@tests $name, $kind, $crate::store_suite::Durability::Ephemeral);
+    ($name:ident, $kind:expr, ephemeral $(, kek: $kek:expr)? $(, run: $run:expr)? $(,)?) => {
+        $crate::store_suite!(@tests $name, $kind, $crate::store_suite::Durability::Ephemeral,
+            [$($kek)?], [$($run)?]);
     };
-    (@tests $name:ident, $kind:expr, $durability:expr) => {
+    (@kek) => { $crate::store_suite::memory_kek };
+    (@kek $kek:expr) => { $kek };
+    (@tests $name:ident, $kind:expr, $durability:expr, [$($kek:expr)?], [$($run:expr)?]) => {
         mod $name {
+            #[allow(unused_imports)]
+            use super::*;
             use $crate::store_suite as suite;
-            #[test] fn set_then_get() { suite::set_then_get($kind) }
-            #[test] fn overwrite_keeps_versions() { suite::overwrite_keeps_versions($kind) }
-            #[test] fn get_missing_is_not_found() { suite::get_missing_is_not_found($kind) }
-            #[test] fn delete_removes_all_versions() { suite::delete_removes_all_versions($kind) }
-            #[test] fn list_names_and_filters_by_scope() { suite::list_names_and_filters_by_scope($kind) }
-            #[test] fn cleanup_to_empty() { suite::cleanup_to_empty($kind) }
-            #[test] fn no_plaintext_at_rest() { suite::no_plaintext_at_rest($kind) }
-            #[test] fn scopes_are_isolated() { suite::scopes_are_isolated($kind) }
-            #[test] fn reopen() { suite::reopen($kind, $durability) }
-            #[test] fn failed_set_keeps_old_value() { suite::failed_set_keeps_old_value($kind) }
-            #[test] fn scan_walks_every_version_in_order() { suite::scan_walks_every_version_in_order($kind) }
-            #[test] fn replace_is_compare_and_swap() { suite::replace_is_compare_and_swap($kind) }
-            #[test] fn concurrent_writers_lose_nothing() { suite::concurrent_writers_lose_nothing($kind) }
+
+            fn fixture() -> suite::Fixture {
+                suite::Fixture::with_kek($kind, $crate::store_suite!(@kek $($kek)?))
+            }
+
+            /// Runs a test's body with the suite's runner.
+            fn run(body: impl FnOnce()) {
+                ($crate::__runner!($($run)?))(body)
+            }
+
+            #[test] fn set_then_get() { run(|| suite::set_then_get(&fixture())) }
+            #[test] fn overwrite_keeps_versions() { run(|| suite::overwrite_keeps_versions(&fixture())) }
+            #[test] fn get_missing_is_not_found() { run(|| suite::get_missing_is_not_found(&fixture())) }
+            #[test] fn delete_removes_all_versions() { run(|| suite::delete_removes_all_versions(&fixture())) }
+            #[test] fn list_names_and_filters_by_scope() { run(|| suite::list_names_and_filters_by_scope(&fixture())) }
+            #[test] fn cleanup_to_empty() { run(|| suite::cleanup_to_empty(&fixture())) }
+            #[test] fn no_plaintext_at_rest() { run(|| suite::no_plaintext_at_rest(&fixture())) }
+            #[test] fn scopes_are_isolated() { run(|| suite::scopes_are_isolated(&fixture())) }
+            #[test] fn reopen() { run(|| suite::reopen(&fixture(), $durability)) }
+            #[test] fn failed_set_keeps_old_value() { run(|| suite::failed_set_keeps_old_value(&fixture())) }
+            #[test] fn scan_walks_every_version_in_order() { run(|| suite::scan_walks_every_version_in_order(&fixture())) }
+            #[test] fn replace_is_compare_and_swap() { run(|| suite::replace_is_compare_and_swap(&fixture())) }
+            #[test] fn concurrent_writers_lose_nothing() { run(|| suite::concurrent_writers_lose_nothing(&fixture())) }
         }
     };
 }

@@ -120,3 +120,34 @@ compliance::kek_suite!(threshold_kek,
         keys.iter().map(|k| k.expose_secret().to_vec()).collect()
     },
 );
+
+thread_local! {
+    /// Set while `in_test_env` runs a test body.
+    static IN_TEST_ENV: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// A runner, as a provider that needs an environment around each test would give: the
+/// fixture below refuses to run outside it, so the suite's `run:` argument is exercised.
+fn in_test_env(body: impl FnOnce()) {
+    IN_TEST_ENV.with(|flag| flag.set(true));
+    body();
+    IN_TEST_ENV.with(|flag| flag.set(false));
+}
+
+fn inside_runner(dir: &Path) -> &Path {
+    assert!(
+        IN_TEST_ENV.with(std::cell::Cell::get),
+        "the suite called the fixture outside its runner"
+    );
+    dir
+}
+
+compliance::kek_suite!(file_kek_with_runner,
+    create: |dir: &Path| create(&file_uri(inside_runner(dir), "keys/kek.key"), dir),
+    reopen: |dir: &Path| open(&file_uri(inside_runner(dir), "keys/kek.key"), dir),
+    other: |dir: &Path| create(&file_uri(inside_runner(dir), "keys/other.key"), dir),
+    secrets: |dir: &Path| {
+        vec![std::fs::read(inside_runner(dir).join("keys/kek.key")).expect("key file")]
+    },
+    run: in_test_env,
+);
