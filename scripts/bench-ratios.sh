@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Runs the benchmarks and prints each one's ratio to its baseline measured in the same run:
 #   envelope  seal/open against their raw ChaCha20-Poly1305 limits;
-#   keyring   tiered-mode seal_data/open_data against the in-memory software KEK directly.
+#   keyring   tiered-mode seal_data/open_data against the in-memory software KEK directly;
+#   pkcs11    on a private SoftHSM2 token: direct-mode seal_data/open_data against bare
+#             cryptoki C_Encrypt/C_Decrypt of the DEK with the same key (1 and 2 threads), and
+#             tiered mode with the token's root KEK against the same vault with a software one.
 #
-#   scripts/bench-ratios.sh [--check] [envelope|keyring] [criterion args...]
+#   scripts/bench-ratios.sh [--check] [envelope|keyring|pkcs11] [criterion args...]
 #
-# Without a group both run. --check exits 1 when a ratio is below its target. Other
+# Without a group all run (pkcs11 skips, saying so, without SoftHSM2: run
+# scripts/install-deps.sh). --check exits 1 when a ratio is below its target. Other
 # arguments go to criterion, e.g. a quick run:
 #   scripts/bench-ratios.sh --check --warm-up-time 1 --measurement-time 3
 set -euo pipefail
@@ -17,17 +21,20 @@ args=()
 for arg in "$@"; do
     case "$arg" in
         --check) check=1 ;;
-        envelope | keyring) groups+=("$arg") ;;
+        envelope | keyring | pkcs11) groups+=("$arg") ;;
         *) args+=("$arg") ;;
     esac
 done
-[ ${#groups[@]} -gt 0 ] || groups=(envelope keyring)
+[ ${#groups[@]} -gt 0 ] || groups=(envelope keyring pkcs11)
 
+# Estimates older than this were not measured by this run (e.g. pkcs11 skipped for want of
+# SoftHSM2): they are not reported as if they were.
+started=$(date +%s.%N)
 for group in "${groups[@]}"; do
     cargo bench -p benches --bench "$group" -- "${args[@]}" "$group/" >&2
 done
 
-CHECK="$check" python3 - "${groups[@]}" <<'PY'
+STARTED="$started" CHECK="$check" python3 - "${groups[@]}" <<'PY'
 import json, os, sys
 
 # group: (benchmarks, [(label, baseline, measured, target)]); ratio = baseline / measured.
@@ -42,19 +49,41 @@ GROUPS = {
         [("tiered seal", "memory_kek_seal_64B", "tiered_seal_64B", 0.8),
          ("tiered open", "memory_kek_open_64B", "tiered_open_64B", 0.8)],
     ),
+    "pkcs11": (
+        ["direct_seal_64B", "limit_encrypt_32B", "direct_open_64B", "limit_decrypt_32B",
+         "direct_seal_64B_2threads", "limit_encrypt_32B_2threads",
+         "direct_open_64B_2threads", "limit_decrypt_32B_2threads",
+         "tiered_seal_64B", "software_seal_64B", "tiered_open_64B", "software_open_64B"],
+        [("seal", "limit_encrypt_32B", "direct_seal_64B", 0.85),
+         ("open", "limit_decrypt_32B", "direct_open_64B", 0.85),
+         ("seal 2thr", "limit_encrypt_32B_2threads", "direct_seal_64B_2threads", 0.85),
+         ("open 2thr", "limit_decrypt_32B_2threads", "direct_open_64B_2threads", 0.85),
+         ("tiered seal", "software_seal_64B", "tiered_seal_64B", 0.8),
+         ("tiered open", "software_open_64B", "tiered_open_64B", 0.8)],
+    ),
 }
 
 failed = False
+started = float(os.environ["STARTED"])
 for group in sys.argv[1:]:
     names, targets = GROUPS[group]
     median = {}
+    stale = []
     for name in names:
         path = os.path.join("target", "criterion", group, name, "new", "estimates.json")
+        if not os.path.exists(path) or os.path.getmtime(path) < started:
+            stale.append(name)
+            continue
         try:
             with open(path) as f:
                 median[name] = json.load(f)["median"]["point_estimate"]
         except (OSError, KeyError, ValueError) as e:
             sys.exit(f"bench-ratios: cannot read {path}: {e}")
+    if stale:
+        # A skipped group (no SoftHSM2) or a criterion filter that left benchmarks out.
+        print(f"{group}: not measured by this run: {', '.join(stale)}\n")
+        failed = True
+        continue
 
     print(f"{group + ' benchmark':<28} {'median':>12}")
     for name in names:
