@@ -810,9 +810,16 @@ fn an_unknown_token_lists_the_tokens_present() {
 fn an_unknown_key_is_named() {
     in_private_token(|hsm| {
         let uri = hsm.kek_uri("never-made");
+        let env = KekEnv {
+            vault_dir: hsm.dir(),
+        };
         for error in [
             open_error(&uri),
             pkcs11::key_info(&uri).expect_err("no key info for a missing key"),
+            // The registry's `create` (vault init) opens a key made beforehand; it never
+            // generates one.
+            kek_providers::create(&uri, &env).expect_err("create must not generate a key"),
+            pkcs11::key_info(&uri).expect_err("still no key after the registry's create"),
         ] {
             match &error {
                 Error::Pkcs11KeyNotFound { object, token } => {
@@ -883,6 +890,14 @@ fn a_deleted_kek_leaves_the_vault_to_its_recovery_kek() {
             Err(vault::Error::Kek(error)) => missing(&error),
             other => panic!("expected the missing key, got {other:?}"),
         }
+        // As `vaultctl` opens it, from the pinned URIs, while the recovery key is away too.
+        let away = hsm.dir().join("recovery.key.away");
+        fs::rename(&recovery_key, &away).expect("move the recovery key away");
+        match vault::Kek::build_all(&dir, &[]) {
+            Err(vault::Error::Kek(error)) => missing(&error),
+            other => panic!("expected the missing key, got {other:?}"),
+        }
+        fs::rename(&away, &recovery_key).expect("put the recovery key back");
         assert_eq!(
             snapshot(&dir),
             before,
