@@ -85,7 +85,16 @@ fn build_vaultctl() -> PathBuf {
             Some(name) => name,
             None => panic!("odd profile directory {}", profile_dir.display()),
         };
-        let output = Command::new(cargo)
+        let mut command = Command::new(cargo);
+        // What cargo sets for the test it runs describes this package, not the build: build
+        // scripts that watch such a variable (ring's watches CARGO_MANIFEST_DIR) would run
+        // again, and everything above them would be rebuilt, in every later build.
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(set_by_cargo_for_tests) {
+                command.env_remove(&name);
+            }
+        }
+        let output = command
             .args(["build", "--quiet", "-p", "vaultctl", "--bin", "vaultctl"])
             .args(["--profile", profile])
             .arg("--manifest-path")
@@ -109,6 +118,22 @@ fn build_vaultctl() -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// The variables cargo sets for a test executable about its package and target.
+fn set_by_cargo_for_tests(name: &str) -> bool {
+    matches!(
+        name,
+        "CARGO_MANIFEST_DIR"
+            | "CARGO_MANIFEST_PATH"
+            | "CARGO_CRATE_NAME"
+            | "CARGO_BIN_NAME"
+            | "CARGO_PRIMARY_PACKAGE"
+            | "CARGO_TARGET_TMPDIR"
+            | "CARGO_RUSTC_CURRENT_DIR"
+            | "OUT_DIR"
+    ) || name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_EXE_")
 }
 
 /// Runs `command`, returning its output (whatever the exit status).

@@ -99,7 +99,16 @@ fn build_vaultctl() -> PathBuf {
             Some(name) => name,
             None => panic!("odd profile directory {}", profile_dir.display()),
         };
-        let output = Command::new(cargo)
+        let mut command = Command::new(cargo);
+        // What cargo sets for the test it runs describes this package, not the build: build
+        // scripts that watch such a variable (ring's watches CARGO_MANIFEST_DIR) would run
+        // again, and everything above them would be rebuilt, in every later build.
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(set_by_cargo_for_tests) {
+                command.env_remove(&name);
+            }
+        }
+        let output = command
             .args(["build", "--quiet", "-p", "vaultctl", "--bin", "vaultctl"])
             .args(["--profile", profile])
             .arg("--manifest-path")
@@ -123,6 +132,22 @@ fn build_vaultctl() -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// The variables cargo sets for a test executable about its package and target.
+fn set_by_cargo_for_tests(name: &str) -> bool {
+    matches!(
+        name,
+        "CARGO_MANIFEST_DIR"
+            | "CARGO_MANIFEST_PATH"
+            | "CARGO_CRATE_NAME"
+            | "CARGO_BIN_NAME"
+            | "CARGO_PRIMARY_PACKAGE"
+            | "CARGO_TARGET_TMPDIR"
+            | "CARGO_RUSTC_CURRENT_DIR"
+            | "OUT_DIR"
+    ) || name.starts_with("CARGO_PKG_")
+        || name.starts_with("CARGO_BIN_EXE_")
 }
 
 /// What one vaultctl run did.
@@ -1113,5 +1138,94 @@ fn a_tampered_stanza_is_rejected_with_either_mechanism() {
             let run = ctl.ok(&["--vault", &both, "open", "--in", &file], b"");
             assert_eq!(run.stdout(), data);
         }
+    });
+}
+
+#[test]
+fn a_pin_value_uri_works_with_a_warning_and_the_pin_is_never_stored() {
+    in_private_token(|hsm| {
+        let ctl = Vaultctl::new(hsm);
+        let with_source = hsm.kek_uri("kek-1");
+        ctl.create_key(&with_source);
+        let (without_pin, _) = with_source
+            .split_once("&pin-source=")
+            .expect("the fixture's URI ends with its pin-source");
+        let with_value = format!("{without_pin}&pin-value={}", hsm.user_pin());
+        let warning =
+            "warn: the PIN for PKCS#11 token vault-test is given with pin-value in the KEK URI";
+
+        let info = ctl.run(&["kek", "info", &with_value], b"");
+        assert_eq!(info.code, Some(0), "{}", info.stderr);
+        assert!(info.stderr.contains(warning), "{}", info.stderr);
+        assert!(
+            info.stdout()
+                .contains(&format!("uri:                    {without_pin}\n")),
+            "the canonical URI drops pin-value:\n{}",
+            info.stdout()
+        );
+        let vault = ctl.init("vault", &[&with_value]);
+        let vault = vault.as_str();
+        for (path, contents) in snapshot(Path::new(vault)) {
+            assert!(
+                !contents
+                    .windows(hsm.user_pin().len())
+                    .any(|window| window == hsm.user_pin().as_bytes()),
+                "{} holds the PIN",
+                path.display()
+            );
+        }
+        // The pinned URI has no PIN: opening needs one, by --kek (or a pin-source).
+        ctl.fails(
+            &["--vault", vault, "list"],
+            b"",
+            &["token \"vault-test\" needs a PIN", "pin-source=file:"],
+        );
+        ctl.ok(
+            &["--vault", vault, "--kek", &with_value, "set", "global", "k"],
+            b"pin-value-secret",
+        );
+        ctl.keep_secret("pin-value-secret");
+        let got = ctl.ok(
+            &[
+                "--vault",
+                vault,
+                "--kek",
+                &with_source,
+                "get",
+                "global",
+                "k",
+            ],
+            b"",
+        );
+        assert_eq!(got.stdout(), "pin-value-secret");
+    });
+}
+
+/// Reported, not fixed here: `init` makes the KEKs one by one, so when a later PKCS#11 KEK
+/// cannot be opened the key file of an earlier `file:` KEK is left behind, and running the
+/// corrected command again fails because that key file exists.
+#[test]
+#[ignore = "vaultctl init leaves an earlier file KEK's new key file behind when a PKCS#11 KEK fails"]
+fn a_failed_init_leaves_no_key_file_behind() {
+    in_private_token(|hsm| {
+        let ctl = Vaultctl::new(hsm);
+        let uri = hsm.kek_uri("kek-1");
+        ctl.create_key(&uri);
+        let key_file = ctl.path("first.key");
+        let file_kek = format!("file:{key_file}");
+        let missing = hsm.kek_uri("no-such-key");
+        let dir = ctl.path("vault");
+        ctl.fails(
+            &[
+                "--vault", &dir, "init", "--kek", &file_kek, "--kek", &missing,
+            ],
+            b"",
+            &["PKCS#11 key \"no-such-key\""],
+        );
+        assert!(
+            !Path::new(&key_file).exists(),
+            "the failed init left {key_file}"
+        );
+        ctl.init("vault", &[&file_kek, &uri]);
     });
 }
