@@ -350,6 +350,14 @@ pub enum Error {
         /// `CKR_PIN_INCORRECT`, `CKR_PIN_LOCKED`, ...
         rv: String,
     },
+    /// The PIN source cannot be read.
+    #[error("cannot read the PIN for token {token:?}: {reason}")]
+    Pkcs11PinSource {
+        /// The token label.
+        token: String,
+        /// What is wrong, and what to do.
+        reason: String,
+    },
     /// The token needs a PIN and the URI gives none.
     #[error(
         "token {token:?} needs a PIN: add ?pin-source=file:/path/to/pin-file (or pin-source=env:NAME) to the KEK URI"

@@ -697,6 +697,61 @@ fn a_refused_pin_is_never_tried_again() {
 }
 
 #[test]
+fn a_wrong_pin_is_refused_while_another_kek_keeps_the_token_logged_in() {
+    in_private_token(|hsm| {
+        let uri = hsm.kek_uri("kek-1");
+        create_key(&uri);
+        let logged_in = open_kek(&uri);
+        // The token answers this C_Login with CKR_USER_ALREADY_LOGGED_IN without looking
+        // at the PIN; the provider compares it with the PIN that logged in.
+        let error = open_error(&pin_value_uri(hsm, "kek-1", WRONG_PIN));
+        let Error::Pkcs11Pin { rv, .. } = &error else {
+            panic!("expected Pkcs11Pin, got {error}");
+        };
+        assert!(
+            rv.contains("other than the one this process logged in with"),
+            "{rv}"
+        );
+        assert_hides_pins(&error.to_string(), hsm);
+        // The right PIN, given another way, is accepted alongside.
+        let same_pin = open_kek(&pin_value_uri(hsm, "kek-1", hsm.user_pin()));
+        round_trip(&same_pin);
+        round_trip(&logged_in);
+    });
+}
+
+#[test]
+fn an_unreadable_pin_source_is_named_in_pin_terms() {
+    in_private_token(|hsm| {
+        let uri = hsm.kek_uri("kek-1");
+        create_key(&uri);
+        let missing = hsm.dir().join("no-such.pin");
+        let missing_uri = uri.replace(
+            &hsm.pin_file().display().to_string(),
+            &missing.display().to_string(),
+        );
+        let message = open_error(&missing_uri).to_string();
+        assert!(
+            message.contains(&format!("PIN file {} does not exist", missing.display()))
+                && message.contains("pin-source=file:"),
+            "{message}"
+        );
+        let empty = hsm.dir().join("empty.pin");
+        fs::write(&empty, "").expect("write an empty PIN file");
+        let empty_uri = uri.replace(
+            &hsm.pin_file().display().to_string(),
+            &empty.display().to_string(),
+        );
+        let message = open_error(&empty_uri).to_string();
+        assert!(
+            message.contains("the PIN from file") && message.contains("is empty"),
+            "{message}"
+        );
+        assert!(!message.contains("passphrase"), "{message}");
+    });
+}
+
+#[test]
 fn pin_value_works_and_is_never_pinned() {
     in_private_token(|hsm| {
         let uri = pin_value_uri(hsm, "kek-pv", hsm.user_pin());

@@ -3,10 +3,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
+use envelope::SecretBytes;
 
 use super::call::call_error;
 use crate::Error;
@@ -83,4 +84,40 @@ pub(super) fn load(path: &Path) -> Result<Pkcs11, Error> {
     }
     modules.insert(path.to_path_buf(), context.clone());
     Ok(context)
+}
+
+/// SHA-256 of the PIN this process logged in to each token (module, slot) with, in locked
+/// memory. A token that is already logged in answers C_Login with CKR_USER_ALREADY_LOGGED_IN
+/// without checking the PIN, so a second KEK on the token compares its PIN with this instead:
+/// a mistyped PIN must fail when the KEK is opened, not at the next token reset.
+type Logins = HashMap<(PathBuf, u64), SecretBytes>;
+
+fn logins() -> MutexGuard<'static, Logins> {
+    static LOGINS: OnceLock<Mutex<Logins>> = OnceLock::new();
+    LOGINS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+fn pin_digest(pin: &[u8]) -> Result<SecretBytes, Error> {
+    Ok(SecretBytes::from_slice(
+        ring::digest::digest(&ring::digest::SHA256, pin).as_ref(),
+    )?)
+}
+
+/// Records that `pin` logged this process in to the token in `slot` of `module`.
+pub(super) fn remember_login(module: &Path, slot: u64, pin: &[u8]) -> Result<(), Error> {
+    let digest = pin_digest(pin)?;
+    logins().insert((module.to_path_buf(), slot), digest);
+    Ok(())
+}
+
+/// Whether `pin` is the one this process logged in with; `None` when the login was not made
+/// by this provider (nothing to compare with).
+pub(super) fn is_login_pin(module: &Path, slot: u64, pin: &[u8]) -> Result<Option<bool>, Error> {
+    let digest = pin_digest(pin)?;
+    Ok(logins()
+        .get(&(module.to_path_buf(), slot))
+        .map(|known| known == &digest))
 }

@@ -3,6 +3,7 @@
 //! session or login is lost (token reset, HSM restarted, another application logged out)
 //! the pool starts over and the call is retried a bounded number of times.
 
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -25,6 +26,7 @@ const RETRY_BACKOFF: [Duration; 2] = [Duration::from_millis(20), Duration::from_
 #[derive(Debug)]
 pub(super) struct Token {
     context: Pkcs11,
+    module: PathBuf,
     spec: Pkcs11KekSpec,
     state: Mutex<State>,
 }
@@ -53,7 +55,8 @@ impl Token {
     /// Loads the module and connects: finds the token, opens a session and logs in.
     pub(super) fn connect(spec: Pkcs11KekSpec) -> Result<Self, Error> {
         let (path, name) = spec.module();
-        let context = module::load(&module::resolve(path, name)?)?;
+        let module = module::resolve(path, name)?;
+        let context = module::load(&module)?;
         if matches!(spec.pin, Pin::Value(_)) {
             log::warn!(
                 "the PIN for PKCS#11 token {} is given with pin-value in the KEK URI, where \
@@ -64,6 +67,7 @@ impl Token {
         }
         let token = Self {
             context,
+            module,
             spec,
             state: Mutex::new(State::default()),
         };
@@ -181,34 +185,41 @@ impl Token {
     }
 
     fn login(&self, session: &Session, state: &mut State) -> Result<(), Error> {
+        let slot = self.find_slot(state)?;
         let pin = match &self.spec.pin {
-            Pin::Source(source) => Some(source.read("PKCS#11 token PIN: ")?),
+            Pin::Source(source) => Some(
+                source
+                    .read("PKCS#11 token PIN: ")
+                    .map_err(|e| self.pin_source_error(e))?,
+            ),
             Pin::Value(value) => Some(value.try_clone()?),
             Pin::None => None,
         };
-        let result = match &pin {
-            Some(pin) => {
-                let raw = RawAuthPin::new(Box::new(pin.expose_secret().to_vec()));
-                session.login_with_raw(UserType::User, &raw)
+        let Some(pin) = pin else {
+            let info = self.context.get_token_info(slot).map_err(call_error)?;
+            if info.login_required() {
+                return Err(Error::Pkcs11PinNeeded {
+                    token: self.spec.token_name(),
+                });
             }
-            None => {
-                let info = self
-                    .context
-                    .get_token_info(self.find_slot(state)?)
-                    .map_err(call_error)?;
-                if info.login_required() {
-                    return Err(Error::Pkcs11PinNeeded {
-                        token: self.spec.token_name(),
-                    });
-                }
-                Ok(())
-            }
+            state.logged_in = true;
+            return Ok(());
         };
-        match result {
-            // Another KEK on the same token in this process logged in already.
-            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
-                state.logged_in = true;
-                Ok(())
+        let raw = RawAuthPin::new(Box::new(pin.expose_secret().to_vec()));
+        let refused = match session.login_with_raw(UserType::User, &raw) {
+            Ok(()) => {
+                module::remember_login(&self.module, slot.id(), pin.expose_secret())?;
+                None
+            }
+            // The token is logged in already (another KEK on it in this process) and did
+            // not look at this PIN: compare it with the one that logged in.
+            Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {
+                match module::is_login_pin(&self.module, slot.id(), pin.expose_secret())? {
+                    Some(false) => {
+                        Some("a PIN other than the one this process logged in with".to_owned())
+                    }
+                    Some(true) | None => None,
+                }
             }
             Err(CkError::Pkcs11(
                 rv @ (RvError::PinIncorrect
@@ -217,11 +228,40 @@ impl Token {
                 | RvError::PinInvalid
                 | RvError::PinLenRange),
                 _,
-            )) => {
-                state.pin_refused = Some(rv_name(rv));
-                Err(self.pin_error(rv_name(rv)))
+            )) => Some(rv_name(rv)),
+            Err(e) => return Err(call_error(e)),
+        };
+        match refused {
+            None => {
+                state.logged_in = true;
+                Ok(())
             }
-            Err(e) => Err(call_error(e)),
+            Some(why) => {
+                state.pin_refused = Some(why.clone());
+                Err(self.pin_error(why))
+            }
+        }
+    }
+
+    /// A PIN source that cannot be read, in PIN terms (the sources are shared with
+    /// passphrases).
+    fn pin_source_error(&self, error: Error) -> Error {
+        let reason = match error {
+            Error::PassphraseFileMissing { path } => format!(
+                "PIN file {} does not exist; create it or fix pin-source=file: in the KEK URI",
+                path.display()
+            ),
+            Error::EmptyPassphrase { source_name } => {
+                format!("the PIN from {source_name} is empty")
+            }
+            Error::EnvVarUnset { name } => {
+                format!("environment variable {name} is not set; set it to the token's user PIN")
+            }
+            other => other.to_string(),
+        };
+        Error::Pkcs11PinSource {
+            token: self.spec.token_name(),
+            reason,
         }
     }
 
