@@ -20,7 +20,7 @@ pub mod pkcs11;
 mod registry;
 mod threshold;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use envelope::KekProvider;
@@ -44,6 +44,39 @@ pub struct BuiltKek {
     pub uri: String,
     /// The provider.
     pub provider: Arc<dyn KekProvider>,
+    /// The file [`create`] made for it (a key file or a passphrase parameter file); `None`
+    /// when the key material existed already. See [`discard_created`].
+    pub created: Option<PathBuf>,
+}
+
+/// Removes the files [`create`] made for `built`: for a caller whose use of them failed (a
+/// vault init that did not complete), so that running it again does not find a key file in
+/// the way. Only call it for KEKs nothing was sealed under yet.
+pub fn discard_created(built: &[BuiltKek]) {
+    for path in built.iter().filter_map(|b| b.created.as_deref()) {
+        if let Err(e) = std::fs::remove_file(path) {
+            log::warn!(
+                "could not remove {} after a failed init: {e}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// Creates the key material of every URI in order. If one fails, the files made for the
+/// earlier ones are removed again before the error is returned.
+pub fn create_all(uris: &[String], env: &KekEnv<'_>) -> Result<Vec<BuiltKek>, Error> {
+    let mut built = Vec::with_capacity(uris.len());
+    for uri in uris {
+        match create(uri, env) {
+            Ok(kek) => built.push(kek),
+            Err(e) => {
+                discard_created(&built);
+                return Err(e);
+            }
+        }
+    }
+    Ok(built)
 }
 
 /// Creates new key material for `uri` (at vault init); refuses to replace existing material.

@@ -12,5 +12,7 @@ pub(crate) fn create(spec: &FileKekSpec) -> Result<BuiltKek, Error> {
     durable_file::create_new(spec.path(), key.expose_secret(), || Error::KeyFileExists {
         path: spec.path().to_path_buf(),
     })?;
-    spec.build(key)
+    let mut built = spec.build(key)?;
+    built.created = Some(spec.path().to_path_buf());
+    Ok(built)
 }

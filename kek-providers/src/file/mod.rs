@@ -65,6 +65,7 @@ impl FileKekSpec {
         Ok(BuiltKek {
             uri: self.canonical_uri(),
             provider: Arc::new(SoftwareKek::new(id, key)),
+            created: None,
         })
     }
 }

@@ -47,7 +47,9 @@ pub(crate) fn create(spec: &PassphraseKekSpec, vault_dir: &Path) -> Result<Built
         kdf.t,
         kdf.p
     );
-    build(spec, &file.label, key)
+    let mut built = build(spec, &file.label, key)?;
+    built.created = Some(params_file::path_for(vault_dir, &file.label));
+    Ok(built)
 }
 
 /// Reads the new passphrase; typed at a prompt, it is asked twice, since a typo here would

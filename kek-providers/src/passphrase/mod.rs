@@ -37,5 +37,6 @@ fn build(spec: &PassphraseKekSpec, label: &Label, key: Dek) -> Result<BuiltKek, 
     Ok(BuiltKek {
         uri: spec.canonical_uri(label),
         provider: Arc::new(SoftwareKek::new(kek_id(label)?, key)),
+        created: None,
     })
 }

@@ -267,6 +267,7 @@ impl Pkcs11KekSpec {
         Ok(crate::BuiltKek {
             uri,
             provider: std::sync::Arc::new(Pkcs11Kek::open(self)?),
+            created: None,
         })
     }
 }

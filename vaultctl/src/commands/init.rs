@@ -3,6 +3,7 @@
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use kek_providers::KekEnv;
 use vault::{InitOptions, Kek, StoreKind, Vault, WrapMode};
@@ -34,14 +35,16 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         .create(&dir)
         .map_err(Error::io(format!("creating {}", dir.display())))?;
     let env = KekEnv { vault_dir: &dir };
-    let mut keks = Vec::new();
-    for uri in &uris {
-        let built = kek_providers::create(uri, &env)?;
-        keks.push(Kek {
-            uri: built.uri,
-            provider: built.provider,
-        });
-    }
+    // Key material made for an init that then fails is removed again, so that the same
+    // command, corrected, can run (a key file left behind would refuse to be replaced).
+    let built = kek_providers::create_all(&uris, &env)?;
+    let keks: Vec<Kek> = built
+        .iter()
+        .map(|b| Kek {
+            uri: b.uri.clone(),
+            provider: Arc::clone(&b.provider),
+        })
+        .collect();
     let described: Vec<String> = keks
         .iter()
         .map(|k| format!("{} ({})", k.provider.id(), k.uri))
@@ -55,7 +58,9 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         threshold: args.threshold,
         ..InitOptions::new(store)
     };
-    let vault = Vault::init_with(&dir, &options, keks)?;
+    let vault = Vault::init_with(&dir, &options, keks).inspect_err(|_| {
+        kek_providers::discard_created(&built);
+    })?;
     let mode = Vault::read_config(&dir)?.mode;
     println!("initialised vault at {}", vault.dir().display());
     println!("store: {store}");

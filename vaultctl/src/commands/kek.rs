@@ -69,10 +69,13 @@ fn add(cli: &Cli, args: &KekAddArgs) -> Result<(), Error> {
         kek_providers::create(&args.uri, &env)?
     };
     let id = built.provider.id().to_string();
-    vault.add_kek(Kek {
-        uri: built.uri.clone(),
-        provider: built.provider,
-    })?;
+    vault
+        .add_kek(Kek {
+            uri: built.uri.clone(),
+            provider: std::sync::Arc::clone(&built.provider),
+        })
+        // A key made for a KEK the vault refused would only be in the way of the next try.
+        .inspect_err(|_| kek_providers::discard_created(std::slice::from_ref(&built)))?;
     println!("added kek {id} ({})", built.uri);
     if Vault::read_config(vault.dir())?.mode == vault::WrapMode::Direct {
         println!("run `vaultctl rewrap` to wrap the secrets stored so far under it");
