@@ -32,8 +32,9 @@ fn create(args: &KekUriArgs) -> Result<(), Error> {
 
 fn info(args: &KekUriArgs) -> Result<(), Error> {
     token_uri(&args.uri)?;
+    let info = kek_providers::pkcs11::key_info(&args.uri)?;
     println!("uri:                    {}", canonical(&args.uri));
-    println!("{}", kek_providers::pkcs11::key_info(&args.uri)?);
+    println!("{info}");
     Ok(())
 }
 
