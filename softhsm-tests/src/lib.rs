@@ -28,11 +28,13 @@ mod reexec;
 mod setup;
 mod softhsm;
 mod uri;
+mod vaultctl_bin;
 
 use std::time::Instant;
 
 pub use availability::{require_hw, softhsm_available, softhsm_module_path};
 pub use softhsm::SoftHsm;
+pub use vaultctl_bin::vaultctl_binary;
 
 use setup::PrivateToken;
 
