@@ -94,21 +94,26 @@ impl Token {
     ) -> Result<T, Error> {
         let mut attempt = 0;
         loop {
-            let (session, key, generation) = self.checkout(need)?;
+            let retry = attempt < RETRY_BACKOFF.len();
+            let (session, key, generation) = match self.checkout(need) {
+                Ok(checked_out) => checked_out,
+                Err(Failure::Call(e)) if retry && is_recoverable(&e) => {
+                    self.start_over(None);
+                    self.pause(&e, attempt);
+                    attempt += 1;
+                    continue;
+                }
+                Err(failure) => return Err(failure.into()),
+            };
             match call(&session, key) {
                 Ok(value) => {
                     self.checkin(session, generation);
                     return Ok(value);
                 }
-                Err(e) if is_recoverable(&e) && attempt < RETRY_BACKOFF.len() => {
-                    log::info!(
-                        "PKCS#11 token {}: {}; reopening sessions",
-                        self.spec.token_name(),
-                        call_error(e)
-                    );
+                Err(e) if retry && is_recoverable(&e) => {
                     drop(session);
-                    self.start_over(generation);
-                    std::thread::sleep(RETRY_BACKOFF[attempt]);
+                    self.start_over(Some(generation));
+                    self.pause(&e, attempt);
                     attempt += 1;
                 }
                 Err(e) => {
@@ -117,6 +122,19 @@ impl Token {
                 }
             }
         }
+    }
+
+    /// Logs a lost session or login and waits before the next attempt.
+    fn pause(&self, error: &CkError, attempt: usize) {
+        let what = match error {
+            CkError::Pkcs11(rv, function) => format!("C_{function:?} returned {}", rv_name(*rv)),
+            other => other.to_string(),
+        };
+        log::info!(
+            "PKCS#11 token {}: {what}; reopening sessions",
+            self.spec.token_name()
+        );
+        std::thread::sleep(RETRY_BACKOFF[attempt]);
     }
 
     /// The slot of the token, found again after every start-over (slot ids can change when
@@ -130,15 +148,15 @@ impl Token {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn checkout(&self, need: NeedKey) -> Result<(Session, Option<ObjectHandle>, u64), Error> {
+    fn checkout(&self, need: NeedKey) -> Result<(Session, Option<ObjectHandle>, u64), Failure> {
         let mut state = self.lock();
         if let Some(rv) = &state.pin_refused {
-            return Err(self.pin_error(rv.clone()));
+            return Err(self.pin_error(rv.clone()).into());
         }
         let slot = self.find_slot(&mut state)?;
         let session = match state.idle.pop() {
             Some(session) => session,
-            None => self.context.open_rw_session(slot).map_err(call_error)?,
+            None => self.context.open_rw_session(slot)?,
         };
         if !state.logged_in {
             self.login(&session, &mut state)?;
@@ -163,10 +181,11 @@ impl Token {
     }
 
     /// Drops every pooled session (closing the last one logs the token out) and forgets the
-    /// slot and key handle, unless another caller already started over since `generation`.
-    fn start_over(&self, generation: u64) {
+    /// slot and key handle, unless another caller already started over since `generation`
+    /// (`None`: whatever the generation).
+    fn start_over(&self, generation: Option<u64>) {
         let mut state = self.lock();
-        if state.generation == generation {
+        if generation.is_none_or(|g| g == state.generation) {
             state.generation += 1;
             state.idle.clear();
             state.slot = None;
@@ -274,7 +293,7 @@ impl Token {
     }
 
     /// The handle of the URI's secret key (by label, and by id when the URI has one).
-    pub(super) fn find_key(&self, session: &Session) -> Result<ObjectHandle, Error> {
+    fn find_key(&self, session: &Session) -> Result<ObjectHandle, Failure> {
         let mut template = vec![
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::Label(self.spec.object.as_bytes().to_vec()),
@@ -282,22 +301,23 @@ impl Token {
         if let Some(id) = &self.spec.uri.id {
             template.push(Attribute::Id(id.clone()));
         }
-        let found = session.find_objects(&template).map_err(call_error)?;
-        match found.as_slice() {
-            [key] => Ok(*key),
-            [] => Err(Error::Pkcs11KeyNotFound {
+        let found = session.find_objects(&template)?;
+        let error = match found.as_slice() {
+            [key] => return Ok(*key),
+            [] => Error::Pkcs11KeyNotFound {
                 object: self.spec.object.clone(),
                 token: self.spec.token_name(),
-            }),
-            _ => Err(Error::Pkcs11KeyUnusable {
+            },
+            _ => Error::Pkcs11KeyUnusable {
                 object: self.spec.object.clone(),
                 token: self.spec.token_name(),
                 reason: format!(
                     "{} secret keys have that label; add id= to the URI to pick one",
                     found.len()
                 ),
-            }),
-        }
+            },
+        };
+        Err(error.into())
     }
 
     /// Logs every session of this process out of the token, as another thread of the
@@ -307,5 +327,34 @@ impl Token {
         let slot = self.slot()?;
         let session = self.context.open_ro_session(slot).map_err(call_error)?;
         session.logout().map_err(call_error)
+    }
+}
+
+/// Why a session could not be checked out: a PKCS#11 call (which may be worth retrying after
+/// starting over), or anything else.
+#[derive(Debug)]
+enum Failure {
+    Call(CkError),
+    Other(Error),
+}
+
+impl From<CkError> for Failure {
+    fn from(error: CkError) -> Self {
+        Self::Call(error)
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Self::Other(error)
+    }
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Self {
+        match failure {
+            Failure::Call(error) => call_error(error),
+            Failure::Other(error) => error,
+        }
     }
 }
