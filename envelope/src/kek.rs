@@ -190,4 +190,12 @@ pub trait KekProvider: Send + Sync + fmt::Debug {
 
     /// What the KEK assures.
     fn assurance(&self) -> Assurance;
+
+    /// Whether wrap and unwrap only compute on a key in this process's memory, so that they
+    /// never wait on a device or a service. A daemon runs such KEKs inline and every other
+    /// one on its bounded pool with a deadline (a PKCS#11 call to a network HSM can hang,
+    /// whatever its slot claims to be).
+    fn computes_in_process(&self) -> bool {
+        false
+    }
 }

@@ -134,4 +134,8 @@ impl KekProvider for SoftwareKek {
     fn assurance(&self) -> Assurance {
         self.assurance
     }
+
+    fn computes_in_process(&self) -> bool {
+        true
+    }
 }

@@ -428,3 +428,10 @@ proptest! {
         prop_assert_eq!(result.is_ok(), body == original);
     }
 }
+
+#[test]
+fn in_memory_members_keep_the_group_in_process() {
+    let all = members("m", 3);
+    assert!(everyone(2, &all).computes_in_process());
+    assert!(threshold(2, &all, &[0, 2]).computes_in_process());
+}

@@ -221,6 +221,8 @@ fn vault_round_trip(hsm: &SoftHsm, mode: WrapMode, mechanism: WrapMechanism) {
         "pkcs11:vault-test/vault-kek#v1"
     );
     let vault = Vault::init_with(&dir, &options(mode), vec![kek]).expect("init the vault");
+    // Token calls leave the process: a daemon must run them on its pool, with a deadline.
+    assert!(!vault.keks_are_software());
 
     assert_eq!(
         vault.set("global", "db.password", b"hunter2").expect("set"),

@@ -414,15 +414,15 @@ impl Vault {
         }
     }
 
-    /// Whether every root KEK this vault was unlocked with is software (a key in process
-    /// memory): then sealing and opening never wait on a device, and a daemon may run them
-    /// inline instead of on its bounded pool. False while locked.
+    /// Whether every root KEK this vault was unlocked with computes in process memory (see
+    /// `KekProvider::computes_in_process`): then sealing and opening never wait on a device,
+    /// and a daemon may run them inline instead of on its bounded pool. False while locked.
     pub fn keks_are_software(&self) -> bool {
         self.read_keyring().as_ref().is_some_and(|k| {
             k.root
                 .given()
                 .iter()
-                .all(|kek| !kek.provider.assurance().hardware)
+                .all(|kek| kek.provider.computes_in_process())
         })
     }
 

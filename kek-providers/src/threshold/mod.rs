@@ -225,6 +225,14 @@ impl KekProvider for ThresholdKek {
         }
     }
 
+    /// Members that are absent are never called.
+    fn computes_in_process(&self) -> bool {
+        self.members
+            .iter()
+            .filter_map(|m| m.provider.as_ref())
+            .all(|p| p.computes_in_process())
+    }
+
     /// A property holds only if every member has it (an absent member has none); a human is
     /// needed if any member needs one.
     fn assurance(&self) -> Assurance {

@@ -34,7 +34,7 @@ impl Api {
 
     /// Gates, the call inline, and the audit record, around `work`: for calls that only use
     /// software keys in memory (no store, no device), where a hop to the pool would cost
-    /// more than the work. Falls back to the pool when a KEK is hardware.
+    /// more than the work. Falls back to the pool when a KEK calls out of the process (an HSM).
     async fn call_in_memory<Req, T: Send + 'static>(
         &self,
         request: &Request<Req>,
