@@ -56,6 +56,7 @@ impl Run {
 struct Vaultctl<'a> {
     hsm: &'a SoftHsm,
     never_on_stderr: RefCell<Vec<String>>,
+    env: RefCell<Vec<(String, String)>>,
 }
 
 impl<'a> Vaultctl<'a> {
@@ -63,7 +64,15 @@ impl<'a> Vaultctl<'a> {
         Self {
             hsm,
             never_on_stderr: RefCell::new(vec![hsm.user_pin().to_owned(), hsm.so_pin().to_owned()]),
+            env: RefCell::new(Vec::new()),
         }
+    }
+
+    /// From now on, every run has `name=value` in its environment.
+    fn set_env(&self, name: &str, value: &str) {
+        self.env
+            .borrow_mut()
+            .push((name.to_owned(), value.to_owned()));
     }
 
     /// From now on, no run may show `value` on stderr.
@@ -99,6 +108,9 @@ impl<'a> Vaultctl<'a> {
             "VAULT_REQUIRE_MLOCK",
         ] {
             command.env_remove(variable);
+        }
+        for (name, value) in self.env.borrow().iter() {
+            command.env(name, value);
         }
         let mut child = command
             .stdin(Stdio::piped())
@@ -1111,5 +1123,34 @@ fn a_failed_init_leaves_no_key_file_behind() {
             "the failed init left {key_file}"
         );
         ctl.init("vault", &[&file_kek, &uri]);
+    });
+}
+
+#[test]
+fn a_pin_from_an_environment_variable_works_and_only_its_name_is_pinned() {
+    in_private_token(|hsm| {
+        let ctl = Vaultctl::new(hsm);
+        let uri = hsm.kek_uri("kek-1").replace(
+            &format!("file:{}", hsm.pin_file().display()),
+            "env:VAULT_TEST_PKCS11_PIN",
+        );
+        assert!(uri.contains("pin-source=env:"), "{uri}");
+        ctl.fails(
+            &["kek", "create", &uri],
+            b"",
+            &["environment variable VAULT_TEST_PKCS11_PIN is not set; set it to the token's user PIN"],
+        );
+        ctl.set_env("VAULT_TEST_PKCS11_PIN", hsm.user_pin());
+        ctl.create_key(&uri);
+        let dir = ctl.init("vault", &[&uri]);
+        ctl.keep_secret("env-pin-secret");
+        ctl.set(&dir, "global", "k", "env-pin-secret");
+        ctl.assert_get(&dir, "global", "k", "env-pin-secret");
+        let pinned = fs::read_to_string(Path::new(&dir).join("vault.json")).expect("vault.json");
+        assert!(
+            pinned.contains("pin-source=env:VAULT_TEST_PKCS11_PIN"),
+            "{pinned}"
+        );
+        assert!(!pinned.contains(hsm.user_pin()), "the PIN is in vault.json");
     });
 }
