@@ -10,6 +10,11 @@ command -v script >/dev/null 2>&1 || need+=(bsdutils)
 # SoftHSM2 and pkcs11-tool for the PKCS#11 provider's tests (softhsm-tests).
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
+# swtpm (a software TPM 2.0), tpm2-tools and the tpm2-tss headers tss-esapi builds against,
+# for the TPM provider's tests (tpm-tests).
+command -v swtpm >/dev/null 2>&1 || need+=(swtpm swtpm-tools)
+command -v tpm2_getrandom >/dev/null 2>&1 || need+=(tpm2-tools)
+pkg-config --exists tss2-esys 2>/dev/null || need+=(libtss2-dev)
 
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
