@@ -5,7 +5,6 @@
 use std::env;
 use std::fs;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::fs::PermissionsExt as _;
 use std::process::{Command, Output};
 use std::thread;
@@ -236,7 +235,7 @@ fn only_a_crash_after_da_protected_use_counts_a_lockout_failure() {
 #[test]
 fn drop_leaves_no_swtpm_running() {
     let Some(tpm) = Swtpm::start() else { return };
-    let (pid, port, dir) = (tpm.pid(), tpm.port(), tpm.dir().to_owned());
+    let (pid, dir) = (tpm.pid(), tpm.dir().to_owned());
     let mode = fs::metadata(&dir).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700, "{}", dir.display());
     assert!(swtpm_running(pid), "no swtpm with pid {pid}");
@@ -246,7 +245,6 @@ fn drop_leaves_no_swtpm_running() {
     assert!(!swtpm_running(pid), "swtpm {pid} still runs");
     assert!(!fs::exists(format!("/proc/{pid}")).unwrap(), "pid {pid}");
     assert!(!dir.exists());
-    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("the port is free again");
 }
 
 /// Run by `a_test_process_that_dies_leaves_no_swtpm_running` in a child process: starts a
@@ -335,6 +333,65 @@ fn without_swtpm_a_test_skips_loudly_or_fails_when_hardware_is_required() {
     assert!(
         stdout.contains("swtpm not installed (run scripts/install-deps.sh)")
             && stdout.contains("VAULT_REQUIRE_HW is set, so this cannot be skipped"),
+        "{stdout}"
+    );
+}
+
+/// Runs `drop_leaves_no_swtpm_running` in this test binary with `VAULT_SWTPM` naming a shell
+/// script (`body`) that stands in for swtpm; the script finds itself as `$0`.
+fn run_with_fake_swtpm(dir: &std::path::Path, body: &str) -> Output {
+    let script = dir.join("fake-swtpm");
+    fs::write(&script, format!("#!/bin/sh\n{body}\n")).expect("write the script");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).expect("chmod the script");
+    run(Command::new(env::current_exe().expect("current exe"))
+        .args([
+            "drop_leaves_no_swtpm_running",
+            "--exact",
+            "--test-threads=1",
+        ])
+        .env("VAULT_SWTPM", &script)
+        .env_remove("VAULT_REQUIRE_HW"))
+}
+
+/// Another program taking the port between the check and swtpm's bind makes swtpm exit saying
+/// so; the fixture tries other ports.
+#[test]
+fn a_port_taken_under_swtpm_is_retried_elsewhere() {
+    if !tpm_tests::swtpm_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_with_fake_swtpm(
+        dir.path(),
+        r#"n=$(cat "$0.count" 2>/dev/null || echo 0)
+echo $((n + 1)) > "$0.count"
+if [ "$n" -lt 2 ]; then
+    echo "swtpm: Could not open TCP socket: Address already in use" >&2
+    exit 1
+fi
+exec swtpm "$@""#,
+    );
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("1 passed"),
+        "{output:?}"
+    );
+    let count = fs::read_to_string(dir.path().join("fake-swtpm.count")).unwrap();
+    assert_eq!(count.trim(), "3");
+}
+
+#[test]
+fn a_swtpm_that_exits_fails_the_test_with_its_stderr() {
+    if !tpm_tests::swtpm_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_with_fake_swtpm(dir.path(), "echo 'swtpm: no such option' >&2\nexit 3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("tpm-tests: swtpm did not start: it exited (exit status: 3)")
+            && stdout.contains("--- swtpm stderr ---\nswtpm: no such option"),
         "{stdout}"
     );
 }
