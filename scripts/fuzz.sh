@@ -3,13 +3,13 @@
 #
 #   scripts/fuzz.sh TARGET SECONDS      e.g. scripts/fuzz.sh envelope_binary 60
 #
-# Targets: envelope_binary, envelope_json, threshold_stanza, pkcs11_uri (fuzz/fuzz_targets/). The
-# checked-in seeds in fuzz/corpus/TARGET are read, never written: new inputs go to
-# fuzz/target/corpus/TARGET.
+# Targets: envelope_binary, envelope_json, threshold_stanza, pkcs11_uri, tpm2_uri
+# (fuzz/fuzz_targets/). The checked-in seeds in fuzz/corpus/TARGET are read, never written:
+# new inputs go to fuzz/target/corpus/TARGET.
 # A crash leaves its input in fuzz/artifacts/TARGET/ and exits non-zero. After the fix, copy
 # that input into fuzz/corpus/TARGET/ (as regression-<what>): envelope/tests/fuzz_corpus.rs
-# (envelope_*) and kek-providers/tests/fuzz_corpus.rs (threshold_stanza, pkcs11_uri) replay the
-# corpora through the targets' checks in every `cargo test`.
+# (envelope_*) and kek-providers/tests/fuzz_corpus.rs (threshold_stanza, pkcs11_uri, tpm2_uri)
+# replay the corpora through the targets' checks in every `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 

@@ -24,7 +24,7 @@ step "benchmarks build and run once"
 cargo bench -p benches --locked -- --test
 
 step "fuzz (30 s per target)"
-for target in envelope_binary envelope_json threshold_stanza pkcs11_uri; do
+for target in envelope_binary envelope_json threshold_stanza pkcs11_uri tpm2_uri; do
     scripts/fuzz.sh "$target" 30
 done
 

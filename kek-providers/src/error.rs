@@ -369,6 +369,88 @@ pub enum Error {
     /// Secret memory, randomness or the KEK id failed in the envelope crate.
     #[error(transparent)]
     Envelope(#[from] envelope::Error),
+    /// The TPM cannot be reached through the KEK URI's TCTI.
+    #[error("cannot reach the TPM through {tcti}: {reason}; {hint}")]
+    TpmUnreachable {
+        /// The TCTI, e.g. `device:/dev/tpmrm0`.
+        tcti: String,
+        /// The decoded response code.
+        reason: String,
+        /// What to check.
+        hint: &'static str,
+    },
+    /// A TPM command failed; the response code is decoded.
+    #[error("TPM2_{command} failed: {rc}; {hint}")]
+    TpmCall {
+        /// The command, e.g. `Unseal`.
+        command: &'static str,
+        /// The response code, its layer and its meaning.
+        rc: String,
+        /// What to check.
+        hint: &'static str,
+    },
+    /// The persistent handle given as `srk=` holds a key that cannot be a storage root key.
+    #[error(
+        "TPM persistent handle {handle:#010x} holds {what}, not a storage key; point srk= at the vault's SRK, or leave srk= out to use the ECC P-256 primary"
+    )]
+    TpmSrkUnusable {
+        /// The persistent handle.
+        handle: u32,
+        /// What the handle holds.
+        what: String,
+    },
+    /// `kek create` found another key at the persistent handle.
+    #[error(
+        "TPM persistent handle {handle:#010x} already holds another key (name {name}); kek create never replaces a key: choose another srk= handle, or evict that key first if nothing uses it"
+    )]
+    TpmSrkOccupied {
+        /// The persistent handle.
+        handle: u32,
+        /// The TPM name of the key there, hex.
+        name: String,
+    },
+    /// The stanza was sealed under another storage root key than this TPM's.
+    #[error(
+        "the secret was sealed under another TPM storage root key (name {sealed_under}, this TPM's is {current}): the TPM was cleared, this is another TPM, or srk= changed; open the vault with another KEK of its keyring (e.g. the recovery KEK) and rewrap"
+    )]
+    TpmOtherSrk {
+        /// The SRK name in the stanza, hex (shortened).
+        sealed_under: String,
+        /// The SRK name of this TPM, hex (shortened).
+        current: String,
+    },
+    /// The PCR policy of the sealed object failed: the PCRs changed since it was sealed.
+    #[error(
+        "the TPM refused to unseal: PCRs {pcrs} no longer hold the values the DEK was sealed to (the machine booted other software, or the PCRs were extended); open the vault with another KEK of its keyring (e.g. the recovery KEK), and rewrap once the platform state is the expected one"
+    )]
+    TpmPcrMismatch {
+        /// The PCR selection, e.g. `sha256:7,16`.
+        pcrs: String,
+    },
+    /// The PCR selection cannot be used on this TPM.
+    #[error("PCRs {pcrs} cannot be used on this TPM: {reason}")]
+    TpmPcrs {
+        /// The PCR selection, e.g. `sha1:7`.
+        pcrs: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// The persistent handle given as `srk=` holds nothing.
+    #[error(
+        "TPM persistent handle {handle:#010x} (srk= in the KEK URI) holds no key: run `vaultctl kek create URI` to persist the storage root key there; if it was there before, the TPM was cleared or this is another TPM: open the vault with another KEK of its keyring (e.g. the recovery KEK)"
+    )]
+    TpmSrkMissing {
+        /// The persistent handle.
+        handle: u32,
+    },
+    /// The owner hierarchy's authorisation cannot be read or is too long.
+    #[error("cannot use the TPM owner authorisation from {source_name}: {reason}")]
+    TpmOwnerAuth {
+        /// Where it comes from (never its value).
+        source_name: String,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 impl Error {

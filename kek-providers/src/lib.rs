@@ -19,6 +19,7 @@ mod passphrase;
 pub mod pkcs11;
 mod registry;
 mod threshold;
+pub mod tpm;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -26,6 +26,9 @@ pub(crate) enum KekSpec {
     /// `pkcs11:<token and key>?<module, PIN>`
     #[cfg(feature = "pkcs11")]
     Pkcs11(Box<crate::pkcs11::Pkcs11KekSpec>),
+    /// `tpm2:tcti=...;srk=...;pcrs=...`
+    #[cfg(feature = "tpm")]
+    Tpm2(Box<crate::tpm::Tpm2Uri>),
 }
 
 impl KekSpec {
@@ -62,7 +65,14 @@ impl KekSpec {
                 crate::pkcs11::Pkcs11Uri::parse(uri)?;
                 Err(not_built("pkcs11", "pkcs11", false))
             }
-            "tpm2" => Err(not_built("tpm2", "tpm", cfg!(feature = "tpm"))),
+            #[cfg(feature = "tpm")]
+            "tpm2" => crate::tpm::Tpm2Uri::parse(uri).map(|spec| Self::Tpm2(Box::new(spec))),
+            #[cfg(not(feature = "tpm"))]
+            "tpm2" => {
+                // Checked even without the provider, so a typo is reported as such.
+                crate::tpm::Tpm2Uri::parse(uri)?;
+                Err(not_built("tpm2", "tpm", false))
+            }
             "yubikey" => Err(not_built("yubikey", "yubikey", cfg!(feature = "yubikey"))),
             "keyring" => Err(not_built(
                 "keyring",
@@ -85,6 +95,10 @@ impl KekSpec {
             // generation on an HSM is its own, deliberate step.
             #[cfg(feature = "pkcs11")]
             Self::Pkcs11(spec) => spec.build(),
+            // Nothing to generate: the DEKs are sealed under the TPM's SRK, which is derived
+            // from the owner seed or persisted beforehand (`vaultctl kek create`).
+            #[cfg(feature = "tpm")]
+            Self::Tpm2(spec) => spec.build(),
         }
     }
 
@@ -95,6 +109,8 @@ impl KekSpec {
             Self::Passphrase(spec) => passphrase::open(&spec, vault_dir),
             #[cfg(feature = "pkcs11")]
             Self::Pkcs11(spec) => spec.build(),
+            #[cfg(feature = "tpm")]
+            Self::Tpm2(spec) => spec.build(),
         }
     }
 }

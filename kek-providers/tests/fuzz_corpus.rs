@@ -1,6 +1,6 @@
-//! Replays the checked-in corpora of the `threshold_stanza` and `pkcs11_uri` fuzz targets
-//! (seeds and every input that ever crashed them) through the targets' checks, so a fixed crash
-//! stays fixed.
+//! Replays the checked-in corpora of the `threshold_stanza`, `pkcs11_uri` and `tpm2_uri` fuzz
+//! targets (seeds and every input that ever crashed them) through the targets' checks, so a
+//! fixed crash stays fixed.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,6 +11,10 @@ use kek_providers::ThresholdKek;
 #[path = "fuzz_checks/pkcs11_uri.rs"]
 mod pkcs11_uri_check;
 use pkcs11_uri_check::check_pkcs11_uri;
+
+#[path = "fuzz_checks/tpm2_uri.rs"]
+mod tpm2_uri_check;
+use tpm2_uri_check::{check_tpm2_body, check_tpm2_uri};
 
 /// The fuzz target's 2-of-3 KEK (fuzz/fuzz_targets/threshold_stanza.rs).
 fn fuzz_target_kek() -> ThresholdKek {
@@ -64,6 +68,38 @@ fn pkcs11_uri_corpus_round_trips() {
             assert!(parsed, "{name} was refused");
         } else if name.starts_with("bad-") {
             assert!(!parsed, "{name} parsed");
+        }
+        replayed += 1;
+    }
+    assert!(replayed > 0, "the corpus is missing");
+}
+
+#[test]
+fn tpm2_uri_corpus_round_trips() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/tpm2_uri");
+    let mut replayed = 0;
+    for entry in std::fs::read_dir(&dir).expect("corpus dir") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
+        let data = std::fs::read(&path).expect("read");
+        let (uri, body) = (check_tpm2_uri(&data), check_tpm2_body(&data));
+        // Seeds say what they expect: ok-* parse as URIs, bad-* as neither, body-ok-* as
+        // stanza bodies, body-bad-* not (regression-* either way).
+        if let Some(kind) = name.strip_prefix("body-") {
+            assert!(!uri, "{name} parsed as a URI");
+            if kind.starts_with("ok-") {
+                assert!(body, "{name} was refused");
+            } else if kind.starts_with("bad-") {
+                assert!(!body, "{name} parsed");
+            }
+        } else if name.starts_with("ok-") {
+            assert!(uri, "{name} was refused");
+        } else if name.starts_with("bad-") {
+            assert!(!uri && !body, "{name} parsed");
         }
         replayed += 1;
     }

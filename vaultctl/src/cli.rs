@@ -108,9 +108,11 @@ pub enum KekCommand {
     List(FormatArgs),
     /// Open a canary under each KEK; exit code 1 if any is not ok.
     Check(FormatArgs),
-    /// Generate a new non-extractable AES-256 key on a PKCS#11 token (never replaces one).
+    /// Generate a new non-extractable AES-256 key on a PKCS#11 token, or persist a TPM's
+    /// storage root key at the URI's srk= handle (never replaces a key).
     Create(KekUriArgs),
-    /// Show the attributes of a PKCS#11 KEK that prove it cannot leave its token.
+    /// Show the attributes of a PKCS#11 KEK that prove it cannot leave its token, or a TPM
+    /// KEK's TPM, storage root key and PCR values.
     Info(KekUriArgs),
 }
 
@@ -118,6 +120,7 @@ pub enum KekCommand {
 #[derive(Debug, Args)]
 pub struct KekUriArgs {
     /// The KEK URI, e.g. pkcs11:token=vault;object=kek-1?module-path=...&pin-source=file:...
+    /// or tpm2:tcti=device:/dev/tpmrm0;srk=0x81000001
     pub uri: String,
 }
 

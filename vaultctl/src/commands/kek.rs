@@ -1,5 +1,5 @@
 //! `kek add | remove | list | check`: the vault's root KEKs; `kek create | info`: keys on a
-//! PKCS#11 token, before any vault uses them.
+//! PKCS#11 token or a TPM, before any vault uses them.
 
 use kek_providers::KekEnv;
 use vault::{Kek, KekCheck, Vault, VaultConfig};
@@ -20,39 +20,84 @@ pub fn run(cli: &Cli, command: &KekCommand) -> Result<(), Error> {
 }
 
 fn create(args: &KekUriArgs) -> Result<(), Error> {
-    token_uri(&args.uri)?;
-    kek_providers::pkcs11::create_key(&args.uri)?;
-    println!(
-        "created a non-extractable AES-256 key: {}",
-        canonical(&args.uri)
-    );
+    match device_uri(&args.uri)? {
+        Device::Pkcs11 => {
+            kek_providers::pkcs11::create_key(&args.uri)?;
+            println!(
+                "created a non-extractable AES-256 key: {}",
+                canonical(&args.uri)
+            );
+        }
+        Device::Tpm2 => create_tpm(&args.uri)?,
+    }
     println!("use it with `vaultctl init --kek URI` or `vaultctl kek add --existing URI`");
     Ok(())
 }
 
-fn info(args: &KekUriArgs) -> Result<(), Error> {
-    token_uri(&args.uri)?;
-    let info = kek_providers::pkcs11::key_info(&args.uri)?;
-    println!("uri:                    {}", canonical(&args.uri));
-    println!("{info}");
+/// A TPM KEK has no key of its own to make (each DEK is sealed in its own object): `create`
+/// persists the storage root key at the URI's `srk=` handle.
+fn create_tpm(uri: &str) -> Result<(), Error> {
+    use kek_providers::tpm::Persisted;
+    match kek_providers::tpm::persist_srk(uri)? {
+        Persisted::Now { handle, name } => {
+            println!("persisted the ECC P-256 storage root key at {handle:#010x} (name {name})");
+        }
+        Persisted::Already { handle, name } => {
+            println!(
+                "the ECC P-256 storage root key is persistent at {handle:#010x} already (name {name})"
+            );
+        }
+        Persisted::Transient { name } => {
+            println!(
+                "the TPM answers; its storage root key is the ECC P-256 primary (name {name}), derived at each start"
+            );
+            println!(
+                "add ;srk=0x81000001 to the URI and run kek create again to persist it (faster start-up)"
+            );
+        }
+    }
+    println!("KEK URI: {}", canonical(uri));
     Ok(())
 }
 
-/// `kek create` and `kek info` are about keys on tokens; other KEKs are made by `init` and
-/// `kek add`.
-fn token_uri(uri: &str) -> Result<(), Error> {
+fn info(args: &KekUriArgs) -> Result<(), Error> {
+    let text = match device_uri(&args.uri)? {
+        Device::Pkcs11 => kek_providers::pkcs11::key_info(&args.uri)?.to_string(),
+        Device::Tpm2 => kek_providers::tpm::key_info(&args.uri)?.to_string(),
+    };
+    println!("uri:                    {}", canonical(&args.uri));
+    println!("{text}");
+    Ok(())
+}
+
+/// The kinds of KEK `kek create` and `kek info` handle.
+enum Device {
+    Pkcs11,
+    Tpm2,
+}
+
+/// `kek create` and `kek info` are about keys on devices (a PKCS#11 token, a TPM); other
+/// KEKs are made by `init` and `kek add`.
+fn device_uri(uri: &str) -> Result<Device, Error> {
     kek_providers::check_uri(uri)?;
     if uri.starts_with("pkcs11:") {
-        Ok(())
+        Ok(Device::Pkcs11)
+    } else if uri.starts_with("tpm2:") {
+        Ok(Device::Tpm2)
     } else {
         Err(Error::Usage(
-            "kek create and kek info take a pkcs11: URI; file and passphrase KEKs are made by `init --kek` and `kek add`".into(),
+            "kek create and kek info take a pkcs11: URI or a tpm2: URI; file and passphrase KEKs are made by `init --kek` and `kek add`".into(),
         ))
     }
 }
 
 /// The URI as the vault would pin it (without a pin-value).
 fn canonical(uri: &str) -> String {
+    if uri.starts_with("tpm2:") {
+        return kek_providers::tpm::Tpm2Uri::parse(uri)
+            .map(|parsed| parsed.to_canonical())
+            .unwrap_or_default();
+    }
     kek_providers::pkcs11::Pkcs11Uri::parse(uri)
         .map(|parsed| parsed.to_canonical())
         .unwrap_or_default()
