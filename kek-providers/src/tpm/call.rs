@@ -220,3 +220,57 @@ fn hint(command: &'static str, error: &TssError) -> &'static str {
         _ => "see the TPM 2.0 specification, part 2, for this response code",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rc(code: u32) -> TssError {
+        TssError::Tss2Error(Tss2ResponseCode::from(code))
+    }
+
+    #[test]
+    fn response_codes_are_decoded_with_their_layer() {
+        assert_eq!(raw_rc(&rc(0x0000_099d)), Some(0x99d));
+        assert_eq!(
+            describe(&rc(0x000a_000a)),
+            "0x000a000a (TCTI): input/output error"
+        );
+        let policy = describe(&rc(0x0000_099d));
+        assert!(
+            policy.starts_with("0x0000099d (TPM): a policy check failed"),
+            "{policy}"
+        );
+        assert!(describe(&rc(0x0007_0007)).contains("(ESAPI): bad sequence"));
+    }
+
+    #[test]
+    fn lost_connections_and_gone_handles_reconnect_other_failures_do_not() {
+        for code in [
+            0x000a_000a,
+            0x0007_000a,
+            0x0000_0100,
+            0x0000_0910,
+            0x0000_018b,
+        ] {
+            assert!(is_reconnectable(&rc(code)), "{code:#x}");
+        }
+        // Policy failure, integrity failure, bad auth, lockout: retrying cannot help.
+        for code in [0x0000_099d, 0x0000_01df, 0x0000_09a2, 0x0000_0921] {
+            assert!(!is_reconnectable(&rc(code)), "{code:#x}");
+        }
+    }
+
+    #[test]
+    fn a_tampered_object_is_told_from_a_failing_tpm() {
+        let load = |code| Failure::Tpm {
+            command: "Load",
+            error: rc(code),
+        };
+        // TPM_RC_INTEGRITY on parameter 1, TPM_RC_SIZE on parameter 2.
+        assert!(is_rejected_object(&load(0x0000_01df)));
+        assert!(is_rejected_object(&load(0x0000_02d5)));
+        assert!(!is_rejected_object(&load(0x000a_000a)));
+        assert!(!is_rejected_object(&load(0x0000_0902)));
+    }
+}

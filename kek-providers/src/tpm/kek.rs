@@ -311,3 +311,20 @@ fn short_hex(name: &[u8]) -> String {
         full
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn simulators_are_not_counted_as_hardware() {
+        // swtpm 0.7 (libtpms) and the IBM simulator.
+        assert!(is_software_tpm("IBM", "SW   TPM"));
+        assert!(is_software_tpm("", "swtpm"));
+        for (manufacturer, vendor) in [("IFX", "SLB9670"), ("INTC", ""), ("NTC", "rls NPCT")] {
+            assert!(!is_software_tpm(manufacturer, vendor), "{manufacturer}");
+        }
+        assert_eq!(ascii(0x4942_4d00), "IBM");
+        assert_eq!(ascii(0x5357_2020), "SW");
+    }
+}
