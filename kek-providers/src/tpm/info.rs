@@ -38,7 +38,7 @@ impl TpmInfo {
     pub(super) fn read(uri: &Tpm2Uri) -> Result<Self, Error> {
         let worker = Worker::shared(&uri.tcti);
         worker
-            .with_srk(&choice(uri), |context, srk| {
+            .with_srk(&choice(uri), |context, srk, _| {
                 let (manufacturer, vendor) = vendor(context)?;
                 let firmware = [PropertyTag::FirmwareVersion1, PropertyTag::FirmwareVersion2]
                     .into_iter()

@@ -49,7 +49,7 @@ impl TpmKek {
         let worker = Worker::shared(&uri.tcti);
         let choice = choice(&uri);
         let hardware = worker
-            .with_srk(&choice, |context, _| {
+            .with_srk(&choice, |context, _, _| {
                 if let Some(pcrs) = &uri.pcrs {
                     check_bank(context, pcrs)?;
                 }
@@ -88,9 +88,15 @@ impl TpmKek {
         let pcrs = self.uri.pcrs.as_ref();
         let (public, private, srk_name) = self
             .worker
-            .with_srk(&choice(&self.uri), |context, srk| {
-                let (public, private) =
-                    seal::seal(context, srk, pcrs, self.sessions(), secret.as_slice())?;
+            .with_srk(&choice(&self.uri), |context, srk, sessions| {
+                let (public, private) = seal::seal(
+                    context,
+                    srk,
+                    sessions,
+                    pcrs,
+                    self.sessions(),
+                    secret.as_slice(),
+                )?;
                 Ok((public, private, srk.name.clone()))
             })
             .map_err(Failure::into_error)?;
@@ -122,7 +128,7 @@ impl TpmKek {
         let pcrs = body.pcrs.as_ref();
         let plain = self
             .worker
-            .with_srk(&choice(&self.uri), |context, srk| {
+            .with_srk(&choice(&self.uri), |context, srk, sessions| {
                 if srk.name != body.srk_name {
                     return Err(Error::TpmOtherSrk {
                         sealed_under: short_hex(body.srk_name),
@@ -130,10 +136,11 @@ impl TpmKek {
                     }
                     .into());
                 }
-                let unseal = |context: &mut _| {
+                let mut unseal = |context: &mut _| {
                     seal::unseal(
                         context,
                         srk,
+                        sessions,
                         pcrs,
                         self.sessions(),
                         public.clone(),
@@ -214,7 +221,7 @@ impl KekProvider for TpmKek {
 
     fn health(&self) -> Health {
         // A real command on the SRK: a cached handle alone would not notice a cleared TPM.
-        let probe = self.worker.with_srk(&choice(&self.uri), |context, srk| {
+        let probe = self.worker.with_srk(&choice(&self.uri), |context, srk, _| {
             context
                 .execute_without_session(|ctx| ctx.read_public(srk.handle))
                 .cmd("ReadPublic")

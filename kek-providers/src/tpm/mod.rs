@@ -61,7 +61,7 @@ pub fn persist_srk(uri: &str) -> Result<Persisted, crate::Error> {
         owner_auth: uri.owner_auth.as_ref(),
     };
     worker
-        .with_srk(&primary, |context, primary| match uri.srk {
+        .with_srk(&primary, |context, primary, _| match uri.srk {
             Some(handle) => srk::persist(context, primary, handle),
             None => Ok(Persisted::Transient {
                 name: srk::hex(&primary.name),

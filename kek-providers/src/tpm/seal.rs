@@ -1,7 +1,7 @@
 //! Sealing and unsealing: TPM2_Create of a keyed-hash data object under the SRK, and
 //! TPM2_Load + TPM2_Unseal + TPM2_FlushContext of it. Sessions are set only around the
-//! commands that need authorisation, and every loaded object and session is flushed, also on
-//! error paths.
+//! commands that need authorisation; every loaded object is flushed, also on error paths, and
+//! so is every session but the two [`Sessions`] keeps open for the next operation.
 
 use tss_esapi::Context;
 use tss_esapi::attributes::{ObjectAttributesBuilder, SessionAttributesBuilder};
@@ -26,39 +26,125 @@ pub(super) struct SessionPolicy {
     pub(super) encrypt: bool,
 }
 
+/// The sessions kept open on a context between operations: starting a salted session costs
+/// an ECDH on both sides (3 ms on swtpm, far more on a chip), and even an unsalted policy
+/// session a few commands. A session that took part in a failed command is flushed and
+/// started again next time.
+#[derive(Debug, Default)]
+pub(super) struct Sessions {
+    /// A salted HMAC session, for parameter encryption of Create and Unseal.
+    hmac: Option<AuthSession>,
+    /// A policy session for PolicyPCR + Unseal (the TPM resets a policy session after each
+    /// command it authorises), and whether it is salted (for parameter encryption).
+    policy: Option<(AuthSession, bool)>,
+}
+
+impl Sessions {
+    /// The salted HMAC session, with these parameter-encryption attributes.
+    fn hmac(
+        &mut self,
+        context: &mut Context,
+        srk: &Srk,
+        decrypt: bool,
+        encrypt: bool,
+    ) -> Result<AuthSession, Failure> {
+        let session = match self.hmac {
+            Some(session) => session,
+            None => {
+                let session = start_session(context, Some(srk.handle), SessionType::Hmac, true)?;
+                self.hmac = Some(session);
+                session
+            }
+        };
+        self.set_attributes(context, session, SessionType::Hmac, decrypt, encrypt)
+    }
+
+    /// The policy session, salted when `encrypt` (then it encrypts the response).
+    fn policy(
+        &mut self,
+        context: &mut Context,
+        srk: &Srk,
+        encrypt: bool,
+    ) -> Result<AuthSession, Failure> {
+        let session = match self.policy {
+            Some((session, salted)) if salted == encrypt => session,
+            _ => {
+                self.discard(context, SessionType::Policy);
+                let salt = encrypt.then_some(srk.handle);
+                let session = start_session(context, salt, SessionType::Policy, encrypt)?;
+                self.policy = Some((session, encrypt));
+                session
+            }
+        };
+        self.set_attributes(context, session, SessionType::Policy, false, encrypt)
+    }
+
+    fn set_attributes(
+        &mut self,
+        context: &mut Context,
+        session: AuthSession,
+        kind: SessionType,
+        decrypt: bool,
+        encrypt: bool,
+    ) -> Result<AuthSession, Failure> {
+        let (attributes, mask) = SessionAttributesBuilder::new()
+            .with_continue_session(true)
+            .with_decrypt(decrypt)
+            .with_encrypt(encrypt)
+            .build();
+        match context.tr_sess_set_attributes(session, attributes, mask) {
+            Ok(()) => Ok(session),
+            Err(error) => {
+                self.discard(context, kind);
+                Err(Failure::Tpm {
+                    command: "(session attributes)",
+                    error,
+                })
+            }
+        }
+    }
+
+    /// Flushes the kept session of `kind` (after a failure it took part in).
+    fn discard(&mut self, context: &mut Context, kind: SessionType) {
+        let session = match kind {
+            SessionType::Policy => self.policy.take().map(|(session, _)| session),
+            _ => self.hmac.take(),
+        };
+        if let Some(session) = session {
+            flush_session(context, session);
+        }
+    }
+}
+
 /// Seals `secret` under the SRK: bound to the current values of `pcrs` when given (then
 /// only a PolicyPCR session unseals it), else unsealable with an empty authorisation.
 pub(super) fn seal(
     context: &mut Context,
     srk: &Srk,
+    sessions: &mut Sessions,
     pcrs: Option<&PcrSelection>,
-    sessions: SessionPolicy,
+    policy: SessionPolicy,
     secret: &[u8],
 ) -> Result<(Public, Private), Failure> {
-    let policy = match pcrs {
+    let digest = match pcrs {
         Some(pcrs) => Some(pcr_policy_digest(context, pcrs)?),
         None => None,
     };
-    let public = sealed_template(policy)?;
+    let public = sealed_template(digest)?;
     let data = SensitiveData::try_from(secret).cmd("(sealed data)")?;
-    let session = if sessions.encrypt {
-        Some(salted_session(
-            context,
-            srk,
-            SessionType::Hmac,
-            true,
-            false,
-        )?)
+    let session = if policy.encrypt {
+        // decrypt: the TPM receives the first parameter (the sensitive data) encrypted.
+        sessions.hmac(context, srk, true, false)?
     } else {
-        None
+        AuthSession::Password
     };
     let created = context
-        .execute_with_session(Some(session.unwrap_or(AuthSession::Password)), |ctx| {
+        .execute_with_session(Some(session), |ctx| {
             ctx.create(srk.handle, public, None, Some(data), None, None)
         })
         .cmd("Create");
-    if let Some(session) = session {
-        flush_session(context, session);
+    if created.is_err() && policy.encrypt {
+        sessions.discard(context, SessionType::Hmac);
     }
     let created = created?;
     Ok((created.out_public, created.out_private))
@@ -68,8 +154,9 @@ pub(super) fn seal(
 pub(super) fn unseal(
     context: &mut Context,
     srk: &Srk,
+    sessions: &mut Sessions,
     pcrs: Option<&PcrSelection>,
-    sessions: SessionPolicy,
+    policy: SessionPolicy,
     public: Public,
     private: Private,
 ) -> Result<Zeroizing<Vec<u8>>, Failure> {
@@ -78,7 +165,7 @@ pub(super) fn unseal(
             ctx.load(srk.handle, private, public)
         })
         .cmd("Load")?;
-    let result = unseal_loaded(context, srk, object, pcrs, sessions);
+    let result = unseal_loaded(context, srk, sessions, object, pcrs, policy);
     if let Err(e) = context.flush_context(object.into()) {
         log::warn!("could not flush a sealed object from the TPM: {e}");
     }
@@ -88,29 +175,25 @@ pub(super) fn unseal(
 fn unseal_loaded(
     context: &mut Context,
     srk: &Srk,
+    sessions: &mut Sessions,
     object: KeyHandle,
     pcrs: Option<&PcrSelection>,
-    sessions: SessionPolicy,
+    policy: SessionPolicy,
 ) -> Result<Zeroizing<Vec<u8>>, Failure> {
-    let session = match pcrs {
-        Some(_) => Some(salted_session(
-            context,
-            srk,
-            SessionType::Policy,
-            false,
-            sessions.encrypt,
-        )?),
-        None if sessions.encrypt => Some(salted_session(
-            context,
-            srk,
-            SessionType::Hmac,
-            false,
-            true,
-        )?),
-        None => None,
+    // encrypt: the TPM sends the first response parameter (the sealed data) encrypted.
+    let (kind, session) = match pcrs {
+        Some(_) => (
+            Some(SessionType::Policy),
+            sessions.policy(context, srk, policy.encrypt)?,
+        ),
+        None if policy.encrypt => (
+            Some(SessionType::Hmac),
+            sessions.hmac(context, srk, false, true)?,
+        ),
+        None => (None, AuthSession::Password),
     };
     let result = (|| {
-        if let (Some(pcrs), Some(session)) = (pcrs, session) {
+        if let Some(pcrs) = pcrs {
             let policy = PolicySession::try_from(session).cmd("(policy session)")?;
             context
                 .execute_without_session(|ctx| {
@@ -119,13 +202,11 @@ fn unseal_loaded(
                 .cmd("PolicyPCR")?;
         }
         context
-            .execute_with_session(Some(session.unwrap_or(AuthSession::Password)), |ctx| {
-                ctx.unseal(ObjectHandle::from(object))
-            })
+            .execute_with_session(Some(session), |ctx| ctx.unseal(ObjectHandle::from(object)))
             .cmd("Unseal")
     })();
-    if let Some(session) = session {
-        flush_session(context, session);
+    if let (Err(_), Some(kind)) = (&result, kind) {
+        sessions.discard(context, kind);
     }
     result.map(|data| Zeroizing::new(data.value().to_vec()))
 }
@@ -168,33 +249,6 @@ fn sealed_template(policy: Option<Digest>) -> Result<Public, Failure> {
         .with_keyed_hash_unique_identifier(Digest::default())
         .build()
         .cmd("(sealed object template)")
-}
-
-/// A session salted with the SRK (so its key never crosses the bus) when `encrypt` or
-/// `decrypt` parameter encryption is wanted, else an unsalted one.
-fn salted_session(
-    context: &mut Context,
-    srk: &Srk,
-    kind: SessionType,
-    decrypt: bool,
-    encrypt: bool,
-) -> Result<AuthSession, Failure> {
-    let salted = decrypt || encrypt;
-    let session = start_session(context, salted.then_some(srk.handle), kind, salted)?;
-    if salted {
-        let (attributes, mask) = SessionAttributesBuilder::new()
-            .with_decrypt(decrypt)
-            .with_encrypt(encrypt)
-            .build();
-        if let Err(error) = context.tr_sess_set_attributes(session, attributes, mask) {
-            flush_session(context, session);
-            return Err(Failure::Tpm {
-                command: "(session attributes)",
-                error,
-            });
-        }
-    }
-    Ok(session)
 }
 
 fn start_session(

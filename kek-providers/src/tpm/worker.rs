@@ -15,6 +15,7 @@ use tss_esapi::Context;
 use tss_esapi::tcti_ldr::TctiNameConf;
 
 use super::call::{Failure, describe, is_reconnectable};
+use super::seal::Sessions;
 use super::srk::{self, Srk, SrkChoice};
 use super::uri::Tcti;
 use crate::Error;
@@ -48,6 +49,8 @@ pub(super) struct State {
     pub(super) primary: Option<Srk>,
     /// The SRKs found at persistent handles on this context.
     pub(super) persistent: HashMap<u32, Srk>,
+    /// Sessions kept open on this context.
+    sessions: Sessions,
 }
 
 impl Worker {
@@ -76,16 +79,16 @@ impl Worker {
         &self.tcti
     }
 
-    /// Runs `op` with the context and the SRK `choice` names, reconnecting and retrying
-    /// after a lost connection.
+    /// Runs `op` with the context, the SRK `choice` names and the sessions kept open,
+    /// reconnecting and retrying after a lost connection.
     pub(super) fn with_srk<T>(
         &self,
         choice: &SrkChoice<'_>,
-        mut op: impl FnMut(&mut Context, &Srk) -> Result<T, Failure>,
+        mut op: impl FnMut(&mut Context, &Srk, &mut Sessions) -> Result<T, Failure>,
     ) -> Result<T, Failure> {
         self.run(|context, state| {
             let srk = srk::resolve(context, state, choice)?;
-            op(context, &srk)
+            op(context, &srk, &mut state.sessions)
         })
     }
 
