@@ -153,7 +153,7 @@ pub(super) fn create_primary(
     })
 }
 
-/// What [`persist`] found or did.
+/// What `kek create` (`persist_srk`) found or did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Persisted {
     /// The template's SRK was made persistent at the handle now.
