@@ -10,7 +10,7 @@ use std::time::Duration;
 use cryptoki::context::Pkcs11;
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
-use cryptoki::session::{Session, UserType};
+use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::RawAuthPin;
 
@@ -110,7 +110,7 @@ impl Token {
                     self.checkin(session, generation);
                     return Ok(value);
                 }
-                Err(e) if retry && is_recoverable(&e) => {
+                Err(e) if retry && (is_recoverable(&e) || login_lost(&session, &e)) => {
                     drop(session);
                     self.start_over(Some(generation));
                     self.pause(&e, attempt);
@@ -357,4 +357,17 @@ impl From<Failure> for Error {
             Failure::Other(error) => error,
         }
     }
+}
+
+/// Whether an ambiguous failure (CKR_GENERAL_ERROR, which SoftHSM2 also gives for a rejected
+/// ciphertext) came from a session that lost its login meanwhile: another thread or
+/// application logged the token out while the call ran.
+fn login_lost(session: &Session, error: &CkError) -> bool {
+    matches!(error, CkError::Pkcs11(RvError::GeneralError, _))
+        && session.get_session_info().is_ok_and(|info| {
+            !matches!(
+                info.session_state(),
+                SessionState::RoUser | SessionState::RwUser
+            )
+        })
 }
