@@ -508,7 +508,8 @@ fn a_kek_given_twice_counts_once() {
     let report = rewrap(&vault);
     assert_eq!(report.progress.rewrapped, 0, "{report:?}");
     drop(vault);
-    // A copy with the same id but another key is still refused.
+    // A copy with the same id but another key fails its canary: alone it opens nothing,
+    // next to a good KEK it is left out and never used.
     let impostor = Kek {
         uri: "memory:a".into(),
         provider: Arc::new(SoftwareKek::new(
@@ -516,7 +517,13 @@ fn a_kek_given_twice_counts_once() {
             Dek::generate().expect("dek"),
         )),
     };
-    assert!(Vault::open(dir.path(), None, vec![a.clone(), impostor]).is_err());
+    assert!(Vault::open(dir.path(), None, vec![impostor.clone()]).is_err());
+    let vault = Vault::open(dir.path(), None, vec![impostor, b.clone()]).expect("open with b");
+    let value = vault.get("global", "k", None).expect("read through b");
+    assert_eq!(value.expose_secret(), b"v");
+    let err = vault.set("global", "k", b"w").expect_err("a is missing");
+    assert!(err.to_string().contains(&id(&a)), "{err}");
+    drop(vault);
 
     // A threshold member given twice is one member.
     let dir = tempfile::tempdir().expect("tempdir");

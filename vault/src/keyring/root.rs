@@ -69,7 +69,11 @@ pub(crate) struct RootSet {
 }
 
 impl RootSet {
-    /// Matches `keks` to the pinned KEKs and checks each one's canary.
+    /// Matches `keks` to the pinned KEKs and checks each one's canary. A KEK whose canary
+    /// does not open (a TPM that was cleared, a changed PCR, a different key under the same
+    /// label) is left out with a warning, like a KEK that cannot be reached, as long as
+    /// another KEK opens its canary; reads then work through the others, and wrapping says
+    /// which root KEKs are missing.
     pub(crate) fn build(config: &VaultConfig, keks: Vec<Kek>) -> Result<Self, Error> {
         if keks.is_empty() {
             return Err(Error::NoKek);
@@ -77,6 +81,7 @@ impl RootSet {
         let mut providers: Vec<Arc<dyn KekProvider>> = Vec::new();
         let mut members: Vec<Arc<dyn KekProvider>> = Vec::new();
         let mut given: Vec<Kek> = Vec::new();
+        let mut refused: Option<Error> = None;
         for kek in keks {
             let id = kek.provider.id().to_string();
             let pinned = config.all_keks().find(|p| p.id == id).ok_or_else(|| {
@@ -86,7 +91,11 @@ impl RootSet {
                     pinned: pinned.join(", "),
                 }
             })?;
-            check_canary(pinned, &kek.provider)?;
+            if let Err(e) = check_canary(pinned, &kek.provider) {
+                log::warn!("KEK {id} did not open its canary, so it is left out: {e}");
+                refused.get_or_insert(e);
+                continue;
+            }
             // The same KEK given twice (each copy passed its canary) is used once: twice,
             // it would wrap two stanzas and make every envelope look stale to rewrap.
             if given.iter().any(|g| g.provider.id().to_string() == id) {
@@ -98,6 +107,11 @@ impl RootSet {
                 members.push(Arc::clone(&kek.provider));
             }
             given.push(kek);
+        }
+        if given.is_empty()
+            && let Some(error) = refused
+        {
+            return Err(error);
         }
         // Pinned order, whatever order the KEKs were given in: stanzas are written in this
         // order, and rewrap compares them with it.
