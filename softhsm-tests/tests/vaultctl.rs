@@ -89,7 +89,7 @@ impl<'a> Vaultctl<'a> {
     /// no PIN, and that stdout shows no PIN.
     fn run(&self, args: &[&str], stdin: &[u8]) -> Run {
         let home = self.hsm.dir().join("home");
-        let mut command = self.hsm.command(vaultctl_binary(self.hsm));
+        let mut command = self.hsm.command(vaultctl_binary(self.hsm.dir()));
         command
             .args(args)
             .env("HOME", &home)
@@ -212,10 +212,12 @@ impl<'a> Vaultctl<'a> {
         );
     }
 
-    /// `init` of the vault in `<private dir>/<name>` with `keks`; returns the directory.
+    /// `init --mode direct` of the vault in `<private dir>/<name>` with `keks`; returns the
+    /// directory. Direct mode puts the token's stanza in every stored envelope, which these
+    /// tests inspect (a device KEK's default is tiered: see `init_defaults_to_tiered`).
     fn init(&self, name: &str, keks: &[&str]) -> String {
         let dir = self.path(name);
-        let mut args = vec!["--vault", dir.as_str(), "init"];
+        let mut args = vec!["--vault", dir.as_str(), "init", "--mode", "direct"];
         for kek in keks {
             args.extend(["--kek", kek]);
         }
@@ -1152,5 +1154,20 @@ fn a_pin_from_an_environment_variable_works_and_only_its_name_is_pinned() {
             "{pinned}"
         );
         assert!(!pinned.contains(hsm.user_pin()), "the PIN is in vault.json");
+    });
+}
+
+#[test]
+fn init_defaults_to_tiered() {
+    in_private_token(|hsm| {
+        let ctl = Vaultctl::new(hsm);
+        let uri = hsm.kek_uri("kek-1");
+        ctl.create_key(&uri);
+        let dir = ctl.path("vault");
+        let out = ctl.ok(&["--vault", &dir, "init", "--kek", &uri], b"").stdout();
+        assert!(out.contains("mode: tiered"), "{out}");
+        ctl.keep_secret("tiered-secret");
+        ctl.set(&dir, "global", "k", "tiered-secret");
+        ctl.assert_get(&dir, "global", "k", "tiered-secret");
     });
 }

@@ -137,10 +137,12 @@ impl Vault {
                 keks.len()
             )));
         }
-        let hardware = keks.iter().any(|k| k.provider.assurance().hardware);
+        // A KEK that calls out of the process (an HSM, a TPM, a card), even an emulated one,
+        // is asked once per unlock in tiered mode instead of once per secret.
+        let device = keks.iter().any(|k| !k.provider.computes_in_process());
         let mode = options
             .mode
-            .unwrap_or(if hardware || options.threshold.is_some() {
+            .unwrap_or(if device || options.threshold.is_some() {
                 WrapMode::Tiered
             } else {
                 WrapMode::Direct

@@ -171,7 +171,7 @@ pub struct InitArgs {
     #[arg(long, default_value = "sqlite", value_name = "KIND")]
     pub store: String,
     /// `direct` (DEKs wrapped by the root KEKs) or `tiered` (by an epoch key the root KEKs
-    /// wrap); default: tiered for hardware KEKs or a threshold, else direct.
+    /// wrap); default: tiered for device KEKs (HSM, TPM, card) or a threshold, else direct.
     #[arg(long, value_name = "MODE")]
     pub mode: Option<String>,
     /// Require any M of the given KEKs instead of any one (Shamir shares).
