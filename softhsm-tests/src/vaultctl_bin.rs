@@ -8,9 +8,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::SoftHsm;
-
-/// The vaultctl binary of this build, as a hard link (or copy) in the token's private directory.
+/// The vaultctl binary of this build, as a hard link (or copy) named `vaultctl` in
+/// `private_dir` (a directory the test owns, such as the token's private directory).
 ///
 /// Under cargo (which sets `CARGO` for the tests it runs) `cargo build -p vaultctl` runs first,
 /// once per process, into the target directory and profile this test executable was built for:
@@ -21,35 +20,38 @@ use crate::SoftHsm;
 ///
 /// The private link keeps this build's file: if the sources change during the run, another
 /// test process's cargo relinks `<profile>/vaultctl` (a new file) while this one runs it.
-pub fn vaultctl_binary(hsm: &SoftHsm) -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let built = build_vaultctl();
-        let private = hsm.dir().join("vaultctl");
-        let mut attempts = 0;
-        loop {
-            let linked = fs::hard_link(&built, &private).or_else(|e| {
-                if e.kind() == ErrorKind::NotFound {
-                    Err(e)
-                } else {
-                    fs::copy(&built, &private).map(drop)
-                }
-            });
-            match linked {
-                Ok(()) => break private,
-                // Another cargo is putting a new build in place.
-                Err(e) if e.kind() == ErrorKind::NotFound && attempts < 100 => {
-                    attempts += 1;
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Err(e) => panic!(
-                    "cannot link {} to {}: {e}",
-                    built.display(),
-                    private.display()
-                ),
+/// Each call links into its own `private_dir` (once: a link already there is returned), so
+/// tests of one process that each own a directory (one swtpm each, say) each get a link that
+/// lives as long as their directory.
+pub fn vaultctl_binary(private_dir: &Path) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let built = BUILT.get_or_init(build_vaultctl);
+    let private = private_dir.join("vaultctl");
+    if private.is_file() {
+        return private;
+    }
+    let mut attempts = 0;
+    loop {
+        let linked = fs::hard_link(built, &private).or_else(|e| match e.kind() {
+            ErrorKind::NotFound => Err(e),
+            // Another thread of the test linked it meanwhile.
+            ErrorKind::AlreadyExists => Ok(()),
+            _ => fs::copy(built, &private).map(drop),
+        });
+        match linked {
+            Ok(()) => return private,
+            // Another cargo is putting a new build in place.
+            Err(e) if e.kind() == ErrorKind::NotFound && attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(100));
             }
+            Err(e) => panic!(
+                "cannot link {} to {}: {e}",
+                built.display(),
+                private.display()
+            ),
         }
-    })
+    }
 }
 
 /// `<target dir>/<profile>/vaultctl`, built first when cargo runs the tests.

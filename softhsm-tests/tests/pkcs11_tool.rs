@@ -53,7 +53,7 @@ fn logged_in_tool(hsm: &SoftHsm) -> Command {
 fn vaultctl_create(hsm: &SoftHsm, label: &str) -> String {
     let uri = hsm.kek_uri(label);
     let created = stdout_of(
-        hsm.command(vaultctl_binary(hsm))
+        hsm.command(vaultctl_binary(hsm.dir()))
             .args(["kek", "create", &uri]),
     );
     assert!(
@@ -67,7 +67,7 @@ fn vaultctl_create(hsm: &SoftHsm, label: &str) -> String {
 fn vaultctl_info(hsm: &SoftHsm, label: &str) -> BTreeMap<String, String> {
     let uri = hsm.kek_uri(label);
     stdout_of(
-        hsm.command(vaultctl_binary(hsm))
+        hsm.command(vaultctl_binary(hsm.dir()))
             .args(["kek", "info", &uri]),
     )
     .lines()

@@ -1164,7 +1164,9 @@ fn init_defaults_to_tiered() {
         let uri = hsm.kek_uri("kek-1");
         ctl.create_key(&uri);
         let dir = ctl.path("vault");
-        let out = ctl.ok(&["--vault", &dir, "init", "--kek", &uri], b"").stdout();
+        let out = ctl
+            .ok(&["--vault", &dir, "init", "--kek", &uri], b"")
+            .stdout();
         assert!(out.contains("mode: tiered"), "{out}");
         ctl.keep_secret("tiered-secret");
         ctl.set(&dir, "global", "k", "tiered-secret");
