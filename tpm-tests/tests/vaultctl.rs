@@ -1,0 +1,800 @@
+//! The real `vaultctl` binary against a private swtpm per test: `kek create` persisting the
+//! storage root key and `kek info` showing it, vaults (tiered and direct) whose root KEKs are
+//! the TPM KEK bound to PCR 16 and a recovery `file:` KEK, every everyday command on them, and
+//! the failures an operator meets: PCR 16 changed, the TPM cleared, swtpm down, a tampered
+//! stanza. Each failure is exit code 1 with a message that says what is wrong and how to
+//! recover, leaves the vault directory as it was, and the recovery KEK still reads everything;
+//! no command shows a secret value on stderr.
+//!
+//! The binary is this build's `vaultctl`, built first when cargo runs the tests and linked into
+//! the swtpm's private directory (`softhsm_tests::vaultctl_binary`). Each run has
+//! `TSS2_LOG=all+none`, which silences tpm2-tss's own logging of the TPM errors these tests
+//! provoke.
+#![forbid(unsafe_code)]
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+use tpm_tests::Swtpm;
+
+/// The id of the TPM KEK (default label).
+const KEK_ID: &str = "tpm2:tpm#v1";
+/// The persistent handle `kek create` is given.
+const SRK: &str = "0x81000001";
+/// What a PCR-policy failure says.
+const PCR_CHANGED: &str = "PCRs sha256:16 no longer hold the values the DEK was sealed to";
+/// How every TPM failure that a recovery KEK cures says to recover.
+const USE_RECOVERY: &str = "open the vault with another KEK of its keyring (e.g. the recovery KEK)";
+/// The secrets each vault holds: (scope, key, value).
+const SECRETS: [(&str, &str, &str); 3] = [
+    ("global", "db-password", "hunter2-on-the-tpm"),
+    ("principal:alice", "api-token", "alice-token-0xdeadbeef"),
+    ("skill:mail", "smtp", "smtp-password-behind-pcr16"),
+];
+/// Caller data sealed with `vaultctl seal`.
+const CALLER_DATA: &str = "caller data sealed by the TPM vault";
+
+/// What one vaultctl run did.
+#[derive(Debug)]
+struct Run {
+    args: Vec<String>,
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+}
+
+/// vaultctl against one swtpm (which the test may restart meanwhile), with its home in the
+/// swtpm's private directory, and the strings (secret values) that no stderr may contain.
+struct Vaultctl {
+    tcti: String,
+    dir: PathBuf,
+    binary: PathBuf,
+    never_on_stderr: RefCell<Vec<String>>,
+}
+
+impl Vaultctl {
+    fn new(tpm: &Swtpm) -> Self {
+        let mut secrets: Vec<String> = SECRETS.iter().map(|(_, _, v)| (*v).to_owned()).collect();
+        secrets.push(CALLER_DATA.to_owned());
+        Self {
+            tcti: tpm.tcti(),
+            dir: tpm.dir().to_owned(),
+            binary: softhsm_tests::vaultctl_binary(tpm.dir()),
+            never_on_stderr: RefCell::new(secrets),
+        }
+    }
+
+    /// `tpm2:tcti=<the swtpm><extra>`.
+    fn uri(&self, extra: &str) -> String {
+        format!("tpm2:tcti={}{extra}", self.tcti)
+    }
+
+    /// A path in the swtpm's private directory, as a string for the command line.
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+
+    /// Runs vaultctl with `args` and `stdin`; checks that stderr shows no panic, no secret
+    /// and no tpm2-tss log line.
+    fn run(&self, args: &[&str], stdin: &[u8]) -> Run {
+        let home = self.dir.join("home");
+        let mut command = Command::new(&self.binary);
+        command
+            .args(args)
+            .env("TSS2_LOG", "all+none")
+            .env("HOME", &home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_DATA_HOME", home.join(".local/share"))
+            // A panic would show its backtrace, which the checks below look for.
+            .env("RUST_BACKTRACE", "1");
+        for variable in [
+            "VAULT_DIR",
+            "VAULT_ADDR",
+            "VAULT_DEV_DIR",
+            "VAULT_CACERT",
+            "VAULT_CLIENT_CERT",
+            "VAULT_CLIENT_KEY",
+            "VAULT_CACHE_TTL",
+            "VAULT_REQUIRE_MLOCK",
+        ] {
+            command.env_remove(variable);
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("vaultctl starts");
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(stdin)
+            .expect("vaultctl reads its stdin");
+        let output = child.wait_with_output().expect("vaultctl ends");
+        let run = Run {
+            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
+            code: output.status.code(),
+            stdout: output.stdout,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        };
+        for needle in [
+            "panicked",
+            "stack backtrace",
+            "RUST_BACKTRACE",
+            ":esys:",
+            ":tcti:",
+        ] {
+            assert!(
+                !run.stderr.contains(needle),
+                "vaultctl {:?} shows {needle:?} on stderr:\n{}",
+                run.args,
+                run.stderr
+            );
+        }
+        for secret in self.never_on_stderr.borrow().iter() {
+            assert!(
+                !run.stderr.contains(secret.as_str()),
+                "vaultctl {:?} showed a secret on stderr:\n{}",
+                run.args,
+                run.stderr
+            );
+        }
+        run
+    }
+
+    /// Runs vaultctl and asserts exit code 0.
+    fn ok(&self, args: &[&str], stdin: &[u8]) -> Run {
+        let run = self.run(args, stdin);
+        assert_eq!(
+            run.code,
+            Some(0),
+            "vaultctl {:?} failed:\n{}",
+            run.args,
+            run.stderr
+        );
+        run
+    }
+
+    /// Runs vaultctl and asserts exit code 1 and a last `error:` line (vaultctl's own, which
+    /// it prints last) containing every one of `expected`; returns stderr.
+    fn fails(&self, args: &[&str], stdin: &[u8], expected: &[&str]) -> String {
+        let run = self.run(args, stdin);
+        assert_eq!(
+            run.code,
+            Some(1),
+            "vaultctl {:?}: expected exit code 1; stdout:\n{}\nstderr:\n{}",
+            run.args,
+            run.stdout(),
+            run.stderr
+        );
+        assert!(
+            run.stdout.is_empty(),
+            "vaultctl {:?}: {}",
+            run.args,
+            run.stdout()
+        );
+        let error = run
+            .stderr
+            .lines()
+            .rfind(|line| line.starts_with("error: "))
+            .unwrap_or_else(|| panic!("vaultctl {:?}: no error line:\n{}", run.args, run.stderr));
+        for needle in expected {
+            assert!(
+                error.contains(needle),
+                "vaultctl {:?}: the error lacks {needle:?}:\n{}",
+                run.args,
+                run.stderr
+            );
+        }
+        run.stderr
+    }
+
+    /// `kek info uri` as a map from field name to value (`pcr 16` lines included).
+    fn info(&self, uri: &str) -> BTreeMap<String, String> {
+        let out = self.ok(&["kek", "info", uri], b"").stdout();
+        out.lines()
+            .filter_map(|line| {
+                let line = line.trim();
+                match line.strip_prefix("pcr ") {
+                    Some(rest) => {
+                        let (index, value) = rest.split_once(' ')?;
+                        Some((format!("pcr {index}"), value.trim().to_owned()))
+                    }
+                    None => line
+                        .split_once(':')
+                        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned())),
+                }
+            })
+            .collect()
+    }
+
+    /// `init` of the vault in `<private dir>/<name>` with `keks` and `--mode mode`; returns
+    /// the directory and checks what init says.
+    fn init(&self, name: &str, keks: &[&str], mode: &str) -> String {
+        let dir = self.path(name);
+        let mut args = vec!["--vault", dir.as_str(), "init", "--mode", mode];
+        for kek in keks {
+            args.extend(["--kek", kek]);
+        }
+        let out = self.ok(&args, b"").stdout();
+        assert!(out.starts_with("initialised vault at "), "{out}");
+        assert!(out.contains("store: sqlite\n"), "{out}");
+        assert!(out.contains(&format!("mode: {mode}\n")), "{out}");
+        dir
+    }
+
+    /// Sets [`SECRETS`] and one doomed secret, which it deletes; checks `list`.
+    fn fill(&self, vault: &str) {
+        for (scope, key, value) in SECRETS {
+            let out = self
+                .ok(&["--vault", vault, "set", scope, key], value.as_bytes())
+                .stdout();
+            assert_eq!(out, format!("stored {scope} {key} version 1\n"));
+        }
+        let out = self
+            .ok(
+                &["--vault", vault, "set", "global", "db-password"],
+                b"hunter3-newer",
+            )
+            .stdout();
+        assert_eq!(out, "stored global db-password version 2\n");
+        self.ok(
+            &["--vault", vault, "set", "global", "doomed"],
+            b"short-lived",
+        );
+        let out = self
+            .ok(&["--vault", vault, "delete", "global", "doomed"], b"")
+            .stdout();
+        assert_eq!(out, "deleted global doomed\n");
+        self.fails(
+            &["--vault", vault, "get", "global", "doomed"],
+            b"",
+            &["secret not found: global doomed"],
+        );
+        let listed = self.ok(&["--vault", vault, "list", "--json"], b"");
+        let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("list --json");
+        let mut names: Vec<(String, String, u64)> = rows
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|row| {
+                (
+                    row["scope"].as_str().expect("scope").to_owned(),
+                    row["key"].as_str().expect("key").to_owned(),
+                    row["versions"].as_u64().expect("versions"),
+                )
+            })
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                ("global".to_owned(), "db-password".to_owned(), 2),
+                ("principal:alice".to_owned(), "api-token".to_owned(), 1),
+                ("skill:mail".to_owned(), "smtp".to_owned(), 1),
+            ]
+        );
+        let table = self.ok(&["--vault", vault, "list"], b"").stdout();
+        for (_, _, value) in SECRETS {
+            assert!(!table.contains(value), "list shows a value:\n{table}");
+        }
+    }
+
+    /// Every secret of [`fill`](Self::fill) reads back (`extra` are the arguments before
+    /// the command, e.g. `--kek URI`); the first version of db-password too.
+    fn assert_reads_everything(&self, vault: &str, extra: &[&str], envelope: &str) {
+        let args = |rest: &[&'static str]| {
+            let mut args = vec!["--vault", vault];
+            args.extend_from_slice(extra);
+            args.extend_from_slice(rest);
+            args
+        };
+        let got = |run: Run| run.stdout();
+        assert_eq!(
+            got(self.ok(&args(&["get", "global", "db-password"]), b"")),
+            "hunter3-newer"
+        );
+        assert_eq!(
+            got(self.ok(
+                &args(&["get", "global", "db-password", "--version", "1"]),
+                b""
+            )),
+            SECRETS[0].2
+        );
+        for (scope, key, value) in &SECRETS[1..] {
+            let mut get_args = args(&["get"]);
+            get_args.extend([*scope, *key]);
+            assert_eq!(got(self.ok(&get_args, b"")), *value, "{scope} {key}");
+        }
+        let mut open_args = args(&["open", "--in"]);
+        open_args.push(envelope);
+        assert_eq!(got(self.ok(&open_args, b"")), CALLER_DATA);
+    }
+
+    /// `seal --json` of [`CALLER_DATA`] into `<private dir>/<name>`; returns the path.
+    fn seal(&self, vault: &str, name: &str) -> String {
+        let run = self.ok(
+            &["--vault", vault, "seal", "--json"],
+            CALLER_DATA.as_bytes(),
+        );
+        let json: serde_json::Value = serde_json::from_slice(&run.stdout).expect("seal --json");
+        let path = self.path(name);
+        fs::write(&path, json.to_string()).expect("write the envelope");
+        path
+    }
+}
+
+/// Every file below `dir` with its contents, to show that a failed command changed nothing.
+fn snapshot(dir: &str) -> BTreeMap<PathBuf, Vec<u8>> {
+    let files: BTreeMap<PathBuf, Vec<u8>> = compliance::files_below(Path::new(dir))
+        .into_iter()
+        .map(|path| {
+            let contents = fs::read(&path).expect("a vault file can be read");
+            (path, contents)
+        })
+        .collect();
+    assert!(!files.is_empty(), "{dir} has no files");
+    files
+}
+
+/// `uri`'s canonical form as `kek create` and `init` print it.
+fn canonical(uri: &str) -> String {
+    kek_providers::tpm::Tpm2Uri::parse(uri)
+        .expect("a valid tpm2: URI")
+        .to_canonical()
+}
+
+#[test]
+fn kek_create_persists_the_srk_and_kek_info_shows_the_tpm() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let ctl = Vaultctl::new(&tpm);
+    let uri = ctl.uri(&format!(";srk={SRK}"));
+
+    // Nothing there yet: info says to run kek create.
+    ctl.fails(
+        &["kek", "info", &uri],
+        b"",
+        &[
+            "TPM persistent handle 0x81000001 (srk= in the KEK URI) holds no key",
+            "run `vaultctl kek create URI`",
+        ],
+    );
+
+    let out = ctl.ok(&["kek", "create", &uri], b"").stdout();
+    let name = out
+        .strip_prefix("persisted the ECC P-256 storage root key at 0x81000001 (name ")
+        .and_then(|rest| rest.split_once(")\n"))
+        .map(|(name, _)| name.to_owned())
+        .unwrap_or_else(|| panic!("kek create: {out}"));
+    assert!(
+        name.len() == 68 && name.starts_with("000b"),
+        "a SHA-256 TPM name: {name}"
+    );
+    assert!(
+        out.contains(&format!("KEK URI: {}\n", canonical(&uri))),
+        "{out}"
+    );
+    assert!(out.contains("vaultctl init --kek URI"), "{out}");
+
+    // Again: the same key is there already.
+    let out = ctl.ok(&["kek", "create", &uri], b"").stdout();
+    assert!(
+        out.starts_with(&format!(
+            "the ECC P-256 storage root key is persistent at 0x81000001 already (name {name})\n"
+        )),
+        "{out}"
+    );
+    // Without srk= there is nothing to persist; the primary is the same key.
+    let out = ctl.ok(&["kek", "create", &ctl.uri("")], b"").stdout();
+    assert!(
+        out.contains(&format!(
+            "ECC P-256 primary (name {name}), derived at each start"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("add ;srk=0x81000001 to the URI"), "{out}");
+
+    let with_pcrs = format!("{uri};pcrs=sha256:16");
+    let info = ctl.info(&with_pcrs);
+    let field = |name: &str| info.get(name).map(String::as_str);
+    assert_eq!(
+        field("uri"),
+        Some(canonical(&with_pcrs).as_str()),
+        "{info:?}"
+    );
+    assert_eq!(field("tcti"), Some(tpm.tcti().as_str()), "{info:?}");
+    assert_eq!(field("manufacturer"), Some("IBM"), "{info:?}");
+    assert_eq!(
+        field("kind"),
+        Some("software TPM (simulator): not dedicated hardware"),
+        "{info:?}"
+    );
+    assert_eq!(field("srk"), Some("persistent at 0x81000001"), "{info:?}");
+    assert_eq!(field("srk name"), Some(name.as_str()), "{info:?}");
+    assert_eq!(field("pcrs"), Some("sha256:16"), "{info:?}");
+    assert_eq!(field("pcr 16"), Some(tpm.pcr16().as_str()), "{info:?}");
+    tpm.extend_pcr16(b"kek info shows the change");
+    let changed = ctl.info(&with_pcrs);
+    assert_eq!(
+        changed.get("pcr 16").map(String::as_str),
+        Some(tpm.pcr16().as_str())
+    );
+    assert_ne!(changed.get("pcr 16"), info.get("pcr 16"));
+    let transient = ctl.info(&ctl.uri(""));
+    assert!(
+        transient["srk"].starts_with("transient ECC P-256 primary"),
+        "{transient:?}"
+    );
+    assert_eq!(transient["srk name"], name);
+
+    // Another key at another handle: never replaced.
+    let context = ctl.path("other-primary.ctx");
+    for (program, args) in [
+        (
+            "tpm2_createprimary",
+            vec![
+                "--hierarchy=o",
+                "--key-algorithm=ecc384",
+                "--key-context",
+                &context,
+            ],
+        ),
+        (
+            "tpm2_evictcontrol",
+            vec!["--hierarchy=o", "--object-context", &context, "0x81000002"],
+        ),
+        ("tpm2_flushcontext", vec!["--transient-object"]),
+    ] {
+        let output = tpm
+            .command(program)
+            .args(&args)
+            .output()
+            .expect("run tpm2-tools");
+        assert!(output.status.success(), "{program}: {output:?}");
+    }
+    let occupied = ctl.uri(";srk=0x81000002");
+    ctl.fails(
+        &["kek", "create", &occupied],
+        b"",
+        &[
+            "TPM persistent handle 0x81000002 already holds another key",
+            "kek create never replaces a key",
+        ],
+    );
+    let other = ctl.info(&occupied);
+    assert_ne!(other["srk name"], name, "{other:?}");
+
+    // A URI the parser refuses: named, and nothing is asked of the TPM.
+    ctl.fails(
+        &["kek", "create", &format!("{uri};color=blue")],
+        b"",
+        &["color"],
+    );
+}
+
+/// A vault in `mode` on the TPM KEK `tpm_extra` (bound to PCR 16) and a recovery file KEK;
+/// every everyday command; then PCR 16 changes (the TPM KEK alone fails naming the PCRs,
+/// the pinned KEKs and the recovery KEK read everything), is reset (the TPM KEK alone reads
+/// everything again), and the TPM is cleared (the TPM KEK alone fails saying so, the
+/// recovery KEK reads everything). Failed commands leave the vault dir as it was.
+fn vault_on_the_tpm(mode: &str, tpm_extra: &str, cleared: &[&str]) {
+    let Some(mut tpm) = Swtpm::start() else {
+        return;
+    };
+    let ctl = Vaultctl::new(&tpm);
+    let tpm_uri = ctl.uri(tpm_extra);
+    if tpm_extra.contains(";srk=") {
+        ctl.ok(&["kek", "create", &tpm_uri], b"");
+    }
+    let recovery = format!("file:{}", ctl.path("recovery.key"));
+    let vault = ctl.init("vault", &[&tpm_uri, &recovery], mode);
+    let vault = vault.as_str();
+    let pinned = fs::read_to_string(Path::new(vault).join("vault.json")).expect("vault.json");
+    assert!(pinned.contains(&canonical(&tpm_uri)), "{pinned}");
+    ctl.fill(vault);
+    let envelope = ctl.seal(vault, "sealed.json");
+    ctl.assert_reads_everything(vault, &[], &envelope);
+    ctl.assert_reads_everything(vault, &["--kek", &tpm_uri], &envelope);
+
+    let status = ctl.ok(&["--vault", vault, "status"], b"").stdout();
+    assert!(status.contains(&format!("mode:    {mode}\n")), "{status}");
+    assert!(status.contains("secrets: 3\n"), "{status}");
+    assert!(
+        status.contains(&format!(
+            "kek:     {KEK_ID} ({}) health ok; non-exportable, platform-bound\n",
+            canonical(&tpm_uri)
+        )),
+        "{status}"
+    );
+    let json = ctl.ok(&["--vault", vault, "status", "--json"], b"");
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("status --json");
+    assert_eq!(json["mode"], mode);
+    assert_eq!(json["keks"].as_array().map(Vec::len), Some(2), "{json}");
+    assert_eq!(json["missing_keks"], serde_json::json!([]), "{json}");
+
+    // PCR 16 changes.
+    tpm.extend_pcr16(b"another boot");
+    let before = snapshot(vault);
+    for args in [
+        &[
+            "--vault",
+            vault,
+            "--kek",
+            &tpm_uri,
+            "get",
+            "global",
+            "db-password",
+        ][..],
+        &["--vault", vault, "--kek", &tpm_uri, "list"],
+        &["--vault", vault, "--kek", &tpm_uri, "status"],
+        &[
+            "--vault", vault, "--kek", &tpm_uri, "open", "--in", &envelope,
+        ],
+    ] {
+        ctl.fails(args, b"", &[PCR_CHANGED, USE_RECOVERY]);
+    }
+    ctl.fails(
+        &["--vault", vault, "--kek", &tpm_uri, "set", "global", "x"],
+        b"value-x",
+        &[PCR_CHANGED],
+    );
+    assert_eq!(
+        snapshot(vault),
+        before,
+        "failed commands changed the vault dir"
+    );
+    // The pinned KEKs: the TPM one is left out with a warning, the recovery one reads.
+    let run = ctl.ok(&["--vault", vault, "get", "global", "db-password"], b"");
+    assert_eq!(run.stdout(), "hunter3-newer");
+    assert!(
+        run.stderr.contains(&format!(
+            "warn: KEK {KEK_ID} did not open its canary, so it is left out"
+        )) && run.stderr.contains(PCR_CHANGED),
+        "{}",
+        run.stderr
+    );
+    ctl.assert_reads_everything(vault, &[], &envelope);
+    ctl.assert_reads_everything(vault, &["--kek", &recovery], &envelope);
+    let status = ctl.ok(&["--vault", vault, "status"], b"").stdout();
+    assert!(
+        status.contains(&format!(
+            "kek:     {KEK_ID} not available: reads work, new keys cannot be wrapped"
+        )),
+        "{status}"
+    );
+
+    // PCR 16 back to its value: the TPM KEK alone works again.
+    tpm.reset_pcr16();
+    ctl.assert_reads_everything(vault, &["--kek", &tpm_uri], &envelope);
+    let out = ctl
+        .ok(
+            &["--vault", vault, "set", "global", "after-reset"],
+            b"after-reset-value",
+        )
+        .stdout();
+    assert!(
+        out.starts_with("stored global after-reset version 1"),
+        "{out}"
+    );
+    ctl.never_on_stderr
+        .borrow_mut()
+        .push("after-reset-value".into());
+
+    // The TPM is cleared.
+    tpm.clear();
+    let before = snapshot(vault);
+    for args in [
+        &[
+            "--vault",
+            vault,
+            "--kek",
+            &tpm_uri,
+            "get",
+            "global",
+            "db-password",
+        ][..],
+        &[
+            "--vault", vault, "--kek", &tpm_uri, "open", "--in", &envelope,
+        ],
+    ] {
+        ctl.fails(args, b"", cleared);
+    }
+    assert_eq!(
+        snapshot(vault),
+        before,
+        "failed commands changed the vault dir"
+    );
+    ctl.assert_reads_everything(vault, &[], &envelope);
+    ctl.assert_reads_everything(vault, &["--kek", &recovery], &envelope);
+    let run = ctl.ok(&["--vault", vault, "get", "global", "after-reset"], b"");
+    assert_eq!(run.stdout(), "after-reset-value");
+    assert!(
+        run.stderr.starts_with("warn: ") && run.stderr.contains(cleared[0]),
+        "warns about the TPM KEK: {}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_tiered_vault_on_a_persisted_srk_survives_a_pcr_change_and_a_cleared_tpm() {
+    vault_on_the_tpm(
+        "tiered",
+        &format!(";srk={SRK};pcrs=sha256:16"),
+        &[
+            "TPM persistent handle 0x81000001 (srk= in the KEK URI) holds no key",
+            "the TPM was cleared or this is another TPM",
+            USE_RECOVERY,
+        ],
+    );
+}
+
+#[test]
+fn a_direct_vault_on_the_primary_survives_a_pcr_change_and_a_cleared_tpm() {
+    vault_on_the_tpm(
+        "direct",
+        ";pcrs=sha256:16",
+        &[
+            "the secret was sealed under another TPM storage root key",
+            "the TPM was cleared, this is another TPM",
+            USE_RECOVERY,
+        ],
+    );
+}
+
+#[test]
+fn swtpm_down_is_named_and_the_recovery_kek_reads_meanwhile() {
+    let Some(mut tpm) = Swtpm::start() else {
+        return;
+    };
+    let ctl = Vaultctl::new(&tpm);
+    let tpm_uri = ctl.uri("");
+    let recovery = format!("file:{}", ctl.path("recovery.key"));
+    let vault = ctl.init("vault", &[&tpm_uri, &recovery], "tiered");
+    let vault = vault.as_str();
+    ctl.fill(vault);
+    let envelope = ctl.seal(vault, "sealed.json");
+
+    let killed = Command::new("kill")
+        .args(["-KILL", &tpm.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let unreachable = format!("cannot reach the TPM through {}", tpm.tcti());
+    ctl.fails(
+        &[
+            "--vault",
+            vault,
+            "--kek",
+            &tpm_uri,
+            "get",
+            "global",
+            "db-password",
+        ],
+        b"",
+        &[&unreachable, "check that the simulator is running"],
+    );
+    let run = ctl.ok(&["--vault", vault, "get", "global", "db-password"], b"");
+    assert_eq!(run.stdout(), "hunter3-newer");
+    assert!(run.stderr.contains(&unreachable), "{}", run.stderr);
+
+    tpm.restart();
+    ctl.assert_reads_everything(vault, &["--kek", &tpm_uri], &envelope);
+    let status = ctl.ok(&["--vault", vault, "status"], b"").stdout();
+    assert!(
+        status.contains(&format!(
+            "kek:     {KEK_ID} ({}) health ok",
+            canonical(&tpm_uri)
+        )),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_tampered_tpm_stanza_is_rejected_and_the_recovery_stanza_still_opens() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let ctl = Vaultctl::new(&tpm);
+    let tpm_uri = ctl.uri("");
+    let recovery = format!("file:{}", ctl.path("recovery.key"));
+    let vault = ctl.init("vault", &[&tpm_uri, &recovery], "direct");
+    let vault = vault.as_str();
+    let path = ctl.seal(vault, "sealed.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).expect("read")).expect("JSON");
+    let stanza = json["stanzas"]
+        .as_array_mut()
+        .expect("stanzas")
+        .iter_mut()
+        .find(|stanza| stanza["kind"] == "tpm2")
+        .expect("a tpm2 stanza");
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut body = b64
+        .decode(stanza["body"].as_str().expect("a body"))
+        .expect("base64");
+    // A bit of the private part, near the end.
+    let at = body.len() - 10;
+    body[at] ^= 0x01;
+    stanza["body"] = b64.encode(&body).into();
+    let tampered = ctl.path("tampered.json");
+    fs::write(&tampered, json.to_string()).expect("write");
+    let before = snapshot(vault);
+    ctl.fails(
+        &[
+            "--vault", vault, "--kek", &tpm_uri, "open", "--in", &tampered,
+        ],
+        b"",
+        &[&format!(
+            "KEK {KEK_ID} rejected its wrapped key: the stanza was tampered with"
+        )],
+    );
+    assert_eq!(snapshot(vault), before);
+    let run = ctl.ok(&["--vault", vault, "open", "--in", &tampered], b"");
+    assert_eq!(run.stdout(), CALLER_DATA);
+}
+
+/// A failing command says what failed once, in vaultctl's terms: tss-esapi's own log records
+/// (`log::error!` in the crate, e.g. "Error in unsealing: a policy check failed") are not
+/// shown as further `error:` lines before it.
+#[test]
+#[ignore = "bug: vaultctl's stderr logger prints tss-esapi's log::error! records as `error: Error in unsealing: ...` / `error: Error when creating a TCTI context: ...` lines before its own error"]
+fn a_tpm_failure_is_one_error_line() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let ctl = Vaultctl::new(&tpm);
+    let tpm_uri = ctl.uri(";pcrs=sha256:16");
+    let recovery = format!("file:{}", ctl.path("recovery.key"));
+    let vault = ctl.init("vault", &[&tpm_uri, &recovery], "direct");
+    let vault = vault.as_str();
+    ctl.fill(vault);
+    tpm.extend_pcr16(b"another boot");
+    let stderr = ctl.fails(
+        &[
+            "--vault",
+            vault,
+            "--kek",
+            &tpm_uri,
+            "get",
+            "global",
+            "db-password",
+        ],
+        b"",
+        &[PCR_CHANGED],
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    // The pinned KEKs read, with one warning about the TPM KEK and nothing else.
+    let run = ctl.ok(&["--vault", vault, "get", "global", "db-password"], b"");
+    assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+    drop(tpm);
+    let stderr = ctl.fails(
+        &[
+            "--vault",
+            vault,
+            "--kek",
+            &tpm_uri,
+            "get",
+            "global",
+            "db-password",
+        ],
+        b"",
+        &["cannot reach the TPM through"],
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+}
