@@ -472,6 +472,41 @@ fn a_cleared_tpm_loses_the_persisted_srk_and_the_recovery_kek_reads_everything()
     cleared_with_recovery(&format!(";srk={SRK:#010x}"), WrapMode::Direct);
 }
 
+/// `tpm2_clear` (TPM2_Clear in the platform hierarchy, as firmware setup does it) rather
+/// than a fresh state: the owner seed changes and the persisted SRK is evicted, under KEKs
+/// that hold them loaded.
+#[test]
+fn tpm2_clear_under_open_keks_is_named_as_a_cleared_tpm() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let persisted_uri = uri(&tpm, &format!(";srk={SRK:#010x};label=persisted"));
+    tpm::persist_srk(&persisted_uri).expect("persist the SRK");
+    let primary = open_kek(&uri(&tpm, ""));
+    let persisted = open_kek(&persisted_uri);
+    let (dek, body) = wrap(&primary);
+    let (dek_persisted, body_persisted) = wrap(&persisted);
+    assert_unwraps(&primary, &body, &dek, "before the clear");
+    assert_unwraps(
+        &persisted,
+        &body_persisted,
+        &dek_persisted,
+        "before the clear",
+    );
+
+    tool(tpm.command("tpm2_clear").arg("--auth-hierarchy=p"));
+    let reason = kek_failure(unwrap(&primary, &body), KEK_ID);
+    assert_contains(&reason, &[OTHER_SRK, CLEARED, USE_RECOVERY]);
+    let reason = kek_failure(unwrap(&persisted, &body_persisted), "tpm2:persisted#v1");
+    assert_contains(
+        &reason,
+        &[
+            "TPM persistent handle 0x81000001 (srk= in the KEK URI) holds no key",
+            "the TPM was cleared or this is another TPM",
+        ],
+    );
+    // The primary KEK seals under the new SRK.
+    round_trip(&primary);
+}
+
 #[test]
 fn a_stanza_of_another_tpm_is_refused_naming_the_srks() {
     let (Some(one), Some(other)) = (Swtpm::start(), Swtpm::start()) else {
