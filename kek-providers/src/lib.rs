@@ -90,6 +90,16 @@ pub fn open(uri: &str, env: &KekEnv<'_>) -> Result<BuiltKek, Error> {
     registry::KekSpec::parse(uri)?.open(env.vault_dir)
 }
 
+/// Whether a log record comes from a library under a provider (tss-esapi, cryptoki). Those
+/// log, in their own words, every failure the provider then reports with context (a PCR
+/// policy check that fails is an expected answer, not an error to print twice), so the
+/// programs' loggers drop them.
+pub fn is_library_log(target: &str) -> bool {
+    ["tss_esapi", "cryptoki"]
+        .iter()
+        .any(|library| target == *library || target.starts_with(&format!("{library}::")))
+}
+
 /// Checks that `uri` is a well-formed KEK URI of a provider built into this binary, without
 /// touching files, devices or the environment (to validate configuration up front).
 pub fn check_uri(uri: &str) -> Result<(), Error> {

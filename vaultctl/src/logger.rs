@@ -7,7 +7,7 @@ struct StderrLogger;
 
 impl Log for StderrLogger {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        metadata.level() <= Level::Warn
+        metadata.level() <= Level::Warn && !kek_providers::is_library_log(metadata.target())
     }
 
     fn log(&self, record: &Record<'_>) {

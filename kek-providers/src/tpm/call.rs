@@ -148,7 +148,9 @@ pub(super) fn is_reconnectable(error: &TssError) -> bool {
     };
     match rc >> 16 {
         10..=12 => true,
-        7 | 8 => matches!(rc & 0xffff, 0x07 | 0x08 | 0x09 | 0x0a | 0x11 | 0x13),
+        // ...and a bad ESYS_TR (0x18): a handle this context no longer knows; a new
+        // context finds the objects again.
+        7 | 8 => matches!(rc & 0xffff, 0x07 | 0x08 | 0x09 | 0x0a | 0x11 | 0x13 | 0x18),
         0 => matches!(
             tpm_kind(error),
             Some(
@@ -187,6 +189,7 @@ pub(super) fn is_rejected_object(failure: &Failure) -> bool {
                 | Kind::Policy
                 | Kind::Key
                 | Kind::Insufficient
+                | Kind::ReservedBits
         )
     )
 }

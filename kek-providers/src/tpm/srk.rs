@@ -218,13 +218,12 @@ fn load_persistent_any(context: &mut Context, handle: u32) -> Result<Option<Vec<
         return Ok(None);
     }
     let tpm_handle = PersistentTpmHandle::new(handle).cmd("(persistent handle)")?;
-    let mut object = context
+    // Not closed afterwards: the TSS hands back the ESYS_TR it already has for this TPM
+    // handle, and an open KEK may hold that very one as its SRK.
+    let object = context
         .execute_without_session(|ctx| ctx.tr_from_tpm_public(TpmHandle::Persistent(tpm_handle)))
         .cmd("ReadPublic")?;
     let name = context.tr_get_name(object).cmd("(name)")?;
-    if let Err(e) = context.tr_close(&mut object) {
-        log::debug!("could not close an ESAPI handle: {e}");
-    }
     Ok(Some(name.value().to_vec()))
 }
 
