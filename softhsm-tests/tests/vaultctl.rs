@@ -713,7 +713,8 @@ fn a_key_deleted_from_the_token_is_named_and_the_recovery_kek_still_reads_everyt
         for (scope, key, value) in secrets {
             let run = ctl.assert_get(vault, scope, key, value);
             assert!(
-                run.stderr.contains(&format!("warn: {missing_key}"))
+                run.stderr.contains("warn: KEK pkcs11:token=vault-test;object=kek-1")
+                    && run.stderr.contains(&format!("cannot be opened: {missing_key}"))
                     && run.stderr.contains("continuing with the other KEKs"),
                 "{}",
                 run.stderr

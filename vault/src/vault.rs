@@ -54,17 +54,17 @@ impl Kek {
                     uri: built.uri,
                     provider: built.provider,
                 }),
-                Err(e) => failures.push(e),
+                Err(e) => failures.push((uri, e)),
             }
         }
         if keks.is_empty() {
             return Err(failures
                 .into_iter()
                 .next()
-                .map_or(Error::NoKek, Error::from));
+                .map_or(Error::NoKek, |(_, e)| Error::from(e)));
         }
-        for failure in failures {
-            log::warn!("{failure}; continuing with the other KEKs");
+        for (uri, failure) in failures {
+            log::warn!("KEK {uri} cannot be opened: {failure}; continuing with the other KEKs");
         }
         Ok(keks)
     }
@@ -75,8 +75,8 @@ impl Kek {
 pub struct InitOptions {
     /// The store, pinned.
     pub store: StoreKind,
-    /// The wrap mode; `None` picks tiered when a KEK is hardware or a threshold is set
-    /// (slow or many devices), direct otherwise.
+    /// The wrap mode; `None` picks tiered when a KEK is a device (it does not compute in
+    /// process) or a threshold is set, direct otherwise.
     pub mode: Option<WrapMode>,
     /// Require any `m` of the given KEKs instead of any one.
     pub threshold: Option<usize>,
