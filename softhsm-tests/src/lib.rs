@@ -28,13 +28,12 @@ mod reexec;
 mod setup;
 mod softhsm;
 mod uri;
-mod vaultctl_bin;
 
 use std::time::Instant;
 
-pub use availability::{require_hw, softhsm_available, softhsm_module_path};
+pub use availability::{softhsm_available, softhsm_module_path};
 pub use softhsm::SoftHsm;
-pub use vaultctl_bin::vaultctl_binary;
+pub use test_support::{require_hw, vaultctl_binary};
 
 use setup::PrivateToken;
 

@@ -12,16 +12,16 @@
 //! [`vaultctl_binary`]).
 #![forbid(unsafe_code)]
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write as _;
+use std::ops::Deref;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use base64::Engine as _;
 use softhsm_tests::{SoftHsm, in_private_token, vaultctl_binary};
+use test_support::Run;
 
 /// The id `kek list` and the errors give the KEK `hsm.kek_uri("kek-1")` names.
 const KEK_ID: &str = "pkcs11:vault-test/kek-1#v1";
@@ -36,171 +36,34 @@ const NOT_ON_TOKEN: &str =
 /// The `x-mechanism` query attribute for AES key wrap with padding.
 const KWP: &str = "&x-mechanism=aes-key-wrap-pad";
 
-/// What one vaultctl run did.
-#[derive(Debug)]
-struct Run {
-    args: Vec<String>,
-    code: Option<i32>,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-impl Run {
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-}
-
 /// vaultctl on one private token, with its home, config and data directories in the token's
-/// private directory, and the strings (PINs, secret values) that no stderr may contain.
+/// private directory; no run shows a PIN, on stdout or stderr, or a secret value on stderr.
 struct Vaultctl<'a> {
     hsm: &'a SoftHsm,
-    never_on_stderr: RefCell<Vec<String>>,
-    env: RefCell<Vec<(String, String)>>,
+    runner: test_support::Vaultctl<'a>,
+}
+
+impl<'a> Deref for Vaultctl<'a> {
+    type Target = test_support::Vaultctl<'a>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.runner
+    }
 }
 
 impl<'a> Vaultctl<'a> {
     fn new(hsm: &'a SoftHsm) -> Self {
-        Self {
-            hsm,
-            never_on_stderr: RefCell::new(vec![hsm.user_pin().to_owned(), hsm.so_pin().to_owned()]),
-            env: RefCell::new(Vec::new()),
-        }
-    }
-
-    /// From now on, every run has `name=value` in its environment.
-    fn set_env(&self, name: &str, value: &str) {
-        self.env
-            .borrow_mut()
-            .push((name.to_owned(), value.to_owned()));
-    }
-
-    /// From now on, no run may show `value` on stderr.
-    fn keep_secret(&self, value: &str) {
-        self.never_on_stderr.borrow_mut().push(value.to_owned());
+        let binary = vaultctl_binary(hsm.dir());
+        let runner =
+            test_support::Vaultctl::new(move || hsm.command(&binary), &hsm.dir().join("home"));
+        runner.keep_hidden(hsm.user_pin());
+        runner.keep_hidden(hsm.so_pin());
+        Self { hsm, runner }
     }
 
     /// A path in the token's private directory, as a string for the command line.
     fn path(&self, name: &str) -> String {
         self.hsm.dir().join(name).display().to_string()
-    }
-
-    /// Runs vaultctl with `args` and `stdin`; checks that stderr shows no panic, no secret and
-    /// no PIN, and that stdout shows no PIN.
-    fn run(&self, args: &[&str], stdin: &[u8]) -> Run {
-        let home = self.hsm.dir().join("home");
-        let mut command = self.hsm.command(vaultctl_binary(self.hsm.dir()));
-        command
-            .args(args)
-            .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", home.join(".config"))
-            .env("XDG_DATA_HOME", home.join(".local/share"))
-            // A panic would show its backtrace, which the checks below look for.
-            .env("RUST_BACKTRACE", "1");
-        for variable in [
-            "VAULT_DIR",
-            "VAULT_ADDR",
-            "VAULT_DEV_DIR",
-            "VAULT_CACERT",
-            "VAULT_CLIENT_CERT",
-            "VAULT_CLIENT_KEY",
-            "VAULT_CACHE_TTL",
-            "VAULT_REQUIRE_MLOCK",
-        ] {
-            command.env_remove(variable);
-        }
-        for (name, value) in self.env.borrow().iter() {
-            command.env(name, value);
-        }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("vaultctl starts");
-        child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(stdin)
-            .expect("vaultctl reads its stdin");
-        let output = child.wait_with_output().expect("vaultctl ends");
-        let run = Run {
-            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
-            code: output.status.code(),
-            stdout: output.stdout,
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        };
-        for needle in ["panicked", "stack backtrace", "RUST_BACKTRACE"] {
-            assert!(
-                !run.stderr.contains(needle),
-                "vaultctl {:?} panicked:\n{}",
-                run.args,
-                run.stderr
-            );
-        }
-        for secret in self.never_on_stderr.borrow().iter() {
-            assert!(
-                !run.stderr.contains(secret.as_str()),
-                "vaultctl {:?} showed a secret or PIN on stderr:\n{}",
-                run.args,
-                run.stderr
-            );
-        }
-        let stdout = run.stdout();
-        for pin in [self.hsm.user_pin(), self.hsm.so_pin()] {
-            assert!(
-                !stdout.contains(pin),
-                "vaultctl {:?} showed a PIN on stdout",
-                run.args
-            );
-        }
-        run
-    }
-
-    /// Runs vaultctl and asserts exit code 0.
-    fn ok(&self, args: &[&str], stdin: &[u8]) -> Run {
-        let run = self.run(args, stdin);
-        assert_eq!(
-            run.code,
-            Some(0),
-            "vaultctl {:?} failed:\n{}",
-            run.args,
-            run.stderr
-        );
-        run
-    }
-
-    /// Runs vaultctl and asserts exit code 1 and an `error:` line containing every one of
-    /// `expected`; returns stderr.
-    fn fails(&self, args: &[&str], stdin: &[u8], expected: &[&str]) -> String {
-        self.fails_with_code(1, args, stdin, expected)
-    }
-
-    fn fails_with_code(&self, code: i32, args: &[&str], stdin: &[u8], expected: &[&str]) -> String {
-        let run = self.run(args, stdin);
-        assert_eq!(
-            run.code,
-            Some(code),
-            "vaultctl {:?}: expected exit code {code}; stdout:\n{}\nstderr:\n{}",
-            run.args,
-            run.stdout(),
-            run.stderr
-        );
-        let error = run
-            .stderr
-            .lines()
-            .find(|line| line.starts_with("error: "))
-            .unwrap_or_else(|| panic!("vaultctl {:?}: no error line:\n{}", run.args, run.stderr));
-        for needle in expected {
-            assert!(
-                error.contains(needle),
-                "vaultctl {:?}: the error lacks {needle:?}:\n{}",
-                run.args,
-                run.stderr
-            );
-        }
-        run.stderr
     }
 
     /// `kek create uri`, asserting success.
@@ -713,8 +576,11 @@ fn a_key_deleted_from_the_token_is_named_and_the_recovery_kek_still_reads_everyt
         for (scope, key, value) in secrets {
             let run = ctl.assert_get(vault, scope, key, value);
             assert!(
-                run.stderr.contains("warn: KEK pkcs11:token=vault-test;object=kek-1")
-                    && run.stderr.contains(&format!("cannot be opened: {missing_key}"))
+                run.stderr
+                    .contains("warn: KEK pkcs11:token=vault-test;object=kek-1")
+                    && run
+                        .stderr
+                        .contains(&format!("cannot be opened: {missing_key}"))
                     && run.stderr.contains("continuing with the other KEKs"),
                 "{}",
                 run.stderr

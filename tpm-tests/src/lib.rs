@@ -29,5 +29,6 @@ mod ports;
 mod sha256;
 mod swtpm;
 
-pub use availability::{require_hw, swtpm_available};
+pub use availability::swtpm_available;
 pub use swtpm::Swtpm;
+pub use test_support::require_hw;

@@ -7,19 +7,19 @@
 //! no command shows a secret value on stderr.
 //!
 //! The binary is this build's `vaultctl`, built first when cargo runs the tests and linked into
-//! the swtpm's private directory (`softhsm_tests::vaultctl_binary`). Each run has
+//! the swtpm's private directory (`test_support::vaultctl_binary`). Each run has
 //! `TSS2_LOG=all+none`, which silences tpm2-tss's own logging of the TPM errors these tests
 //! provoke.
 #![forbid(unsafe_code)]
 
-use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write as _;
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use base64::Engine as _;
+use test_support::{ErrorLine, Run};
 use tpm_tests::Swtpm;
 
 /// The id of the TPM KEK (default label).
@@ -39,39 +39,41 @@ const SECRETS: [(&str, &str, &str); 3] = [
 /// Caller data sealed with `vaultctl seal`.
 const CALLER_DATA: &str = "caller data sealed by the TPM vault";
 
-/// What one vaultctl run did.
-#[derive(Debug)]
-struct Run {
-    args: Vec<String>,
-    code: Option<i32>,
-    stdout: Vec<u8>,
-    stderr: String,
-}
-
-impl Run {
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-}
-
 /// vaultctl against one swtpm (which the test may restart meanwhile), with its home in the
-/// swtpm's private directory, and the strings (secret values) that no stderr may contain.
+/// swtpm's private directory and `TSS2_LOG=all+none`; no run shows a secret value or a
+/// tpm2-tss log line on stderr, and a failure's last `error:` line is vaultctl's own.
 struct Vaultctl {
     tcti: String,
     dir: PathBuf,
-    binary: PathBuf,
-    never_on_stderr: RefCell<Vec<String>>,
+    runner: test_support::Vaultctl<'static>,
+}
+
+impl Deref for Vaultctl {
+    type Target = test_support::Vaultctl<'static>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.runner
+    }
 }
 
 impl Vaultctl {
     fn new(tpm: &Swtpm) -> Self {
-        let mut secrets: Vec<String> = SECRETS.iter().map(|(_, _, v)| (*v).to_owned()).collect();
-        secrets.push(CALLER_DATA.to_owned());
+        let binary = test_support::vaultctl_binary(tpm.dir());
+        let runner =
+            test_support::Vaultctl::new(move || Command::new(&binary), &tpm.dir().join("home"));
+        runner.set_env("TSS2_LOG", "all+none");
+        for needle in [":esys:", ":tcti:"] {
+            runner.forbid_on_stderr(needle);
+        }
+        runner.check_error_line(ErrorLine::Last);
+        for (_, _, value) in SECRETS {
+            runner.keep_secret(value);
+        }
+        runner.keep_secret(CALLER_DATA);
         Self {
             tcti: tpm.tcti(),
             dir: tpm.dir().to_owned(),
-            binary: softhsm_tests::vaultctl_binary(tpm.dir()),
-            never_on_stderr: RefCell::new(secrets),
+            runner,
         }
     }
 
@@ -83,122 +85,6 @@ impl Vaultctl {
     /// A path in the swtpm's private directory, as a string for the command line.
     fn path(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
-    }
-
-    /// Runs vaultctl with `args` and `stdin`; checks that stderr shows no panic, no secret
-    /// and no tpm2-tss log line.
-    fn run(&self, args: &[&str], stdin: &[u8]) -> Run {
-        let home = self.dir.join("home");
-        let mut command = Command::new(&self.binary);
-        command
-            .args(args)
-            .env("TSS2_LOG", "all+none")
-            .env("HOME", &home)
-            .env("XDG_CONFIG_HOME", home.join(".config"))
-            .env("XDG_DATA_HOME", home.join(".local/share"))
-            // A panic would show its backtrace, which the checks below look for.
-            .env("RUST_BACKTRACE", "1");
-        for variable in [
-            "VAULT_DIR",
-            "VAULT_ADDR",
-            "VAULT_DEV_DIR",
-            "VAULT_CACERT",
-            "VAULT_CLIENT_CERT",
-            "VAULT_CLIENT_KEY",
-            "VAULT_CACHE_TTL",
-            "VAULT_REQUIRE_MLOCK",
-        ] {
-            command.env_remove(variable);
-        }
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("vaultctl starts");
-        child
-            .stdin
-            .take()
-            .expect("stdin is piped")
-            .write_all(stdin)
-            .expect("vaultctl reads its stdin");
-        let output = child.wait_with_output().expect("vaultctl ends");
-        let run = Run {
-            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
-            code: output.status.code(),
-            stdout: output.stdout,
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        };
-        for needle in [
-            "panicked",
-            "stack backtrace",
-            "RUST_BACKTRACE",
-            ":esys:",
-            ":tcti:",
-        ] {
-            assert!(
-                !run.stderr.contains(needle),
-                "vaultctl {:?} shows {needle:?} on stderr:\n{}",
-                run.args,
-                run.stderr
-            );
-        }
-        for secret in self.never_on_stderr.borrow().iter() {
-            assert!(
-                !run.stderr.contains(secret.as_str()),
-                "vaultctl {:?} showed a secret on stderr:\n{}",
-                run.args,
-                run.stderr
-            );
-        }
-        run
-    }
-
-    /// Runs vaultctl and asserts exit code 0.
-    fn ok(&self, args: &[&str], stdin: &[u8]) -> Run {
-        let run = self.run(args, stdin);
-        assert_eq!(
-            run.code,
-            Some(0),
-            "vaultctl {:?} failed:\n{}",
-            run.args,
-            run.stderr
-        );
-        run
-    }
-
-    /// Runs vaultctl and asserts exit code 1 and a last `error:` line (vaultctl's own, which
-    /// it prints last) containing every one of `expected`; returns stderr.
-    fn fails(&self, args: &[&str], stdin: &[u8], expected: &[&str]) -> String {
-        let run = self.run(args, stdin);
-        assert_eq!(
-            run.code,
-            Some(1),
-            "vaultctl {:?}: expected exit code 1; stdout:\n{}\nstderr:\n{}",
-            run.args,
-            run.stdout(),
-            run.stderr
-        );
-        assert!(
-            run.stdout.is_empty(),
-            "vaultctl {:?}: {}",
-            run.args,
-            run.stdout()
-        );
-        let error = run
-            .stderr
-            .lines()
-            .rfind(|line| line.starts_with("error: "))
-            .unwrap_or_else(|| panic!("vaultctl {:?}: no error line:\n{}", run.args, run.stderr));
-        for needle in expected {
-            assert!(
-                error.contains(needle),
-                "vaultctl {:?}: the error lacks {needle:?}:\n{}",
-                run.args,
-                run.stderr
-            );
-        }
-        run.stderr
     }
 
     /// `kek info uri` as a map from field name to value (`pcr 16` lines included).
@@ -588,9 +474,7 @@ fn vault_on_the_tpm(mode: &str, tpm_extra: &str, cleared: &[&str]) {
         out.starts_with("stored global after-reset version 1"),
         "{out}"
     );
-    ctl.never_on_stderr
-        .borrow_mut()
-        .push("after-reset-value".into());
+    ctl.keep_secret("after-reset-value");
 
     // The TPM is cleared.
     tpm.clear();

@@ -1,4 +1,4 @@
-//! The `vaultctl` binary for tests in this crate: cargo builds a package's binaries only for
+//! The `vaultctl` binary for tests of other packages: cargo builds a package's binaries only for
 //! that package's own tests.
 
 use std::fs;
