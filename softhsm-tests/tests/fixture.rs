@@ -86,40 +86,18 @@ fn pin_file_and_kek_uri_name_the_private_token() {
 
 /// Runs `show_slots_lists_the_private_token` in this test binary with the module pointed at
 /// a file that does not exist, so SoftHSM counts as missing.
-fn run_without_softhsm(require_hw: bool) -> std::process::Output {
-    let mut command = Command::new(env::current_exe().expect("current exe"));
-    command
-        .args([
-            "show_slots_lists_the_private_token",
-            "--exact",
-            "--test-threads=1",
-        ])
-        .env("VAULT_SOFTHSM_MODULE", "/nonexistent/libsofthsm2.so")
-        .env_remove("VAULT_SOFTHSM_FIXTURE")
-        .env_remove("VAULT_REQUIRE_HW");
-    if require_hw {
-        command.env("VAULT_REQUIRE_HW", "1");
-    }
-    command.output().expect("run the test binary")
-}
-
 #[test]
 fn without_softhsm_a_test_skips_loudly_or_fails_when_hardware_is_required() {
-    let skipped = run_without_softhsm(false);
-    let stderr = String::from_utf8_lossy(&skipped.stderr);
-    assert!(skipped.status.success(), "{stderr}");
-    assert!(
-        stderr.contains(
-            "show_slots_lists_the_private_token: skipped: SoftHSM2 not installed \
-             (run scripts/install-deps.sh): the module /nonexistent/libsofthsm2.so does not exist"
-        ),
-        "{stderr}"
+    test_support::assert_skip_rule(
+        "show_slots_lists_the_private_token",
+        "SoftHSM2",
+        "the module /nonexistent/libsofthsm2.so does not exist",
+        |command| {
+            command
+                .env("VAULT_SOFTHSM_MODULE", "/nonexistent/libsofthsm2.so")
+                .env_remove("VAULT_SOFTHSM_FIXTURE");
+        },
     );
-
-    let required = run_without_softhsm(true);
-    let stdout = String::from_utf8_lossy(&required.stdout);
-    assert!(!required.status.success(), "{stdout}");
-    assert!(stdout.contains("VAULT_REQUIRE_HW is set"), "{stdout}");
 }
 
 /// Fails in its child process when `SOFTHSM_TESTS_SELF_TEST_FAIL` is set (by the next test);

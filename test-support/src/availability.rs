@@ -5,6 +5,7 @@ use std::ffi::OsStr;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// Set (to anything) where the hardware and its emulators must be present: a test that would
 /// skip fails instead. `scripts/test.sh` sets it.
@@ -41,6 +42,45 @@ pub fn skip_unless_installed(what: &str, fixture: &str, missing: Option<String>)
         "{what}: skipped: {fixture} not installed ({INSTALL_HINT}): {reason}"
     );
     true
+}
+
+/// Asserts the skip rule on `test`, a test of the running test binary that needs `fixture`,
+/// run again in a child process (`<test> --exact --test-threads=1`) that `configure` points
+/// at a fixture that is not there, so that `reason` is what is missing: without
+/// `VAULT_REQUIRE_HW` the child passes, printing the skip line on stderr; with it the child
+/// fails, saying that the fixture is missing and that this cannot be skipped.
+#[track_caller]
+pub fn assert_skip_rule(test: &str, fixture: &str, reason: &str, configure: impl Fn(&mut Command)) {
+    let run = |require_hw: bool| {
+        let mut command = Command::new(env::current_exe().expect("the test binary has a path"));
+        command.args([test, "--exact", "--test-threads=1"]);
+        configure(&mut command);
+        command.env_remove(REQUIRE_HW_ENV);
+        if require_hw {
+            command.env(REQUIRE_HW_ENV, "1");
+        }
+        command.output().expect("run the test binary")
+    };
+    let missing = format!("{fixture} not installed ({INSTALL_HINT}): {reason}");
+
+    let skipped = run(false);
+    let stderr = String::from_utf8_lossy(&skipped.stderr);
+    assert!(skipped.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{test}: skipped: {missing}")),
+        "{stderr}"
+    );
+
+    let required = run(true);
+    // libtest shows a failed test's panic on stdout.
+    let stdout = String::from_utf8_lossy(&required.stdout);
+    assert!(!required.status.success(), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{missing}; {REQUIRE_HW_ENV} is set, so this cannot be skipped"
+        )),
+        "{stdout}"
+    );
 }
 
 /// `program` itself if it names a file (has a `/`), else the first executable file of that

@@ -1,7 +1,8 @@
 //! Test support shared by the hardware fixtures (`softhsm-tests`, `tpm-tests`):
 //!
 //! - the project's skip rule for a test whose device or emulator is not installed
-//!   ([`skip_unless_installed`], [`require_hw`]), and [`find_program`] to tell;
+//!   ([`skip_unless_installed`], [`require_hw`]), [`find_program`] to tell, and
+//!   [`assert_skip_rule`] to test a fixture's skip;
 //! - this build's `vaultctl` binary, built first when cargo runs the tests
 //!   ([`vaultctl_binary`]);
 //! - [`Vaultctl`], a runner for that binary that checks no run panics or shows a secret.
@@ -12,6 +13,8 @@ mod availability;
 mod vaultctl;
 mod vaultctl_bin;
 
-pub use availability::{find_program, is_executable_file, require_hw, skip_unless_installed};
+pub use availability::{
+    assert_skip_rule, find_program, is_executable_file, require_hw, skip_unless_installed,
+};
 pub use vaultctl::{ErrorLine, Run, Vaultctl};
 pub use vaultctl_bin::vaultctl_binary;

@@ -297,43 +297,15 @@ fn a_test_process_that_dies_leaves_no_swtpm_running() {
 
 /// Runs `drop_leaves_no_swtpm_running` in this test binary with swtpm pointed at a file that
 /// does not exist, so it counts as missing.
-fn run_without_swtpm(require_hw: bool) -> Output {
-    let mut command = Command::new(env::current_exe().expect("current exe"));
-    command
-        .args([
-            "drop_leaves_no_swtpm_running",
-            "--exact",
-            "--test-threads=1",
-        ])
-        .env("VAULT_SWTPM", "/nonexistent/swtpm")
-        .env_remove("VAULT_REQUIRE_HW");
-    if require_hw {
-        command.env("VAULT_REQUIRE_HW", "1");
-    }
-    run(&mut command)
-}
-
 #[test]
 fn without_swtpm_a_test_skips_loudly_or_fails_when_hardware_is_required() {
-    let skipped = run_without_swtpm(false);
-    let stderr = String::from_utf8_lossy(&skipped.stderr);
-    assert!(skipped.status.success(), "{stderr}");
-    assert!(
-        stderr.contains(
-            "drop_leaves_no_swtpm_running: skipped: swtpm not installed \
-             (run scripts/install-deps.sh): /nonexistent/swtpm is not an executable file or on \
-             PATH"
-        ),
-        "{stderr}"
-    );
-
-    let required = run_without_swtpm(true);
-    let stdout = String::from_utf8_lossy(&required.stdout);
-    assert!(!required.status.success(), "{stdout}");
-    assert!(
-        stdout.contains("swtpm not installed (run scripts/install-deps.sh)")
-            && stdout.contains("VAULT_REQUIRE_HW is set, so this cannot be skipped"),
-        "{stdout}"
+    test_support::assert_skip_rule(
+        "drop_leaves_no_swtpm_running",
+        "swtpm",
+        "/nonexistent/swtpm is not an executable file or on PATH",
+        |command| {
+            command.env("VAULT_SWTPM", "/nonexistent/swtpm");
+        },
     );
 }
 
