@@ -12,11 +12,13 @@
 //! The whole `main` runs in a child process with a private token
 //! (`softhsm_tests::main_in_private_token`); without SoftHSM2 it skips, saying so.
 
+mod common;
+
 use std::hint::black_box;
-use std::path::Path;
-use std::sync::{Arc, Barrier};
+use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+use common::{CONTEXT, bench_open, bench_seal, open, seal};
 use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -26,23 +28,18 @@ use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
-use envelope::{KekProvider, SecretBytes, SoftwareKek};
-use kek_providers::{KekEnv, pkcs11};
+use envelope::KekProvider;
+use kek_providers::pkcs11;
 use ring::rand::{SecureRandom, SystemRandom};
 use softhsm_tests::SoftHsm;
-use vault::{EpochPolicy, InitOptions, Kek, StoreKind, Vault, WrapMode};
+use vault::Vault;
 
-const DATA: [u8; 64] = [0u8; 64];
 /// What the vault sends the token to wrap: a 32-byte DEK.
 const DEK: [u8; 32] = [0x55; 32];
 const KEK_LABEL: &str = "bench-kek";
-/// The `seal_data` context: the vault seals it as scope `transit`, key `bench`, version 0.
-const CONTEXT: &str = "bench";
 const TRANSIT_SCOPE: &str = "transit";
 const GCM_IV_LEN: usize = 12;
 const GCM_TAG_BITS: u64 = 128;
-/// Epoch wraps leased at a time: the benchmark should not rewrite vault.json while it runs.
-const LEASE: u64 = 1 << 20;
 
 fn main() {
     softhsm_tests::main_in_private_token(|hsm| {
@@ -57,79 +54,21 @@ fn bench(c: &mut Criterion, hsm: &SoftHsm) {
     pkcs11::create_key(&kek_uri).expect("create the KEK on the token");
     let dirs = tempfile::tempdir().expect("tempdir");
     let dir = |name: &str| dirs.path().join(name);
-    let built = kek_providers::open(
-        &kek_uri,
-        &KekEnv {
-            vault_dir: &dir("direct"),
-        },
-    )
-    .expect("open the KEK");
-    let token_kek = Kek {
-        uri: built.uri,
-        provider: built.provider,
-    };
+    let token_kek = common::open_kek(&kek_uri, &dir("direct"));
     let limit = Limit::new(hsm, token_kek.provider.as_ref());
-
-    let direct = vault(&dir("direct"), WrapMode::Direct, token_kek.clone());
-    let tiered = vault(&dir("tiered"), WrapMode::Tiered, token_kek);
-    let software = vault(
-        &dir("software"),
-        WrapMode::Tiered,
-        Kek {
-            uri: "memory:bench".into(),
-            provider: Arc::new(SoftwareKek::random("bench").expect("kek")),
-        },
-    );
+    let vaults = common::Vaults::new(dir, token_kek);
+    let direct = &vaults.direct;
 
     // Each measurement right beside its baseline: on a shared machine the load drifts.
     let mut group = c.benchmark_group("pkcs11");
     let session = limit.session();
-    bench_seal(&mut group, "direct_seal_64B", &direct);
+    bench_seal(&mut group, "direct_seal_64B", direct);
     group.bench_function("limit_encrypt_32B", |b| b.iter(|| limit.encrypt(&session)));
-    bench_open(&mut group, "direct_open_64B", &direct);
+    bench_open(&mut group, "direct_open_64B", direct);
     group.bench_function("limit_decrypt_32B", |b| b.iter(|| limit.decrypt(&session)));
-    two_threads(&mut group, &direct, &limit);
-    bench_seal(&mut group, "tiered_seal_64B", &tiered);
-    bench_seal(&mut group, "software_seal_64B", &software);
-    bench_open(&mut group, "tiered_open_64B", &tiered);
-    bench_open(&mut group, "software_open_64B", &software);
+    two_threads(&mut group, direct, &limit);
+    vaults.bench_tiered(&mut group);
     group.finish();
-}
-
-/// A vault in `dir` (memory store) with `kek` as its one root KEK.
-fn vault(dir: &Path, mode: WrapMode, kek: Kek) -> Vault {
-    let options = InitOptions {
-        mode: Some(mode),
-        epoch_policy: EpochPolicy {
-            max_wraps: 1 << 40,
-            ..EpochPolicy::default()
-        },
-        ..InitOptions::new(StoreKind::Memory)
-    };
-    let vault = Vault::init_with(dir, &options, vec![kek]).expect("init");
-    vault.set_epoch_lease(LEASE);
-    vault
-}
-
-fn bench_seal(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, vault: &Vault) {
-    group.bench_function(name, |b| b.iter(|| seal(vault)));
-}
-
-fn bench_open(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, vault: &Vault) {
-    let sealed = seal(vault);
-    group.bench_function(name, |b| b.iter(|| open(vault, &sealed)));
-}
-
-fn seal(vault: &Vault) -> Vec<u8> {
-    vault
-        .seal_data(black_box(CONTEXT), black_box(&DATA))
-        .expect("seal_data")
-}
-
-fn open(vault: &Vault, sealed: &[u8]) -> SecretBytes {
-    vault
-        .open_data(black_box(CONTEXT), black_box(sealed))
-        .expect("open_data")
 }
 
 /// The direct vault and the limit on two threads, each doing half the operations, each with

@@ -21,15 +21,16 @@
 //! One swtpm serves the whole run (`tpm_tests::Swtpm`); without swtpm this skips, saying so,
 //! unless `VAULT_REQUIRE_HW` is set.
 
+mod common;
+
 use std::hint::black_box;
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkGroup, Criterion, measurement::WallTime};
-use envelope::{SecretBytes, SoftwareKek};
-use kek_providers::{KekEnv, tpm};
+use common::{bench_open, bench_seal};
+use criterion::Criterion;
+use kek_providers::tpm;
 use tpm_tests::Swtpm;
 use tss_esapi::Context;
 use tss_esapi::attributes::ObjectAttributesBuilder;
@@ -41,17 +42,12 @@ use tss_esapi::structures::{
     SensitiveData,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
-use vault::{EpochPolicy, InitOptions, Kek, StoreKind, Vault, WrapMode};
+use vault::{Kek, Vault, WrapMode};
 
-const DATA: [u8; 64] = [0u8; 64];
 /// What the provider seals per DEK: the 32-byte DEK and SHA-256 of the AAD.
 const SEALED: [u8; 64] = [0x55; 64];
 /// The persistent handle the SRK is made persistent at (`vaultctl kek create`).
 const SRK_HANDLE: u32 = 0x8100_0001;
-/// The `seal_data` context.
-const CONTEXT: &str = "bench";
-/// Epoch wraps leased at a time: the benchmark should not rewrite vault.json while it runs.
-const LEASE: u64 = 1 << 20;
 
 fn main() {
     let Some(swtpm) = Swtpm::start() else {
@@ -67,46 +63,28 @@ fn bench(c: &mut Criterion, swtpm: &Swtpm) {
     let kek_uri = format!("tpm2:tcti={};srk={SRK_HANDLE:#010x}", swtpm.tcti());
     tpm::persist_srk(&kek_uri).expect("persist the SRK");
     let dir = |name: &str| swtpm.dir().join(name);
-    let built = kek_providers::open(
-        &kek_uri,
-        &KekEnv {
-            vault_dir: &dir("direct"),
-        },
-    )
-    .expect("open the KEK");
-    let tpm_kek = Kek {
-        uri: built.uri,
-        provider: built.provider,
-    };
+    let tpm_kek = common::open_kek(&kek_uri, &dir("direct"));
 
     // The start-up vault is made now and opened later, when no TPM KEK is alive any more.
-    drop(vault(&dir("startup"), WrapMode::Tiered, tpm_kek.clone()));
-
-    let direct = vault(&dir("direct"), WrapMode::Direct, tpm_kek.clone());
-    let tiered = vault(&dir("tiered"), WrapMode::Tiered, tpm_kek);
-    let software = vault(
-        &dir("software"),
+    drop(common::vault(
+        &dir("startup"),
         WrapMode::Tiered,
-        Kek {
-            uri: "memory:bench".into(),
-            provider: Arc::new(SoftwareKek::random("bench").expect("kek")),
-        },
-    );
+        tpm_kek.clone(),
+    ));
+
+    let vaults = common::Vaults::new(dir, tpm_kek);
     let mut limit = Limit::new(&swtpm.tcti());
 
     // Each measurement right beside its baseline: on a shared machine the load drifts.
     let mut group = c.benchmark_group("tpm");
-    bench_open(&mut group, "direct_open_64B", &direct);
+    bench_open(&mut group, "direct_open_64B", &vaults.direct);
     group.bench_function("limit_load_unseal_flush", |b| b.iter(|| limit.unseal()));
-    bench_seal(&mut group, "direct_seal_64B", &direct);
+    bench_seal(&mut group, "direct_seal_64B", &vaults.direct);
     group.bench_function("limit_create", |b| b.iter(|| limit.create()));
-    bench_seal(&mut group, "tiered_seal_64B", &tiered);
-    bench_seal(&mut group, "software_seal_64B", &software);
-    bench_open(&mut group, "tiered_open_64B", &tiered);
-    bench_open(&mut group, "software_open_64B", &software);
+    vaults.bench_tiered(&mut group);
 
     // The last TPM KEK goes with these, and with it the provider's context.
-    drop((direct, tiered, software, limit));
+    drop((vaults, limit));
     let startup = dir("startup");
     first_open(&startup);
     group.bench_function("startup_open_vault", |b| {
@@ -123,21 +101,6 @@ fn bench(c: &mut Criterion, swtpm: &Swtpm) {
         })
     });
     group.finish();
-}
-
-/// A vault in `dir` (memory store) with `kek` as its one root KEK.
-fn vault(dir: &Path, mode: WrapMode, kek: Kek) -> Vault {
-    let options = InitOptions {
-        mode: Some(mode),
-        epoch_policy: EpochPolicy {
-            max_wraps: 1 << 40,
-            ..EpochPolicy::default()
-        },
-        ..InitOptions::new(StoreKind::Memory)
-    };
-    let vault = Vault::init_with(dir, &options, vec![kek]).expect("init");
-    vault.set_epoch_lease(LEASE);
-    vault
 }
 
 /// What a starting process does: the KEKs from the URIs pinned in the vault, then open and
@@ -166,27 +129,6 @@ fn first_open(dir: &Path) {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
-}
-
-fn bench_seal(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, vault: &Vault) {
-    group.bench_function(name, |b| b.iter(|| seal(vault)));
-}
-
-fn bench_open(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, vault: &Vault) {
-    let sealed = seal(vault);
-    group.bench_function(name, |b| b.iter(|| open(vault, &sealed)));
-}
-
-fn seal(vault: &Vault) -> Vec<u8> {
-    vault
-        .seal_data(black_box(CONTEXT), black_box(&DATA))
-        .expect("seal_data")
-}
-
-fn open(vault: &Vault, sealed: &[u8]) -> SecretBytes {
-    vault
-        .open_data(black_box(CONTEXT), black_box(sealed))
-        .expect("open_data")
 }
 
 /// The raw limit: tss-esapi calls on a context of the bench's own, under the persisted SRK.

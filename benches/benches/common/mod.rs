@@ -1,0 +1,100 @@
+//! What the device KEK benchmarks (`pkcs11`, `tpm`) share: the KEK opened from its URI, the
+//! vaults on it (direct and tiered) and on an in-memory software root KEK, and the
+//! `seal_data`/`open_data` measurements of 64 bytes.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+
+use criterion::{BenchmarkGroup, measurement::WallTime};
+use envelope::{SecretBytes, SoftwareKek};
+use kek_providers::KekEnv;
+use vault::{EpochPolicy, InitOptions, Kek, StoreKind, Vault, WrapMode};
+
+const DATA: [u8; 64] = [0u8; 64];
+/// The `seal_data` context: the vault seals it as scope `transit`, key `bench`, version 0.
+pub const CONTEXT: &str = "bench";
+/// Epoch wraps leased at a time: the benchmark should not rewrite vault.json while it runs.
+const LEASE: u64 = 1 << 20;
+
+/// The device KEK `uri` names, opened for a vault in `vault_dir`.
+pub fn open_kek(uri: &str, vault_dir: &Path) -> Kek {
+    let built = kek_providers::open(uri, &KekEnv { vault_dir }).expect("open the KEK");
+    Kek {
+        uri: built.uri,
+        provider: built.provider,
+    }
+}
+
+/// The vaults to measure, in `dir(name)`: direct and tiered on `device_kek`, and tiered on
+/// an in-memory software root KEK (the epoch key does the per-value work in both tiered ones).
+pub struct Vaults {
+    pub direct: Vault,
+    pub tiered: Vault,
+    pub software: Vault,
+}
+
+impl Vaults {
+    pub fn new(dir: impl Fn(&str) -> std::path::PathBuf, device_kek: Kek) -> Self {
+        Self {
+            direct: vault(&dir("direct"), WrapMode::Direct, device_kek.clone()),
+            tiered: vault(&dir("tiered"), WrapMode::Tiered, device_kek),
+            software: vault(
+                &dir("software"),
+                WrapMode::Tiered,
+                Kek {
+                    uri: "memory:bench".into(),
+                    provider: Arc::new(SoftwareKek::random("bench").expect("kek")),
+                },
+            ),
+        }
+    }
+
+    /// The tiered vaults, device root beside software root: seal, then open.
+    pub fn bench_tiered(&self, group: &mut BenchmarkGroup<'_, WallTime>) {
+        bench_seal(group, "tiered_seal_64B", &self.tiered);
+        bench_seal(group, "software_seal_64B", &self.software);
+        bench_open(group, "tiered_open_64B", &self.tiered);
+        bench_open(group, "software_open_64B", &self.software);
+    }
+}
+
+/// A vault in `dir` (memory store) with `kek` as its one root KEK.
+pub fn vault(dir: &Path, mode: WrapMode, kek: Kek) -> Vault {
+    let options = InitOptions {
+        mode: Some(mode),
+        epoch_policy: EpochPolicy {
+            max_wraps: 1 << 40,
+            ..EpochPolicy::default()
+        },
+        ..InitOptions::new(StoreKind::Memory)
+    };
+    let vault = Vault::init_with(dir, &options, vec![kek]).expect("init");
+    vault.set_epoch_lease(LEASE);
+    vault
+}
+
+/// `seal_data` of 64 bytes, as `name`.
+pub fn bench_seal(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, vault: &Vault) {
+    group.bench_function(name, |b| b.iter(|| seal(vault)));
+}
+
+/// `open_data` of what `seal_data` of 64 bytes made, as `name`.
+pub fn bench_open(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, vault: &Vault) {
+    let sealed = seal(vault);
+    group.bench_function(name, |b| b.iter(|| open(vault, &sealed)));
+}
+
+/// `seal_data` of 64 bytes.
+pub fn seal(vault: &Vault) -> Vec<u8> {
+    vault
+        .seal_data(black_box(CONTEXT), black_box(&DATA))
+        .expect("seal_data")
+}
+
+/// `open_data` of `sealed`.
+pub fn open(vault: &Vault, sealed: &[u8]) -> SecretBytes {
+    vault
+        .open_data(black_box(CONTEXT), black_box(sealed))
+        .expect("open_data")
+}
