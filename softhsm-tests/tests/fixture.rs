@@ -7,17 +7,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::process::Command;
 
 use softhsm_tests::{SoftHsm, in_private_token};
-
-fn stdout_of(command: &mut Command) -> String {
-    let output = command.output().expect("run the command");
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
-}
+use test_support::stdout_of;
 
 #[test]
 fn show_slots_lists_the_private_token() {

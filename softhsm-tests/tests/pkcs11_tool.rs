@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use softhsm_tests::{SoftHsm, in_private_token, vaultctl_binary};
+use test_support::stdout_of;
 
 /// CKM_AES_KEY_WRAP_PAD (RFC 5649), as pkcs11-tool's `--mechanism` takes it.
 const AES_KEY_WRAP_PAD: &str = "0x210A";
@@ -26,19 +27,6 @@ fn output_of(command: &mut Command) -> Output {
     command.stdin(Stdio::null()).output().unwrap_or_else(|e| {
         panic!("cannot run {command:?}: {e}");
     })
-}
-
-/// Runs `command` and asserts that it succeeds; returns stdout.
-fn stdout_of(command: &mut Command) -> String {
-    let output = output_of(command);
-    assert!(
-        output.status.success(),
-        "{command:?} failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// `pkcs11-tool --module <SoftHSM> --login --pin <user PIN>`.

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -17,6 +16,7 @@ use envelope::{Dek, EnvelopeRef, Health, KekProvider, StanzaRef};
 use kek_providers::pkcs11::{self, Pkcs11Kek, WrapMechanism};
 use kek_providers::{Error, KekEnv};
 use softhsm_tests::{SoftHsm, in_private_token};
+use test_support::stdout_of;
 use vault::{InitOptions, StoreKind, Vault, WrapMode};
 
 const AAD: &[u8] = b"softhsm-tests provider aad";
@@ -124,23 +124,10 @@ fn round_trip(kek: &dyn KekProvider) {
     assert_eq!(back.expose_secret(), dek.expose_secret());
 }
 
-/// The stdout of a command that must succeed.
-fn run(command: &mut Command) -> String {
-    let output = command.output().expect("run the command");
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 /// The token's flags as `pkcs11-tool -T` lists them (read from the token files by another
 /// process, so they are what the token itself records).
 fn token_flags(hsm: &SoftHsm) -> String {
-    let listing = run(hsm.pkcs11_tool().arg("--list-token-slots"));
+    let listing = stdout_of(hsm.pkcs11_tool().arg("--list-token-slots"));
     let flags: Vec<&str> = listing
         .lines()
         .filter_map(|line| line.trim().strip_prefix("token flags"))
@@ -152,14 +139,15 @@ fn token_flags(hsm: &SoftHsm) -> String {
 /// Logs in with the right PIN from another process (`pkcs11-tool --login`), which also
 /// clears the token's "user PIN count low" flag.
 fn log_in_with_tool(hsm: &SoftHsm) {
-    run(hsm
-        .pkcs11_tool()
-        .args(["--login", "--pin", hsm.user_pin(), "--list-objects"]));
+    stdout_of(
+        hsm.pkcs11_tool()
+            .args(["--login", "--pin", hsm.user_pin(), "--list-objects"]),
+    );
 }
 
 /// Deletes the secret key labelled `label` from the token with `pkcs11-tool`.
 fn delete_key_with_tool(hsm: &SoftHsm, label: &str) {
-    run(hsm.pkcs11_tool().args([
+    stdout_of(hsm.pkcs11_tool().args([
         "--login",
         "--pin",
         hsm.user_pin(),

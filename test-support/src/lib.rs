@@ -5,16 +5,19 @@
 //!   [`assert_skip_rule`] to test a fixture's skip;
 //! - this build's `vaultctl` binary, built first when cargo runs the tests
 //!   ([`vaultctl_binary`]);
+//! - [`stdout_of`], to run a fixture's tool that must succeed;
 //! - [`Vaultctl`], a runner for that binary that checks no run panics or shows a secret.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod availability;
+mod command;
 mod vaultctl;
 mod vaultctl_bin;
 
 pub use availability::{
     assert_skip_rule, find_program, is_executable_file, require_hw, skip_unless_installed,
 };
+pub use command::stdout_of;
 pub use vaultctl::{ErrorLine, Run, Vaultctl};
 pub use vaultctl_bin::vaultctl_binary;

@@ -10,6 +10,7 @@ use std::process::{Command, Output};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use test_support::stdout_of;
 use tpm_tests::Swtpm;
 
 /// An NV index in the owner range for the tests' data.
@@ -18,17 +19,6 @@ const ZEROS: &str = "00000000000000000000000000000000000000000000000000000000000
 
 fn run(command: &mut Command) -> Output {
     command.output().expect("run the command")
-}
-
-fn stdout_of(command: &mut Command) -> String {
-    let output = run(command);
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("UTF-8 output")
 }
 
 /// Eight random bytes from `tpm`, as 16 hex digits.

@@ -12,13 +12,14 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use envelope::{Dek, EnvelopeRef, Health, KekProvider, StanzaRef};
 use kek_providers::tpm::{self, Persisted, SealedBody, TpmKek};
 use kek_providers::{Error, KekEnv};
+use test_support::stdout_of;
 use tpm_tests::Swtpm;
 use vault::{InitOptions, StoreKind, Vault, WrapMode};
 
@@ -145,22 +146,6 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
             (path, (bytes, mtime))
         })
         .collect()
-}
-
-/// The stdout of a tpm2-tools command that must succeed.
-fn tool(command: &mut Command) -> String {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .expect("run the command");
-    assert!(
-        output.status.success(),
-        "{command:?} failed: {}\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The secrets every vault here holds.
@@ -492,7 +477,7 @@ fn tpm2_clear_under_open_keks_is_named_as_a_cleared_tpm() {
         "before the clear",
     );
 
-    tool(tpm.command("tpm2_clear").arg("--auth-hierarchy=p"));
+    stdout_of(tpm.command("tpm2_clear").arg("--auth-hierarchy=p"));
     let reason = kek_failure(unwrap(&primary, &body), KEK_ID);
     assert_contains(&reason, &[OTHER_SRK, CLEARED, USE_RECOVERY]);
     let reason = kek_failure(unwrap(&persisted, &body_persisted), "tpm2:persisted#v1");
@@ -732,18 +717,18 @@ fn a_persisted_srk_survives_restarts_and_kek_create_never_replaces_a_key() {
     // Another key at another handle: kek create refuses it; a KEK can use it as its SRK,
     // and says that stanzas of the template's SRK were sealed under another one.
     let context = tpm.dir().join("other-primary.ctx");
-    tool(
+    stdout_of(
         tpm.command("tpm2_createprimary")
             .args(["--hierarchy=o", "--key-algorithm=ecc384", "--key-context"])
             .arg(&context),
     );
-    tool(
+    stdout_of(
         tpm.command("tpm2_evictcontrol")
             .args(["--hierarchy=o", "--object-context"])
             .arg(&context)
             .arg("0x81000002"),
     );
-    tool(tpm.command("tpm2_flushcontext").arg("--transient-object"));
+    stdout_of(tpm.command("tpm2_flushcontext").arg("--transient-object"));
     let occupied = uri(&tpm, ";srk=0x81000002");
     let error = tpm::persist_srk(&occupied).expect_err("another key is there");
     assert!(
@@ -826,7 +811,7 @@ fn four_threads_share_one_kek() {
 
 /// The transient objects loaded in the TPM (`tpm2_getcap handles-transient`).
 fn loaded_objects(tpm: &Swtpm) -> usize {
-    tool(tpm.command("tpm2_getcap").arg("handles-transient"))
+    stdout_of(tpm.command("tpm2_getcap").arg("handles-transient"))
         .lines()
         .filter(|line| line.trim_start().starts_with("- 0x"))
         .count()
