@@ -6,20 +6,20 @@
 //! (`softhsm_tests::in_private_token`).
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use envelope::{Dek, EnvelopeRef, Health, KekProvider, StanzaRef};
+use envelope::{Dek, EnvelopeRef, Health, KekProvider};
 use kek_providers::pkcs11::{self, Pkcs11Kek, WrapMechanism};
 use kek_providers::{Error, KekEnv};
 use softhsm_tests::{SoftHsm, in_private_token};
+use test_support::kek::{
+    AAD, concurrent_round_trips, options, registry_kek, round_trip, snapshot, stanza, unwrap,
+};
 use test_support::stdout_of;
-use vault::{InitOptions, StoreKind, Vault, WrapMode};
+use vault::{StoreKind, Vault, WrapMode};
 
-const AAD: &[u8] = b"softhsm-tests provider aad";
 /// What `open_kek` says for a token refusing a wrong PIN.
 const PIN_INCORRECT: &str = "CKR_PIN_INCORRECT";
 const WRONG_PIN: &str = "not-the-pin-4711";
@@ -72,26 +72,9 @@ fn open_error(uri: &str) -> Error {
     pkcs11::open_kek(uri).expect_err("the KEK must not open")
 }
 
-/// The KEK through the registry (`vaultctl init` does this), as the vault takes it.
-fn registry_kek(uri: &str, vault_dir: &Path) -> vault::Kek {
-    let built = kek_providers::create(uri, &KekEnv { vault_dir })
-        .unwrap_or_else(|e| panic!("build {uri} through the registry: {e}"));
-    vault::Kek {
-        uri: built.uri,
-        provider: built.provider,
-    }
-}
-
 /// A recovery KEK: a key file made through the registry.
 fn recovery_kek(path: &Path, vault_dir: &Path) -> vault::Kek {
     registry_kek(&format!("file:{}", path.display()), vault_dir)
-}
-
-fn options(mode: WrapMode) -> InitOptions {
-    InitOptions {
-        mode: Some(mode),
-        ..InitOptions::new(StoreKind::Sqlite)
-    }
 }
 
 fn get(vault: &Vault, scope: &str, key: &str, version: Option<u64>) -> Vec<u8> {
@@ -100,28 +83,6 @@ fn get(vault: &Vault, scope: &str, key: &str, version: Option<u64>) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("get {scope}/{key} {version:?}: {e}"))
         .expose_secret()
         .to_vec()
-}
-
-fn stanza<'a>(kek: &'a dyn KekProvider, body: &'a [u8]) -> StanzaRef<'a> {
-    StanzaRef {
-        kind: kek.id().kind(),
-        label: kek.id().label(),
-        version: kek.id().version(),
-        body,
-    }
-}
-
-fn unwrap(kek: &dyn KekProvider, body: &[u8]) -> Result<Dek, envelope::Error> {
-    kek.unwrap(&stanza(kek, body), AAD)
-        .expect("the KEK claims its own stanza")
-}
-
-/// Wraps a new DEK and unwraps it again; both must work.
-fn round_trip(kek: &dyn KekProvider) {
-    let dek = Dek::generate().expect("a DEK");
-    let body = kek.wrap(&dek, AAD).expect("wrap");
-    let back = unwrap(kek, &body).expect("unwrap");
-    assert_eq!(back.expose_secret(), dek.expose_secret());
 }
 
 /// The token's flags as `pkcs11-tool -T` lists them (read from the token files by another
@@ -159,30 +120,9 @@ fn delete_key_with_tool(hsm: &SoftHsm, label: &str) {
     ]));
 }
 
-/// Every file below `dir` with its bytes and modification time.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
-    compliance::files_below(dir)
-        .into_iter()
-        .map(|path| {
-            let bytes = fs::read(&path).expect("read a vault file");
-            let mtime = fs::metadata(&path)
-                .and_then(|meta| meta.modified())
-                .expect("mtime of a vault file");
-            (path, (bytes, mtime))
-        })
-        .collect()
-}
-
-/// The message of a KEK call that failed (not a rejected stanza).
+/// The message of a KEK call of `kek` that failed (not a rejected stanza).
 fn kek_failure(result: Result<impl Sized, envelope::Error>, kek: &Pkcs11Kek) -> String {
-    match result {
-        Err(envelope::Error::Kek { kek: id, reason }) => {
-            assert_eq!(id, kek.id().to_string());
-            reason
-        }
-        Err(other) => panic!("expected a KEK failure, got {other:?}"),
-        Ok(_) => panic!("expected a KEK failure, the call worked"),
-    }
+    test_support::kek::kek_failure(result, &kek.id().to_string())
 }
 
 fn assert_hides_pins(text: &str, hsm: &SoftHsm) {
@@ -529,33 +469,6 @@ fn a_lost_login_is_recovered() {
     });
 }
 
-/// `threads` threads each wrap and unwrap `rounds` DEKs on one KEK; with `logout_at`, the
-/// first thread logs every session out at that round, while the others are mid-call.
-fn concurrent_round_trips(kek: &Arc<Pkcs11Kek>, threads: u32, rounds: u32, logout_at: Option<u32>) {
-    std::thread::scope(|scope| {
-        for thread in 0..threads {
-            let kek = Arc::clone(kek);
-            scope.spawn(move || {
-                for round in 0..rounds {
-                    if thread == 0 && logout_at == Some(round) {
-                        kek.log_out_everywhere().expect("log out");
-                    }
-                    let aad = [thread.to_be_bytes(), round.to_be_bytes()].concat();
-                    let dek = Dek::generate().expect("a DEK");
-                    let body = kek
-                        .wrap(&dek, &aad)
-                        .unwrap_or_else(|e| panic!("wrap {thread}/{round}: {e}"));
-                    let back = kek
-                        .unwrap(&stanza(&*kek, &body), &aad)
-                        .expect("its own stanza")
-                        .unwrap_or_else(|e| panic!("unwrap {thread}/{round}: {e}"));
-                    assert_eq!(back.expose_secret(), dek.expose_secret());
-                }
-            });
-        }
-    });
-}
-
 #[test]
 fn four_threads_share_one_kek() {
     in_private_token(|hsm| {
@@ -563,7 +476,7 @@ fn four_threads_share_one_kek() {
         create_key(&uri);
         for mechanism in [WrapMechanism::AesGcm, WrapMechanism::AesKeyWrapPad] {
             let kek = Arc::new(open_kek(&with_mechanism(&uri, mechanism)));
-            concurrent_round_trips(&kek, 4, 200, None);
+            concurrent_round_trips(&kek, 4, 200, |_, _, _| {});
         }
     });
 }
@@ -574,7 +487,12 @@ fn four_threads_recover_from_a_logout_mid_run() {
         let uri = hsm.kek_uri("kek-1");
         create_key(&uri);
         let kek = Arc::new(open_kek(&uri));
-        concurrent_round_trips(&kek, 4, 200, Some(100));
+        concurrent_round_trips(&kek, 4, 200, |kek, thread, round| {
+            // The first thread logs every session out, while the others are mid-call.
+            if thread == 0 && round == 100 {
+                kek.log_out_everywhere().expect("log out");
+            }
+        });
         assert_eq!(kek.health(), Health::Ok);
     });
 }

@@ -6,12 +6,15 @@
 //! - this build's `vaultctl` binary, built first when cargo runs the tests
 //!   ([`vaultctl_binary`]);
 //! - [`stdout_of`], to run a fixture's tool that must succeed;
-//! - [`Vaultctl`], a runner for that binary that checks no run panics or shows a secret.
+//! - [`Vaultctl`], a runner for that binary that checks no run panics or shows a secret;
+//! - with the `kek` feature, [`kek`]: the KEK providers' test helpers.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod availability;
 mod command;
+#[cfg(feature = "kek")]
+pub mod kek;
 mod vaultctl;
 mod vaultctl_bin;
 

@@ -9,21 +9,23 @@
 //! (`vault::Kek::build_all`).
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use envelope::{Dek, EnvelopeRef, Health, KekProvider, StanzaRef};
+use envelope::{Dek, EnvelopeRef, Health, KekProvider};
+use kek_providers::Error;
 use kek_providers::tpm::{self, Persisted, SealedBody, TpmKek};
-use kek_providers::{Error, KekEnv};
+use test_support::kek::{
+    assert_unwraps, concurrent_round_trips, kek_failure, options, registry_kek, round_trip,
+    snapshot, unwrap, wrap,
+};
 use test_support::stdout_of;
 use tpm_tests::Swtpm;
-use vault::{InitOptions, StoreKind, Vault, WrapMode};
+use vault::{StoreKind, Vault, WrapMode};
 
-const AAD: &[u8] = b"tpm-tests provider aad";
 /// The id of a KEK with the default label.
 const KEK_ID: &str = "tpm2:tpm#v1";
 /// The persistent handle `kek create` is given in these tests.
@@ -48,76 +50,12 @@ fn open_kek(uri: &str) -> TpmKek {
     tpm::open_kek(uri).unwrap_or_else(|e| panic!("open {uri}: {e}"))
 }
 
-/// The KEK through the registry (`vaultctl init` does this), as the vault takes it.
-fn registry_kek(uri: &str, vault_dir: &Path) -> vault::Kek {
-    let built = kek_providers::create(uri, &KekEnv { vault_dir })
-        .unwrap_or_else(|e| panic!("build {uri} through the registry: {e}"));
-    vault::Kek {
-        uri: built.uri,
-        provider: built.provider,
-    }
-}
-
 /// A recovery KEK: a new key file `<dir>/recovery.key` made through the registry.
 fn recovery_kek(dir: &Path, vault_dir: &Path) -> vault::Kek {
     registry_kek(
         &format!("file:{}", dir.join("recovery.key").display()),
         vault_dir,
     )
-}
-
-fn options(mode: WrapMode) -> InitOptions {
-    InitOptions {
-        mode: Some(mode),
-        ..InitOptions::new(StoreKind::Sqlite)
-    }
-}
-
-fn stanza<'a>(kek: &'a dyn KekProvider, body: &'a [u8]) -> StanzaRef<'a> {
-    StanzaRef {
-        kind: kek.id().kind(),
-        label: kek.id().label(),
-        version: kek.id().version(),
-        body,
-    }
-}
-
-fn unwrap(kek: &dyn KekProvider, body: &[u8]) -> Result<Dek, envelope::Error> {
-    kek.unwrap(&stanza(kek, body), AAD)
-        .expect("the KEK claims its own stanza")
-}
-
-/// Wraps a new DEK; returns it and the stanza body.
-fn wrap(kek: &dyn KekProvider) -> (Dek, Vec<u8>) {
-    let dek = Dek::generate().expect("a DEK");
-    let body = kek
-        .wrap(&dek, AAD)
-        .unwrap_or_else(|e| panic!("wrap with {}: {e}", kek.id()));
-    (dek, body)
-}
-
-/// Unwraps `body`, which must give `dek`.
-fn assert_unwraps(kek: &dyn KekProvider, body: &[u8], dek: &Dek, what: &str) {
-    let back = unwrap(kek, body).unwrap_or_else(|e| panic!("{what}: unwrap: {e}"));
-    assert_eq!(back.expose_secret(), dek.expose_secret(), "{what}");
-}
-
-/// Wraps a new DEK and unwraps it again; both must work.
-fn round_trip(kek: &dyn KekProvider) {
-    let (dek, body) = wrap(kek);
-    assert_unwraps(kek, &body, &dek, "round trip");
-}
-
-/// The reason of a KEK call that failed (not a rejected stanza), checking the KEK's id.
-fn kek_failure<T>(result: Result<T, envelope::Error>, id: &str) -> String {
-    match result {
-        Err(envelope::Error::Kek { kek, reason }) => {
-            assert_eq!(kek, id);
-            reason
-        }
-        Err(other) => panic!("expected a KEK failure of {id}, got {other:?}"),
-        Ok(_) => panic!("expected a KEK failure of {id}, the call worked"),
-    }
 }
 
 fn assert_contains(text: &str, needles: &[&str]) {
@@ -132,20 +70,6 @@ fn get(vault: &Vault, scope: &str, key: &str) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("get {scope} {key}: {e}"))
         .expose_secret()
         .to_vec()
-}
-
-/// Every file below `dir` with its bytes and modification time.
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
-    compliance::files_below(dir)
-        .into_iter()
-        .map(|path| {
-            let bytes = fs::read(&path).expect("read a vault file");
-            let mtime = fs::metadata(&path)
-                .and_then(|meta| meta.modified())
-                .expect("mtime of a vault file");
-            (path, (bytes, mtime))
-        })
-        .collect()
 }
 
 /// The secrets every vault here holds.
@@ -776,35 +700,12 @@ fn persist_srk_beside_an_open_kek_leaves_it_working() {
 // ---------------------------------------------------------------------------------------
 // Concurrency and the TPM's object slots
 
-/// `threads` threads each wrap and unwrap `rounds` DEKs on one KEK.
-fn concurrent_round_trips(kek: &Arc<TpmKek>, threads: u32, rounds: u32) {
-    std::thread::scope(|scope| {
-        for thread in 0..threads {
-            let kek = Arc::clone(kek);
-            scope.spawn(move || {
-                for round in 0..rounds {
-                    let aad = [thread.to_be_bytes(), round.to_be_bytes()].concat();
-                    let dek = Dek::generate().expect("a DEK");
-                    let body = kek
-                        .wrap(&dek, &aad)
-                        .unwrap_or_else(|e| panic!("wrap {thread}/{round}: {e}"));
-                    let back = kek
-                        .unwrap(&stanza(&*kek, &body), &aad)
-                        .expect("its own stanza")
-                        .unwrap_or_else(|e| panic!("unwrap {thread}/{round}: {e}"));
-                    assert_eq!(back.expose_secret(), dek.expose_secret());
-                }
-            });
-        }
-    });
-}
-
 #[test]
 fn four_threads_share_one_kek() {
     let Some(tpm) = Swtpm::start() else { return };
     for extra in ["", ";pcrs=sha256:16;encrypt"] {
         let kek = Arc::new(open_kek(&uri(&tpm, extra)));
-        concurrent_round_trips(&kek, 4, 50);
+        concurrent_round_trips(&kek, 4, 50, |_, _, _| {});
         assert_eq!(kek.health(), Health::Ok);
     }
 }
