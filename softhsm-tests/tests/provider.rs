@@ -15,7 +15,8 @@ use kek_providers::pkcs11::{self, Pkcs11Kek, WrapMechanism};
 use kek_providers::{Error, KekEnv};
 use softhsm_tests::{SoftHsm, in_private_token};
 use test_support::kek::{
-    AAD, concurrent_round_trips, options, registry_kek, round_trip, snapshot, stanza, unwrap,
+    AAD, assert_tampered_stored_stanza_is_rejected, concurrent_round_trips, options, registry_kek,
+    round_trip, snapshot, stanza, unwrap,
 };
 use test_support::stdout_of;
 use vault::{StoreKind, Vault, WrapMode};
@@ -373,50 +374,12 @@ fn tampered_stored_stanza(hsm: &SoftHsm, mechanism: WrapMechanism) {
     let kek = open_kek(&uri);
     every_flip_is_stanza_rejected(&kek);
 
-    let dir = hsm.dir().join("vault");
-    let vault = Vault::init_with(
-        &dir,
-        &options(WrapMode::Direct),
-        vec![registry_kek(&uri, &dir)],
-    )
-    .expect("init");
-    vault
-        .set("global", "target", b"tampered with")
-        .expect("set");
-    vault
-        .set("global", "neighbour", b"left alone")
-        .expect("set");
-    drop(vault);
-
-    let store = vault::open_store(StoreKind::Sqlite, &dir).expect("open the store");
-    let (version, old) = store.get("global", "target", None).expect("stored");
-    let parsed = EnvelopeRef::parse(&old).expect("parse");
-    let body = parsed.stanzas().next().expect("a stanza").body;
-    assert_eq!(parsed.stanzas().count(), 1);
-    // Where the body sits in the envelope's bytes.
-    let start = body.as_ptr() as usize - old.as_ptr() as usize;
-    let mut new = old.clone();
-    new[start + body.len() / 2] ^= 0x10;
-    let replaced = store
-        .replace(&[vault::Replacement {
-            scope: "global".into(),
-            key: "target".into(),
-            version,
-            old,
-            new,
-        }])
-        .expect("replace");
-    assert_eq!(replaced, 1);
-    drop(store);
-
-    let vault = Vault::open(&dir, None, vec![registry_kek(&uri, &dir)]).expect("open");
-    match vault.get("global", "target", None) {
-        Err(vault::Error::Envelope(envelope::Error::StanzaRejected { kek })) => {
-            assert_eq!(kek, "pkcs11:vault-test/kek-1#v1");
-        }
-        other => panic!("expected StanzaRejected, got {other:?}"),
-    }
-    assert_eq!(get(&vault, "global", "neighbour", None), b"left alone");
+    assert_tampered_stored_stanza_is_rejected(
+        &hsm.dir().join("vault"),
+        &uri,
+        "pkcs11:vault-test/kek-1#v1",
+        |body| body.len() / 2,
+    );
 }
 
 #[test]

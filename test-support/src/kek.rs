@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use envelope::{Dek, KekProvider, StanzaRef};
+use envelope::{Dek, EnvelopeRef, KekProvider, StanzaRef};
 use kek_providers::KekEnv;
-use vault::{InitOptions, StoreKind, WrapMode};
+use vault::{InitOptions, StoreKind, Vault, WrapMode};
 
 /// The AAD every wrap and unwrap here binds.
 pub const AAD: &[u8] = b"test-support provider aad";
@@ -133,6 +133,66 @@ pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
             (path, (bytes, mtime))
         })
         .collect()
+}
+
+/// A direct-mode vault in `dir` on the KEK `uri` (through the registry) holds two secrets;
+/// one bit of the first one's stanza body is flipped in the store, at `flip(body)`: then
+/// `get` of it is `StanzaRejected` naming the KEK `kek_id`, and the untouched neighbour still
+/// reads.
+#[track_caller]
+pub fn assert_tampered_stored_stanza_is_rejected(
+    dir: &Path,
+    uri: &str,
+    kek_id: &str,
+    flip: impl Fn(&[u8]) -> usize,
+) {
+    let vault = Vault::init_with(
+        dir,
+        &options(WrapMode::Direct),
+        vec![registry_kek(uri, dir)],
+    )
+    .expect("init");
+    vault
+        .set("global", "target", b"tampered with")
+        .expect("set");
+    vault
+        .set("global", "neighbour", b"left alone")
+        .expect("set");
+    drop(vault);
+
+    let store = vault::open_store(StoreKind::Sqlite, dir).expect("open the store");
+    let (version, old) = store.get("global", "target", None).expect("stored");
+    let parsed = EnvelopeRef::parse(&old).expect("parse");
+    assert_eq!(parsed.stanzas().count(), 1);
+    let body = parsed.stanzas().next().expect("a stanza").body;
+    // Where the body sits in the envelope's bytes.
+    let start = body.as_ptr() as usize - old.as_ptr() as usize;
+    let mut new = old.clone();
+    new[start + flip(body)] ^= 0x10;
+    let replaced = store
+        .replace(&[vault::Replacement {
+            scope: "global".into(),
+            key: "target".into(),
+            version,
+            old,
+            new,
+        }])
+        .expect("replace");
+    assert_eq!(replaced, 1);
+    drop(store);
+
+    let mut vault = Vault::open(dir, None, vec![registry_kek(uri, dir)]).expect("open");
+    vault.set_cache_ttl(Duration::ZERO);
+    match vault.get("global", "target", None) {
+        Err(vault::Error::Envelope(envelope::Error::StanzaRejected { kek })) => {
+            assert_eq!(kek, kek_id);
+        }
+        other => panic!("expected StanzaRejected, got {other:?}"),
+    }
+    let neighbour = vault
+        .get("global", "neighbour", None)
+        .expect("the neighbour");
+    assert_eq!(neighbour.expose_secret(), b"left alone");
 }
 
 #[cfg(test)]

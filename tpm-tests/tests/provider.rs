@@ -15,12 +15,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use envelope::{Dek, EnvelopeRef, Health, KekProvider};
+use envelope::{Dek, Health, KekProvider};
 use kek_providers::Error;
 use kek_providers::tpm::{self, Persisted, SealedBody, TpmKek};
 use test_support::kek::{
-    assert_unwraps, concurrent_round_trips, kek_failure, options, registry_kek, round_trip,
-    snapshot, unwrap, wrap,
+    assert_tampered_stored_stanza_is_rejected, assert_unwraps, concurrent_round_trips, kek_failure,
+    options, registry_kek, round_trip, snapshot, unwrap, wrap,
 };
 use test_support::stdout_of;
 use tpm_tests::Swtpm;
@@ -525,51 +525,15 @@ fn a_tampered_stanza_is_stanza_rejected() {
     flips_are_stanza_rejected(&open_kek(&uri(&tpm, ";encrypt;label=enc")));
 
     // In a stored envelope: that secret is StanzaRejected, its neighbour still reads.
-    let dir = tpm.dir().join("vault");
-    let tpm_uri = uri(&tpm, "");
-    let vault = Vault::init_with(
-        &dir,
-        &options(WrapMode::Direct),
-        vec![registry_kek(&tpm_uri, &dir)],
-    )
-    .expect("init");
-    vault
-        .set("global", "target", b"tampered with")
-        .expect("set");
-    vault
-        .set("global", "neighbour", b"left alone")
-        .expect("set");
-    drop(vault);
-    let store = vault::open_store(StoreKind::Sqlite, &dir).expect("open the store");
-    let (version, old) = store.get("global", "target", None).expect("stored");
-    let parsed = EnvelopeRef::parse(&old).expect("parse");
-    assert_eq!(parsed.stanzas().count(), 1);
-    let body = parsed.stanzas().next().expect("a stanza").body;
-    let [_, private] = part_ranges(body);
-    let start = body.as_ptr() as usize - old.as_ptr() as usize;
-    let mut new = old.clone();
-    new[start + (private.0 + private.1) / 2] ^= 0x10;
-    let replaced = store
-        .replace(&[vault::Replacement {
-            scope: "global".into(),
-            key: "target".into(),
-            version,
-            old,
-            new,
-        }])
-        .expect("replace");
-    assert_eq!(replaced, 1);
-    drop(store);
-
-    let mut vault = Vault::open(&dir, None, vec![registry_kek(&tpm_uri, &dir)]).expect("open");
-    vault.set_cache_ttl(Duration::ZERO);
-    match vault.get("global", "target", None) {
-        Err(vault::Error::Envelope(envelope::Error::StanzaRejected { kek })) => {
-            assert_eq!(kek, KEK_ID);
-        }
-        other => panic!("expected StanzaRejected, got {other:?}"),
-    }
-    assert_eq!(get(&vault, "global", "neighbour"), b"left alone");
+    assert_tampered_stored_stanza_is_rejected(
+        &tpm.dir().join("vault"),
+        &uri(&tpm, ""),
+        KEK_ID,
+        |body| {
+            let [_, private] = part_ranges(body);
+            (private.0 + private.1) / 2
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------------
