@@ -36,6 +36,8 @@ const SECRETS: [(&str, &str, &str); 3] = [
     ("principal:alice", "api-token", "alice-token-0xdeadbeef"),
     ("skill:mail", "smtp", "smtp-password-behind-pcr16"),
 ];
+/// `get` of the secret every vault holds.
+const GET_DB_PASSWORD: [&str; 3] = ["get", "global", "db-password"];
 /// Caller data sealed with `vaultctl seal`.
 const CALLER_DATA: &str = "caller data sealed by the TPM vault";
 
@@ -85,6 +87,20 @@ impl Vaultctl {
     /// A path in the swtpm's private directory, as a string for the command line.
     fn path(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
+    }
+
+    /// [`fails`](test_support::Vaultctl::fails) of `command` on `vault` with `--kek kek`.
+    fn fails_with_kek(
+        &self,
+        vault: &str,
+        kek: &str,
+        command: &[&str],
+        stdin: &[u8],
+        expected: &[&str],
+    ) -> String {
+        let mut args = vec!["--vault", vault, "--kek", kek];
+        args.extend_from_slice(command);
+        self.fails(&args, stdin, expected)
     }
 
     /// `kek info uri` as a map from field name to value (`pcr 16` lines included).
@@ -233,6 +249,24 @@ fn snapshot(dir: &str) -> BTreeMap<PathBuf, Vec<u8>> {
         .collect();
     assert!(!files.is_empty(), "{dir} has no files");
     files
+}
+
+/// Kills `tpm`'s swtpm (SIGKILL: no orderly shutdown).
+fn kill(tpm: &Swtpm) {
+    let killed = Command::new("kill")
+        .args(["-KILL", &tpm.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+}
+
+/// Asserts that `stderr` has one `error:` line.
+fn assert_one_error_line(stderr: &str) {
+    let errors = stderr
+        .lines()
+        .filter(|line| line.starts_with("error: "))
+        .count();
+    assert_eq!(errors, 1, "{stderr}");
 }
 
 /// `uri`'s canonical form as `kek create` and `init` print it.
@@ -413,26 +447,18 @@ fn vault_on_the_tpm(mode: &str, tpm_extra: &str, cleared: &[&str]) {
     // PCR 16 changes.
     tpm.extend_pcr16(b"another boot");
     let before = snapshot(vault);
-    for args in [
-        &[
-            "--vault",
-            vault,
-            "--kek",
-            &tpm_uri,
-            "get",
-            "global",
-            "db-password",
-        ][..],
-        &["--vault", vault, "--kek", &tpm_uri, "list"],
-        &["--vault", vault, "--kek", &tpm_uri, "status"],
-        &[
-            "--vault", vault, "--kek", &tpm_uri, "open", "--in", &envelope,
-        ],
+    for command in [
+        &GET_DB_PASSWORD[..],
+        &["list"],
+        &["status"],
+        &["open", "--in", &envelope],
     ] {
-        ctl.fails(args, b"", &[PCR_CHANGED, USE_RECOVERY]);
+        ctl.fails_with_kek(vault, &tpm_uri, command, b"", &[PCR_CHANGED, USE_RECOVERY]);
     }
-    ctl.fails(
-        &["--vault", vault, "--kek", &tpm_uri, "set", "global", "x"],
+    ctl.fails_with_kek(
+        vault,
+        &tpm_uri,
+        &["set", "global", "x"],
         b"value-x",
         &[PCR_CHANGED],
     );
@@ -479,21 +505,8 @@ fn vault_on_the_tpm(mode: &str, tpm_extra: &str, cleared: &[&str]) {
     // The TPM is cleared.
     tpm.clear();
     let before = snapshot(vault);
-    for args in [
-        &[
-            "--vault",
-            vault,
-            "--kek",
-            &tpm_uri,
-            "get",
-            "global",
-            "db-password",
-        ][..],
-        &[
-            "--vault", vault, "--kek", &tpm_uri, "open", "--in", &envelope,
-        ],
-    ] {
-        ctl.fails(args, b"", cleared);
+    for command in [&GET_DB_PASSWORD[..], &["open", "--in", &envelope]] {
+        ctl.fails_with_kek(vault, &tpm_uri, command, b"", cleared);
     }
     assert_eq!(
         snapshot(vault),
@@ -550,22 +563,12 @@ fn swtpm_down_is_named_and_the_recovery_kek_reads_meanwhile() {
     ctl.fill(vault);
     let envelope = ctl.seal(vault, "sealed.json");
 
-    let killed = Command::new("kill")
-        .args(["-KILL", &tpm.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
+    kill(&tpm);
     let unreachable = format!("cannot reach the TPM through {}", tpm.tcti());
-    ctl.fails(
-        &[
-            "--vault",
-            vault,
-            "--kek",
-            &tpm_uri,
-            "get",
-            "global",
-            "db-password",
-        ],
+    ctl.fails_with_kek(
+        vault,
+        &tpm_uri,
+        &GET_DB_PASSWORD,
         b"",
         &[&unreachable, "check that the simulator is running"],
     );
@@ -613,10 +616,10 @@ fn a_tampered_tpm_stanza_is_rejected_and_the_recovery_stanza_still_opens() {
     let tampered = ctl.path("tampered.json");
     fs::write(&tampered, json.to_string()).expect("write");
     let before = snapshot(vault);
-    ctl.fails(
-        &[
-            "--vault", vault, "--kek", &tpm_uri, "open", "--in", &tampered,
-        ],
+    ctl.fails_with_kek(
+        vault,
+        &tpm_uri,
+        &["open", "--in", &tampered],
         b"",
         &[&format!(
             "KEK {KEK_ID} rejected its wrapped key: the stanza was tampered with"
@@ -640,49 +643,19 @@ fn a_tpm_failure_is_one_error_line() {
     let vault = vault.as_str();
     ctl.fill(vault);
     tpm.extend_pcr16(b"another boot");
-    let stderr = ctl.fails(
-        &[
-            "--vault",
-            vault,
-            "--kek",
-            &tpm_uri,
-            "get",
-            "global",
-            "db-password",
-        ],
-        b"",
-        &[PCR_CHANGED],
-    );
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    assert_eq!(errors.len(), 1, "{stderr}");
+    let stderr = ctl.fails_with_kek(vault, &tpm_uri, &GET_DB_PASSWORD, b"", &[PCR_CHANGED]);
+    assert_one_error_line(&stderr);
     // The pinned KEKs read, with one warning about the TPM KEK and nothing else.
     let run = ctl.ok(&["--vault", vault, "get", "global", "db-password"], b"");
     assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
     // The TPM goes away (its private directory, with the vault, stays).
-    let killed = Command::new("kill")
-        .args(["-KILL", &tpm.pid().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let stderr = ctl.fails(
-        &[
-            "--vault",
-            vault,
-            "--kek",
-            &tpm_uri,
-            "get",
-            "global",
-            "db-password",
-        ],
+    kill(&tpm);
+    let stderr = ctl.fails_with_kek(
+        vault,
+        &tpm_uri,
+        &GET_DB_PASSWORD,
         b"",
         &["cannot reach the TPM through"],
     );
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    assert_eq!(errors.len(), 1, "{stderr}");
+    assert_one_error_line(&stderr);
 }
