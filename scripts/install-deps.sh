@@ -15,6 +15,14 @@ command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
 command -v swtpm >/dev/null 2>&1 || need+=(swtpm swtpm-tools)
 command -v tpm2_getrandom >/dev/null 2>&1 || need+=(tpm2-tools)
 pkg-config --exists tss2-esys 2>/dev/null || need+=(libtss2-dev)
+# pcscd, vsmartcard's virtual reader (vpcd) and the PC/SC headers the yubikey crate builds
+# against, for the emulated PIV card's tests (piv-card).
+command -v pcscd >/dev/null 2>&1 || need+=(pcscd)
+[ -e /usr/lib/pcsc/drivers/serial/libifdvpcd.so ] || need+=(vsmartcard-vpcd)
+pkg-config --exists libpcsclite 2>/dev/null || need+=(libpcsclite-dev)
+# libclang for bindgen: the emulated card's trussed store (littlefs2-sys) generates its C
+# bindings at build time.
+ls /usr/lib/llvm-*/lib/libclang.so.1 >/dev/null 2>&1 || need+=(libclang1-14 libclang-common-14-dev)
 
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then

@@ -1,0 +1,223 @@
+//! The fixture: pcscd (started when not running), the cards on vpcd's readers, and the
+//! machine-wide lock that makes card tests take turns.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use pcsc::{Context, Protocols, Scope, ShareMode};
+
+/// A factory-fresh card's PIN.
+pub const DEFAULT_PIN: &[u8] = b"123456";
+/// A factory-fresh card's PUK.
+pub const DEFAULT_PUK: &[u8] = b"12345678";
+/// vpcd's readers (Debian's vsmartcard-vpcd 3.3): one port each from 35963 on.
+pub const MAX_CARDS: usize = 2;
+
+const VPCD_PORT: u16 = 35963;
+/// The vpcd reader driver pcscd loads (from /etc/reader.conf.d/vpcd).
+const VPCD_DRIVER: &str = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
+/// pcscd is machine-wide, so is the lock: every process's card tests take turns on it.
+const LOCK_FILE: &str = "/tmp/vault-piv-card.lock";
+/// How long pcscd, vpcd and a card get to come up (each takes milliseconds).
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(20);
+/// Serial numbers of the cards: the first card's, then one more per reader.
+const FIRST_SERIAL: u32 = 15_000_001;
+
+/// Running emulated cards, one per vpcd reader, in pcscd; stopped on drop.
+#[derive(Debug)]
+pub struct PivCards {
+    cards: Vec<PivCard>,
+    /// The pcscd this fixture started (none when one was already running).
+    pcscd: Option<Child>,
+    _lock: File,
+}
+
+/// One emulated card in its reader.
+#[derive(Debug)]
+pub struct PivCard {
+    serial: u32,
+    reader: String,
+    socket: TcpStream,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl PivCards {
+    /// Starts `count` cards (at most [`MAX_CARDS`]) for the test `what`, after pcscd; `None`
+    /// when pcscd or vpcd is not installed and the skip rule says skip (the skip line is
+    /// printed; under `VAULT_REQUIRE_HW` this panics instead). Waits for the lock first.
+    #[track_caller]
+    pub fn start(what: &str, count: usize) -> Option<Self> {
+        assert!(
+            (1..=MAX_CARDS).contains(&count),
+            "vpcd has {MAX_CARDS} readers"
+        );
+        if test_support::skip_unless_installed(what, "pcscd with vsmartcard-vpcd", missing()) {
+            return None;
+        }
+        let lock = File::create(LOCK_FILE).unwrap_or_else(|e| panic!("create {LOCK_FILE}: {e}"));
+        lock.lock()
+            .unwrap_or_else(|e| panic!("lock {LOCK_FILE}: {e}"));
+        let mut fixture = Self {
+            cards: Vec::new(),
+            pcscd: start_pcscd(),
+            _lock: lock,
+        };
+        let context = wait_for(
+            "pcscd to list vpcd's readers",
+            || {
+                let context = Context::establish(Scope::System).ok()?;
+                (vpcd_readers(&context).len() >= MAX_CARDS).then_some(context)
+            },
+            &mut fixture,
+        );
+        for slot in 0..count {
+            let card = PivCard::start(slot, &context, &mut fixture);
+            fixture.cards.push(card);
+        }
+        Some(fixture)
+    }
+
+    /// The cards, in reader order.
+    pub fn cards(&self) -> &[PivCard] {
+        &self.cards
+    }
+
+    /// The first card.
+    pub fn card(&self) -> &PivCard {
+        &self.cards[0]
+    }
+
+    /// Pulls card `index` out of its reader, at once, whatever it is doing.
+    pub fn stop(&mut self, index: usize) {
+        self.cards[index].stop();
+    }
+}
+
+impl Drop for PivCards {
+    fn drop(&mut self) {
+        for card in &mut self.cards {
+            card.stop();
+        }
+        if let Some(mut pcscd) = self.pcscd.take() {
+            let _ = pcscd.kill();
+            let _ = pcscd.wait();
+        }
+    }
+}
+
+impl PivCard {
+    fn start(slot: usize, context: &Context, fixture: &mut PivCards) -> Self {
+        let port = VPCD_PORT + u16::try_from(slot).expect("a few readers");
+        let serial = FIRST_SERIAL + u32::try_from(slot).expect("a few readers");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let socket = wait_for(
+            &format!("vpcd to listen on {addr}"),
+            || TcpStream::connect(addr).ok(),
+            fixture,
+        );
+        let served = socket.try_clone().expect("clone the card's socket");
+        let thread = thread::Builder::new()
+            .name(format!("piv-card-{serial}"))
+            .spawn(move || crate::vpcd::serve(served, serial))
+            .expect("spawn the card's thread");
+        let reader = wait_for(
+            &format!("the card in vpcd's reader {slot}"),
+            || {
+                let reader = vpcd_readers(context).into_iter().nth(slot)?;
+                context
+                    .connect(&reader, ShareMode::Shared, Protocols::ANY)
+                    .ok()?;
+                Some(reader.into_string().expect("reader names are UTF-8"))
+            },
+            fixture,
+        );
+        Self {
+            serial,
+            reader,
+            socket,
+            thread: Some(thread),
+        }
+    }
+
+    /// The card's serial number (GET SERIAL).
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
+
+    /// The name of the reader pcscd shows the card in.
+    pub fn reader(&self) -> &str {
+        &self.reader
+    }
+
+    fn stop(&mut self) {
+        let _ = self.socket.shutdown(Shutdown::Both);
+        if let Some(thread) = self.thread.take() {
+            match thread.join() {
+                Ok(_) => {}
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    }
+}
+
+/// What is missing for the cards: pcscd or vpcd.
+fn missing() -> Option<String> {
+    if pcscd_program().is_none() {
+        return Some("no pcscd in PATH or /usr/sbin".to_owned());
+    }
+    (!Path::new(VPCD_DRIVER).exists()).then(|| format!("no {VPCD_DRIVER}"))
+}
+
+fn pcscd_program() -> Option<std::path::PathBuf> {
+    test_support::find_program("pcscd").or_else(|| test_support::find_program("/usr/sbin/pcscd"))
+}
+
+/// Starts pcscd unless one answers already (there is no systemd here to start it).
+fn start_pcscd() -> Option<Child> {
+    if Context::establish(Scope::System).is_ok() {
+        return None;
+    }
+    let program = pcscd_program().expect("checked by missing()");
+    let child = Command::new(program)
+        .arg("--foreground")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pcscd");
+    Some(child)
+}
+
+/// vpcd's readers, in slot order.
+fn vpcd_readers(context: &Context) -> Vec<CString> {
+    let mut readers: Vec<CString> = context
+        .list_readers_owned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|name| name.to_bytes().starts_with(b"Virtual PCD"))
+        .collect();
+    readers.sort();
+    readers
+}
+
+/// Polls `ready` until it gives a value; panics after [`READY_TIMEOUT`] (the fixture's drop
+/// stops what was started).
+fn wait_for<T>(what: &str, mut ready: impl FnMut() -> Option<T>, _fixture: &mut PivCards) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = ready() {
+            return value;
+        }
+        assert!(
+            start.elapsed() < READY_TIMEOUT,
+            "waited {READY_TIMEOUT:?} for {what}"
+        );
+        thread::sleep(POLL);
+    }
+}
