@@ -1,10 +1,11 @@
 //! The fixture: pcscd (started when not running), the cards on vpcd's readers, and the
 //! machine-wide lock that makes card tests take turns.
 
+use std::env;
 use std::ffi::CString;
 use std::fs::File;
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -19,6 +20,8 @@ pub const DEFAULT_PUK: &[u8] = b"12345678";
 pub const MAX_CARDS: usize = 2;
 
 const VPCD_PORT: u16 = 35963;
+/// Names another pcscd program (tests of the skip rule name one that is not there).
+const PCSCD_ENV: &str = "VAULT_PCSCD";
 /// The vpcd reader driver pcscd loads (from /etc/reader.conf.d/vpcd).
 const VPCD_DRIVER: &str = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
 /// pcscd is machine-wide, so is the lock: every process's card tests take turns on it.
@@ -169,13 +172,25 @@ impl PivCard {
 /// What is missing for the cards: pcscd or vpcd.
 fn missing() -> Option<String> {
     if pcscd_program().is_none() {
-        return Some("no pcscd in PATH or /usr/sbin".to_owned());
+        return Some(match env::var_os(PCSCD_ENV) {
+            Some(program) => format!(
+                "{} is not an executable file or on PATH",
+                program.to_string_lossy()
+            ),
+            None => "pcscd is not on PATH or in /usr/sbin".to_owned(),
+        });
     }
     (!Path::new(VPCD_DRIVER).exists()).then(|| format!("no {VPCD_DRIVER}"))
 }
 
-fn pcscd_program() -> Option<std::path::PathBuf> {
-    test_support::find_program("pcscd").or_else(|| test_support::find_program("/usr/sbin/pcscd"))
+/// The pcscd program: `VAULT_PCSCD` if set (a path, or a name looked up on `PATH`), else
+/// pcscd on `PATH` or in /usr/sbin (not on a non-root user's `PATH` on Debian).
+fn pcscd_program() -> Option<PathBuf> {
+    match env::var_os(PCSCD_ENV) {
+        Some(program) => test_support::find_program(program),
+        None => test_support::find_program("pcscd")
+            .or_else(|| test_support::find_program("/usr/sbin/pcscd")),
+    }
 }
 
 /// Starts pcscd unless one answers already (there is no systemd here to start it).

@@ -8,6 +8,8 @@
 //! starts pcscd when it is not running, starts the cards, waits until pcscd sees each one in
 //! its reader, and on drop stops them (and the pcscd it started). pcscd is machine-wide, so
 //! the fixture holds a machine-wide lock: card tests run one at a time, across processes.
+//! `VAULT_PCSCD` names another pcscd program; without pcscd or vpcd a card test skips with
+//! a line on stderr, or fails under `VAULT_REQUIRE_HW` (test-support's skip rule).
 #![forbid(unsafe_code)]
 
 mod card;

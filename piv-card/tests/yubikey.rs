@@ -161,4 +161,23 @@ fn a_card_pulled_out_mid_operation_fails_the_operation() {
         .recv_timeout(Duration::from_secs(20))
         .expect("the operation fails within 20 s of the card going");
     eprintln!("card pulled out: {error:?}");
+    // And it is gone: nothing to open any more.
+    assert!(
+        YubiKey::open().is_err(),
+        "open() after the card was pulled out"
+    );
+}
+
+/// The skip rule: without pcscd a card test skips with a line saying so, or fails under
+/// `VAULT_REQUIRE_HW`. `VAULT_PCSCD` names a pcscd that does not exist, so it counts as missing.
+#[test]
+fn without_pcscd_a_card_test_skips_loudly_or_fails_when_hardware_is_required() {
+    test_support::assert_skip_rule(
+        "the_card_answers_as_a_yubikey_5",
+        "pcscd with vsmartcard-vpcd",
+        "/nonexistent/pcscd is not an executable file or on PATH",
+        |command| {
+            command.env("VAULT_PCSCD", "/nonexistent/pcscd");
+        },
+    );
 }
