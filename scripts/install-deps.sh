@@ -24,6 +24,12 @@ pkg-config --exists libpcsclite 2>/dev/null || need+=(libpcsclite-dev)
 # bindings at build time.
 ls /usr/lib/llvm-*/lib/libclang.so.1 >/dev/null 2>&1 || need+=(libclang1-14 libclang-common-14-dev)
 
+# gnome-keyring (a Secret Service), secret-tool and a D-Bus session bus, for the OS keystore
+# provider's tests (keystore-tests), which run each test under dbus-run-session.
+command -v gnome-keyring-daemon >/dev/null 2>&1 || need+=(gnome-keyring)
+command -v secret-tool >/dev/null 2>&1 || need+=(libsecret-tools)
+{ command -v dbus-run-session && command -v dbus-daemon; } >/dev/null 2>&1 || need+=(dbus)
+
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
         echo "missing packages: ${need[*]}; run this script as root or install them" >&2

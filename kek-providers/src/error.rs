@@ -451,6 +451,82 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// The OS keystore cannot be reached (no Secret Service on the session bus, ...).
+    #[error(
+        "cannot reach the OS keystore, {store}: {reason}; run the command inside a desktop session (or start gnome-keyring-daemon in a D-Bus session), or pick another KEK"
+    )]
+    KeystoreUnavailable {
+        /// Which keystore this build uses.
+        store: &'static str,
+        /// The keystore library's reason.
+        reason: String,
+    },
+    /// The keyring holding the KEK entry is locked.
+    #[error(
+        "the keyring is locked: unlock it (e.g. log in to the desktop session, or run `gnome-keyring-daemon --unlock` in a headless one) and run the command again; the KEK entry service={service} account={account} was not read or written ({cause})"
+    )]
+    KeystoreLocked {
+        /// The entry's service.
+        service: String,
+        /// The entry's account.
+        account: String,
+        /// The keystore's words.
+        cause: String,
+    },
+    /// The OS keystore has no entry with the URI's service and account.
+    #[error(
+        "the OS keystore has no KEK entry service={service} account={account}: it was deleted, the URI names another entry, or this is another user's keystore. A new vault creates its entry (`vaultctl init --kek keyring:service=...;account=...`); for this one, open it with another of its KEKs and rewrap"
+    )]
+    KeystoreEntryMissing {
+        /// The entry's service.
+        service: String,
+        /// The entry's account.
+        account: String,
+    },
+    /// Creating a keyring KEK found its entry there already.
+    #[error(
+        "the OS keystore already has an entry service={service} account={account}; creating a KEK never replaces one: pick another account= (if it is left from a failed init and nothing was sealed under it, delete it, e.g. `secret-tool clear service {service} username {account}`)"
+    )]
+    KeystoreEntryExists {
+        /// The entry's service.
+        service: String,
+        /// The entry's account.
+        account: String,
+    },
+    /// The entry exists but does not hold a KEK.
+    #[error(
+        "the OS keystore entry service={service} account={account} is not a vault KEK: {reason}"
+    )]
+    KeystoreEntryInvalid {
+        /// The entry's service.
+        service: String,
+        /// The entry's account.
+        account: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A keystore call did not return in time.
+    #[error(
+        "the OS keystore did not answer within {seconds} s while {action} (service={service} account={account}): an unlock prompt may be waiting, or the keystore service hangs; unlock the keyring and run the command again"
+    )]
+    KeystoreTimeout {
+        /// What was being done.
+        action: &'static str,
+        /// The deadline.
+        seconds: u64,
+        /// The entry's service.
+        service: String,
+        /// The entry's account.
+        account: String,
+    },
+    /// Another keystore failure.
+    #[error("the OS keystore failed while {action}: {reason}")]
+    KeystoreCall {
+        /// What was being done.
+        action: &'static str,
+        /// The keystore's reason.
+        reason: String,
+    },
 }
 
 impl Error {

@@ -15,6 +15,7 @@
 mod durable_file;
 mod error;
 mod file;
+mod keystore;
 mod passphrase;
 pub mod pkcs11;
 mod registry;

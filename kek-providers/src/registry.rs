@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::error::shorten;
 use crate::file::{self, FileKekSpec};
+use crate::keystore::KeyringKekSpec;
 use crate::passphrase::{self, PassphraseKekSpec};
 use crate::{BuiltKek, Error};
 
@@ -29,6 +30,9 @@ pub(crate) enum KekSpec {
     /// `tpm2:tcti=...;srk=...;pcrs=...`
     #[cfg(feature = "tpm")]
     Tpm2(Box<crate::tpm::Tpm2Uri>),
+    /// `keyring:service=...;account=...`
+    #[cfg(feature = "os-keystore")]
+    Keyring(KeyringKekSpec),
 }
 
 impl KekSpec {
@@ -74,11 +78,14 @@ impl KekSpec {
                 Err(not_built("tpm2", "tpm", false))
             }
             "yubikey" => Err(not_built("yubikey", "yubikey", cfg!(feature = "yubikey"))),
-            "keyring" => Err(not_built(
-                "keyring",
-                "os-keystore",
-                cfg!(feature = "os-keystore"),
-            )),
+            #[cfg(feature = "os-keystore")]
+            "keyring" => KeyringKekSpec::parse(rest).map(Self::Keyring),
+            #[cfg(not(feature = "os-keystore"))]
+            "keyring" => {
+                // Checked even without the provider, so a typo is reported as such.
+                KeyringKekSpec::parse(rest)?;
+                Err(not_built("keyring", "os-keystore", false))
+            }
             _ => Err(Error::UnknownKind {
                 kind: shorten(kind, 32),
                 known: KNOWN_KINDS,
@@ -99,6 +106,8 @@ impl KekSpec {
             // from the owner seed or persisted beforehand (`vaultctl kek create`).
             #[cfg(feature = "tpm")]
             Self::Tpm2(spec) => spec.build(),
+            #[cfg(feature = "os-keystore")]
+            Self::Keyring(spec) => crate::keystore::create(&spec),
         }
     }
 
@@ -111,6 +120,8 @@ impl KekSpec {
             Self::Pkcs11(spec) => spec.build(),
             #[cfg(feature = "tpm")]
             Self::Tpm2(spec) => spec.build(),
+            #[cfg(feature = "os-keystore")]
+            Self::Keyring(spec) => crate::keystore::open(&spec),
         }
     }
 }

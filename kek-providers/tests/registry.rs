@@ -38,7 +38,7 @@ fn hardware_kinds_not_built_name_their_feature() {
             cfg!(feature = "yubikey"),
         ),
         (
-            "keyring:vault",
+            "keyring:service=vault",
             "keyring",
             "os-keystore",
             cfg!(feature = "os-keystore"),
