@@ -1,6 +1,6 @@
 //! The OS keystore provider's own tests, on a private gnome-keyring per test: it never
 //! replaces an entry, and a missing entry, an entry of another program and a locked keyring
-//! are clear errors (the locked one fast, never a hang).
+//! are clear errors (the locked one fast, never a hang); and the fixture's skip rule.
 #![forbid(unsafe_code)]
 
 use std::path::Path;
@@ -127,4 +127,17 @@ fn timed<T>(op: impl FnOnce() -> T) -> (T, Duration) {
     let started = Instant::now();
     let result = op();
     (result, started.elapsed())
+}
+
+#[test]
+fn without_gnome_keyring_a_test_skips_or_fails_under_require_hw() {
+    let empty = tempfile::tempdir().expect("an empty PATH directory");
+    test_support::assert_skip_rule(
+        "a_missing_entry_is_a_clear_error",
+        "gnome-keyring",
+        "dbus-run-session, dbus-daemon, dbus-send, gnome-keyring-daemon, secret-tool not on PATH",
+        |command| {
+            command.env("PATH", empty.path());
+        },
+    );
 }
