@@ -2,7 +2,7 @@
 //! machine-wide lock that makes card tests take turns.
 
 use std::env;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use pcsc::{Context, Protocols, Scope, ShareMode};
+use pcsc::{Context, Protocols, ReaderState, Scope, ShareMode, State};
 
 /// A factory-fresh card's PIN.
 pub const DEFAULT_PIN: &[u8] = b"123456";
@@ -28,6 +28,9 @@ const VPCD_DRIVER: &str = "/usr/lib/pcsc/drivers/serial/libifdvpcd.so";
 const LOCK_FILE: &str = "/tmp/vault-piv-card.lock";
 /// How long pcscd, vpcd and a card get to come up (each takes milliseconds).
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long a card plugged in gets to show up in pcscd before it is plugged in again (pcscd
+/// polls vpcd's readers about every 400 ms).
+const PLUG_IN_TIMEOUT: Duration = Duration::from_secs(3);
 const POLL: Duration = Duration::from_millis(20);
 /// Serial numbers of the cards: the first card's, then one more per reader.
 const FIRST_SERIAL: u32 = 15_000_001;
@@ -119,32 +122,50 @@ impl PivCard {
         let port = VPCD_PORT + u16::try_from(slot).expect("a few readers");
         let serial = FIRST_SERIAL + u32::try_from(slot).expect("a few readers");
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let socket = wait_for(
-            &format!("vpcd to listen on {addr}"),
-            || TcpStream::connect(addr).ok(),
-            fixture,
-        );
-        let served = socket.try_clone().expect("clone the card's socket");
-        let thread = thread::Builder::new()
-            .name(format!("piv-card-{serial}"))
-            .spawn(move || crate::vpcd::serve(served, serial))
-            .expect("spawn the card's thread");
-        let reader = wait_for(
-            &format!("the card in vpcd's reader {slot}"),
+        // The last card pulled out of this reader must be gone from pcscd's view first, or
+        // the new one would be mistaken for it.
+        wait_for(
+            &format!("vpcd's reader {slot} to be empty"),
             || {
                 let reader = vpcd_readers(context).into_iter().nth(slot)?;
-                context
-                    .connect(&reader, ShareMode::Shared, Protocols::ANY)
-                    .ok()?;
-                Some(reader.into_string().expect("reader names are UTF-8"))
+                reader_is_empty(context, &reader).then_some(())
             },
             fixture,
         );
-        Self {
-            serial,
-            reader,
-            socket,
-            thread: Some(thread),
+        // A card that vpcd took in while it still held on to one pulled out mid-operation is
+        // never seen by pcscd: such a card is pulled out again and plugged in anew.
+        let started = Instant::now();
+        loop {
+            let socket = wait_for(
+                &format!("vpcd to listen on {addr}"),
+                || TcpStream::connect(addr).ok(),
+                fixture,
+            );
+            let served = socket.try_clone().expect("clone the card's socket");
+            let thread = thread::Builder::new()
+                .name(format!("piv-card-{serial}"))
+                .spawn(move || crate::vpcd::serve(served, serial))
+                .expect("spawn the card's thread");
+            let seen = Instant::now();
+            while seen.elapsed() < PLUG_IN_TIMEOUT {
+                if let Some(reader) = card_in_reader(context, slot) {
+                    return Self {
+                        serial,
+                        reader,
+                        socket,
+                        thread: Some(thread),
+                    };
+                }
+                thread::sleep(POLL);
+            }
+            let _ = socket.shutdown(Shutdown::Both);
+            if let Err(panic) = thread.join() {
+                std::panic::resume_unwind(panic);
+            }
+            assert!(
+                started.elapsed() < READY_TIMEOUT,
+                "waited {READY_TIMEOUT:?} for the card in vpcd's reader {slot}"
+            );
         }
     }
 
@@ -158,13 +179,25 @@ impl PivCard {
         &self.reader
     }
 
+    /// Pulls the card out and waits until pcscd has seen its reader go empty (pcscd polls
+    /// vpcd's readers, so that takes a moment), for whoever takes the lock next.
     fn stop(&mut self) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
         let _ = self.socket.shutdown(Shutdown::Both);
-        if let Some(thread) = self.thread.take() {
-            match thread.join() {
-                Ok(_) => {}
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
+        if let Err(panic) = thread.join() {
+            std::panic::resume_unwind(panic);
+        }
+        let Ok(context) = Context::establish(Scope::System) else {
+            return;
+        };
+        let Ok(reader) = CString::new(self.reader.clone()) else {
+            return;
+        };
+        let start = Instant::now();
+        while !reader_is_empty(&context, &reader) && start.elapsed() < READY_TIMEOUT {
+            thread::sleep(POLL);
         }
     }
 }
@@ -219,6 +252,23 @@ fn vpcd_readers(context: &Context) -> Vec<CString> {
         .collect();
     readers.sort();
     readers
+}
+
+/// The name of vpcd's reader `slot` if pcscd sees a card in it that can be connected to.
+fn card_in_reader(context: &Context, slot: usize) -> Option<String> {
+    let reader = vpcd_readers(context).into_iter().nth(slot)?;
+    context
+        .connect(&reader, ShareMode::Shared, Protocols::ANY)
+        .ok()?;
+    Some(reader.into_string().expect("reader names are UTF-8"))
+}
+
+/// Whether pcscd sees no card in `reader`.
+fn reader_is_empty(context: &Context, reader: &CStr) -> bool {
+    let mut states = [ReaderState::new(reader, State::UNAWARE)];
+    context
+        .get_status_change(Duration::ZERO, &mut states)
+        .is_ok_and(|()| states[0].event_state().contains(State::EMPTY))
 }
 
 /// Polls `ready` until it gives a value; panics after [`READY_TIMEOUT`] (the fixture's drop
