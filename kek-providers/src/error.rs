@@ -527,6 +527,80 @@ pub enum Error {
         /// The keystore's reason.
         reason: String,
     },
+    /// PC/SC lists no smart card reader.
+    #[error("no smart card reader found: plug in the YubiKey (and check that pcscd is running)")]
+    YubikeyNoReader,
+    /// Readers, but no PIV card in any of them.
+    #[error("no YubiKey found in {readers} smart card reader(s): plug in the YubiKey")]
+    YubikeyNoCard {
+        /// How many readers were seen.
+        readers: usize,
+    },
+    /// Several cards and no serial in the URI.
+    #[error(
+        "several YubiKeys are plugged in (serials {found}): name one in the URI, e.g. yubikey:serial=N;slot=9d"
+    )]
+    YubikeySeveralCards {
+        /// The serials found.
+        found: String,
+    },
+    /// No card with the URI's serial.
+    #[error("no YubiKey with serial {serial} is plugged in (found: {found})")]
+    YubikeyNotFound {
+        /// The serial asked for.
+        serial: u32,
+        /// The serials found.
+        found: String,
+    },
+    /// The PIN was refused; the card still accepts `tries` more.
+    #[error(
+        "the YubiKey refused the PIN ({tries} tries left before it is blocked): check the PIN source"
+    )]
+    YubikeyWrongPin {
+        /// Tries left.
+        tries: u8,
+    },
+    /// The PIN is blocked.
+    #[error(
+        "the YubiKey's PIN is blocked (too many wrong PINs): unblock it with the PUK (ykman piv access unblock-pin)"
+    )]
+    YubikeyPinBlocked,
+    /// The slot holds no key (no certificate with its public key).
+    #[error(
+        "YubiKey {serial} has no vault key in slot {slot:02x}: create one with `vaultctl kek create` (the slot holds no certificate with its public key)"
+    )]
+    YubikeyEmptySlot {
+        /// The slot.
+        slot: u8,
+        /// The card's serial.
+        serial: u32,
+    },
+    /// `create` found a key in the slot already.
+    #[error(
+        "YubiKey {serial} already holds a key in slot {slot:02x}; open it, or choose another slot (it is never replaced)"
+    )]
+    YubikeySlotOccupied {
+        /// The slot.
+        slot: u8,
+        /// The card's serial.
+        serial: u32,
+    },
+    /// Authenticating with the management key failed.
+    #[error(
+        "the YubiKey refused the default management key ({reason}): creating a key needs a card whose PIV management key is the factory default"
+    )]
+    YubikeyManagementKey {
+        /// The card's reason.
+        reason: String,
+    },
+    /// Another card failure.
+    #[error("the YubiKey failed while {action}: {reason}")]
+    YubikeyCall {
+        /// What was being done.
+        action: &'static str,
+        /// The card's reason.
+        reason: String,
+    },
 }
 
 impl Error {

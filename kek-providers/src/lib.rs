@@ -21,6 +21,7 @@ pub mod pkcs11;
 mod registry;
 mod threshold;
 pub mod tpm;
+mod yubikey;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

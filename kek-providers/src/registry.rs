@@ -9,6 +9,7 @@ use crate::error::shorten;
 use crate::file::{self, FileKekSpec};
 use crate::keystore::KeyringKekSpec;
 use crate::passphrase::{self, PassphraseKekSpec};
+use crate::yubikey::YubikeyKekSpec;
 use crate::{BuiltKek, Error};
 
 /// Longest KEK URI accepted.
@@ -30,6 +31,9 @@ pub(crate) enum KekSpec {
     /// `tpm2:tcti=...;srk=...;pcrs=...`
     #[cfg(feature = "tpm")]
     Tpm2(Box<crate::tpm::Tpm2Uri>),
+    /// `yubikey:serial=...;slot=...;pin-source=...`
+    #[cfg(feature = "yubikey")]
+    Yubikey(YubikeyKekSpec),
     /// `keyring:service=...;account=...`
     #[cfg(feature = "os-keystore")]
     Keyring(KeyringKekSpec),
@@ -77,7 +81,14 @@ impl KekSpec {
                 crate::tpm::Tpm2Uri::parse(uri)?;
                 Err(not_built("tpm2", "tpm", false))
             }
-            "yubikey" => Err(not_built("yubikey", "yubikey", cfg!(feature = "yubikey"))),
+            #[cfg(feature = "yubikey")]
+            "yubikey" => YubikeyKekSpec::parse(rest).map(Self::Yubikey),
+            #[cfg(not(feature = "yubikey"))]
+            "yubikey" => {
+                // Checked even without the provider, so a typo is reported as such.
+                YubikeyKekSpec::parse(rest)?;
+                Err(not_built("yubikey", "yubikey", false))
+            }
             #[cfg(feature = "os-keystore")]
             "keyring" => KeyringKekSpec::parse(rest).map(Self::Keyring),
             #[cfg(not(feature = "os-keystore"))]
@@ -106,6 +117,8 @@ impl KekSpec {
             // from the owner seed or persisted beforehand (`vaultctl kek create`).
             #[cfg(feature = "tpm")]
             Self::Tpm2(spec) => spec.build(),
+            #[cfg(feature = "yubikey")]
+            Self::Yubikey(spec) => crate::yubikey::create(&spec),
             #[cfg(feature = "os-keystore")]
             Self::Keyring(spec) => crate::keystore::create(&spec),
         }
@@ -120,6 +133,8 @@ impl KekSpec {
             Self::Pkcs11(spec) => spec.build(),
             #[cfg(feature = "tpm")]
             Self::Tpm2(spec) => spec.build(),
+            #[cfg(feature = "yubikey")]
+            Self::Yubikey(spec) => crate::yubikey::open(&spec),
             #[cfg(feature = "os-keystore")]
             Self::Keyring(spec) => crate::keystore::open(&spec),
         }
@@ -128,6 +143,15 @@ impl KekSpec {
 
 /// The error for a hardware or OS kind: not compiled in, or compiled in before its provider
 /// exists (the features are declared ahead of the providers).
+#[cfg_attr(
+    all(
+        feature = "pkcs11",
+        feature = "tpm",
+        feature = "yubikey",
+        feature = "os-keystore"
+    ),
+    allow(dead_code)
+)]
 fn not_built(kind: &'static str, feature: &'static str, enabled: bool) -> Error {
     if enabled {
         Error::NotImplemented { kind }
