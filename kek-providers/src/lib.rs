@@ -19,6 +19,7 @@ mod keystore;
 mod passphrase;
 pub mod pkcs11;
 mod registry;
+mod software_kek;
 mod threshold;
 pub mod tpm;
 mod yubikey;

@@ -8,9 +8,8 @@ mod create;
 mod open;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use envelope::{Dek, KekId, SoftwareKek};
+use envelope::Dek;
 
 use crate::{BuiltKek, Error};
 
@@ -61,23 +60,6 @@ impl FileKekSpec {
 
     /// The provider for `key`, with its key-derived id.
     fn build(&self, key: Dek) -> Result<BuiltKek, Error> {
-        let id = KekId::new("file", &key_label(&key), 1)?;
-        Ok(BuiltKek {
-            uri: self.canonical_uri(),
-            provider: Arc::new(SoftwareKek::new(id, key)),
-            created: None,
-        })
+        crate::software_kek::key_derived("file", KEY_ID_CONTEXT, self.canonical_uri(), key)
     }
-}
-
-/// First 16 hex digits of SHA-256(context || key): names the key without revealing it.
-fn key_label(key: &Dek) -> String {
-    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-    digest.update(KEY_ID_CONTEXT);
-    digest.update(key.expose_secret());
-    let digest = digest.finish();
-    digest.as_ref()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
