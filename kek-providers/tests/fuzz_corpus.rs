@@ -29,15 +29,31 @@ fn fuzz_target_kek() -> ThresholdKek {
     ThresholdKek::new(2, ids, members).expect("threshold KEK")
 }
 
+/// Every file of fuzz target `target`'s checked-in corpus, as (file name, contents).
+fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
+    std::fs::read_dir(&dir)
+        .expect("corpus dir")
+        .map(|entry| {
+            let path = entry.expect("entry").path();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            (name, std::fs::read(&path).expect("read"))
+        })
+        .collect()
+}
+
 #[test]
 fn threshold_stanza_corpus_never_opens_or_panics() {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/threshold_stanza");
     let kek = fuzz_target_kek();
     let id = kek.id();
     let mut replayed = 0;
-    for entry in std::fs::read_dir(&dir).expect("corpus dir") {
-        let body = std::fs::read(entry.expect("entry").path()).expect("read");
+    for (_, body) in corpus("threshold_stanza") {
         let stanza = StanzaRef {
             kind: id.kind(),
             label: id.label(),
@@ -52,16 +68,8 @@ fn threshold_stanza_corpus_never_opens_or_panics() {
 
 #[test]
 fn pkcs11_uri_corpus_round_trips() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/pkcs11_uri");
     let mut replayed = 0;
-    for entry in std::fs::read_dir(&dir).expect("corpus dir") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        let data = std::fs::read(&path).expect("read");
+    for (name, data) in corpus("pkcs11_uri") {
         let parsed = check_pkcs11_uri(&data);
         // Seeds say what they expect: ok-* parse, bad-* are refused (regression-* either).
         if name.starts_with("ok-") {
@@ -76,16 +84,8 @@ fn pkcs11_uri_corpus_round_trips() {
 
 #[test]
 fn tpm2_uri_corpus_round_trips() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/tpm2_uri");
     let mut replayed = 0;
-    for entry in std::fs::read_dir(&dir).expect("corpus dir") {
-        let path = entry.expect("entry").path();
-        let name = path
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        let data = std::fs::read(&path).expect("read");
+    for (name, data) in corpus("tpm2_uri") {
         let (uri, body) = (check_tpm2_uri(&data), check_tpm2_body(&data));
         // Seeds say what they expect: ok-* parse as URIs, bad-* as neither, body-ok-* as
         // stanza bodies, body-bad-* not (regression-* either way).
