@@ -33,8 +33,9 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the command line itself is wrong (a missing path), as opposed to a failure.
+    /// Whether the caller has to fix their input (a missing path, a malformed allowlist),
+    /// as opposed to a failure.
     pub fn is_usage(&self) -> bool {
-        matches!(self, Error::NoSuchPath { .. })
+        matches!(self, Error::NoSuchPath { .. } | Error::Allowlist { .. })
     }
 }

@@ -95,6 +95,8 @@ pub enum Command {
     /// vaultd's TLS files: `init` a dev CA, `issue` and `revoke` client certificates.
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Find plaintext secrets, and vault:// references to missing keys, in config files.
+    Scan(crate::commands::scan::ScanArgs),
 }
 
 /// `kek` subcommands.

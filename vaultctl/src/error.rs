@@ -32,6 +32,9 @@ pub enum Error {
     /// A check found problems (already reported on stdout).
     #[error("{0}")]
     Failed(String),
+    /// The config scanner could not read a path or an allowlist.
+    #[error(transparent)]
+    Scan(#[from] config_scan::Error),
     /// The command line is inconsistent in a way clap cannot see.
     #[error("{0}")]
     Usage(String),

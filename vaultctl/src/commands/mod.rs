@@ -5,6 +5,7 @@ mod init;
 mod kek;
 mod keys;
 mod pki;
+pub(crate) mod scan;
 mod secrets;
 mod status;
 mod transit;
@@ -16,8 +17,8 @@ use crate::error::Error;
 
 /// Runs the parsed command line.
 pub fn run(cli: &Cli) -> Result<(), Error> {
-    // `pki` only touches local files (the CA), so it runs here even with --addr.
-    if !matches!(cli.command, Command::Pki(_))
+    // `pki` and `scan` only touch local files, so they run here even with --addr.
+    if !matches!(cli.command, Command::Pki(_) | Command::Scan(_))
         && let Some(remote) = crate::remote::Remote::from_cli(cli)?
     {
         return crate::remote::run(cli, &remote);
@@ -39,5 +40,6 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Unlock => keys::unlock(cli),
         Command::Audit(command) => audit::run(cli, command),
         Command::Pki(command) => pki::run(cli, command),
+        Command::Scan(args) => scan::run(cli, args),
     }
 }
