@@ -2,6 +2,8 @@
 //! broken files are covered), then the value rules over the tokenizer's entries (which know
 //! the key).
 
+use std::collections::HashMap;
+
 use crate::detect::pem::find_pem;
 use crate::detect::tokens::find_tokens;
 use crate::detect::values::classify;
@@ -44,23 +46,29 @@ pub(crate) fn scan_text(
         ..FileScan::default()
     };
     let pems = find_pem(text);
+    let keys = KeyIndex::new(&entries);
     for pem in &pems {
         out.findings.push(RawFinding {
             line: pem.line,
             kind: Kind::PemPrivateKey,
-            key: key_for(&entries, pem.line, &pem.header),
+            key: keys.key_for(pem.line, &pem.header),
             value: pem.block.clone(),
             shown: Some(pem.header.clone()),
             detail: None,
         });
     }
-    let mut token_texts: Vec<String> = Vec::new();
-    for (index, line) in text.lines().enumerate() {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut in_pem = vec![false; lines.len() + 2];
+    for pem in &pems {
+        for covered in in_pem.iter_mut().take(pem.last_line + 1).skip(pem.line) {
+            *covered = true;
+        }
+    }
+    // Tokens by line, so an entry's value is only compared with the tokens of its lines.
+    let mut tokens_on: HashMap<usize, Vec<String>> = HashMap::new();
+    for (index, line) in lines.iter().enumerate() {
         let number = index + 1;
-        if pems
-            .iter()
-            .any(|p| (p.line..=p.last_line).contains(&number))
-        {
+        if in_pem[number] {
             continue;
         }
         for m in find_tokens(line) {
@@ -68,18 +76,23 @@ pub(crate) fn scan_text(
             out.findings.push(RawFinding {
                 line: number,
                 kind: m.kind,
-                key: key_for(&entries, number, token),
+                key: keys.key_for(number, token),
                 value: token.to_owned(),
                 shown: None,
                 detail: None,
             });
-            token_texts.push(token.to_owned());
+            tokens_on.entry(number).or_default().push(token.to_owned());
         }
     }
     for entry in &entries {
         let value = entry.value.trim();
-        let already =
-            value.contains("PRIVATE KEY") || token_texts.iter().any(|t| value.contains(t.as_str()));
+        let span = entry.line..=entry.line + entry.value.matches('\n').count();
+        let already = value.contains("PRIVATE KEY")
+            || span.into_iter().any(|l| {
+                tokens_on
+                    .get(&l)
+                    .is_some_and(|ts| ts.iter().any(|t| value.contains(t.as_str())))
+            });
         if already {
             continue;
         }
@@ -143,14 +156,112 @@ fn check_ref(
     });
 }
 
-/// The key of the entry holding `needle` that starts at or before `line` (the nearest), or
-/// of the first entry on `line`, or empty.
-fn key_for(entries: &[Entry], line: usize, needle: &str) -> String {
-    entries
-        .iter()
-        .filter(|e| e.line <= line && e.value.contains(needle))
-        .max_by_key(|e| e.line)
-        .or_else(|| entries.iter().find(|e| e.line == line))
-        .map(|e| e.key.clone())
-        .unwrap_or_default()
+/// Which entry a token or PEM block found in the raw text belongs to.
+struct KeyIndex<'a> {
+    /// Entries by the line they start on.
+    by_line: HashMap<usize, Vec<&'a Entry>>,
+    /// Entries whose value spans lines (multi-line strings, block scalars).
+    multi_line: Vec<&'a Entry>,
+}
+
+impl<'a> KeyIndex<'a> {
+    fn new(entries: &'a [Entry]) -> Self {
+        let mut by_line: HashMap<usize, Vec<&Entry>> = HashMap::new();
+        for e in entries {
+            by_line.entry(e.line).or_default().push(e);
+        }
+        let multi_line = entries.iter().filter(|e| e.value.contains('\n')).collect();
+        Self {
+            by_line,
+            multi_line,
+        }
+    }
+
+    /// The key of the entry on `line` holding `needle`, else of the nearest multi-line
+    /// entry starting before it that holds it, else of the first entry on `line`, else empty.
+    fn key_for(&self, line: usize, needle: &str) -> String {
+        let on_line = self
+            .by_line
+            .get(&line)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        on_line
+            .iter()
+            .find(|e| e.value.contains(needle))
+            .or_else(|| {
+                self.multi_line
+                    .iter()
+                    .filter(|e| e.line <= line && e.value.contains(needle))
+                    .max_by_key(|e| e.line)
+            })
+            .or_else(|| on_line.first())
+            .map(|e| e.key.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FORMATS: [Format; 5] = [
+        Format::Toml,
+        Format::Yaml,
+        Format::Json,
+        Format::Ini,
+        Format::Env,
+    ];
+
+    /// Constructs of every format (nesting, quotes, escapes, multi-line values, comments,
+    /// non-ASCII), to be cut at every character.
+    const SAMPLE: &str = "# c\n[a.b]\nk = \"v\\\"q\" # x\nt = { u = 'w', p = [1, \"é\"] }\n\
+        m = \"\"\"\nl1\n\"\"\"\n- item\nkey: |\n  block\n  more\nf: {a: [x, 'y''z']}\n\
+        {\"j\": {\"k\": [\"\\u00e9\", null]}}\n; ini\nexport E=\"multi\nline\"\nS='x'\n\
+        password = Zq8#kL2!mN4$pR6^\n";
+
+    #[test]
+    fn every_truncation_of_every_format_scans_without_panicking() {
+        for format in FORMATS {
+            for (at, _) in SAMPLE.char_indices() {
+                let scanned = scan_text(&SAMPLE[..at], Some(format), None);
+                assert!(scanned.findings.iter().all(|f| f.line >= 1));
+            }
+        }
+    }
+
+    #[test]
+    fn random_config_like_text_scans_without_panicking() {
+        let alphabet: Vec<char> = "ab:=#\"'\\{}[],-|>\n \t.&*!$<>xé1".chars().collect();
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..2_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = (x % 120) as usize;
+            let text: String = (0..len)
+                .map(|i| alphabet[((x >> (i % 50)) as usize + i * 7) % alphabet.len()])
+                .collect();
+            for format in FORMATS {
+                scan_text(&text, Some(format), None);
+            }
+        }
+    }
+
+    /// Values that never close, over thousands of lines: each added line is looked at once
+    /// (a rescan per line would make these take minutes).
+    #[test]
+    fn unclosed_values_over_many_lines_are_noted() {
+        let body = "\"x\", 'y' { [\n".repeat(20_000);
+        for (format, opening) in [
+            (Format::Toml, "k = [\n"),
+            (Format::Toml, "k = \"\"\"\n"),
+            (Format::Yaml, "k: \"\n"),
+            (Format::Yaml, "k: [\n"),
+            (Format::Json, "{\"k\": [\n"),
+            (Format::Env, "K=\"\n"),
+        ] {
+            let scanned = scan_text(&format!("{opening}{body}"), Some(format), None);
+            assert!(!scanned.notes.is_empty(), "{format:?} {opening:?}");
+        }
+    }
 }

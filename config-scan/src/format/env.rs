@@ -3,6 +3,9 @@
 
 use super::Parsed;
 
+/// A quoted value that never closes is cut here rather than swallowing the file.
+const MAX_VALUE_LINES: usize = 10_000;
+
 pub(super) fn parse(text: &str, out: &mut Parsed) {
     let lines: Vec<&str> = text.lines().collect();
     let mut i = 0;
@@ -26,11 +29,13 @@ pub(super) fn parse(text: &str, out: &mut Parsed) {
                 // Gather lines until the closing quote.
                 let mut text = rest[1..].to_owned();
                 let mut closed = closing_quote(&text, q);
-                while closed.is_none() && i < lines.len() {
+                while closed.is_none() && i < lines.len() && i - number < MAX_VALUE_LINES {
                     text.push('\n');
+                    // Only the new line is searched (an escape does not span lines).
+                    let from = text.len();
                     text.push_str(lines[i]);
                     i += 1;
-                    closed = closing_quote(&text, q);
+                    closed = closing_quote(&text[from..], q).map(|at| from + at);
                 }
                 let end = match closed {
                     Some(end) => end,

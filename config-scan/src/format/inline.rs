@@ -158,32 +158,58 @@ pub(crate) fn read_quoted(
     (out, j, false)
 }
 
-/// Open brackets minus closed ones, outside strings and comments.
-pub(crate) fn depth(text: &str) -> i64 {
-    let mut depth = 0i64;
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    let mut comment = false;
-    for c in text.chars() {
-        if comment {
-            comment = c != '\n';
-            continue;
-        }
-        match quote {
-            Some(_) if escaped => escaped = false,
-            Some('"') if c == '\\' => escaped = true,
-            Some(q) if c == q || c == '\n' => quote = None,
-            Some(_) => {}
-            None => match c {
-                '"' | '\'' => quote = Some(c),
-                '#' => comment = true,
-                '[' | '{' => depth += 1,
-                ']' | '}' => depth -= 1,
-                _ => {}
-            },
+/// Bracket depth and quote state of text fed to it a line at a time, so a value gathered
+/// over many lines costs one pass, not one pass per line.
+#[derive(Debug, Default)]
+pub(crate) struct Balance {
+    depth: i64,
+    quote: Option<char>,
+    escaped: bool,
+    comment: bool,
+    /// YAML quoted scalars continue on the next line; TOML strings end there.
+    quotes_span_lines: bool,
+}
+
+impl Balance {
+    pub(crate) fn new(quotes_span_lines: bool) -> Self {
+        Self {
+            quotes_span_lines,
+            ..Self::default()
         }
     }
-    depth
+
+    /// Takes in more text (a line, or a newline and a line).
+    pub(crate) fn feed(&mut self, text: &str) {
+        for c in text.chars() {
+            if self.comment {
+                self.comment = c != '\n';
+                continue;
+            }
+            match self.quote {
+                Some(_) if self.escaped => self.escaped = false,
+                Some('"') if c == '\\' => self.escaped = true,
+                Some(q) if c == q || (c == '\n' && !self.quotes_span_lines) => self.quote = None,
+                Some(_) => {}
+                None => match c {
+                    '"' | '\'' => self.quote = Some(c),
+                    '#' => self.comment = true,
+                    '[' | '{' => self.depth += 1,
+                    ']' | '}' => self.depth -= 1,
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// Open brackets minus closed ones, outside strings and comments.
+    pub(crate) fn depth(&self) -> i64 {
+        self.depth
+    }
+
+    /// Whether a quoted string is still open.
+    pub(crate) fn in_quote(&self) -> bool {
+        self.quote.is_some()
+    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! (`"""`, `'''`) and arrays or inline tables spread over lines. Values go through the inline
 //! lexer, so `{ user = "a", password = "b" }` yields `key.password`.
 
-use super::inline::{Style, depth, lex};
+use super::inline::{Balance, Style, lex};
 use super::{Parsed, join_key, unquote};
 
 const STYLE: Style = Style {
@@ -40,7 +40,10 @@ pub(super) fn parse(text: &str, out: &mut Parsed) {
         let value = line[eq + 1..].trim_start();
         if let Some(delim) = ["\"\"\"", "'''"].into_iter().find(|d| value.starts_with(d)) {
             let mut body = value[3..].to_owned();
-            while !body.contains(delim) && i < lines.len() && i - number < MAX_VALUE_LINES {
+            // Only newly added lines are searched for the closing delimiter.
+            let mut closed = body.contains(delim);
+            while !closed && i < lines.len() && i - number < MAX_VALUE_LINES {
+                closed = lines[i].contains(delim);
                 body.push('\n');
                 body.push_str(lines[i]);
                 i += 1;
@@ -56,7 +59,11 @@ pub(super) fn parse(text: &str, out: &mut Parsed) {
             continue;
         }
         let mut text = value.to_owned();
-        while depth(&text) > 0 && i < lines.len() && i - number < MAX_VALUE_LINES {
+        let mut balance = Balance::new(false);
+        balance.feed(&text);
+        while balance.depth() > 0 && i < lines.len() && i - number < MAX_VALUE_LINES {
+            balance.feed("\n");
+            balance.feed(lines[i]);
             text.push('\n');
             text.push_str(lines[i]);
             i += 1;

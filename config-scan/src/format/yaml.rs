@@ -3,7 +3,7 @@
 //! flow collections (through the inline lexer). Anchors and tags are stripped; aliases and
 //! complex keys are skipped. No YAML library: this reads broken files too.
 
-use super::inline::{Style, depth, lex, read_quoted};
+use super::inline::{Balance, Style, lex, read_quoted};
 use super::{Parsed, join_key};
 
 const STYLE: Style = Style {
@@ -98,12 +98,12 @@ fn read_value(
         return;
     }
     if value.starts_with('{') || value.starts_with('[') {
-        let text = gather(value, number, lines, i, |t| depth(t) <= 0);
+        let text = gather(value, number, lines, i, |b| b.depth() <= 0);
         lex(&text, number, key, STYLE, out);
         return;
     }
     if value.starts_with('"') || value.starts_with('\'') {
-        let text = gather(value, number, lines, i, |t| quoted(t).2);
+        let text = gather(value, number, lines, i, |b| !b.in_quote());
         let (unquoted, _, closed) = quoted(&text);
         if !closed {
             out.note(number, "quoted value not closed");
@@ -120,10 +120,14 @@ fn gather(
     number: usize,
     lines: &[&str],
     i: &mut usize,
-    done: impl Fn(&str) -> bool,
+    done: impl Fn(&Balance) -> bool,
 ) -> String {
     let mut text = first.to_owned();
-    while !done(&text) && *i < lines.len() && *i - number < MAX_VALUE_LINES {
+    let mut balance = Balance::new(true);
+    balance.feed(first);
+    while !done(&balance) && *i < lines.len() && *i - number < MAX_VALUE_LINES {
+        balance.feed("\n");
+        balance.feed(lines[*i]);
         text.push('\n');
         text.push_str(lines[*i]);
         *i += 1;
