@@ -42,14 +42,24 @@ pub(crate) fn fingerprint(rel_path: &str, kind: &str, value: &str) -> String {
         .to_owned()
 }
 
-/// A key name safe to print on one line: control characters replaced, at most 80 characters.
+/// A key name safe to print on one line: a token used as a key (`{"ghp_...": "admin"}`)
+/// masked like a value, control characters replaced, at most 80 characters.
 pub(crate) fn printable_key(key: &str) -> String {
-    let mut out: String = key
+    let clean: String = key
         .chars()
-        .take(80)
         .map(|c| if c.is_control() || c == ' ' { '_' } else { c })
         .collect();
-    if key.chars().count() > 80 {
+    // Tokens are masked before the cut, so a cut never leaves part of one unmasked.
+    let mut redacted = String::with_capacity(clean.len());
+    let mut from = 0;
+    for m in crate::detect::tokens::find_tokens(&clean) {
+        redacted.push_str(&clean[from..m.start]);
+        redacted.push_str(&mask(&clean[m.start..m.end]));
+        from = m.end;
+    }
+    redacted.push_str(&clean[from..]);
+    let mut out: String = redacted.chars().take(80).collect();
+    if redacted.chars().count() > 80 {
         out.push('…');
     }
     if out.is_empty() { "-".to_owned() } else { out }
@@ -73,6 +83,14 @@ mod tests {
     #[test]
     fn masking_counts_characters_not_bytes() {
         assert_eq!(mask("ééééééééééééééééé"), "éééé…(17 chars)");
+    }
+
+    #[test]
+    fn tokens_used_as_key_names_are_masked() {
+        let token = format!("gh{}{}", "p_", "aB3dE5gH7jK9mN1pQ2sT4vW6yZ8cF0hJ2kL4");
+        let key = format!("users.{token}.role");
+        assert_eq!(printable_key(&key), "users.ghp_…(40 chars).role");
+        assert_eq!(printable_key("a b\tc"), "a_b_c");
     }
 
     #[test]
