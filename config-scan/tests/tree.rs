@@ -332,3 +332,48 @@ fn skipped_places_and_limits() {
         )
     );
 }
+
+#[test]
+fn unreadable_paths_get_clear_errors_and_notes() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let tree = build();
+    let root = tree.root();
+    let fifo = root.join("pipe.toml");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    // Named on the command line: an error, not a hang on the pipe.
+    let err = scan(std::slice::from_ref(&fifo), &Options::default(), None).unwrap_err();
+    assert!(!err.is_usage());
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot read {}: not a regular file or directory",
+            fifo.display()
+        )
+    );
+    // Inside a tree: skipped like any other special file.
+    let report = scan_tree(&tree, &Options::default(), None);
+    assert_eq!(report.files_scanned, 5);
+
+    let locked = root.join("locked");
+    std::fs::create_dir(&locked).expect("mkdir");
+    std::fs::write(locked.join("a.env"), "A=1\n").expect("write");
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+    let readable_anyway = std::fs::read_dir(&locked).is_ok(); // root reads everything
+    let report = scan_tree(&tree, &Options::default(), None);
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    if !readable_anyway {
+        assert!(
+            report.human_notes().contains(&format!(
+                "note: {}: cannot list directory: ",
+                locked.display()
+            )),
+            "{}",
+            report.human_notes()
+        );
+    }
+}
