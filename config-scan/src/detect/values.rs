@@ -177,6 +177,22 @@ pub(crate) fn entropy(value: &str) -> f64 {
         .sum()
 }
 
+/// Words, not a random string: prose (three or more spaces), or identifiers joined by
+/// `_ - . /` whose parts are each letters with optional trailing digits (`Win32_Security`,
+/// `my-app/shared-secret`). Generated secrets mix letters and digits inside a part. The
+/// price: a passphrase made of words is not flagged.
+pub(crate) fn looks_like_words(value: &str) -> bool {
+    if value.chars().filter(|c| c.is_whitespace()).count() >= 3 {
+        return true;
+    }
+    let parts: Vec<&str> = value.split(['_', '-', '.', '/']).collect();
+    parts.len() >= 2
+        && parts.iter().all(|part| {
+            let letters = part.trim_end_matches(|c: char| c.is_ascii_digit());
+            letters.len() >= 2 && letters.chars().all(|c| c.is_ascii_alphabetic())
+        })
+}
+
 /// What the value-based rules say about `value` under `key`, if anything.
 pub(crate) fn classify(key: &str, value: &str) -> Option<Kind> {
     let v = value.trim();
@@ -190,6 +206,7 @@ pub(crate) fn classify(key: &str, value: &str) -> Option<Kind> {
     if is_secret_name(key)
         && !looks_like_location
         && !v.contains("://")
+        && !looks_like_words(v)
         && v.chars().count() >= MIN_ENTROPY_LEN
         && entropy(v) >= MIN_ENTROPY_BITS
     {
@@ -265,5 +282,27 @@ mod tests {
         assert_eq!(classify("token", "vault://global/api-token"), None);
         assert_eq!(classify("token", "/run/secrets/api-token-file"), None);
         assert!(entropy("0123456789abcdef") > 3.9);
+        // Feature names and prose under secret-sounding keys (seen in real Cargo.toml and
+        // test-vector files).
+        assert_eq!(
+            classify("Win32_Security_Credentials", "Win32_Security"),
+            None
+        );
+        assert_eq!(classify("shared-secret", "trussed/shared-secret"), None);
+        assert_eq!(
+            classify(
+                "ZeroSharedSecret",
+                "Some libraries check that the secret is not zero"
+            ),
+            None
+        );
+        assert_eq!(
+            classify("password", "Zq8#kL2!mN4$pR6^"),
+            Some(Kind::HighEntropy)
+        );
+        assert_eq!(
+            classify("token", "aB3dE5gH7jK9-mN1pQ2sT4"),
+            Some(Kind::HighEntropy)
+        );
     }
 }

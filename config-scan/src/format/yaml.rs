@@ -18,6 +18,8 @@ pub(super) fn parse(text: &str, out: &mut Parsed) {
     let lines: Vec<&str> = text.lines().collect();
     // (indent, key path) of the mappings we are inside.
     let mut stack: Vec<(usize, String)> = Vec::new();
+    // Indent of the last line holding a key or a list item.
+    let mut last_indent: Option<usize> = None;
     let mut i = 0;
     while i < lines.len() {
         let number = i + 1;
@@ -45,7 +47,17 @@ pub(super) fn parse(text: &str, out: &mut Parsed) {
         if rest.is_empty() || rest.starts_with('?') || rest.starts_with('*') {
             continue;
         }
-        match split_key(rest) {
+        let key_or_item = split_key(rest);
+        let continues = last_indent.is_some_and(|l| indent > l);
+        if key_or_item.is_some() || is_item {
+            // Continuation lines must be indented past the key, or past an item's dash.
+            last_indent = Some(if is_item {
+                content.len() - trimmed.len()
+            } else {
+                indent
+            });
+        }
+        match key_or_item {
             Some((key, value)) => {
                 let path = join_key(&parent, &key);
                 let value = strip_props(value);
@@ -56,6 +68,8 @@ pub(super) fn parse(text: &str, out: &mut Parsed) {
                 }
             }
             None if is_item => read_value(rest, number, &parent, indent, &lines, &mut i, out),
+            // A plain scalar continued on a more indented line: legal, nothing to pair.
+            None if continues => {}
             None => out.note(number, "expected key: value or a list item"),
         }
     }
@@ -218,7 +232,7 @@ mod tests {
         let (got, notes) = parsed(
             "# c\ndb:\n  user: bob # note\n  password: \"p#w\"\nservers:\n  - name: a\n    token: 't'\n\
              - plain\nkey: |\n  line1\n  line2\nflow: {a: 1, b: [x, 'y']}\nurl: http://h:1/p\nbroken\n---\n\
-             x: &anchor !!str v\n",
+             x: &anchor !!str v\n  continued plain scalar\nl:\n  - a b\n    c d\n",
         );
         assert_eq!(
             got,
@@ -234,6 +248,7 @@ mod tests {
                 (12, "flow.b".into(), "y".into()),
                 (13, "url".into(), "http://h:1/p".into()),
                 (16, "x".into(), "v".into()),
+                (19, "l".into(), "a b".into()),
             ]
         );
         assert_eq!(
