@@ -48,27 +48,55 @@ pub struct BuiltKek {
     pub uri: String,
     /// The provider.
     pub provider: Arc<dyn KekProvider>,
-    /// The file [`create`] made for it (a key file or a passphrase parameter file); `None`
-    /// when the key material existed already. See [`discard_created`].
-    pub created: Option<PathBuf>,
+    /// What [`create`] made for it; `None` when the key material existed already (a key on
+    /// a token, a card or a TPM is made beforehand). See [`discard_created`].
+    pub created: Option<Created>,
 }
 
-/// Removes the files [`create`] made for `built`: for a caller whose use of them failed (a
-/// vault init that did not complete), so that running it again does not find a key file in
-/// the way. Only call it for KEKs nothing was sealed under yet.
+/// Key material [`create`] made that [`discard_created`] can remove again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Created {
+    /// A file: a key file or a passphrase parameter file.
+    File(PathBuf),
+    /// An OS keystore entry (`keyring:` URIs).
+    KeystoreEntry {
+        /// The entry's service name.
+        service: String,
+        /// The entry's account name.
+        account: String,
+    },
+}
+
+/// Removes what [`create`] made for `built` (key files, parameter files, keystore entries):
+/// for a caller whose use of it failed (a vault init that did not complete), so that running
+/// it again does not find a key file or an entry in the way, which would refuse to be
+/// replaced. Only call it for KEKs nothing was sealed under yet. What cannot be removed is
+/// logged, with where it is.
 pub fn discard_created(built: &[BuiltKek]) {
-    for path in built.iter().filter_map(|b| b.created.as_deref()) {
-        if let Err(e) = std::fs::remove_file(path) {
-            log::warn!(
-                "could not remove {} after a failed init: {e}",
-                path.display()
-            );
+    for created in built.iter().filter_map(|b| b.created.as_ref()) {
+        match created {
+            Created::File(path) => {
+                if let Err(e) = std::fs::remove_file(path) {
+                    log::warn!(
+                        "could not remove {} after a failed init: {e}",
+                        path.display()
+                    );
+                }
+            }
+            Created::KeystoreEntry { service, account } => {
+                if let Err(e) = keystore::discard(service, account) {
+                    log::warn!(
+                        "could not remove the OS keystore entry service={service} account={account} after a failed init: {e}"
+                    );
+                }
+            }
         }
     }
 }
 
-/// Creates the key material of every URI in order. If one fails, the files made for the
-/// earlier ones are removed again before the error is returned.
+/// Creates the key material of every URI in order. If one fails, what was made for the
+/// earlier ones is removed again before the error is returned.
 pub fn create_all(uris: &[String], env: &KekEnv<'_>) -> Result<Vec<BuiltKek>, Error> {
     let mut built = Vec::with_capacity(uris.len());
     for uri in uris {

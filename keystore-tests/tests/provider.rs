@@ -1,12 +1,13 @@
 //! The OS keystore provider's own tests, on a private gnome-keyring per test: it never
-//! replaces an entry, and a missing entry, an entry of another program and a locked keyring
-//! are clear errors (the locked one fast, never a hang); and the fixture's skip rule.
+//! replaces an entry, `discard_created` (a failed init) removes an entry it made and no
+//! other, and a missing entry, an entry of another program and a locked keyring are clear
+//! errors (the locked one fast, never a hang); and the fixture's skip rule.
 #![forbid(unsafe_code)]
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use kek_providers::{BuiltKek, Error, KekEnv};
+use kek_providers::{BuiltKek, Created, Error, KekEnv};
 use keystore_tests::in_unlocked_keyring;
 
 fn env(dir: &Path) -> KekEnv<'_> {
@@ -27,7 +28,7 @@ fn create_stores_a_random_key_and_never_replaces_an_entry() {
         // The defaults, in canonical form.
         let built = create("keyring:").expect("create the default entry");
         assert_eq!(built.uri, "keyring:service=vault;account=kek");
-        assert!(built.created.is_none());
+        assert_eq!(built.created, Some(created("vault", "kek")));
         let key = keystore_tests::lookup("vault", "kek").expect("the entry is there");
         assert_eq!(key.len(), 32);
         let assurance = built.provider.assurance();
@@ -52,6 +53,37 @@ fn create_stores_a_random_key_and_never_replaces_an_entry() {
         // Another entry is another key, with another id.
         let other = create("keyring:service=vault;account=other").expect("another entry");
         assert_ne!(other.provider.id(), built.provider.id());
+    });
+}
+
+fn created(service: &str, account: &str) -> Created {
+    Created::KeystoreEntry {
+        service: service.into(),
+        account: account.into(),
+    }
+}
+
+#[test]
+fn discard_created_removes_the_new_entry_and_only_that() {
+    in_unlocked_keyring(|_| {
+        keystore_tests::store("vault-test", "neighbour", b"left alone");
+        let built = create("keyring:service=vault-test;account=discard").expect("create");
+        assert_eq!(built.created, Some(created("vault-test", "discard")));
+        // Opened, the same entry is not the caller's to remove.
+        let opened = open(&built.uri).expect("open");
+        assert_eq!(opened.created, None);
+        kek_providers::discard_created(&[opened]);
+        assert!(keystore_tests::lookup("vault-test", "discard").is_some());
+
+        kek_providers::discard_created(std::slice::from_ref(&built));
+        assert_eq!(keystore_tests::lookup("vault-test", "discard"), None);
+        assert_eq!(
+            keystore_tests::lookup("vault-test", "neighbour").as_deref(),
+            Some(&b"left alone"[..])
+        );
+        // Gone already: nothing to do, no error.
+        kek_providers::discard_created(&[built]);
+        create("keyring:service=vault-test;account=discard").expect("create again");
     });
 }
 

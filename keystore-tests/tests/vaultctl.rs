@@ -1,7 +1,9 @@
 //! The real `vaultctl` binary with its KEK in a private gnome-keyring: a vault made with
-//! `init --kek keyring:...` stores and reads secrets, a second init on the same entry refuses
-//! to replace it, and a locked keyring or a missing session bus is exit code 1 with a message
-//! that says what to do, never a hang. No run shows a secret value on stderr.
+//! `init --kek keyring:...` is in direct mode (the key computes in process once read), stores
+//! and reads secrets, a second init on the same entry refuses to replace it, and a locked
+//! keyring or a missing session bus is exit code 1 with a message that says what to do, never
+//! a hang; an init that fails after the entry was made removes it again, so the corrected
+//! command runs. No run shows a secret value on stderr.
 #![forbid(unsafe_code)]
 
 use std::process::Command;
@@ -39,6 +41,8 @@ fn a_vault_with_its_kek_in_the_keyring_round_trips_and_a_locked_keyring_is_a_cle
             .ok(&["--vault", &vault, "init", "--kek", URI], b"")
             .stdout();
         assert!(out.starts_with("initialised vault at "), "{out}");
+        // No device: the key is read once at unlock, so direct mode costs nothing per value.
+        assert!(out.contains("\nmode: direct\n"), "{out}");
         assert_eq!(
             keystore_tests::lookup("vault-ctl", "kek").map(|key| key.len()),
             Some(32)
@@ -87,5 +91,60 @@ fn a_vault_with_its_kek_in_the_keyring_round_trips_and_a_locked_keyring_is_a_cle
             &["the keyring is locked: unlock it"],
         );
         assert!(started.elapsed().as_secs() < 10, "{:?}", started.elapsed());
+    });
+}
+
+#[test]
+fn a_failed_init_removes_the_entry_it_made_and_the_corrected_command_runs() {
+    in_unlocked_keyring(|keyring| {
+        let ctl = vaultctl(keyring, true);
+        let vault = path(keyring, "vault");
+        let taken = path(keyring, "taken.key");
+        std::fs::write(&taken, [7u8; 32]).expect("write a key file in the way");
+
+        // The keyring KEK is made first, then the second --kek refuses its existing file.
+        let file_kek = format!("file:{taken}");
+        ctl.fails(
+            &["--vault", &vault, "init", "--kek", URI, "--kek", &file_kek],
+            b"",
+            &["already exists"],
+        );
+        assert_eq!(keystore_tests::lookup("vault-ctl", "kek"), None);
+
+        // Both KEKs made, then the vault refuses the threshold: both are removed again.
+        let new_file = path(keyring, "new.key");
+        let new_file_kek = format!("file:{new_file}");
+        ctl.fails(
+            &[
+                "--vault",
+                &vault,
+                "init",
+                "--kek",
+                URI,
+                "--kek",
+                &new_file_kek,
+                "--threshold",
+                "3",
+            ],
+            b"",
+            &["a threshold of 3 with 2 KEKs"],
+        );
+        assert_eq!(keystore_tests::lookup("vault-ctl", "kek"), None);
+        assert!(!std::path::Path::new(&new_file).exists());
+
+        let out = ctl
+            .ok(&["--vault", &vault, "init", "--kek", URI], b"")
+            .stdout();
+        assert!(out.contains("\nmode: direct\n"), "{out}");
+        assert_eq!(
+            keystore_tests::lookup("vault-ctl", "kek").map(|key| key.len()),
+            Some(32)
+        );
+        ctl.ok(&["--vault", &vault, "set", "global", "k"], b"v");
+        assert_eq!(
+            ctl.ok(&["--vault", &vault, "get", "global", "k"], b"")
+                .stdout(),
+            "v"
+        );
     });
 }

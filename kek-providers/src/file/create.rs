@@ -3,7 +3,7 @@
 use envelope::Dek;
 
 use super::FileKekSpec;
-use crate::{BuiltKek, Error, durable_file};
+use crate::{BuiltKek, Created, Error, durable_file};
 
 /// Writes a new random key to the spec's path, which must not exist yet: overwriting a key
 /// file would make every secret sealed under the old key unreadable.
@@ -13,6 +13,6 @@ pub(crate) fn create(spec: &FileKekSpec) -> Result<BuiltKek, Error> {
         path: spec.path().to_path_buf(),
     })?;
     let mut built = spec.build(key)?;
-    built.created = Some(spec.path().to_path_buf());
+    built.created = Some(Created::File(spec.path().to_path_buf()));
     Ok(built)
 }

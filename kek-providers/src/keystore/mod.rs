@@ -25,3 +25,18 @@ pub(crate) use uri::KeyringKekSpec;
 
 #[cfg(feature = "os-keystore")]
 pub(crate) use kek::{create, open};
+
+/// Removes the entry `service`/`account` that `create` made (an init that then failed).
+#[cfg(feature = "os-keystore")]
+pub(crate) fn discard(service: &str, account: &str) -> Result<(), crate::Error> {
+    store::delete(&KeyringKekSpec {
+        service: service.to_owned(),
+        account: account.to_owned(),
+    })
+}
+
+/// Without the provider no entry was created: nothing to remove.
+#[cfg(not(feature = "os-keystore"))]
+pub(crate) fn discard(_service: &str, _account: &str) -> Result<(), crate::Error> {
+    Ok(())
+}

@@ -48,6 +48,18 @@ pub(super) fn write_new(spec: &KeyringKekSpec, key: Dek) -> Result<Dek, Error> {
     })
 }
 
+/// Removes the entry (one `create` made for an init that then failed); an entry already gone
+/// is not an error.
+pub(super) fn delete(spec: &KeyringKekSpec) -> Result<(), Error> {
+    let owned = spec.clone();
+    call(spec, "removing the KEK entry", move || {
+        match entry(&owned)?.delete_credential() {
+            Ok(()) | Err(keyring::Error::NoEntry) => Ok(()),
+            Err(e) => Err(keystore_error(&owned, "removing the KEK entry", e)),
+        }
+    })
+}
+
 /// Reads the key from the entry, straight into locked memory.
 pub(super) fn read(spec: &KeyringKekSpec) -> Result<Dek, Error> {
     let owned = spec.clone();

@@ -8,7 +8,7 @@ use super::kdf::{self, KdfParams, SALT_LEN};
 use super::label::Label;
 use super::params_file::{self, ParamsFile};
 use super::{PassphraseKekSpec, SecretSource, build, kek_id};
-use crate::{BuiltKek, Error};
+use crate::{BuiltKek, Created, Error};
 
 /// Creates the KEK named by the spec's label (or a random one) in `vault_dir`.
 pub(crate) fn create(spec: &PassphraseKekSpec, vault_dir: &Path) -> Result<BuiltKek, Error> {
@@ -48,7 +48,7 @@ pub(crate) fn create(spec: &PassphraseKekSpec, vault_dir: &Path) -> Result<Built
         kdf.p
     );
     let mut built = build(spec, &file.label, key)?;
-    built.created = Some(params_file::path_for(vault_dir, &file.label));
+    built.created = Some(Created::File(params_file::path_for(vault_dir, &file.label)));
     Ok(built)
 }
 
