@@ -10,10 +10,18 @@
 #             SRK, seal_data against a bare Create (reported, no target), tiered mode with
 #             the TPM's root KEK against a software one, and start-up (KEKs built from the
 #             pinned URIs, Vault::open with unlock, on a new TPM context) in ms.
+#   yubikey   on an emulated PIV card: tiered mode with the card's key (slot 9d) as root KEK
+#             against the same vault with a software one, and the unlock time (KEK built
+#             from the pinned URI with the PIN from a file, Vault::open: one card ECDH) in ms.
+#   keystore  on a private gnome-keyring (OS keystore KEK, keyring:service=...;account=...):
+#             tiered mode with the keystore's key as root KEK against a software one, and the
+#             unlock time (Secret Service lookup, Vault::open) in ms.
 #
-#   scripts/bench-ratios.sh [--check] [envelope|keyring|pkcs11|tpm] [criterion args...]
+#   scripts/bench-ratios.sh [--check] [envelope|keyring|pkcs11|tpm|yubikey|keystore]...
+#                           [criterion args...]
 #
-# Without a group all run (pkcs11 and tpm skip, saying so, without SoftHSM2 or swtpm: run
+# Without a group all run (pkcs11, tpm, yubikey and keystore skip, saying so, without
+# SoftHSM2, swtpm, pcscd with vsmartcard-vpcd, or gnome-keyring and D-Bus: run
 # scripts/install-deps.sh). --check exits 1 when a ratio is below its target. Other
 # arguments go to criterion, e.g. a quick run:
 #   scripts/bench-ratios.sh --check --warm-up-time 1 --measurement-time 3
@@ -26,14 +34,14 @@ args=()
 for arg in "$@"; do
     case "$arg" in
         --check) check=1 ;;
-        envelope | keyring | pkcs11 | tpm) groups+=("$arg") ;;
+        envelope | keyring | pkcs11 | tpm | yubikey | keystore) groups+=("$arg") ;;
         *) args+=("$arg") ;;
     esac
 done
-[ ${#groups[@]} -gt 0 ] || groups=(envelope keyring pkcs11 tpm)
+[ ${#groups[@]} -gt 0 ] || groups=(envelope keyring pkcs11 tpm yubikey keystore)
 
-# Estimates older than this were not measured by this run (e.g. pkcs11 or tpm skipped for
-# want of SoftHSM2 or swtpm): they are not reported as if they were.
+# Estimates older than this were not measured by this run (e.g. a device group skipped for
+# want of its emulator): they are not reported as if they were.
 started=$(date +%s.%N)
 for group in "${groups[@]}"; do
     cargo bench -p benches --bench "$group" -- "${args[@]}" "$group/" >&2
@@ -76,9 +84,25 @@ GROUPS = {
          ("tiered seal", "software_seal_64B", "tiered_seal_64B", 0.8),
          ("tiered open", "software_open_64B", "tiered_open_64B", 0.8)],
     ),
+    "yubikey": (
+        ["tiered_seal_64B", "software_seal_64B", "tiered_open_64B", "software_open_64B",
+         "unlock_open_vault"],
+        [("tiered seal", "software_seal_64B", "tiered_seal_64B", 0.8),
+         ("tiered open", "software_open_64B", "tiered_open_64B", 0.8)],
+    ),
+    "keystore": (
+        ["tiered_seal_64B", "software_seal_64B", "tiered_open_64B", "software_open_64B",
+         "unlock_open_vault"],
+        [("tiered seal", "software_seal_64B", "tiered_seal_64B", 0.8),
+         ("tiered open", "software_open_64B", "tiered_open_64B", 0.8)],
+    ),
 }
 # Benchmarks reported in milliseconds as well, with no baseline.
-IN_MS = {"tpm": ["startup_open_vault"]}
+IN_MS = {
+    "tpm": ["startup_open_vault"],
+    "yubikey": ["unlock_open_vault"],
+    "keystore": ["unlock_open_vault"],
+}
 
 failed = False
 started = float(os.environ["STARTED"])

@@ -20,6 +20,8 @@
 //! }
 //! ```
 //!
+//! Benchmark binaries run their whole `main` the same way with [`main_in_keyring_session`].
+//!
 //! Without gnome-keyring, secret-tool or D-Bus a test skips, saying so on stderr, unless
 //! `VAULT_REQUIRE_HW` is set, when it fails.
 #![forbid(unsafe_code)]
@@ -30,7 +32,7 @@ use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -184,42 +186,13 @@ pub fn in_unlocked_keyring(test: impl FnOnce(&Keyring)) {
     if test_support::skip_unless_installed(&name, "gnome-keyring", missing_reason()) {
         return;
     }
-    let dir = tempfile::Builder::new()
-        .prefix("vault-keyring-")
-        .tempdir()
-        .expect("make the private keyring directory");
-    let home = dir.path().join("home");
-    let run = dir.path().join("run");
-    fs::create_dir(&home).expect("make home/");
-    fs::create_dir(&run).expect("make run/");
-    fs::set_permissions(&run, fs::Permissions::from_mode(0o700)).expect("chmod 700 run/");
-
+    let dir = private_dir();
     let exe = env::current_exe().expect("the test binary has a path");
     let started = Instant::now();
-    let mut command = Command::new("timeout");
-    command
-        .args([
-            "--kill-after=10",
-            CHILD_TIMEOUT_SECS,
-            "dbus-run-session",
-            "--",
-        ])
-        .args(["sh", "-c", CHILD_SCRIPT, "sh"])
+    let output = session_command(dir.path(), Some(CHILD_TIMEOUT_SECS))
         .arg(&exe)
         .arg(&name)
         .args(CHILD_TEST_ARGS)
-        .stdin(Stdio::null())
-        .env(FIXTURE_ENV, dir.path())
-        .env(PASSWORD_ENV, PASSWORD)
-        .env("HOME", &home)
-        .env("XDG_RUNTIME_DIR", &run)
-        .env("XDG_DATA_HOME", home.join(".local/share"))
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("XDG_CACHE_HOME", home.join(".cache"));
-    for var in SESSION_VARS {
-        command.env_remove(var);
-    }
-    let output = command
         .output()
         .unwrap_or_else(|e| panic!("keystore-tests: cannot run dbus-run-session: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -239,6 +212,100 @@ pub fn in_unlocked_keyring(test: impl FnOnce(&Keyring)) {
     );
     print!("{stdout}");
     eprint!("{}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// For benchmark binaries (`harness = false`): runs the whole `main` in a child process on a
+/// private D-Bus session with a private, unlocked gnome-keyring.
+///
+/// The parent makes the private directory, runs the current executable again with the same
+/// arguments under `dbus-run-session` (as [`in_unlocked_keyring`] does, without its
+/// deadline: a benchmark takes as long as it takes), removes the directory and exits with
+/// the child's exit code (128 + the signal if a signal ended it); `main` runs only in the
+/// child. Without gnome-keyring, secret-tool or D-Bus the parent prints the skip line and
+/// exits 0, or panics if `VAULT_REQUIRE_HW` is set.
+///
+/// ```no_run
+/// // The bench's `main`:
+/// keystore_tests::main_in_keyring_session(|keyring| {
+///     println!("benchmarking with HOME in {}", keyring.dir().display());
+/// });
+/// ```
+#[track_caller]
+pub fn main_in_keyring_session(main: impl FnOnce(&Keyring)) {
+    if let Some(keyring) = fixture_child() {
+        main(&keyring);
+        return;
+    }
+    let exe = env::current_exe().expect("the running executable has a path");
+    let program = exe.file_name().map_or_else(
+        || exe.display().to_string(),
+        |name| name.to_string_lossy().into_owned(),
+    );
+    if test_support::skip_unless_installed(&program, "gnome-keyring", missing_reason()) {
+        std::process::exit(0);
+    }
+    let dir = private_dir();
+    let status = session_command(dir.path(), None)
+        .arg(&exe)
+        .args(env::args_os().skip(1))
+        .status()
+        .unwrap_or_else(|e| panic!("keystore-tests: cannot run dbus-run-session: {e}"));
+    // process::exit runs no destructors: remove the private directory first.
+    drop(dir);
+    std::process::exit(exit_code(status));
+}
+
+/// A private directory for one keyring: `home/`, and `run/` of mode 0700 (gnome-keyring
+/// refuses an `XDG_RUNTIME_DIR` others can enter).
+fn private_dir() -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("vault-keyring-")
+        .tempdir()
+        .expect("make the private keyring directory");
+    fs::create_dir(dir.path().join("home")).expect("make home/");
+    let run = dir.path().join("run");
+    fs::create_dir(&run).expect("make run/");
+    fs::set_permissions(&run, fs::Permissions::from_mode(0o700)).expect("chmod 700 run/");
+    dir
+}
+
+/// `dbus-run-session` (under `timeout` when there is a `deadline` in seconds) running
+/// [`CHILD_SCRIPT`], which unlocks the keyring and then runs the program and arguments the
+/// caller adds, with `dir` as the child's fixture directory and home, and no variable of a
+/// desktop session.
+fn session_command(dir: &Path, deadline: Option<&str>) -> Command {
+    let mut command = match deadline {
+        Some(seconds) => {
+            let mut command = Command::new("timeout");
+            command.args(["--kill-after=10", seconds, "dbus-run-session"]);
+            command
+        }
+        None => Command::new("dbus-run-session"),
+    };
+    let home = dir.join("home");
+    command
+        .args(["--", "sh", "-c", CHILD_SCRIPT, "sh"])
+        .stdin(Stdio::null())
+        .env(FIXTURE_ENV, dir)
+        .env(PASSWORD_ENV, PASSWORD)
+        .env("XDG_RUNTIME_DIR", dir.join("run"))
+        .env("XDG_DATA_HOME", home.join(".local/share"))
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("HOME", home);
+    for var in SESSION_VARS {
+        command.env_remove(var);
+    }
+    command
+}
+
+/// The process exit code that passes `status` on: its code, or 128 + the signal that ended it.
+fn exit_code(status: ExitStatus) -> i32 {
+    use std::os::unix::process::ExitStatusExt as _;
+    status
+        .code()
+        .or_else(|| status.signal().map(|signal| 128 + signal))
+        .unwrap_or(1)
 }
 
 /// In a child started by [`in_unlocked_keyring`], its keyring; `None` in a parent.

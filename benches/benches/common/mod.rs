@@ -1,9 +1,13 @@
-//! What the device KEK benchmarks (`pkcs11`, `tpm`) share: the KEK opened from its URI, the
-//! vaults on it (direct and tiered) and on an in-memory software root KEK, and the
-//! `seal_data`/`open_data` measurements of 64 bytes.
+//! What the KEK provider benchmarks (`pkcs11`, `tpm`, `yubikey`, `keystore`) share: the KEK
+//! opened from its URI, the vaults on it (direct and tiered) and on an in-memory software
+//! root KEK, the `seal_data`/`open_data` measurements of 64 bytes, and the unlock time
+//! ([`unlock`]).
+#![allow(dead_code, reason = "each benchmark uses a part of the shared module")]
+
+pub mod unlock;
 
 use std::hint::black_box;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use criterion::{BenchmarkGroup, measurement::WallTime};
@@ -26,19 +30,38 @@ pub fn open_kek(uri: &str, vault_dir: &Path) -> Kek {
     }
 }
 
-/// The vaults to measure, in `dir(name)`: direct and tiered on `device_kek`, and tiered on
-/// an in-memory software root KEK (the epoch key does the per-value work in both tiered ones).
+/// The vaults to measure, in `dir(name)`: direct on `device_kek`, and the tiered pair on it.
 pub struct Vaults {
     pub direct: Vault,
-    pub tiered: Vault,
-    pub software: Vault,
+    pub tiered: TieredVaults,
 }
 
 impl Vaults {
-    pub fn new(dir: impl Fn(&str) -> std::path::PathBuf, device_kek: Kek) -> Self {
+    pub fn new(dir: impl Fn(&str) -> PathBuf, device_kek: Kek) -> Self {
         Self {
             direct: vault(&dir("direct"), WrapMode::Direct, device_kek.clone()),
-            tiered: vault(&dir("tiered"), WrapMode::Tiered, device_kek),
+            tiered: TieredVaults::new(dir, device_kek),
+        }
+    }
+
+    /// The tiered vaults, device root beside software root: seal, then open.
+    pub fn bench_tiered(&self, group: &mut BenchmarkGroup<'_, WallTime>) {
+        self.tiered.bench(group);
+    }
+}
+
+/// Tiered vaults in `dir("tiered")` on a root KEK of a provider and in `dir("software")` on
+/// an in-memory software root KEK: after unlock the epoch key does the per-value work in
+/// both, so the provider should cost nothing per value.
+pub struct TieredVaults {
+    pub root: Vault,
+    pub software: Vault,
+}
+
+impl TieredVaults {
+    pub fn new(dir: impl Fn(&str) -> PathBuf, root_kek: Kek) -> Self {
+        Self {
+            root: vault(&dir("tiered"), WrapMode::Tiered, root_kek),
             software: vault(
                 &dir("software"),
                 WrapMode::Tiered,
@@ -50,11 +73,11 @@ impl Vaults {
         }
     }
 
-    /// The tiered vaults, device root beside software root: seal, then open.
-    pub fn bench_tiered(&self, group: &mut BenchmarkGroup<'_, WallTime>) {
-        bench_seal(group, "tiered_seal_64B", &self.tiered);
+    /// Provider root beside software root: seal, then open.
+    pub fn bench(&self, group: &mut BenchmarkGroup<'_, WallTime>) {
+        bench_seal(group, "tiered_seal_64B", &self.root);
         bench_seal(group, "software_seal_64B", &self.software);
-        bench_open(group, "tiered_open_64B", &self.tiered);
+        bench_open(group, "tiered_open_64B", &self.root);
         bench_open(group, "software_open_64B", &self.software);
     }
 }
