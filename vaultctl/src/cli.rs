@@ -95,6 +95,10 @@ pub enum Command {
     /// vaultd's TLS files: `init` a dev CA, `issue` and `revoke` client certificates.
     #[command(subcommand)]
     Pki(PkiCommand),
+    /// Run a command with secrets from references in its environment (values never printed).
+    Exec(crate::commands::exec::ExecArgs),
+    /// Print the secret a reference names to stdout (an explicit reveal).
+    Resolve(crate::commands::resolve::ResolveArgs),
     /// Find plaintext secrets, and vault:// references to missing keys, in config files.
     Scan(crate::commands::scan::ScanArgs),
 }

@@ -38,6 +38,26 @@ pub enum Error {
     /// The command line is inconsistent in a way clap cannot see.
     #[error("{0}")]
     Usage(String),
+    /// A secret reference did not parse or resolve (`exec`, `resolve`).
+    #[error("{context}: {source}")]
+    Refs {
+        /// Which reference, and where it was written.
+        context: String,
+        /// Why.
+        source: secret_refs::Error,
+    },
+    /// `exec` could not start the command.
+    #[error("cannot run {}: {source}", program.display())]
+    Spawn {
+        /// The command.
+        program: std::path::PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// `exec`'s command exited with this non-zero status (128+N for signal N); passed
+    /// through silently.
+    #[error("the command exited with status {0}")]
+    ChildExit(u8),
 }
 
 impl Error {
@@ -45,6 +65,10 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => 2,
+            // As env(1) and timeout(1): 127 for a command not found, 126 for one not run.
+            Error::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => 127,
+            Error::Spawn { .. } => 126,
+            Error::ChildExit(code) => *code,
             _ => 1,
         }
     }

@@ -27,6 +27,8 @@ fn main() -> ExitCode {
     };
     match result.and_then(|()| commands::run(&cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // `exec`'s command already said what it had to say.
+        Err(error::Error::ChildExit(code)) => ExitCode::from(code),
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(e.exit_code())

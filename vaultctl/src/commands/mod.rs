@@ -1,10 +1,14 @@
 //! One file per group of subcommands.
 
 pub(crate) mod audit;
+mod env_file;
+pub(crate) mod exec;
 mod init;
 mod kek;
 mod keys;
 mod pki;
+mod refs;
+pub(crate) mod resolve;
 pub(crate) mod scan;
 mod secrets;
 mod status;
@@ -17,9 +21,12 @@ use crate::error::Error;
 
 /// Runs the parsed command line.
 pub fn run(cli: &Cli) -> Result<(), Error> {
-    // `pki` and `scan` only touch local files, so they run here even with --addr.
-    if !matches!(cli.command, Command::Pki(_) | Command::Scan(_))
-        && let Some(remote) = crate::remote::Remote::from_cli(cli)?
+    // `pki` and `scan` only touch local files, so they run here even with --addr; `exec` and
+    // `resolve` read vault:// references from vaultd themselves in remote mode.
+    if !matches!(
+        cli.command,
+        Command::Pki(_) | Command::Scan(_) | Command::Exec(_) | Command::Resolve(_)
+    ) && let Some(remote) = crate::remote::Remote::from_cli(cli)?
     {
         return crate::remote::run(cli, &remote);
     }
@@ -41,5 +48,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Audit(command) => audit::run(cli, command),
         Command::Pki(command) => pki::run(cli, command),
         Command::Scan(args) => scan::run(cli, args),
+        Command::Exec(args) => exec::run(cli, args),
+        Command::Resolve(args) => resolve::run(cli, args),
     }
 }
