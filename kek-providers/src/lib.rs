@@ -30,7 +30,7 @@ use std::sync::Arc;
 use envelope::KekProvider;
 
 pub use error::Error;
-pub use passphrase::{MAX_PASSPHRASE_LEN, SecretSource};
+pub use passphrase::{MAX_PASSPHRASE_LEN, SecretSource, read_hidden};
 pub use registry::MAX_URI_LEN;
 pub use threshold::{MAX_THRESHOLD_MEMBERS, ThresholdKek};
 

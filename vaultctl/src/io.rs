@@ -7,7 +7,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use envelope::SecretBytes;
-use zeroize::Zeroize;
 
 use crate::error::Error;
 
@@ -24,11 +23,7 @@ pub fn read_secret(file: Option<&Path>, prompt: &str, max: usize) -> Result<Secr
     }
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        let mut typed =
-            rpassword::prompt_password(prompt).map_err(Error::io("reading the prompt"))?;
-        let secret = SecretBytes::from_slice(typed.as_bytes());
-        typed.zeroize();
-        return Ok(secret?);
+        return Ok(kek_providers::read_hidden(prompt)?);
     }
     Ok(SecretBytes::read_from(&mut stdin.lock(), max)?)
 }

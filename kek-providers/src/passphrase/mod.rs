@@ -8,6 +8,7 @@
 //! in the vault directory.
 
 mod create;
+mod hidden_prompt;
 mod kdf;
 mod label;
 mod open;
@@ -23,6 +24,7 @@ use crate::{BuiltKek, Error};
 use label::Label;
 
 pub(crate) use create::create;
+pub use hidden_prompt::read_hidden;
 pub(crate) use open::open;
 pub use secret_source::{MAX_PASSPHRASE_LEN, SecretSource};
 pub(crate) use uri::PassphraseKekSpec;

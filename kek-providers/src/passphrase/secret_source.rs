@@ -115,25 +115,6 @@ fn read_env(name: &str) -> Result<SecretBytes, Error> {
 fn read_prompt(prompt: &str) -> Result<SecretBytes, Error> {
     // The prompt talks to the controlling terminal (/dev/tty), not stdin, so a secret piped
     // into stdin and a prompted passphrase work together. Without a terminal (CI, services)
-    // say how to pass the passphrase instead of failing inside rpassword.
-    if !has_controlling_terminal() {
-        return Err(Error::NoTerminal);
-    }
-    let mut typed = rpassword::prompt_password(prompt).map_err(|e| Error::Io {
-        action: "reading the passphrase from",
-        path: PathBuf::from("the terminal"),
-        source: e,
-    })?;
-    let secret = SecretBytes::from_slice(typed.as_bytes());
-    typed.zeroize();
-    Ok(secret?)
-}
-
-/// Whether this process has a terminal to prompt on.
-pub(crate) fn has_controlling_terminal() -> bool {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/tty")
-        .is_ok()
+    // the error says how to pass the passphrase instead.
+    super::hidden_prompt::read_hidden(prompt)
 }
