@@ -511,3 +511,36 @@ fn resolve_refuses_a_terminal_unless_asked_to_reveal() {
     assert!(ok, "{screen}");
     assert!(screen.contains(VAULT_VALUE), "{screen}");
 }
+
+#[test]
+fn the_vaults_own_passphrase_variable_is_not_passed_to_the_command() {
+    let sb = Sandbox::new();
+    let passphrase = "kek-passphrase-4d2f";
+    let mut init = sb.cmd(&[
+        "init",
+        "--kek",
+        "passphrase:env=REFS_TEST_PASS;m=8192;t=1;p=1",
+    ]);
+    init.env("REFS_TEST_PASS", passphrase);
+    let out = common::run(init, b"");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut set = sb.cmd(&["set", "global", "db-password"]);
+    set.env("REFS_TEST_PASS", passphrase);
+    assert!(common::run(set, VAULT_VALUE.as_bytes()).status.success());
+    let check = format!(
+        "test \"$DB\" = {VAULT_VALUE} && test -z \"${{REFS_TEST_PASS+set}}\" && test \"$OTHER\" = kept"
+    );
+    let mut exec = sb.cmd(&[
+        "exec",
+        "--env",
+        "DB=vault://global/db-password",
+        "--",
+        "sh",
+        "-c",
+        &check,
+    ]);
+    exec.env("REFS_TEST_PASS", passphrase).env("OTHER", "kept");
+    let out = common::run(exec, b"");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains(passphrase));
+}

@@ -1,6 +1,7 @@
 //! `vaultctl exec`: resolve every reference first (any failure: nothing runs), then run the
 //! command (no shell) with the values in its environment and pass its exit status through.
 //! Values are never printed; the parent's copies are zeroized as soon as the child exists.
+//! The variables the vault's KEKs read (a passphrase, a PIN) are not passed on.
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -13,7 +14,7 @@ use envelope::SecretBytes;
 use secret_refs::Resolver;
 
 use super::env_file::{self, Entry};
-use super::refs::{PolicyArgs, Source};
+use super::refs::{PolicyArgs, Source, kek_variables};
 use crate::cli::Cli;
 use crate::error::Error;
 
@@ -74,6 +75,9 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<(), Error> {
         .ok_or_else(|| Error::Usage("give the command to run after --".into()))?;
     let mut command = Command::new(program);
     command.args(program_args);
+    for name in kek_variables(cli) {
+        command.env_remove(name);
+    }
     for (name, value) in &values {
         command.env(name, OsStr::from_bytes(value.expose_secret()));
     }

@@ -118,3 +118,31 @@ impl VaultSource for Source {
         }
     }
 }
+
+/// The environment variables the vault's KEKs read secrets from (`passphrase:env=NAME`,
+/// `pin-source=env:NAME`, `owner-auth=env:NAME`), from --kek and the vault's pinned URIs.
+/// `exec` keeps them from the command it runs: a vault's root passphrase or a token PIN is
+/// not the command's business.
+pub fn kek_variables(cli: &Cli) -> Vec<String> {
+    let mut uris = cli.keks.clone();
+    if let Ok(dir) = crate::open::vault_dir(cli)
+        && let Ok(config) = vault::Vault::read_config(&dir)
+    {
+        uris.extend(config.kek_uris());
+    }
+    let mut names = Vec::new();
+    for uri in &uris {
+        for marker in ["env=", "env:"] {
+            for (at, _) in uri.match_indices(marker) {
+                let name: String = uri[at + marker.len()..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() && !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    names
+}
