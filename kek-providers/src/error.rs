@@ -601,6 +601,24 @@ pub enum Error {
         /// The card's reason.
         reason: String,
     },
+    /// `--kek auto`: a variable that configures a candidate names one that cannot be used.
+    #[error(
+        "--kek auto: {variable} is set, but {source}; fix it, or unset {variable} to let auto pick another KEK"
+    )]
+    AutoConfigured {
+        /// The variable, e.g. `VAULT_PKCS11_URI`.
+        variable: &'static str,
+        /// What is wrong with what it names.
+        source: Box<Error>,
+    },
+    /// `--kek auto`: no candidate works and there is no home directory for a key file.
+    #[error(
+        "--kek auto found no KEK to make ({skipped}) and no home directory for a key file: pass --kek with a URI"
+    )]
+    AutoNothing {
+        /// Each candidate and why it was skipped.
+        skipped: String,
+    },
 }
 
 impl Error {

@@ -8,10 +8,12 @@
 //! all `n` to seal, any `m` to open).
 //!
 //! [`create`] makes new key material (vault init); [`open`] opens it again from the
-//! canonical URI in [`BuiltKek::uri`].
+//! canonical URI in [`BuiltKek::uri`]. [`AutoProbe`] makes the strongest KEK the machine
+//! offers (`--kek auto`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod auto;
 mod durable_file;
 mod error;
 mod file;
@@ -29,6 +31,7 @@ use std::sync::Arc;
 
 use envelope::KekProvider;
 
+pub use auto::{AutoCandidate, AutoChoice, AutoProbe, AutoSkip, PKCS11_URI_VAR, TPM_TCTI_VAR};
 pub use error::Error;
 pub use passphrase::{MAX_PASSPHRASE_LEN, SecretSource, read_hidden};
 pub use registry::MAX_URI_LEN;

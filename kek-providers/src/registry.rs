@@ -141,6 +141,20 @@ impl KekSpec {
     }
 }
 
+/// Generates the key a `pkcs11:` KEK URI names on its token (`--kek auto` with a token
+/// configured but no key named).
+pub(crate) fn create_pkcs11_key(uri: &str) -> Result<(), Error> {
+    #[cfg(feature = "pkcs11")]
+    {
+        crate::pkcs11::create_key(uri)
+    }
+    #[cfg(not(feature = "pkcs11"))]
+    {
+        crate::pkcs11::Pkcs11Uri::parse(uri)?;
+        Err(not_built("pkcs11", "pkcs11", false))
+    }
+}
+
 /// The error for a hardware or OS kind: not compiled in, or compiled in before its provider
 /// exists (the features are declared ahead of the providers).
 #[cfg_attr(

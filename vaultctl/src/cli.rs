@@ -133,7 +133,7 @@ pub struct KekUriArgs {
 /// Arguments of `kek add`.
 #[derive(Debug, Args)]
 pub struct KekAddArgs {
-    /// The KEK URI, as for `init --kek`.
+    /// The KEK URI, as for `init --kek` (`auto` included).
     pub uri: String,
     /// Use existing key material (a key file or passphrase KEK made before) instead of
     /// creating it.
@@ -170,7 +170,9 @@ pub struct MinVersionArgs {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// KEK URI: `file:PATH`, `passphrase:env=NAME`, `passphrase:file=PATH`,
-    /// `passphrase:prompt` (repeatable; default: a new key file under ~/.config/vault/keys).
+    /// `passphrase:prompt`, or `auto` (the strongest the machine offers: a TPM, the token in
+    /// VAULT_PKCS11_URI, the OS keystore, else a key file) (repeatable; default: a new key
+    /// file under ~/.config/vault/keys).
     #[arg(long = "kek", value_name = "URI")]
     pub keks: Vec<String>,
     /// The store: `sqlite` (embedded, durable) or `memory` (lost on exit; for tests).

@@ -5,7 +5,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use kek_providers::KekEnv;
+use kek_providers::{AutoCandidate, AutoChoice, AutoProbe, BuiltKek, KekEnv};
 use vault::{InitOptions, Kek, StoreKind, Vault, WrapMode};
 
 use crate::cli::{Cli, InitArgs};
@@ -24,9 +24,14 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         (true, false) => cli.keks.clone(),
         (true, true) => vec![default_file_kek_uri()?],
     };
+    if uris.iter().filter(|uri| *uri == AUTO).count() > 1 {
+        return Err(Error::Usage(
+            "--kek auto is given more than once; give it once".into(),
+        ));
+    }
     // Every URI is checked before any key material is made, so a typo in the second
     // --kek does not leave the first one's new key file behind.
-    for uri in &uris {
+    for uri in uris.iter().filter(|uri| *uri != AUTO) {
         kek_providers::check_uri(uri)?;
     }
     DirBuilder::new()
@@ -37,7 +42,7 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
     let env = KekEnv { vault_dir: &dir };
     // Key material made for an init that then fails is removed again, so that the same
     // command, corrected, can run (a key file left behind would refuse to be replaced).
-    let built = kek_providers::create_all(&uris, &env)?;
+    let (built, auto) = create_keks(&uris, &env)?;
     let keks: Vec<Kek> = built
         .iter()
         .map(|b| Kek {
@@ -47,7 +52,14 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         .collect();
     let described: Vec<String> = keks
         .iter()
-        .map(|k| format!("{} ({})", k.provider.id(), k.uri))
+        .map(|k| {
+            let picked = auto
+                .as_ref()
+                .filter(|a| a.kek.uri == k.uri)
+                .map(|a| format!(" (auto: {} because {})", a.candidate, a.reason))
+                .unwrap_or_default();
+            format!("{} ({}){picked}", k.provider.id(), k.uri)
+        })
         .collect();
     let options = InitOptions {
         mode: args
@@ -60,6 +72,11 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
     };
     let vault = Vault::init_with(&dir, &options, keks).inspect_err(|_| {
         kek_providers::discard_created(&built);
+        if let Some(made) = auto.as_ref().and_then(|a| a.new_key.as_deref()) {
+            eprintln!(
+                "note: auto: the new {made} was left in place; nothing is sealed under it, so it may be deleted"
+            );
+        }
     })?;
     let mode = Vault::read_config(&dir)?.mode;
     println!("initialised vault at {}", vault.dir().display());
@@ -77,7 +94,10 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
              each vaultctl command starts empty. Use it for tests."
         );
     }
-    if default_kek {
+    let auto_file = auto
+        .as_ref()
+        .is_some_and(|a| a.candidate == AutoCandidate::File);
+    if default_kek || auto_file {
         eprintln!(
             "note: the key file above protects every secret in this vault; back it up \
              separately from {}. Without it the secrets cannot be opened.",
@@ -85,6 +105,49 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+/// The `--kek` value that lets the machine pick its strongest KEK.
+pub(crate) const AUTO: &str = "auto";
+
+/// Creates the KEK of every URI in order, `auto` where it stands; if one fails, the files
+/// made for the others are removed again.
+fn create_keks(
+    uris: &[String],
+    env: &KekEnv<'_>,
+) -> Result<(Vec<BuiltKek>, Option<AutoChoice>), Error> {
+    let mut built = Vec::with_capacity(uris.len());
+    let mut auto = None;
+    for uri in uris {
+        let kek = if uri == AUTO {
+            choose_auto(env).map(|choice| {
+                let kek = choice.kek.clone();
+                auto = Some(choice);
+                kek
+            })
+        } else {
+            kek_providers::create(uri, env).map_err(Error::from)
+        };
+        match kek {
+            Ok(kek) => built.push(kek),
+            Err(e) => {
+                kek_providers::discard_created(&built);
+                return Err(e);
+            }
+        }
+    }
+    Ok((built, auto))
+}
+
+/// `--kek auto`: makes the strongest KEK the machine offers (see
+/// [`kek_providers::AutoProbe`]) and notes on stderr each stronger candidate it skipped.
+pub(crate) fn choose_auto(env: &KekEnv<'_>) -> Result<AutoChoice, Error> {
+    // Without a home directory the key file is out, but a device may still serve.
+    let choice = AutoProbe::from_env(default_file_kek_uri().ok()).choose(env)?;
+    for skip in &choice.skipped {
+        eprintln!("note: auto: skipped {}: {}", skip.candidate, skip.reason);
+    }
+    Ok(choice)
 }
 
 /// A new key file under `$XDG_CONFIG_HOME/vault/keys` (or `~/.config/vault/keys`), kept

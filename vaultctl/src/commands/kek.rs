@@ -104,12 +104,25 @@ fn canonical(uri: &str) -> String {
 }
 
 fn add(cli: &Cli, args: &KekAddArgs) -> Result<(), Error> {
+    let auto = args.uri == super::init::AUTO;
+    if auto && args.existing {
+        return Err(Error::Usage(
+            "kek add auto makes a new KEK; --existing takes the URI of one made before".into(),
+        ));
+    }
     let vault = open_vault(cli)?;
-    kek_providers::check_uri(&args.uri)?;
+    if !auto {
+        kek_providers::check_uri(&args.uri)?;
+    }
     let env = KekEnv {
         vault_dir: vault.dir(),
     };
-    let built = if args.existing {
+    let mut picked = String::new();
+    let built = if auto {
+        let choice = super::init::choose_auto(&env)?;
+        picked = format!(" (auto: {} because {})", choice.candidate, choice.reason);
+        choice.kek
+    } else if args.existing {
         kek_providers::open(&args.uri, &env)?
     } else {
         kek_providers::create(&args.uri, &env)?
@@ -122,7 +135,7 @@ fn add(cli: &Cli, args: &KekAddArgs) -> Result<(), Error> {
         })
         // A key made for a KEK the vault refused would only be in the way of the next try.
         .inspect_err(|_| kek_providers::discard_created(std::slice::from_ref(&built)))?;
-    println!("added kek {id} ({})", built.uri);
+    println!("added kek {id} ({}){picked}", built.uri);
     if Vault::read_config(vault.dir())?.mode == vault::WrapMode::Direct {
         println!("run `vaultctl rewrap` to wrap the secrets stored so far under it");
     }

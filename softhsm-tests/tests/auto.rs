@@ -1,0 +1,162 @@
+//! `vaultctl init --kek auto` with the TPM unreachable (VAULT_TPM_TCTI names a closed port)
+//! and a private SoftHSM2 token configured in VAULT_PKCS11_URI: auto generates a new
+//! non-extractable key on the token (or uses the key the URI names), pins the full URI, says
+//! why it skipped the TPM, and the vault round-trips secrets. A configured token that cannot
+//! be used (a wrong PIN) is an error, not a fall-through to a weaker KEK.
+#![forbid(unsafe_code)]
+
+use std::net::TcpListener;
+
+use softhsm_tests::{SoftHsm, in_private_token, vaultctl_binary};
+use test_support::Vaultctl;
+
+const VALUE: &str = "sealed-under-the-auto-picked-token";
+/// What `kek info` says of a key made on the token.
+const CANNOT_LEAVE: &str = "cannot leave the token (sensitive and never extractable)";
+
+/// A swtpm TCTI on a local port nothing listens on (bound, then released).
+fn closed_tpm() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("bind a free port")
+        .port();
+    format!("swtpm:host=127.0.0.1,port={port}")
+}
+
+/// vaultctl on the token with the TPM unreachable, no session bus and `pkcs11_uri` as
+/// VAULT_PKCS11_URI.
+fn vaultctl<'a>(hsm: &'a SoftHsm, pkcs11_uri: &str) -> Vaultctl<'a> {
+    let binary = vaultctl_binary(hsm.dir());
+    let ctl = Vaultctl::new(
+        move || {
+            let mut command = hsm.command(&binary);
+            command.env_remove("DBUS_SESSION_BUS_ADDRESS");
+            command
+        },
+        &hsm.dir().join("home"),
+    );
+    ctl.keep_hidden(hsm.user_pin());
+    ctl.keep_hidden(hsm.so_pin());
+    ctl.keep_secret(VALUE);
+    ctl.set_env("TSS2_LOG", "all+none");
+    ctl.set_env("VAULT_TPM_TCTI", &closed_tpm());
+    ctl.set_env("VAULT_PKCS11_URI", pkcs11_uri);
+    ctl
+}
+
+/// The token's URI without an object: what an operator puts in VAULT_PKCS11_URI.
+fn token_uri(hsm: &SoftHsm) -> String {
+    hsm.kek_uri("placeholder")
+        .replace(";object=placeholder", "")
+}
+
+fn round_trip(ctl: &Vaultctl<'_>, vault: &str) {
+    ctl.ok(
+        &["--vault", vault, "set", "global", "db-password"],
+        VALUE.as_bytes(),
+    );
+    let got = ctl.ok(&["--vault", vault, "get", "global", "db-password"], b"");
+    assert_eq!(got.stdout(), VALUE);
+}
+
+/// The one KEK URI `kek list --json` shows.
+fn pinned(ctl: &Vaultctl<'_>, vault: &str) -> String {
+    let out = ctl.ok(&["--vault", vault, "kek", "list", "--json"], b"");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("kek list --json");
+    let keks = doc["keks"].as_array().expect("a keks array");
+    assert_eq!(keks.len(), 1, "{doc}");
+    keks[0]["uri"].as_str().expect("a uri").to_owned()
+}
+
+#[test]
+fn auto_generates_a_key_on_the_configured_token_when_the_tpm_is_unreachable() {
+    in_private_token(|hsm| {
+        let ctl = vaultctl(hsm, &token_uri(hsm));
+        let vault = hsm.dir().join("vault").display().to_string();
+        let out = ctl.ok(&["--vault", &vault, "init", "--kek", "auto"], b"");
+
+        let notes: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|line| line.starts_with("note: auto: skipped "))
+            .collect();
+        assert_eq!(notes.len(), 1, "{}", out.stderr);
+        assert!(
+            notes[0].starts_with("note: auto: skipped TPM: cannot reach the TPM through swtpm:"),
+            "{notes:?}"
+        );
+        let stdout = out.stdout();
+        assert!(
+            stdout.contains(
+                "(auto: PKCS#11 because VAULT_PKCS11_URI names token \"vault-test\"; a new non-extractable AES-256 key \"vault-kek-"
+            ),
+            "{stdout}"
+        );
+        assert!(stdout.contains("mode: tiered\n"), "{stdout}");
+
+        // The pinned URI is the token's with the new key's label; the key is on the token.
+        let uri = pinned(&ctl, &vault);
+        let label = uri
+            .split(';')
+            .find_map(|part| part.strip_prefix("object="))
+            .and_then(|rest| rest.split('?').next())
+            .expect("the pinned URI names the key");
+        assert!(
+            label.starts_with("vault-kek-") && label.len() == 22,
+            "{uri}"
+        );
+        assert!(uri.contains("pin-source=file:"), "{uri}");
+        let info = ctl.ok(&["kek", "info", &uri], b"").stdout();
+        assert!(info.contains(CANNOT_LEAVE), "{info}");
+        let objects = test_support::stdout_of(hsm.pkcs11_tool().args([
+            "--login",
+            "--pin",
+            hsm.user_pin(),
+            "--list-objects",
+        ]));
+        assert!(objects.contains(label), "{objects}");
+
+        round_trip(&ctl, &vault);
+    });
+}
+
+#[test]
+fn auto_uses_the_key_the_configured_uri_names() {
+    in_private_token(|hsm| {
+        let existing = hsm.kek_uri("made-before");
+        let ctl = vaultctl(hsm, &existing);
+        ctl.ok(&["kek", "create", &existing], b"");
+        let vault = hsm.dir().join("vault").display().to_string();
+        let out = ctl.ok(&["--vault", &vault, "init", "--kek", "auto"], b"");
+        assert!(
+            out.stdout()
+                .contains("(auto: PKCS#11 because VAULT_PKCS11_URI names key \"made-before\" on token \"vault-test\")"),
+            "{}",
+            out.stdout()
+        );
+        assert!(pinned(&ctl, &vault).contains(";object=made-before"));
+        round_trip(&ctl, &vault);
+    });
+}
+
+#[test]
+fn a_configured_token_that_refuses_the_pin_is_an_error_not_a_fall_through() {
+    in_private_token(|hsm| {
+        let wrong_pin = hsm.dir().join("wrong.pin");
+        std::fs::write(&wrong_pin, "000000").expect("write the wrong PIN");
+        let uri = token_uri(hsm).replace(
+            &hsm.pin_file().display().to_string(),
+            &wrong_pin.display().to_string(),
+        );
+        let ctl = vaultctl(hsm, &uri);
+        let vault = hsm.dir().join("vault").display().to_string();
+        ctl.fails(
+            &["--vault", &vault, "init", "--kek", "auto"],
+            b"",
+            &["--kek auto: VAULT_PKCS11_URI is set, but "],
+        );
+        // No vault, and no key file from a fall-through.
+        assert!(!hsm.dir().join("vault/vault.json").exists());
+        assert!(!hsm.dir().join("home/.config/vault/keys").exists());
+    });
+}
