@@ -90,8 +90,9 @@ pub struct AutoChoice {
     pub reason: String,
     /// The stronger candidates skipped, in order.
     pub skipped: Vec<AutoSkip>,
-    /// Key material auto made outside a file (a key on a token, a keystore entry), named
-    /// for a message: [`crate::discard_created`] removes files only.
+    /// The key auto generated on a PKCS#11 token, named for a message: unlike key files and
+    /// keystore entries, [`crate::discard_created`] cannot remove it, so a caller whose use
+    /// of it fails should say that it is left on the token.
     pub new_key: Option<String>,
 }
 
@@ -327,9 +328,8 @@ impl AutoProbe {
                 reason: format!(
                     "{KEYSTORE} answers; the key is in a new entry service={KEYSTORE_SERVICE} account={account}"
                 ),
-                new_key: Some(format!(
-                    "keystore entry service={KEYSTORE_SERVICE} account={account}"
-                )),
+                // The built KEK names the entry as created: discard_created removes it.
+                new_key: None,
             },
             Ok(Err(e)) => Probe::Skipped(e.to_string()),
             Err(timeout) => Probe::Skipped(timeout),

@@ -72,11 +72,7 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
     };
     let vault = Vault::init_with(&dir, &options, keks).inspect_err(|_| {
         kek_providers::discard_created(&built);
-        if let Some(made) = auto.as_ref().and_then(|a| a.new_key.as_deref()) {
-            eprintln!(
-                "note: auto: the new {made} was left in place; nothing is sealed under it, so it may be deleted"
-            );
-        }
+        note_left_on_token(auto.as_ref().and_then(|a| a.new_key.as_deref()));
     })?;
     let mode = Vault::read_config(&dir)?.mode;
     println!("initialised vault at {}", vault.dir().display());
@@ -148,6 +144,16 @@ pub(crate) fn choose_auto(env: &KekEnv<'_>) -> Result<AutoChoice, Error> {
         eprintln!("note: auto: skipped {}: {}", skip.candidate, skip.reason);
     }
     Ok(choice)
+}
+
+/// Says that a key auto generated on a PKCS#11 token outlives a command that failed after
+/// making it: nothing removes keys from a token.
+pub(crate) fn note_left_on_token(new_key: Option<&str>) {
+    if let Some(made) = new_key {
+        eprintln!(
+            "note: auto: the new {made} is left on the token; nothing is sealed under it, so it may be deleted"
+        );
+    }
 }
 
 /// A new key file under `$XDG_CONFIG_HOME/vault/keys` (or `~/.config/vault/keys`), kept
