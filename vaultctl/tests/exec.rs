@@ -544,3 +544,50 @@ fn the_vaults_own_passphrase_variable_is_not_passed_to_the_command() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(!stderr(&out).contains(passphrase));
 }
+
+#[test]
+fn signals_sent_to_vaultctl_reach_the_command() {
+    let fx = Fixture::new();
+    let ready = fx.path("ready");
+    let script = format!(
+        "trap 'exit 42' TERM; touch {}; while :; do sleep 0.05; done",
+        ready.display()
+    );
+    let mut cmd = fx.sb.cmd(&[
+        "exec",
+        "--env",
+        "DB=vault://global/db-password",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    cmd.stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut vaultctl = cmd.spawn().expect("spawn vaultctl");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let pid = vaultctl.id().to_string();
+    let send = |signal: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill");
+        assert!(sent.success());
+    };
+    // SIGINT to vaultctl alone: ignored (a terminal's Ctrl-C reaches the command directly).
+    send("-INT");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        vaultctl.try_wait().expect("try_wait").is_none(),
+        "vaultctl died of SIGINT"
+    );
+    // SIGTERM is passed on: the command's trap decides the exit status.
+    send("-TERM");
+    let out = vaultctl.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(42), "{}", stderr(&out));
+}

@@ -69,9 +69,19 @@ pub(super) fn resolve(
     };
     let max = policy.max_secret_len;
     let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(SecretBytes::read_from(&mut stdout, max));
-    });
+    let reader = std::thread::Builder::new()
+        .name("exec-ref-stdout".into())
+        .spawn(move || {
+            let _ = sender.send(SecretBytes::read_from(&mut stdout, max));
+        });
+    if let Err(source) = reader {
+        kill(&mut child);
+        return Err(Error::Io {
+            reference: text.clone(),
+            what: "starting the thread that reads the program's output".into(),
+            source,
+        });
+    }
     let output = match receiver.recv_timeout(policy.exec_timeout) {
         Ok(Ok(output)) => output,
         Ok(Err(envelope::Error::SecretTooLarge { .. })) => {

@@ -81,16 +81,7 @@ pub fn run(cli: &Cli, args: &ExecArgs) -> Result<(), Error> {
     for (name, value) in &values {
         command.env(name, OsStr::from_bytes(value.expose_secret()));
     }
-    let spawned = command.spawn();
-    // std keeps its own copies of the environment in the Command; drop it at once (it is
-    // freed, not zeroized: std offers no way to), and zeroize ours.
-    drop(command);
-    drop(values);
-    let mut child = spawned.map_err(|source| Error::Spawn {
-        program: PathBuf::from(program),
-        source,
-    })?;
-    let status = child.wait().map_err(Error::io("waiting for the command"))?;
+    let status = super::exec_child::spawn_and_wait(command, values, program)?;
     match (status.code(), status.signal()) {
         (Some(0), _) => Ok(()),
         (Some(code), _) => Err(Error::ChildExit(u8::try_from(code & 0xff).unwrap_or(1))),

@@ -3,6 +3,7 @@
 pub(crate) mod audit;
 mod env_file;
 pub(crate) mod exec;
+mod exec_child;
 mod init;
 mod kek;
 mod keys;
