@@ -90,10 +90,6 @@ pub struct AutoChoice {
     pub reason: String,
     /// The stronger candidates skipped, in order.
     pub skipped: Vec<AutoSkip>,
-    /// The key auto generated on a PKCS#11 token, named for a message: unlike key files and
-    /// keystore entries, [`crate::discard_created`] cannot remove it, so a caller whose use
-    /// of it fails should say that it is left on the token.
-    pub new_key: Option<String>,
 }
 
 /// What auto looks at: read from the environment by [`AutoProbe::from_env`].
@@ -125,11 +121,7 @@ impl fmt::Debug for AutoProbe {
 
 /// A candidate's answer.
 enum Probe {
-    Taken {
-        kek: BuiltKek,
-        reason: String,
-        new_key: Option<String>,
-    },
+    Taken { kek: BuiltKek, reason: String },
     Skipped(String),
 }
 
@@ -164,17 +156,12 @@ impl AutoProbe {
                 AutoCandidate::File => self.file(env, &skipped)?,
             };
             match probe {
-                Probe::Taken {
-                    kek,
-                    reason,
-                    new_key,
-                } => {
+                Probe::Taken { kek, reason } => {
                     return Ok(AutoChoice {
                         kek,
                         candidate,
                         reason,
                         skipped,
-                        new_key,
                     });
                 }
                 Probe::Skipped(reason) => skipped.push(AutoSkip { candidate, reason }),
@@ -235,7 +222,6 @@ impl AutoProbe {
                 Probe::Taken {
                     reason: format!("the TPM at {tcti} ({origin}) answers{simulator}"),
                     kek,
-                    new_key: None,
                 }
             }
             Ok(Err(e)) => Probe::Skipped(e.to_string()),
@@ -280,27 +266,29 @@ impl AutoProbe {
         };
         uri.object = Some(label.clone());
         let canonical = uri.to_canonical();
-        if existing.is_none() {
-            crate::registry::create_pkcs11_key(&canonical).map_err(configured)?;
-        }
-        let kek = crate::create(&canonical, env).map_err(configured)?;
-        let (reason, new_key) = match existing {
-            Some(_) => (
-                format!("{PKCS11_URI_VAR} names key {label:?} on {token}"),
-                None,
-            ),
-            None => (
-                format!(
-                    "{PKCS11_URI_VAR} names {token}; a new non-extractable AES-256 key {label:?} was generated on it"
-                ),
-                Some(format!("key {label:?} on {token}")),
-            ),
+        // The key generated here is recorded as created, so that a command failing after
+        // auto (or opening it here) destroys it again instead of leaving it on the token.
+        let generated = match existing {
+            Some(_) => None,
+            None => Some(crate::registry::create_pkcs11_key(&canonical).map_err(configured)?),
         };
-        Ok(Probe::Taken {
-            kek,
-            reason,
-            new_key,
-        })
+        let mut kek = match crate::create(&canonical, env) {
+            Ok(kek) => kek,
+            Err(e) => {
+                if let Some(generated) = &generated {
+                    crate::discard(generated);
+                }
+                return Err(configured(e));
+            }
+        };
+        let reason = match &generated {
+            Some(_) => format!(
+                "{PKCS11_URI_VAR} names {token}; a new non-extractable AES-256 key {label:?} was generated on it"
+            ),
+            None => format!("{PKCS11_URI_VAR} names key {label:?} on {token}"),
+        };
+        kek.created = generated;
+        Ok(Probe::Taken { kek, reason })
     }
 
     fn keystore(&self, vault_dir: &Path) -> Result<Probe, Error> {
@@ -328,8 +316,6 @@ impl AutoProbe {
                 reason: format!(
                     "{KEYSTORE} answers; the key is in a new entry service={KEYSTORE_SERVICE} account={account}"
                 ),
-                // The built KEK names the entry as created: discard_created removes it.
-                new_key: None,
             },
             Ok(Err(e)) => Probe::Skipped(e.to_string()),
             Err(timeout) => Probe::Skipped(timeout),
@@ -349,7 +335,6 @@ impl AutoProbe {
         Ok(Probe::Taken {
             kek: crate::create(uri, env)?,
             reason: "no TPM, configured PKCS#11 token or OS keystore is available".into(),
-            new_key: None,
         })
     }
 }
@@ -447,7 +432,6 @@ mod tests {
             format!("file:{}", dir.path().join("keys/kek.key").display())
         );
         assert!(dir.path().join("keys/kek.key").is_file());
-        assert!(choice.new_key.is_none());
         let skipped: Vec<(AutoCandidate, &str)> = choice
             .skipped
             .iter()

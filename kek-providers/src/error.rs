@@ -337,6 +337,16 @@ pub enum Error {
         /// What is wrong and what to do.
         reason: String,
     },
+    /// A key generated for a command that failed could not be destroyed as it was found.
+    #[error("PKCS#11 key {object:?} on token {token:?} was not destroyed: {reason}")]
+    Pkcs11KeyNotDestroyed {
+        /// The object label.
+        object: String,
+        /// The token label.
+        token: String,
+        /// What was found instead of the one key.
+        reason: String,
+    },
     /// The token refused the PIN. The vault does not try again, so that it never locks the
     /// token by repeating a wrong PIN.
     #[error(

@@ -69,30 +69,55 @@ pub enum Created {
         /// The entry's account name.
         account: String,
     },
+    /// A key generated on a PKCS#11 token (`--kek auto` with a token but no key named),
+    /// found again by its label and the random CKA_ID it was generated with, so that
+    /// discarding it can never destroy another object.
+    TokenKey {
+        /// The canonical `pkcs11:` URI of the key (token, module, pin-source; never a PIN).
+        uri: String,
+        /// Its CKA_LABEL.
+        label: String,
+        /// Its CKA_ID.
+        id: Vec<u8>,
+    },
 }
 
-/// Removes what [`create`] made for `built` (key files, parameter files, keystore entries):
-/// for a caller whose use of it failed (a vault init that did not complete), so that running
-/// it again does not find a key file or an entry in the way, which would refuse to be
-/// replaced. Only call it for KEKs nothing was sealed under yet. What cannot be removed is
-/// logged, with where it is.
+/// Removes what [`create`] made for `built` (key files, parameter files, keystore entries,
+/// keys `--kek auto` generated on a token): for a caller whose use of it failed (a vault
+/// init that did not complete), so that running it again does not find a key file or an
+/// entry in the way, which would refuse to be replaced, nor pile up keys on a token. Only
+/// call it for KEKs nothing was sealed under yet. What cannot be removed is logged as a
+/// warning, with where it is.
 pub fn discard_created(built: &[BuiltKek]) {
     for created in built.iter().filter_map(|b| b.created.as_ref()) {
-        match created {
-            Created::File(path) => {
-                if let Err(e) = std::fs::remove_file(path) {
-                    log::warn!(
-                        "could not remove {} after a failed init: {e}",
-                        path.display()
-                    );
-                }
+        discard(created);
+    }
+}
+
+/// Removes one thing [`create`] made, logging what cannot be removed.
+pub(crate) fn discard(created: &Created) {
+    match created {
+        Created::File(path) => {
+            if let Err(e) = std::fs::remove_file(path) {
+                log::warn!(
+                    "could not remove {} after a failed init: {e}",
+                    path.display()
+                );
             }
-            Created::KeystoreEntry { service, account } => {
-                if let Err(e) = keystore::discard(service, account) {
-                    log::warn!(
-                        "could not remove the OS keystore entry service={service} account={account} after a failed init: {e}"
-                    );
-                }
+        }
+        Created::KeystoreEntry { service, account } => {
+            if let Err(e) = keystore::discard(service, account) {
+                log::warn!(
+                    "could not remove the OS keystore entry service={service} account={account} after a failed init: {e}"
+                );
+            }
+        }
+        Created::TokenKey { uri, label, id } => {
+            if let Err(e) = registry::destroy_pkcs11_key(uri, label, id) {
+                let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+                log::warn!(
+                    "could not destroy the new key {label:?} (id {id}) of {uri} after the command failed: {e}; nothing is sealed under it, so it may be deleted"
+                );
             }
         }
     }

@@ -142,15 +142,28 @@ impl KekSpec {
 }
 
 /// Generates the key a `pkcs11:` KEK URI names on its token (`--kek auto` with a token
-/// configured but no key named).
-pub(crate) fn create_pkcs11_key(uri: &str) -> Result<(), Error> {
+/// configured but no key named), as key material [`crate::discard_created`] can destroy.
+pub(crate) fn create_pkcs11_key(uri: &str) -> Result<crate::Created, Error> {
     #[cfg(feature = "pkcs11")]
     {
-        crate::pkcs11::create_key(uri)
+        crate::pkcs11::create_discardable_key(uri)
     }
     #[cfg(not(feature = "pkcs11"))]
     {
         crate::pkcs11::Pkcs11Uri::parse(uri)?;
+        Err(not_built("pkcs11", "pkcs11", false))
+    }
+}
+
+/// Destroys a key [`create_pkcs11_key`] generated (label and CKA_ID exactly).
+pub(crate) fn destroy_pkcs11_key(uri: &str, label: &str, id: &[u8]) -> Result<(), Error> {
+    #[cfg(feature = "pkcs11")]
+    {
+        crate::pkcs11::destroy_created_key(uri, label, id)
+    }
+    #[cfg(not(feature = "pkcs11"))]
+    {
+        let _ = (uri, label, id);
         Err(not_built("pkcs11", "pkcs11", false))
     }
 }

@@ -2,11 +2,13 @@
 //! and a private SoftHSM2 token configured in VAULT_PKCS11_URI: auto generates a new
 //! non-extractable key on the token (or uses the key the URI names), pins the full URI, says
 //! why it skipped the TPM, and the vault round-trips secrets. A configured token that cannot
-//! be used (a wrong PIN) is an error, not a fall-through to a weaker KEK.
+//! be used (a wrong PIN) is an error, not a fall-through to a weaker KEK. A key auto
+//! generated for an init that then fails is destroyed again, and no other object with it.
 #![forbid(unsafe_code)]
 
 use std::net::TcpListener;
 
+use kek_providers::{AutoProbe, Created, KekEnv};
 use softhsm_tests::{SoftHsm, in_private_token, vaultctl_binary};
 use test_support::Vaultctl;
 
@@ -158,5 +160,149 @@ fn a_configured_token_that_refuses_the_pin_is_an_error_not_a_fall_through() {
         // No vault, and no key file from a fall-through.
         assert!(!hsm.dir().join("vault/vault.json").exists());
         assert!(!hsm.dir().join("home/.config/vault/keys").exists());
+    });
+}
+
+/// (label, CKA_ID in hex) of every object on the token, in pkcs11-tool's order.
+fn objects(hsm: &SoftHsm) -> Vec<(String, String)> {
+    let listing = test_support::stdout_of(hsm.pkcs11_tool().args([
+        "--login",
+        "--pin",
+        hsm.user_pin(),
+        "--list-objects",
+    ]));
+    let mut objects: Vec<(String, String)> = Vec::new();
+    for line in listing.lines() {
+        if !line.starts_with(' ') {
+            objects.push((String::new(), String::new()));
+        } else if let (Some(object), Some((name, value))) =
+            (objects.last_mut(), line.split_once(':'))
+        {
+            match name.trim() {
+                "label" => object.0 = value.trim().to_owned(),
+                "ID" => object.1 = value.trim().to_owned(),
+                _ => {}
+            }
+        }
+    }
+    objects
+}
+
+fn auto_keys(objects: &[(String, String)]) -> Vec<&str> {
+    objects
+        .iter()
+        .map(|(label, _)| label.as_str())
+        .filter(|label| label.starts_with("vault-kek-"))
+        .collect()
+}
+
+#[test]
+fn a_key_auto_generated_for_an_init_that_fails_is_destroyed_and_the_corrected_init_runs() {
+    in_private_token(|hsm| {
+        let ctl = vaultctl(hsm, &token_uri(hsm));
+        ctl.forbid_on_stderr("left on the token");
+        ctl.forbid_on_stderr("could not destroy");
+        // The operator's own key, made before: no failed init may touch it.
+        ctl.ok(&["kek", "create", &hsm.kek_uri("made-before")], b"");
+        let before = objects(hsm);
+        assert_eq!(before.len(), 1, "{before:?}");
+        let vault = hsm.dir().join("vault").display().to_string();
+
+        // auto generates its key on the token, then the second --kek fails to be created.
+        let taken = hsm.dir().join("taken.key");
+        std::fs::write(&taken, [7u8; 32]).expect("write a key file in the way");
+        let taken_uri = format!("file:{}", taken.display());
+        ctl.fails(
+            &[
+                "--vault", &vault, "init", "--kek", "auto", "--kek", &taken_uri,
+            ],
+            b"",
+            &["already exists"],
+        );
+        assert_eq!(
+            objects(hsm),
+            before,
+            "the failed init left the token as it was"
+        );
+        assert_eq!(std::fs::read(&taken).expect("the key file"), [7u8; 32]);
+
+        // Every key is made, then the vault refuses the options: a threshold needs 2 KEKs.
+        ctl.fails(
+            &[
+                "--vault",
+                &vault,
+                "init",
+                "--kek",
+                "auto",
+                "--threshold",
+                "2",
+            ],
+            b"",
+            &["threshold"],
+        );
+        assert_eq!(
+            objects(hsm),
+            before,
+            "the failed init left the token as it was"
+        );
+        assert!(!hsm.dir().join("vault/vault.json").exists());
+
+        let out = ctl.ok(&["--vault", &vault, "init", "--kek", "auto"], b"");
+        assert!(
+            out.stdout().contains("(auto: PKCS#11 because "),
+            "{}",
+            out.stdout()
+        );
+        let after = objects(hsm);
+        assert_eq!(auto_keys(&after).len(), 1, "{after:?}");
+        assert!(after.contains(&before[0]), "{after:?}");
+        round_trip(&ctl, &vault);
+    });
+}
+
+#[test]
+fn discarding_an_auto_key_destroys_only_the_object_with_its_label_and_id() {
+    in_private_token(|hsm| {
+        let dir = hsm.dir().join("vault");
+        std::fs::create_dir(&dir).expect("vault dir");
+        let probe = AutoProbe {
+            tpm_tcti: Some(closed_tpm()),
+            tpm_device: hsm.dir().join("no-tpmrm0"),
+            pkcs11_uri: Some(token_uri(hsm)),
+            session_bus: None,
+            file_uri: None,
+        };
+        let choice = probe
+            .choose(&KekEnv { vault_dir: &dir })
+            .expect("auto generates a key on the token");
+        let Some(Created::TokenKey { label, id, .. }) = choice.kek.created.clone() else {
+            panic!("a generated token key is recorded as created: {choice:?}");
+        };
+        assert_eq!(id.len(), 16, "a random CKA_ID");
+        let id_hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(objects(hsm), [(label.clone(), id_hex)]);
+
+        // Another key with the same label, made outside the vault: only the id tells them apart.
+        test_support::stdout_of(hsm.pkcs11_tool().args([
+            "--login",
+            "--pin",
+            hsm.user_pin(),
+            "--keygen",
+            "--key-type",
+            "AES:32",
+            "--label",
+            &label,
+            "--id",
+            "01",
+        ]));
+        assert_eq!(objects(hsm).len(), 2);
+
+        kek_providers::discard_created(std::slice::from_ref(&choice.kek));
+        let kept = [(label.clone(), "01".to_owned())];
+        assert_eq!(objects(hsm), kept);
+        // A second discard finds nothing of its own: a warning, and the other key stays.
+        kek_providers::discard_created(std::slice::from_ref(&choice.kek));
+        assert_eq!(objects(hsm), kept);
+        assert!(!dir.join("vault.json").exists());
     });
 }

@@ -1,4 +1,5 @@
-//! `vaultctl kek create`: a new AES-256 KEK generated on the token, which cannot leave it.
+//! `vaultctl kek create` and `--kek auto`: a new AES-256 KEK generated on the token, which
+//! cannot leave it.
 
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass};
@@ -8,7 +9,9 @@ use super::token::{NeedKey, Token};
 use crate::Error;
 
 /// Generates the URI's key on its token; refuses when any object has that label already.
-pub(super) fn generate(spec: Pkcs11KekSpec) -> Result<(), Error> {
+/// Returns the key's CKA_ID (the URI's `id=`, else 16 random bytes), which with the label
+/// finds exactly this key again.
+pub(super) fn generate(spec: Pkcs11KekSpec) -> Result<Vec<u8>, Error> {
     let token = Token::connect(spec)?;
     let spec = token.spec();
     let label = spec.object.as_bytes().to_vec();
@@ -26,7 +29,7 @@ pub(super) fn generate(spec: Pkcs11KekSpec) -> Result<(), Error> {
         Attribute::KeyType(KeyType::AES),
         Attribute::ValueLen(32.into()),
         Attribute::Label(label.clone()),
-        Attribute::Id(id),
+        Attribute::Id(id.clone()),
         Attribute::Token(true),
         Attribute::Private(true),
         Attribute::Sensitive(true),
@@ -54,5 +57,5 @@ pub(super) fn generate(spec: Pkcs11KekSpec) -> Result<(), Error> {
     token.with_session(NeedKey::No, |session, _| {
         session.generate_key(&Mechanism::AesKeyGen, &template)
     })?;
-    Ok(())
+    Ok(id)
 }

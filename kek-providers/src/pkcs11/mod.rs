@@ -14,6 +14,8 @@ mod call;
 #[cfg(feature = "pkcs11")]
 mod create;
 #[cfg(feature = "pkcs11")]
+mod destroy;
+#[cfg(feature = "pkcs11")]
 mod info;
 #[cfg(feature = "pkcs11")]
 mod kek;
@@ -42,9 +44,33 @@ pub use spec::WrapMechanism;
 /// Generates the key a `pkcs11:` KEK URI names on its token: AES-256, TOKEN, PRIVATE,
 /// SENSITIVE, not EXTRACTABLE, not MODIFIABLE, allowed to encrypt/decrypt and wrap/unwrap.
 /// Refuses when the token has an object with that label already.
+/// The key is the caller's to keep (`vaultctl kek create`).
 #[cfg(feature = "pkcs11")]
 pub fn create_key(uri: &str) -> Result<(), crate::Error> {
-    create::generate(Pkcs11KekSpec::parse(uri)?)
+    create::generate(Pkcs11KekSpec::parse(uri)?).map(drop)
+}
+
+/// Generates the key `uri` names, like [`create_key`], for a command that may still fail
+/// after it (`--kek auto`): what it returns lets [`crate::discard_created`] destroy exactly
+/// this key again.
+#[cfg(feature = "pkcs11")]
+pub(crate) fn create_discardable_key(uri: &str) -> Result<crate::Created, crate::Error> {
+    let spec = Pkcs11KekSpec::parse(uri)?;
+    let label = spec.object.clone();
+    let canonical = spec.canonical_uri();
+    let id = create::generate(spec)?;
+    Ok(crate::Created::TokenKey {
+        uri: canonical,
+        label,
+        id,
+    })
+}
+
+/// Destroys the key with CKA_LABEL `label` and CKA_ID `id` on the token `uri` names, and no
+/// other object: see [`create_discardable_key`].
+#[cfg(feature = "pkcs11")]
+pub(crate) fn destroy_created_key(uri: &str, label: &str, id: &[u8]) -> Result<(), crate::Error> {
+    destroy::destroy(Pkcs11KekSpec::parse(uri)?, label, id)
 }
 
 /// The attributes of the key a `pkcs11:` KEK URI names.

@@ -70,10 +70,8 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         threshold: args.threshold,
         ..InitOptions::new(store)
     };
-    let vault = Vault::init_with(&dir, &options, keks).inspect_err(|_| {
-        kek_providers::discard_created(&built);
-        note_left_on_token(auto.as_ref().and_then(|a| a.new_key.as_deref()));
-    })?;
+    let vault = Vault::init_with(&dir, &options, keks)
+        .inspect_err(|_| kek_providers::discard_created(&built))?;
     let mode = Vault::read_config(&dir)?.mode;
     println!("initialised vault at {}", vault.dir().display());
     println!("store: {store}");
@@ -106,8 +104,9 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
 /// The `--kek` value that lets the machine pick its strongest KEK.
 pub(crate) const AUTO: &str = "auto";
 
-/// Creates the KEK of every URI in order, `auto` where it stands; if one fails, the files
-/// made for the others are removed again.
+/// Creates the KEK of every URI in order, `auto` where it stands; if one fails, the key
+/// material made for the others (files, keystore entries, a key auto generated on a token)
+/// is removed again.
 fn create_keks(
     uris: &[String],
     env: &KekEnv<'_>,
@@ -144,16 +143,6 @@ pub(crate) fn choose_auto(env: &KekEnv<'_>) -> Result<AutoChoice, Error> {
         eprintln!("note: auto: skipped {}: {}", skip.candidate, skip.reason);
     }
     Ok(choice)
-}
-
-/// Says that a key auto generated on a PKCS#11 token outlives a command that failed after
-/// making it: nothing removes keys from a token.
-pub(crate) fn note_left_on_token(new_key: Option<&str>) {
-    if let Some(made) = new_key {
-        eprintln!(
-            "note: auto: the new {made} is left on the token; nothing is sealed under it, so it may be deleted"
-        );
-    }
 }
 
 /// A new key file under `$XDG_CONFIG_HOME/vault/keys` (or `~/.config/vault/keys`), kept

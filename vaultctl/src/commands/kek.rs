@@ -118,11 +118,9 @@ fn add(cli: &Cli, args: &KekAddArgs) -> Result<(), Error> {
         vault_dir: vault.dir(),
     };
     let mut picked = String::new();
-    let mut left_on_token = None;
     let built = if auto {
         let choice = super::init::choose_auto(&env)?;
         picked = format!(" (auto: {} because {})", choice.candidate, choice.reason);
-        left_on_token = choice.new_key;
         choice.kek
     } else if args.existing {
         kek_providers::open(&args.uri, &env)?
@@ -136,10 +134,7 @@ fn add(cli: &Cli, args: &KekAddArgs) -> Result<(), Error> {
             provider: std::sync::Arc::clone(&built.provider),
         })
         // A key made for a KEK the vault refused would only be in the way of the next try.
-        .inspect_err(|_| {
-            kek_providers::discard_created(std::slice::from_ref(&built));
-            super::init::note_left_on_token(left_on_token.as_deref());
-        })?;
+        .inspect_err(|_| kek_providers::discard_created(std::slice::from_ref(&built)))?;
     println!("added kek {id} ({}){picked}", built.uri);
     if Vault::read_config(vault.dir())?.mode == vault::WrapMode::Direct {
         println!("run `vaultctl rewrap` to wrap the secrets stored so far under it");
