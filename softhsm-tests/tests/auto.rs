@@ -3,7 +3,8 @@
 //! non-extractable key on the token (or uses the key the URI names), pins the full URI, says
 //! why it skipped the TPM, and the vault round-trips secrets. A configured token that cannot
 //! be used (a wrong PIN) is an error, not a fall-through to a weaker KEK. A key auto
-//! generated for an init that then fails is destroyed again, and no other object with it.
+//! generated for an init or a kek add that then fails is destroyed again, and no other
+//! object with it.
 #![forbid(unsafe_code)]
 
 use std::net::TcpListener;
@@ -304,5 +305,59 @@ fn discarding_an_auto_key_destroys_only_the_object_with_its_label_and_id() {
         kek_providers::discard_created(std::slice::from_ref(&choice.kek));
         assert_eq!(objects(hsm), kept);
         assert!(!dir.join("vault.json").exists());
+    });
+}
+
+#[test]
+fn a_key_kek_add_auto_generated_for_a_vault_that_refuses_it_is_destroyed() {
+    in_private_token(|hsm| {
+        let ctl = vaultctl(hsm, &token_uri(hsm));
+        ctl.forbid_on_stderr("left on the token");
+        ctl.forbid_on_stderr("could not destroy");
+        ctl.ok(&["kek", "create", &hsm.kek_uri("made-before")], b"");
+        let before = objects(hsm);
+        let vault = hsm.dir().join("vault").display().to_string();
+        let (first, second) = (hsm.dir().join("first.key"), hsm.dir().join("second.key"));
+        ctl.ok(
+            &[
+                "--vault",
+                &vault,
+                "init",
+                "--mode",
+                "tiered",
+                "--kek",
+                &format!("file:{}", first.display()),
+                "--kek",
+                &format!("file:{}", second.display()),
+            ],
+            b"",
+        );
+        // The vault opens with the first key alone, but a tiered vault wraps its epoch keys
+        // under every root KEK, so it cannot take a new one while the second is missing.
+        let away = hsm.dir().join("second.key.away");
+        std::fs::rename(&second, &away).expect("move the second key away");
+        ctl.fails(
+            &["--vault", &vault, "kek", "add", "auto"],
+            b"",
+            &[
+                "cannot wrap a new key while root KEK(s) ",
+                " are not available",
+            ],
+        );
+        assert_eq!(
+            objects(hsm),
+            before,
+            "the failed kek add left the token as it was"
+        );
+
+        std::fs::rename(&away, &second).expect("put the second key back");
+        let out = ctl.ok(&["--vault", &vault, "kek", "add", "auto"], b"");
+        assert!(
+            out.stdout().contains("(auto: PKCS#11 because "),
+            "{}",
+            out.stdout()
+        );
+        assert_eq!(auto_keys(&objects(hsm)).len(), 1);
+        round_trip(&ctl, &vault);
     });
 }
