@@ -1,5 +1,5 @@
-//! Replays the checked-in corpora of the `threshold_stanza`, `pkcs11_uri` and `tpm2_uri` fuzz
-//! targets (seeds and every input that ever crashed them) through the targets' checks, so a
+//! Replays the checked-in corpora of the `threshold_stanza`, `pkcs11_uri`, `tpm2_uri` and
+//! `kek_uri` fuzz targets (seeds and every input that ever crashed them) through the targets' checks, so a
 //! fixed crash stays fixed.
 
 use std::path::Path;
@@ -11,6 +11,10 @@ use kek_providers::ThresholdKek;
 #[path = "fuzz_checks/pkcs11_uri.rs"]
 mod pkcs11_uri_check;
 use pkcs11_uri_check::check_pkcs11_uri;
+
+#[path = "fuzz_checks/kek_uri.rs"]
+mod kek_uri_check;
+use kek_uri_check::check_kek_uri;
 
 #[path = "fuzz_checks/tpm2_uri.rs"]
 mod tpm2_uri_check;
@@ -100,6 +104,22 @@ fn tpm2_uri_corpus_round_trips() {
             assert!(uri, "{name} was refused");
         } else if name.starts_with("bad-") {
             assert!(!uri && !body, "{name} parsed");
+        }
+        replayed += 1;
+    }
+    assert!(replayed > 0, "the corpus is missing");
+}
+
+#[test]
+fn kek_uri_corpus_passes_the_registry_checks() {
+    let mut replayed = 0;
+    for (name, data) in corpus("kek_uri") {
+        let well_formed = check_kek_uri(&data);
+        // Seeds say what they expect: ok-* are well-formed, bad-* are refused.
+        if name.starts_with("ok-") {
+            assert!(well_formed, "{name} was refused");
+        } else if name.starts_with("bad-") {
+            assert!(!well_formed, "{name} was accepted");
         }
         replayed += 1;
     }
