@@ -184,12 +184,13 @@ impl VaultConfig {
             path: path.clone(),
             reason,
         };
-        let text = match std::fs::metadata(&path) {
+        let bytes = match std::fs::metadata(&path) {
             Ok(meta) if meta.len() > MAX_CONFIG_LEN => {
                 return Err(damaged(format!("it is {} bytes long", meta.len())));
             }
-            Ok(_) => std::fs::read_to_string(&path)
-                .map_err(Error::io(format!("reading {}", path.display())))?,
+            Ok(_) => {
+                std::fs::read(&path).map_err(Error::io(format!("reading {}", path.display())))?
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 return Err(Error::NoVault {
                     dir: dir.to_path_buf(),
@@ -197,12 +198,26 @@ impl VaultConfig {
             }
             Err(e) => return Err(Error::io(format!("reading {}", path.display()))(e)),
         };
+        Self::from_bytes(&path, &bytes)
+    }
+
+    /// Parses the contents of a configuration file; `path` only names it in errors. Pure (no
+    /// I/O), so that the parser of this attacker-writable file can be fuzzed on its own.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Self, Error> {
+        let damaged = |reason: String| Error::Marker {
+            path: path.to_path_buf(),
+            reason,
+        };
+        if u64::try_from(bytes.len()).unwrap_or(u64::MAX) > MAX_CONFIG_LEN {
+            return Err(damaged(format!("it is {} bytes long", bytes.len())));
+        }
+        let text = std::str::from_utf8(bytes).map_err(|_| damaged("it is not UTF-8".into()))?;
         #[derive(Deserialize)]
         struct Version {
             format: u32,
         }
         let version: Version =
-            serde_json::from_str(&text).map_err(|e| damaged(format!("not valid JSON ({e})")))?;
+            serde_json::from_str(text).map_err(|e| damaged(format!("not valid JSON ({e})")))?;
         if version.format != FORMAT {
             return Err(damaged(format!(
                 "format {} is not supported by this build (it reads {FORMAT})",
@@ -210,7 +225,7 @@ impl VaultConfig {
             )));
         }
         let config: VaultConfig =
-            serde_json::from_str(&text).map_err(|e| damaged(format!("not valid ({e})")))?;
+            serde_json::from_str(text).map_err(|e| damaged(format!("not valid ({e})")))?;
         if config.all_keks().next().is_none() {
             return Err(damaged("it pins no KEK".into()));
         }

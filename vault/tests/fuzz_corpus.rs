@@ -8,6 +8,9 @@ use std::path::Path;
 #[path = "fuzz_checks/scope_key.rs"]
 mod scope_key_check;
 
+#[path = "fuzz_checks/vault_config.rs"]
+mod vault_config_check;
+
 /// Every file of fuzz target `target`'s checked-in corpus, as (file name, contents).
 fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -41,6 +44,18 @@ fn scope_key_corpus_passes_the_fuzz_checks() {
             assert!(key, "{name} was refused as a key name");
         } else if name.starts_with("bad-") {
             assert!(!scope && !key, "{name} was accepted");
+        }
+    }
+}
+
+#[test]
+fn vault_config_corpus_round_trips() {
+    for (name, data) in corpus("vault_config") {
+        let parsed = vault_config_check::check_vault_config(&data);
+        if name.starts_with("ok-") {
+            assert!(parsed, "{name} was refused");
+        } else if name.starts_with("bad-") {
+            assert!(!parsed, "{name} was accepted");
         }
     }
 }
