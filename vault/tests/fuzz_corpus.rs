@@ -5,6 +5,9 @@
 
 use std::path::Path;
 
+#[path = "fuzz_checks/audit_line.rs"]
+mod audit_line_check;
+
 #[path = "fuzz_checks/scope_key.rs"]
 mod scope_key_check;
 
@@ -56,6 +59,19 @@ fn vault_config_corpus_round_trips() {
             assert!(parsed, "{name} was refused");
         } else if name.starts_with("bad-") {
             assert!(!parsed, "{name} was accepted");
+        }
+    }
+}
+
+#[test]
+fn audit_line_corpus_agrees_with_verify() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (name, data) in corpus("audit_line") {
+        let verified = audit_line_check::check_audit_log(dir.path(), &data);
+        if name.starts_with("ok-") {
+            assert!(verified.is_some(), "{name} was refused");
+        } else if name.starts_with("bad-") {
+            assert!(verified.is_none(), "{name} verified");
         }
     }
 }

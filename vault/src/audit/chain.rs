@@ -177,21 +177,12 @@ pub(crate) fn check(log: &Path, live: bool) -> Result<Chain, Error> {
                 }
                 Line::Complete => offset += len + 1,
             }
-            let record: AuditRecord = serde_json::from_slice(&buf).map_err(|e| {
-                at(AuditDefect::Malformed {
-                    reason: e.to_string(),
-                })
-            })?;
+            let record = AuditRecord::parse_line(&buf).map_err(at)?;
             let expected = records + 1;
             if record.seq != expected {
                 return Err(at(seq_defect(log, line_no, expected, record.seq)));
             }
-            if record.to_line() != buf {
-                return Err(at(AuditDefect::NotCanonical));
-            }
-            if record.computed_hash() != record.hash {
-                return Err(at(AuditDefect::HashMismatch { seq: record.seq }));
-            }
+            record.check_line(&buf).map_err(at)?;
             if record.prev != last_hash {
                 return Err(at(AuditDefect::ChainBroken { seq: record.seq }));
             }

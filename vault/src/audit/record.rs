@@ -3,7 +3,7 @@
 use ring::digest;
 use serde::{Deserialize, Serialize};
 
-use super::{AuditEvent, Decision};
+use super::{AuditDefect, AuditEvent, Decision};
 
 /// Text fields (principal, op, scope, key, status, reason) are cut to this many bytes (at a
 /// character boundary), so a record always fits a line of bounded length.
@@ -101,6 +101,26 @@ impl AuditRecord {
         ctx.update(self.prev.as_bytes());
         ctx.update(&json);
         hex(ctx.finish().as_ref())
+    }
+
+    /// Parses one line of the log (without its newline) into the record it holds.
+    pub fn parse_line(line: &[u8]) -> Result<Self, AuditDefect> {
+        serde_json::from_slice(line).map_err(|e| AuditDefect::Malformed {
+            reason: e.to_string(),
+        })
+    }
+
+    /// Checks what one line shows on its own: that `line` is this record's canonical
+    /// serialization and that its `hash` is over its contents. Its place in the chain (seq
+    /// and prev) is for the reader to check.
+    pub fn check_line(&self, line: &[u8]) -> Result<(), AuditDefect> {
+        if self.to_line() != line {
+            return Err(AuditDefect::NotCanonical);
+        }
+        if self.computed_hash() != self.hash {
+            return Err(AuditDefect::HashMismatch { seq: self.seq });
+        }
+        Ok(())
     }
 
     /// The canonical line, without the newline.
