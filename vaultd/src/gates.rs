@@ -119,10 +119,7 @@ impl Gates {
             ));
             return Err(self.deny(Some(&caller), ask, status).await);
         }
-        if ask.names_a_secret
-            && let Err(e) = vault::Scope::parse(ask.scope).and_then(|_| vault::check_key(ask.key))
-        {
-            let status = Status::invalid_argument(e.to_string());
+        if let Err(status) = crate::service::checks::check_names(&ask) {
             return Err(self.deny(Some(&caller), ask, status).await);
         }
         Ok(caller)

@@ -5,15 +5,14 @@ use std::sync::Arc;
 use proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use super::checks::{Asks, audit_tail_count};
 use super::{Api, vault_err};
-use crate::acl::Operation;
-use crate::gates::Ask;
 
 pub(super) async fn status(
     api: &Api,
     request: Request<pb::StatusRequest>,
 ) -> Result<Response<pb::StatusResponse>, Status> {
-    let ask = admin("status");
+    let ask = request.get_ref().ask();
     let reply = api
         .call(&request, ask, |v| {
             let s = v.status().map_err(vault_err)?;
@@ -48,7 +47,7 @@ pub(super) async fn unlock(
     request: Request<pb::UnlockRequest>,
 ) -> Result<Response<pb::UnlockResponse>, Status> {
     let keks = api.keks.as_ref().clone();
-    api.call(&request, admin("unlock"), move |v| {
+    api.call(&request, request.get_ref().ask(), move |v| {
         v.unlock(keks).map_err(vault_err)
     })
     .await?;
@@ -59,8 +58,10 @@ pub(super) async fn lock(
     api: &Api,
     request: Request<pb::LockRequest>,
 ) -> Result<Response<pb::LockResponse>, Status> {
-    api.call(&request, admin("lock"), |v| v.lock().map_err(vault_err))
-        .await?;
+    api.call(&request, request.get_ref().ask(), |v| {
+        v.lock().map_err(vault_err)
+    })
+    .await?;
     Ok(Response::new(pb::LockResponse {}))
 }
 
@@ -69,7 +70,9 @@ pub(super) async fn rotate(
     request: Request<pb::RotateRequest>,
 ) -> Result<Response<pb::RotateResponse>, Status> {
     let epoch = api
-        .call(&request, admin("rotate"), |v| v.rotate().map_err(vault_err))
+        .call(&request, request.get_ref().ask(), |v| {
+            v.rotate().map_err(vault_err)
+        })
         .await?;
     Ok(Response::new(pb::RotateResponse { epoch }))
 }
@@ -80,7 +83,7 @@ pub(super) async fn kek_check(
 ) -> Result<Response<pb::KekCheckResponse>, Status> {
     let keks = api.keks.as_ref().clone();
     let results = api
-        .call(&request, admin("kek_check"), move |v| {
+        .call(&request, request.get_ref().ask(), move |v| {
             Ok(keks
                 .iter()
                 .map(|k| {
@@ -105,13 +108,10 @@ pub(super) async fn audit_tail(
     api: &Api,
     request: Request<pb::AuditTailRequest>,
 ) -> Result<Response<pb::AuditTailResponse>, Status> {
-    let count = match request.get_ref().count {
-        0 => 20,
-        n => n.min(10_000) as usize,
-    };
+    let count = audit_tail_count(request.get_ref());
     let audit = Arc::clone(api.gates.audit());
     let records = api
-        .call(&request, admin("audit_tail"), move |_| {
+        .call(&request, request.get_ref().ask(), move |_| {
             let records = vault::audit::tail(audit.path(), count).map_err(vault_err)?;
             records
                 .iter()
@@ -128,7 +128,7 @@ pub(super) async fn audit_verify(
 ) -> Result<Response<pb::AuditVerifyResponse>, Status> {
     let audit = Arc::clone(api.gates.audit());
     let report = api
-        .call(&request, admin("audit_verify"), move |_| {
+        .call(&request, request.get_ref().ask(), move |_| {
             vault::audit::verify(audit.path()).map_err(vault_err)
         })
         .await?;
@@ -136,14 +136,4 @@ pub(super) async fn audit_verify(
         records: report.records,
         head_seq: report.head_seq,
     }))
-}
-
-fn admin(rpc: &'static str) -> Ask<'static> {
-    Ask {
-        rpc,
-        op: Operation::Admin,
-        scope: "admin",
-        key: "*",
-        names_a_secret: false,
-    }
 }

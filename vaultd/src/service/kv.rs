@@ -5,29 +5,17 @@ use std::sync::Arc;
 use proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use super::checks::{Asks, check_value_size};
 use super::{Api, vault_err};
-use crate::acl::Operation;
-use crate::gates::Ask;
 
 pub(super) async fn put(
     api: &Api,
     request: Request<pb::PutRequest>,
 ) -> Result<Response<pb::PutResponse>, Status> {
     let m = request.get_ref();
-    let ask = Ask {
-        rpc: "put",
-        op: Operation::Write,
-        scope: &m.scope,
-        key: &m.key,
-        names_a_secret: true,
-    };
-    if m.value.len() > api.max_secret_bytes {
+    let ask = m.ask();
+    if let Err(status) = check_value_size(m, api.max_secret_bytes) {
         let caller = api.gates.admit(&request, ask).await?;
-        let status = Status::invalid_argument(format!(
-            "the value is {} bytes, over this vault's limit of {}",
-            m.value.len(),
-            api.max_secret_bytes
-        ));
         return api.gates.finish(&caller, ask, Err(status)).await;
     }
     let (scope, key, value) = (m.scope.clone(), m.key.clone(), m.value.clone());
@@ -44,13 +32,7 @@ pub(super) async fn get(
     request: Request<pb::GetRequest>,
 ) -> Result<Response<pb::GetResponse>, Status> {
     let m = request.get_ref();
-    let ask = Ask {
-        rpc: "get",
-        op: Operation::Read,
-        scope: &m.scope,
-        key: &m.key,
-        names_a_secret: true,
-    };
+    let ask = m.ask();
     let (scope, key, version) = (m.scope.clone(), m.key.clone(), m.version);
     // A cached value is answered on the async worker: it needs neither store nor KEK,
     // so it keeps working while a slow device holds the pool.
@@ -84,13 +66,7 @@ pub(super) async fn delete(
     request: Request<pb::DeleteRequest>,
 ) -> Result<Response<pb::DeleteResponse>, Status> {
     let m = request.get_ref();
-    let ask = Ask {
-        rpc: "delete",
-        op: Operation::Delete,
-        scope: &m.scope,
-        key: &m.key,
-        names_a_secret: true,
-    };
+    let ask = m.ask();
     let (scope, key) = (m.scope.clone(), m.key.clone());
     api.call(&request, ask, move |v| {
         v.delete(&scope, &key).map_err(vault_err)
@@ -104,17 +80,10 @@ pub(super) async fn list(
     request: Request<pb::ListRequest>,
 ) -> Result<Response<pb::ListResponse>, Status> {
     let m = request.get_ref();
-    let scope = m.scope.clone();
-    let ask = Ask {
-        rpc: "list",
-        op: Operation::List,
-        scope: scope.as_deref().unwrap_or("*"),
-        key: "*",
-        names_a_secret: false,
-    };
+    let ask = m.ask();
     let caller = api.gates.admit(&request, ask).await?;
     let vault = Arc::clone(&api.gates.vault);
-    let wanted = scope.clone();
+    let wanted = m.scope.clone();
     let listed = api
         .gates
         .pool

@@ -3,6 +3,7 @@
 //! RPC group: `kv`, `transit`, `admin`.
 
 mod admin;
+pub mod checks;
 mod kv;
 mod transit;
 

@@ -3,25 +3,17 @@
 use proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use super::checks::{Asks, data_key_len};
 use super::{Api, vault_err};
 use crate::acl::Operation;
 use crate::gates::Ask;
-
-/// Data-key lengths GenerateDataKey accepts (bytes).
-const DATA_KEY_LEN: std::ops::RangeInclusive<u32> = 16..=64;
 
 pub(super) async fn seal(
     api: &Api,
     request: Request<pb::SealRequest>,
 ) -> Result<Response<pb::SealResponse>, Status> {
     let m = request.get_ref();
-    let ask = Ask {
-        rpc: "seal",
-        op: Operation::Seal,
-        scope: "transit",
-        key: &m.context,
-        names_a_secret: false,
-    };
+    let ask = m.ask();
     let (context, plaintext) = (m.context.clone(), m.plaintext.clone());
     let envelope = api
         .call_in_memory(&request, ask, move |v| {
@@ -36,13 +28,7 @@ pub(super) async fn open(
     request: Request<pb::OpenRequest>,
 ) -> Result<Response<pb::OpenResponse>, Status> {
     let m = request.get_ref();
-    let ask = Ask {
-        rpc: "open",
-        op: Operation::Open,
-        scope: "transit",
-        key: &m.context,
-        names_a_secret: false,
-    };
+    let ask = m.ask();
     let (context, sealed) = (m.context.clone(), m.envelope.clone());
     let plaintext = api
         .call_in_memory(&request, ask, move |v| {
@@ -60,13 +46,7 @@ pub(super) async fn rewrap(
 ) -> Result<Response<pb::RewrapResponse>, Status> {
     let m = request.get_ref();
     // Rewrap opens and seals: the caller needs both rights on the context.
-    let open = Ask {
-        rpc: "rewrap",
-        op: Operation::Open,
-        scope: "transit",
-        key: &m.context,
-        names_a_secret: false,
-    };
+    let open = m.ask();
     api.gates.admit(&request, open).await?;
     let ask = Ask {
         op: Operation::Seal,
@@ -86,25 +66,18 @@ pub(super) async fn generate_data_key(
     request: Request<pb::GenerateDataKeyRequest>,
 ) -> Result<Response<pb::GenerateDataKeyResponse>, Status> {
     let m = request.get_ref();
-    let ask = Ask {
-        rpc: "generate_data_key",
-        op: Operation::Seal,
-        scope: "transit",
-        key: &m.context,
-        names_a_secret: false,
+    let ask = m.ask();
+    let length = match data_key_len(m) {
+        Ok(length) => length,
+        Err(status) => {
+            let caller = api.gates.admit(&request, ask).await?;
+            return api.gates.finish(&caller, ask, Err(status)).await;
+        }
     };
-    let length = if m.length == 0 { 32 } else { m.length };
-    if !DATA_KEY_LEN.contains(&length) {
-        let caller = api.gates.admit(&request, ask).await?;
-        let status =
-            Status::invalid_argument(format!("a data key is 16 to 64 bytes, not {length}"));
-        return api.gates.finish(&caller, ask, Err(status)).await;
-    }
     let context = m.context.clone();
     let reply = api
         .call_in_memory(&request, ask, move |v| {
-            let mut key =
-                envelope::SecretBytes::zeroed(length as usize).map_err(|e| vault_err(e.into()))?;
+            let mut key = envelope::SecretBytes::zeroed(length).map_err(|e| vault_err(e.into()))?;
             envelope::random_bytes(key.expose_secret_mut()).map_err(|e| vault_err(e.into()))?;
             let sealed_key = v
                 .seal_data(&context, key.expose_secret())
