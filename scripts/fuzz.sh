@@ -3,13 +3,19 @@
 #
 #   scripts/fuzz.sh TARGET SECONDS      e.g. scripts/fuzz.sh envelope_binary 60
 #
-# Targets: envelope_binary, envelope_json, threshold_stanza, pkcs11_uri, tpm2_uri
-# (fuzz/fuzz_targets/). The checked-in seeds in fuzz/corpus/TARGET are read, never written:
-# new inputs go to fuzz/target/corpus/TARGET.
+# Targets (fuzz/fuzz_targets/), by the crate whose parser they fuzz:
+#   envelope:      envelope_binary, envelope_json
+#   kek-providers: threshold_stanza, pkcs11_uri, tpm2_uri, kek_uri (every KEK URI scheme)
+#   vault:         scope_key, vault_config (vault.json), audit_line (the audit log reader)
+#   secret-refs:   secret_ref
+#   vaultd:        grpc_requests (every request type, decoded, then the service's checks)
+#   config-scan:   config_scan (one file of each format)
+# The checked-in seeds in fuzz/corpus/TARGET are read, never written: new inputs go to
+# fuzz/target/corpus/TARGET.
 # A crash leaves its input in fuzz/artifacts/TARGET/ and exits non-zero. After the fix, copy
-# that input into fuzz/corpus/TARGET/ (as regression-<what>): envelope/tests/fuzz_corpus.rs
-# (envelope_*) and kek-providers/tests/fuzz_corpus.rs (threshold_stanza, pkcs11_uri, tpm2_uri)
-# replay the corpora through the targets' checks in every `cargo test`.
+# that input into fuzz/corpus/TARGET/ (as regression-<what>): the tests/fuzz_corpus.rs of
+# the crate named above replays its targets' corpora through the targets' checks in every
+# `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 

@@ -25,9 +25,10 @@ cargo test --workspace --locked
 step "benchmarks build and run once"
 cargo bench -p benches --locked -- --test
 
-step "fuzz (30 s per target)"
-for target in envelope_binary envelope_json threshold_stanza pkcs11_uri tpm2_uri; do
-    scripts/fuzz.sh "$target" 30
+step "fuzz (20 s per target)"
+for target in envelope_binary envelope_json threshold_stanza pkcs11_uri tpm2_uri kek_uri \
+    scope_key secret_ref vault_config audit_line grpc_requests config_scan; do
+    scripts/fuzz.sh "$target" 20
 done
 
 step "all checks passed"
