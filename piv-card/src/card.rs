@@ -4,6 +4,9 @@
 //! does not: SELECT by the 5-byte partial PIV AID, case-3 commands without Le answered with
 //! their data and 9000, and a firmware version of 5.x (with the serial beside it).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use crate::virt::Piv;
 
 /// The full PIV AID (NIST SP 800-73-4): the card's own; SELECT accepts any prefix of it from
@@ -24,6 +27,7 @@ const YUBIKEY_ATR: &[u8] = &[
 ];
 
 const INS_SELECT: u8 = 0xA4;
+const INS_VERIFY: u8 = 0x20;
 const INS_GET_RESPONSE: u8 = 0xC0;
 const INS_YK_GET_VERSION: u8 = 0xFD;
 const INS_YK_GET_SERIAL: u8 = 0xF8;
@@ -42,6 +46,8 @@ const SW_CONDITIONS_NOT_SATISFIED: [u8; 2] = [0x69, 0x85];
 pub(crate) struct YubiKeyCard<'a> {
     piv: Piv<'a>,
     serial: u32,
+    /// PINs sent (VERIFY with data), for tests that count them.
+    verifications: Arc<AtomicUsize>,
     /// Data of a chained command so far (CLA bit 0x10), with the INS/P1/P2 it started with.
     chain: Option<([u8; 3], Vec<u8>)>,
     /// What is left of a long reply, for GET RESPONSE.
@@ -49,10 +55,11 @@ pub(crate) struct YubiKeyCard<'a> {
 }
 
 impl<'a> YubiKeyCard<'a> {
-    pub(crate) fn new(piv: Piv<'a>, serial: u32) -> Self {
+    pub(crate) fn new(piv: Piv<'a>, serial: u32, verifications: Arc<AtomicUsize>) -> Self {
         Self {
             piv,
             serial,
+            verifications,
             chain: None,
             pending: Vec::new(),
         }
@@ -63,12 +70,15 @@ impl<'a> YubiKeyCard<'a> {
         YUBIKEY_ATR
     }
 
-    /// Power off, on or reset: the half-done command chain and reply are gone, and the PIV
-    /// application is no longer selected.
+    /// Power off, on or reset: the half-done command chain and reply are gone, the PIV
+    /// application is no longer selected, and the PIN is no longer verified.
     pub(crate) fn power_off(&mut self) {
         self.chain = None;
         self.pending.clear();
         self.piv.deselect();
+        // A YubiKey forgets the verified PIN on reset; piv-authenticator's deselect keeps it.
+        // VERIFY with P1 FF logs the PIN out (an error only means nothing was verified).
+        let _ = self.piv_command(0x00, INS_VERIFY, 0xFF, 0x80, &[]);
     }
 
     /// One short APDU (the `yubikey` crate sends no extended ones) to its response.
@@ -113,6 +123,9 @@ impl<'a> YubiKeyCard<'a> {
         p2: u8,
         data: &[u8],
     ) -> Result<Vec<u8>, [u8; 2]> {
+        if ins == INS_VERIFY && !data.is_empty() {
+            self.verifications.fetch_add(1, Ordering::Relaxed);
+        }
         match ins {
             INS_SELECT if p1 == 0x04 => {
                 let partial_piv_aid = data.len() >= PIV_RID_LEN && PIV_AID.starts_with(data);

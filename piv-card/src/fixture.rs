@@ -7,6 +7,8 @@ use std::fs::File;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -51,6 +53,8 @@ pub struct PivCard {
     reader: String,
     socket: TcpStream,
     thread: Option<JoinHandle<std::io::Result<()>>>,
+    /// PINs the card was sent.
+    verifications: Arc<AtomicUsize>,
 }
 
 impl PivCards {
@@ -142,9 +146,11 @@ impl PivCard {
                 fixture,
             );
             let served = socket.try_clone().expect("clone the card's socket");
+            let verifications = Arc::new(AtomicUsize::new(0));
+            let counted = Arc::clone(&verifications);
             let thread = thread::Builder::new()
                 .name(format!("piv-card-{serial}"))
-                .spawn(move || crate::vpcd::serve(served, serial))
+                .spawn(move || crate::vpcd::serve(served, serial, counted))
                 .expect("spawn the card's thread");
             let seen = Instant::now();
             while seen.elapsed() < PLUG_IN_TIMEOUT {
@@ -154,6 +160,7 @@ impl PivCard {
                         reader,
                         socket,
                         thread: Some(thread),
+                        verifications,
                     };
                 }
                 thread::sleep(POLL);
@@ -172,6 +179,11 @@ impl PivCard {
     /// The card's serial number (GET SERIAL).
     pub fn serial(&self) -> u32 {
         self.serial
+    }
+
+    /// How many PINs (VERIFY commands with a PIN, right or wrong) the card was sent.
+    pub fn pin_verifications(&self) -> usize {
+        self.verifications.load(Ordering::Relaxed)
     }
 
     /// The name of the reader pcscd shows the card in.

@@ -3,11 +3,13 @@
 //! the PIN and PUK, trussed-staging for chunked files, wrapping keys to files and HPKE.
 
 use piv_authenticator::{Authenticator, Options};
+use trussed::ClientImplementation;
 use trussed::backend::{Backend as _, BackendId};
-use trussed::platform::Platform;
+use trussed::pipe::{ServiceEndpoint, TrussedChannel};
+use trussed::platform::{Platform, Syscall};
 use trussed::serde_extensions::{ExtensionDispatch, ExtensionId, ExtensionImpl};
-use trussed::service::ServiceResources;
-use trussed::types::Context;
+use trussed::service::{Service, ServiceResources};
+use trussed::types::{Context, CoreContext};
 use trussed::virt::{self, StoreConfig};
 use trussed_auth::AuthExtension;
 use trussed_auth_backend::{AuthBackend, AuthContext, FilesystemLayout};
@@ -20,7 +22,7 @@ use trussed_staging::{StagingBackend, StagingContext};
 use trussed_wrap_key_to_file::WrapKeyToFileExtension;
 
 /// The PIV application on the card's trussed client.
-pub(crate) type Piv<'a> = Authenticator<virt::Client<'a, Dispatch>>;
+pub(crate) type Piv<'a> = Authenticator<ClientImplementation<'a, InlineService<'a>, Dispatch>>;
 
 /// The custom backends, asked before trussed's core backend.
 const BACKENDS: &[BackendId<Backend>] = &[
@@ -28,6 +30,23 @@ const BACKENDS: &[BackendId<Backend>] = &[
     BackendId::Custom(Backend::Auth),
     BackendId::Core,
 ];
+
+/// The client's trussed service, run in the caller's thread: each request is answered
+/// before the client polls for the reply. (trussed's own virt runner serves requests from a
+/// thread that sleeps 1 ms between looks while the client spins on the reply: a PIV command
+/// makes dozens of requests, so that cost milliseconds of waiting and a core of spinning per
+/// command.)
+pub(crate) struct InlineService<'a> {
+    service: Service<virt::Platform<'a>, Dispatch>,
+    endpoint: ServiceEndpoint<'a, Backend, DispatchContext>,
+}
+
+impl Syscall for InlineService<'_> {
+    fn syscall(&mut self) {
+        self.service
+            .process(std::slice::from_mut(&mut self.endpoint));
+    }
+}
 
 /// Runs `f` with a factory-fresh PIV application whose storage lives (and dies) with the call.
 pub(crate) fn with_piv<R>(f: impl FnOnce(Piv<'_>) -> R) -> R {
@@ -41,9 +60,15 @@ pub(crate) fn with_piv<R>(f: impl FnOnce(Piv<'_>) -> R) -> R {
             ),
             staging: StagingBackend::new(),
         };
-        platform.run_client_with_backends("piv", dispatch, BACKENDS, |client| {
-            f(Authenticator::new(client, Options::default()))
-        })
+        let channel = TrussedChannel::new();
+        let (requester, responder) = channel.split().expect("a new channel splits once");
+        let context = CoreContext::new("piv".try_into().expect("a short client id"));
+        let syscall = InlineService {
+            service: Service::with_dispatch(platform, dispatch),
+            endpoint: ServiceEndpoint::new(responder, context, BACKENDS),
+        };
+        let client = ClientImplementation::new(requester, syscall, None);
+        f(Authenticator::new(client, Options::default()))
     })
 }
 
