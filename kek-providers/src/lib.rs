@@ -24,7 +24,7 @@ mod registry;
 mod software_kek;
 mod threshold;
 pub mod tpm;
-mod yubikey;
+pub mod yubikey;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -149,12 +149,12 @@ pub fn open(uri: &str, env: &KekEnv<'_>) -> Result<BuiltKek, Error> {
     registry::KekSpec::parse(uri)?.open(env.vault_dir)
 }
 
-/// Whether a log record comes from a library under a provider (tss-esapi, cryptoki). Those
+/// Whether a log record comes from a library under a provider (tss-esapi, cryptoki, yubikey). Those
 /// log, in their own words, every failure the provider then reports with context (a PCR
 /// policy check that fails is an expected answer, not an error to print twice), so the
 /// programs' loggers drop them.
 pub fn is_library_log(target: &str) -> bool {
-    ["tss_esapi", "cryptoki"]
+    ["tss_esapi", "cryptoki", "yubikey"]
         .iter()
         .any(|library| target == *library || target.starts_with(&format!("{library}::")))
 }

@@ -114,11 +114,12 @@ pub enum KekCommand {
     List(FormatArgs),
     /// Open a canary under each KEK; exit code 1 if any is not ok.
     Check(FormatArgs),
-    /// Generate a new non-extractable AES-256 key on a PKCS#11 token, or persist a TPM's
-    /// storage root key at the URI's srk= handle (never replaces a key).
+    /// Generate a new non-extractable AES-256 key on a PKCS#11 token, persist a TPM's
+    /// storage root key at the URI's srk= handle, or generate a P-256 key in a YubiKey's PIV
+    /// slot (never replaces a key).
     Create(KekUriArgs),
-    /// Show the attributes of a PKCS#11 KEK that prove it cannot leave its token, or a TPM
-    /// KEK's TPM, storage root key and PCR values.
+    /// Show the attributes of a PKCS#11 KEK that prove it cannot leave its token, a TPM
+    /// KEK's TPM, storage root key and PCR values, or a YubiKey KEK's card, slot and policies.
     Info(KekUriArgs),
 }
 
@@ -126,7 +127,7 @@ pub enum KekCommand {
 #[derive(Debug, Args)]
 pub struct KekUriArgs {
     /// The KEK URI, e.g. pkcs11:token=vault;object=kek-1?module-path=...&pin-source=file:...
-    /// or tpm2:tcti=device:/dev/tpmrm0;srk=0x81000001
+    /// or tpm2:tcti=device:/dev/tpmrm0;srk=0x81000001 or yubikey:serial=N;slot=9d
     pub uri: String,
 }
 

@@ -16,7 +16,8 @@ use zeroize::Zeroizing;
 
 use super::YubikeyKekSpec;
 use super::card::{self, call_error};
-use crate::{BuiltKek, Error, SecretSource};
+use super::session::{Session, SlotPolicy};
+use crate::{BuiltKek, Error};
 
 /// The stanza body's version byte.
 const VERSION: u8 = 1;
@@ -36,17 +37,62 @@ const P256_SPKI_PREFIX: [u8; 26] = [
     0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
 ];
 
-/// Generates a P-256 key in the slot (default management key) and writes a certificate with
-/// its public key there; refuses a slot that holds a certificate already.
-pub(crate) fn create(spec: &YubikeyKekSpec) -> Result<BuiltKek, Error> {
+/// What a slot holds.
+pub(super) enum SlotContent {
+    /// No certificate: free for a new key.
+    Empty,
+    /// A certificate made by `create` (this scheme's subject).
+    VaultKey,
+    /// A certificate made by something else: never touched.
+    Other,
+}
+
+/// The subject of the certificates `create` writes.
+const CERT_SUBJECT: &str = "vault yubikey kek";
+
+pub(super) fn slot_content(yubikey: &mut YubiKey, slot: SlotId) -> SlotContent {
+    match Certificate::read(yubikey, slot) {
+        Err(_) => SlotContent::Empty,
+        Ok(cert) if cert.subject() == format!("CN={CERT_SUBJECT}") => SlotContent::VaultKey,
+        Ok(_) => SlotContent::Other,
+    }
+}
+
+/// `vaultctl kek create`: generates a P-256 key in the slot (default management key) and
+/// writes a certificate with its public key there; refuses a slot that holds a certificate.
+pub(crate) fn generate(spec: &YubikeyKekSpec) -> Result<BuiltKek, Error> {
     let mut yubikey = card::open(spec.serial)?;
     let slot = slot_id(spec.slot)?;
-    if Certificate::read(&mut yubikey, slot).is_ok() {
+    if !matches!(slot_content(&mut yubikey, slot), SlotContent::Empty) {
         return Err(Error::YubikeySlotOccupied {
             slot: spec.slot,
             serial: yubikey.serial().0,
         });
     }
+    generate_in(spec, yubikey, slot)
+}
+
+/// A vault's new KEK (init, `kek add`): the key `vaultctl kek create` made in the slot, or a
+/// new key when the slot is empty; a slot holding anyone else's certificate is refused.
+pub(crate) fn create(spec: &YubikeyKekSpec) -> Result<BuiltKek, Error> {
+    let mut yubikey = card::open(spec.serial)?;
+    let slot = slot_id(spec.slot)?;
+    match slot_content(&mut yubikey, slot) {
+        SlotContent::Empty => generate_in(spec, yubikey, slot),
+        // No PIN yet: it is read when the first unwrap needs it.
+        SlotContent::VaultKey => build(spec, yubikey, None),
+        SlotContent::Other => Err(Error::YubikeySlotOccupied {
+            slot: spec.slot,
+            serial: yubikey.serial().0,
+        }),
+    }
+}
+
+fn generate_in(
+    spec: &YubikeyKekSpec,
+    mut yubikey: YubiKey,
+    slot: SlotId,
+) -> Result<BuiltKek, Error> {
     yubikey
         .authenticate(MgmKey::default())
         .map_err(|e| Error::YubikeyManagementKey {
@@ -75,6 +121,21 @@ pub(crate) fn open(spec: &YubikeyKekSpec) -> Result<BuiltKek, Error> {
     build(spec, yubikey, Some(pin))
 }
 
+/// The slot's public key (uncompressed point) from its certificate.
+pub(super) fn public_point(yubikey: &mut YubiKey, spec_slot: u8) -> Result<Vec<u8>, Error> {
+    let serial = yubikey.serial().0;
+    let empty = || Error::YubikeyEmptySlot {
+        slot: spec_slot,
+        serial,
+    };
+    let cert = Certificate::read(yubikey, slot_id(spec_slot)?).map_err(|_| empty())?;
+    let point = cert.subject_pki().subject_public_key.raw_bytes().to_vec();
+    if point.len() != POINT_LEN || point[0] != 0x04 {
+        return Err(empty());
+    }
+    Ok(point)
+}
+
 fn build(
     spec: &YubikeyKekSpec,
     mut yubikey: YubiKey,
@@ -82,61 +143,49 @@ fn build(
 ) -> Result<BuiltKek, Error> {
     let serial = yubikey.serial().0;
     let slot = slot_id(spec.slot)?;
-    let cert = Certificate::read(&mut yubikey, slot).map_err(|_| Error::YubikeyEmptySlot {
-        slot: spec.slot,
-        serial,
-    })?;
-    let point = cert.subject_pki().subject_public_key.raw_bytes().to_vec();
-    if point.len() != POINT_LEN || point[0] != 0x04 {
-        return Err(Error::YubikeyEmptySlot {
-            slot: spec.slot,
-            serial,
-        });
-    }
+    let point = public_point(&mut yubikey, spec.slot)?;
     if let Some(pin) = &pin {
         // Checked now, so that a wrong PIN is an error of open, with the tries left.
         yubikey
             .verify_pin(pin.expose_secret())
             .map_err(call_error("verifying the PIN"))?;
     }
+    let policy = SlotPolicy::read(&mut yubikey, slot);
     let uri = spec.canonical_uri(serial);
-    let id = KekId::new("yubikey", &key_label(&point), 1)?;
+    let id = kek_id(&point)?;
     Ok(BuiltKek {
         uri,
         provider: Arc::new(YubikeyKek {
             id,
             serial,
-            slot,
             slot_ref: spec.slot,
             public: point,
-            pin_source: spec.pin.clone(),
-            card: Mutex::new(Card {
-                yubikey: Some(yubikey),
+            session: Mutex::new(Session::new(
+                yubikey,
+                (slot, spec.slot),
+                spec.pin.clone(),
                 pin,
-            }),
+                policy,
+            )),
         }),
         created: None,
     })
 }
 
+/// The KEK id of the card key with public `point`.
+pub(super) fn kek_id(point: &[u8]) -> Result<KekId, Error> {
+    Ok(KekId::new("yubikey", &key_label(point), 1)?)
+}
+
 /// A KEK whose private key is a P-256 key in a YubiKey PIV slot.
 pub(crate) struct YubikeyKek {
     id: KekId,
+    /// The card's serial and the slot, for messages (without taking the session's lock).
     serial: u32,
-    slot: SlotId,
     slot_ref: u8,
     /// The card's public key (uncompressed point).
     public: Vec<u8>,
-    pin_source: SecretSource,
-    card: Mutex<Card>,
-}
-
-/// The open card and the PIN, used under one lock.
-struct Card {
-    /// `None` after a failure: reopened on next use.
-    yubikey: Option<YubiKey>,
-    /// Read from the source when first needed.
-    pin: Option<SecretBytes>,
+    session: Mutex<Session>,
 }
 
 impl fmt::Debug for YubikeyKek {
@@ -150,53 +199,18 @@ impl fmt::Debug for YubikeyKek {
 }
 
 impl YubikeyKek {
-    fn card(&self) -> MutexGuard<'_, Card> {
-        self.card.lock().unwrap_or_else(|e| e.into_inner())
+    fn session(&self) -> MutexGuard<'_, Session> {
+        self.session.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The card's ECDH with `peer` (after the PIN); the card is reopened once if it failed.
-    fn card_ecdh(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, Error> {
-        let mut guard = self.card();
-        let card = &mut *guard;
-        if card.pin.is_none() {
-            card.pin = Some(self.pin_source.read("YubiKey PIN: ")?);
-        }
-        let Some(pin) = card.pin.as_ref() else {
-            return Err(Error::YubikeyPinBlocked);
-        };
-        let mut last = None;
-        for _ in 0..2 {
-            if card.yubikey.is_none() {
-                card.yubikey = Some(card::open(Some(self.serial))?);
-            }
-            let Some(yubikey) = card.yubikey.as_mut() else {
-                continue;
-            };
-            let result = yubikey
-                .verify_pin(pin.expose_secret())
-                .map_err(call_error("verifying the PIN"))
-                .and_then(|()| {
-                    piv::decrypt_data(yubikey, peer, AlgorithmId::EccP256, self.slot)
-                        .map_err(call_error("computing ECDH on the card"))
-                });
-            match result {
-                Ok(shared) => return Ok(Zeroizing::new(shared.to_vec())),
-                Err(e @ (Error::YubikeyWrongPin { .. } | Error::YubikeyPinBlocked)) => {
-                    return Err(e);
-                }
-                Err(e) => {
-                    card.yubikey = None;
-                    last = Some(e);
-                }
-            }
-        }
-        Err(last.unwrap_or(Error::YubikeyNoCard { readers: 0 }))
-    }
-
+    /// A failure, naming the card and slot (the KEK id names only the key).
     fn failed(&self, error: &Error) -> envelope::Error {
         envelope::Error::Kek {
             kek: self.id.to_string(),
-            reason: error.to_string(),
+            reason: format!(
+                "YubiKey {}, slot {:02x}: {error}",
+                self.serial, self.slot_ref
+            ),
         }
     }
 
@@ -276,7 +290,9 @@ impl KekProvider for YubikeyKek {
         if ephemeral[0] != 0x04 || p256_point_invalid(ephemeral) {
             return Some(Err(self.rejected()));
         }
-        let shared = match self.card_ecdh(ephemeral) {
+        // The session's lock is released before a failure is reported.
+        let result = self.session().ecdh(ephemeral);
+        let shared = match result {
             Ok(shared) => shared,
             Err(e) => return Some(Err(self.failed(&e))),
         };
@@ -292,28 +308,22 @@ impl KekProvider for YubikeyKek {
     }
 
     fn health(&self) -> Health {
-        let mut guard = self.card();
-        let card = &mut *guard;
-        if card.yubikey.is_none() {
-            match card::open(Some(self.serial)) {
-                Ok(yubikey) => card.yubikey = Some(yubikey),
-                Err(e) => return Health::Unreachable(e.to_string()),
-            }
-        }
-        let Some(yubikey) = card.yubikey.as_mut() else {
-            return Health::Unreachable("no card".into());
+        let mut session = self.session();
+        let (serial, slot, slot_ref) = (self.serial, session.slot, self.slot_ref);
+        let yubikey = match session.card() {
+            Ok(yubikey) => yubikey,
+            Err(e) => return Health::Unreachable(e.to_string()),
         };
         // A real call on the slot: its certificate (with the public key) is still there.
-        match Certificate::read(yubikey, self.slot) {
+        match Certificate::read(yubikey, slot) {
             Ok(cert) if cert.subject_pki().subject_public_key.raw_bytes() == self.public => {
                 Health::Ok
             }
             Ok(_) => Health::Failed(format!(
-                "YubiKey {} holds another key in slot {:02x} now",
-                self.serial, self.slot_ref
+                "YubiKey {serial} holds another key in slot {slot_ref:02x} now"
             )),
             Err(e) => {
-                card.yubikey = None;
+                session.close();
                 Health::Unreachable(call_error("reading the slot's certificate")(e).to_string())
             }
         }
@@ -323,7 +333,8 @@ impl KekProvider for YubikeyKek {
         Assurance {
             hardware: true,
             non_exportable: true,
-            // No touch policy is set on generated keys: the PIN is read from its source.
+            // Keys are generated with the slot's default touch policy (never): the PIN is
+            // read from its source.
             user_presence: false,
             ..Assurance::default()
         }
@@ -339,7 +350,7 @@ fn p256_point_invalid(point: &[u8]) -> bool {
     agreement::agree_ephemeral(probe, &UnparsedPublicKey::new(&ECDH_P256, point), |_| ()).is_err()
 }
 
-fn slot_id(slot: u8) -> Result<SlotId, Error> {
+pub(super) fn slot_id(slot: u8) -> Result<SlotId, Error> {
     SlotId::try_from(slot).map_err(|_| Error::InvalidParameter {
         name: "slot",
         reason: format!("{slot:02x} is not a PIV key slot"),
@@ -359,7 +370,7 @@ fn certificate(point: &[u8]) -> Result<Certificate, Error> {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(failed)?;
     params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, "vault yubikey kek");
+        .push(rcgen::DnType::CommonName, CERT_SUBJECT);
     let issuer_key = rcgen::KeyPair::generate().map_err(failed)?;
     let issuer = rcgen::Issuer::new(params.clone(), issuer_key);
     let cert = params.signed_by(&public, &issuer).map_err(failed)?;

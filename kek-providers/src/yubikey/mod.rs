@@ -14,20 +14,60 @@
 //! then derives the same key and opens. Stanza body: version (1) || ephemeral public key (65
 //! bytes, uncompressed) || nonce (12) || ciphertext and tag (48).
 //!
-//! `create` generates the key on the card, authenticated with the factory-default
-//! management key only (a card whose management key was changed is refused), and writes a
-//! certificate holding the public key into the slot (the slot's public key is read back from
-//! it when the KEK is opened: the card does not return it otherwise). A slot that holds a
-//! certificate already is never overwritten.
+//! `vaultctl kek create` ([`create_key`]) generates the key on the card, authenticated with
+//! the factory-default management key only (a card whose management key was changed is
+//! refused), and writes a certificate holding the public key into the slot (the slot's
+//! public key is read back from it when the KEK is opened: the card does not return it
+//! otherwise). A vault's `create` (init, `kek add`) uses the key `kek create` made, or
+//! generates one in an empty slot. A slot that holds anyone else's certificate is never
+//! touched, and no key is ever overwritten.
+//!
+//! The card is opened once per KEK and the PIN verified once per card session (a YubiKey
+//! keeps it until the card is reset); it is sent again only when the card asks for it (a
+//! reopened card, a slot whose PIN policy is `always`). When the slot's metadata says that
+//! it waits for a touch, a warning asks for one before the ECDH.
 
 mod uri;
 
 #[cfg(feature = "yubikey")]
 mod card;
 #[cfg(feature = "yubikey")]
+mod info;
+#[cfg(feature = "yubikey")]
 mod kek;
+#[cfg(feature = "yubikey")]
+mod session;
+#[cfg(feature = "yubikey")]
+mod touch;
 
 pub(crate) use uri::YubikeyKekSpec;
 
 #[cfg(feature = "yubikey")]
+pub use info::YubikeyInfo;
+#[cfg(feature = "yubikey")]
 pub(crate) use kek::{create, open};
+
+/// `vaultctl kek create`: generates a P-256 key in the URI's slot and writes a certificate
+/// with its public key there; refuses a slot that holds any certificate. Returns the KEK.
+#[cfg(feature = "yubikey")]
+pub fn create_key(uri: &str) -> Result<crate::BuiltKek, crate::Error> {
+    kek::generate(&parse(uri)?)
+}
+
+/// `vaultctl kek info`: what the card says about the slot of the KEK a `yubikey:` URI names
+/// (no PIN needed).
+#[cfg(feature = "yubikey")]
+pub fn key_info(uri: &str) -> Result<YubikeyInfo, crate::Error> {
+    YubikeyInfo::read(&parse(uri)?)
+}
+
+/// The `yubikey:` URI's parameters.
+#[cfg(feature = "yubikey")]
+fn parse(uri: &str) -> Result<YubikeyKekSpec, crate::Error> {
+    let rest = uri
+        .strip_prefix("yubikey:")
+        .ok_or_else(|| crate::Error::InvalidUri {
+            reason: "a YubiKey KEK URI starts with yubikey:".into(),
+        })?;
+    YubikeyKekSpec::parse(rest)
+}

@@ -1,5 +1,5 @@
 //! `kek add | remove | list | check`: the vault's root KEKs; `kek create | info`: keys on a
-//! PKCS#11 token or a TPM, before any vault uses them.
+//! PKCS#11 token, a TPM or a YubiKey, before any vault uses them.
 
 use kek_providers::KekEnv;
 use vault::{Kek, KekCheck, Vault, VaultConfig};
@@ -29,6 +29,14 @@ fn create(args: &KekUriArgs) -> Result<(), Error> {
             );
         }
         Device::Tpm2 => create_tpm(&args.uri)?,
+        Device::Yubikey => {
+            let built = kek_providers::yubikey::create_key(&args.uri)?;
+            println!(
+                "created a P-256 key on the YubiKey (kek {}); its certificate in the slot holds the public key",
+                built.provider.id()
+            );
+            println!("KEK URI: {}", built.uri);
+        }
     }
     println!("use it with `vaultctl init --kek URI` or `vaultctl kek add --existing URI`");
     Ok(())
@@ -64,6 +72,13 @@ fn info(args: &KekUriArgs) -> Result<(), Error> {
     let text = match device_uri(&args.uri)? {
         Device::Pkcs11 => kek_providers::pkcs11::key_info(&args.uri)?.to_string(),
         Device::Tpm2 => kek_providers::tpm::key_info(&args.uri)?.to_string(),
+        Device::Yubikey => {
+            // The canonical URI names the card's serial, which only the card knows.
+            let info = kek_providers::yubikey::key_info(&args.uri)?;
+            println!("uri:                    {}", info.uri);
+            println!("{info}");
+            return Ok(());
+        }
     };
     println!("uri:                    {}", canonical(&args.uri));
     println!("{text}");
@@ -74,19 +89,22 @@ fn info(args: &KekUriArgs) -> Result<(), Error> {
 enum Device {
     Pkcs11,
     Tpm2,
+    Yubikey,
 }
 
-/// `kek create` and `kek info` are about keys on devices (a PKCS#11 token, a TPM); other
-/// KEKs are made by `init` and `kek add`.
+/// `kek create` and `kek info` are about keys on devices (a PKCS#11 token, a TPM, a
+/// YubiKey); other KEKs are made by `init` and `kek add`.
 fn device_uri(uri: &str) -> Result<Device, Error> {
     kek_providers::check_uri(uri)?;
     if uri.starts_with("pkcs11:") {
         Ok(Device::Pkcs11)
     } else if uri.starts_with("tpm2:") {
         Ok(Device::Tpm2)
+    } else if uri.starts_with("yubikey:") {
+        Ok(Device::Yubikey)
     } else {
         Err(Error::Usage(
-            "kek create and kek info take a pkcs11: URI or a tpm2: URI; file and passphrase KEKs are made by `init --kek` and `kek add`".into(),
+            "kek create and kek info take a pkcs11:, tpm2: or yubikey: URI; file and passphrase KEKs are made by `init --kek` and `kek add`".into(),
         ))
     }
 }
