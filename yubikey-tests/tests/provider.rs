@@ -161,6 +161,12 @@ fn kek_info_shows_the_card_the_slot_and_the_key_without_the_pin() {
     ] {
         assert!(text.contains(line), "{text}");
     }
+    // A touch policy for the generated key is kept in the URI; the emulated card reports no
+    // policy, so no touch is claimed or announced.
+    let touch = format!("yubikey:serial={serial};slot=85;touch=cached");
+    let built = kek_providers::yubikey::create_key(&touch).expect("create with touch=cached");
+    assert_eq!(built.uri, touch);
+    assert!(!built.provider.assurance().user_presence);
     let err = kek_providers::yubikey::key_info(&format!("yubikey:serial={serial};slot=84"))
         .expect_err("nothing in slot 84");
     assert!(

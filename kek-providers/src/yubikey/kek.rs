@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 use super::YubikeyKekSpec;
 use super::card::{self, call_error};
 use super::session::{Session, SlotPolicy};
+use super::uri::Touch;
 use crate::{BuiltKek, Error};
 
 /// The stanza body's version byte.
@@ -98,12 +99,18 @@ fn generate_in(
         .map_err(|e| Error::YubikeyManagementKey {
             reason: e.to_string(),
         })?;
+    let touch = match spec.touch {
+        None => TouchPolicy::Default,
+        Some(Touch::Never) => TouchPolicy::Never,
+        Some(Touch::Always) => TouchPolicy::Always,
+        Some(Touch::Cached) => TouchPolicy::Cached,
+    };
     let spki = piv::generate(
         &mut yubikey,
         slot,
         AlgorithmId::EccP256,
         PinPolicy::Default,
-        TouchPolicy::Default,
+        touch,
     )
     .map_err(call_error("generating a P-256 key"))?;
     let point = spki.subject_public_key.raw_bytes().to_vec();
@@ -151,6 +158,7 @@ fn build(
             .map_err(call_error("verifying the PIN"))?;
     }
     let policy = SlotPolicy::read(&mut yubikey, slot);
+    let user_presence = policy.touch.will_wait(None, std::time::Instant::now());
     let uri = spec.canonical_uri(serial);
     let id = kek_id(&point)?;
     Ok(BuiltKek {
@@ -159,6 +167,7 @@ fn build(
             id,
             serial,
             slot_ref: spec.slot,
+            user_presence,
             public: point,
             session: Mutex::new(Session::new(
                 yubikey,
@@ -183,6 +192,8 @@ pub(crate) struct YubikeyKek {
     /// The card's serial and the slot, for messages (without taking the session's lock).
     serial: u32,
     slot_ref: u8,
+    /// The card reports a touch policy that asks for a touch (always or cached).
+    user_presence: bool,
     /// The card's public key (uncompressed point).
     public: Vec<u8>,
     session: Mutex<Session>,
@@ -333,9 +344,9 @@ impl KekProvider for YubikeyKek {
         Assurance {
             hardware: true,
             non_exportable: true,
-            // Keys are generated with the slot's default touch policy (never): the PIN is
-            // read from its source.
-            user_presence: false,
+            // Only when the card says so (GET METADATA): a touch it cannot report is not
+            // claimed.
+            user_presence: self.user_presence,
             ..Assurance::default()
         }
     }

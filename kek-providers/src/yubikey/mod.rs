@@ -2,10 +2,12 @@
 //! reached through the `yubikey` crate (PC/SC) behind the `yubikey` feature. The URI parser
 //! is in every build.
 //!
-//! URI: `yubikey:serial=N;slot=9d;pin-source=file:/path|env:NAME`. `serial` may be left out
-//! when exactly one card is plugged in; `slot` is one of 9a, 9c, 9d, 9e, 82 to 95 (default
-//! 9d); `pin-source` is where the PIN comes from (the terminal when not given). The canonical
-//! form names the serial of the card found and the slot.
+//! URI: `yubikey:serial=N;slot=9d;pin-source=file:/path|env:NAME;touch=never|always|cached`.
+//! `serial` may be left out when exactly one card is plugged in; `slot` is one of 9a, 9c, 9d,
+//! 9e, 82 to 95 (default 9d); `pin-source` is where the PIN comes from (the terminal when not
+//! given); `touch` is the touch policy of a key generated for the URI (the slot's default,
+//! never, when not given; opening a key goes by the card's policy). The canonical form names
+//! the serial of the card found and the slot.
 //!
 //! Scheme: wrap computes in software, with no card call: an ephemeral P-256 key's ECDH with
 //! the card's public key, HKDF-SHA256 (salt = ephemeral public key || card public key, info =

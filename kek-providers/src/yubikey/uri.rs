@@ -1,4 +1,4 @@
-//! Parsing `yubikey:serial=N;slot=9d;pin-source=...`: strict and bounded.
+//! Parsing `yubikey:serial=N;slot=9d;pin-source=...;touch=...`: strict and bounded.
 
 use std::path::PathBuf;
 
@@ -6,7 +6,8 @@ use crate::error::shorten;
 use crate::{Error, SecretSource};
 
 /// The parameters a yubikey URI takes, for messages.
-const KNOWN_PARAMETERS: &str = "serial=N, slot=9a|9c|9d|9e|82..95, pin-source=file:/path|env:NAME";
+const KNOWN_PARAMETERS: &str =
+    "serial=N, slot=9a|9c|9d|9e|82..95, pin-source=file:/path|env:NAME, touch=never|always|cached";
 /// The slot when the URI gives none (PIV key management).
 pub(crate) const DEFAULT_SLOT: u8 = 0x9d;
 /// Longest pin-source accepted.
@@ -21,6 +22,29 @@ pub(crate) struct YubikeyKekSpec {
     pub(crate) slot: u8,
     /// Where the PIN comes from (the terminal when the URI names no source).
     pub(crate) pin: SecretSource,
+    /// The touch policy of a key `create` generates; `None`: the slot's default (never).
+    pub(crate) touch: Option<Touch>,
+}
+
+/// A touch policy to generate a key with (the card keeps it with the key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Touch {
+    /// No touch.
+    Never,
+    /// A touch for every operation.
+    Always,
+    /// A touch that the card keeps for 15 seconds.
+    Cached,
+}
+
+impl Touch {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Never => "never",
+            Self::Always => "always",
+            Self::Cached => "cached",
+        }
+    }
 }
 
 impl YubikeyKekSpec {
@@ -29,6 +53,7 @@ impl YubikeyKekSpec {
         let mut serial = None;
         let mut slot = None;
         let mut pin = None;
+        let mut touch = None;
         if !rest.is_empty() {
             for part in rest.split(';') {
                 let Some((name, value)) = part.split_once('=') else {
@@ -57,6 +82,12 @@ impl YubikeyKekSpec {
                         }
                         pin = Some(parse_pin_source(value)?);
                     }
+                    "touch" => {
+                        if touch.is_some() {
+                            return Err(Error::DuplicateParameter { name: "touch" });
+                        }
+                        touch = Some(parse_touch(value)?);
+                    }
                     _ => {
                         return Err(Error::UnknownParameter {
                             kind: "yubikey",
@@ -71,10 +102,11 @@ impl YubikeyKekSpec {
             serial,
             slot: slot.unwrap_or(DEFAULT_SLOT),
             pin: pin.unwrap_or(SecretSource::Prompt),
+            touch,
         })
     }
 
-    /// `yubikey:serial=N;slot=S;pin-source=...` for the card with `serial`.
+    /// `yubikey:serial=N;slot=S;pin-source=...;touch=...` for the card with `serial`.
     #[cfg_attr(not(feature = "yubikey"), allow(dead_code))]
     pub(crate) fn canonical_uri(&self, serial: u32) -> String {
         let pin = match &self.pin {
@@ -82,7 +114,11 @@ impl YubikeyKekSpec {
             SecretSource::File(path) => format!(";pin-source=file:{}", path.display()),
             SecretSource::Prompt => String::new(),
         };
-        format!("yubikey:serial={serial};slot={:02x}{pin}", self.slot)
+        let touch = self
+            .touch
+            .map(|touch| format!(";touch={}", touch.name()))
+            .unwrap_or_default();
+        format!("yubikey:serial={serial};slot={:02x}{pin}{touch}", self.slot)
     }
 }
 
@@ -106,6 +142,20 @@ fn parse_slot(value: &str) -> Result<u8, Error> {
         name: "slot",
         reason: "must be a PIV key slot: 9a, 9c, 9d, 9e or 82 to 95 (hex), e.g. slot=9d".into(),
     })
+}
+
+fn parse_touch(value: &str) -> Result<Touch, Error> {
+    match value {
+        "never" => Ok(Touch::Never),
+        "always" => Ok(Touch::Always),
+        "cached" => Ok(Touch::Cached),
+        _ => Err(Error::InvalidParameter {
+            name: "touch",
+            reason:
+                "must be never, always or cached (the touch policy of the key kek create generates)"
+                    .into(),
+        }),
+    }
 }
 
 /// `file:/absolute/path` or `env:NAME`, as the pkcs11 URI's.
@@ -168,6 +218,20 @@ mod tests {
         );
         let again = parse(canonical.strip_prefix("yubikey:").unwrap_or_default());
         assert_eq!(again.expect("canonical form parses"), spec);
+        let spec = parse("touch=cached;pin-source=env:PIN").expect("a touch policy");
+        assert_eq!(spec.touch, Some(Touch::Cached));
+        let canonical = spec.canonical_uri(7);
+        assert_eq!(
+            canonical,
+            "yubikey:serial=7;slot=9d;pin-source=env:PIN;touch=cached"
+        );
+        let again = parse(canonical.strip_prefix("yubikey:").unwrap_or_default());
+        let again = again.expect("canonical form parses");
+        assert_eq!((again.serial, again.touch), (Some(7), spec.touch));
+        assert_eq!(again.canonical_uri(7), canonical);
+        for touch in ["never", "always"] {
+            assert!(parse(&format!("touch={touch}")).is_ok(), "{touch}");
+        }
         for slot in ["82", "95", "9c", "9e"] {
             assert!(
                 parse(&format!("slot={slot};pin-source=env:P")).is_ok(),
@@ -193,6 +257,10 @@ mod tests {
             ("pin-source=env:A-B", "pin-source is invalid"),
             ("slot=9d;slot=9a;pin-source=env:P", "given twice"),
             ("pin=123456", "unknown yubikey KEK parameter \"pin\""),
+            ("touch=sometimes", "touch is invalid"),
+            ("touch=Always", "touch is invalid"),
+            ("touch=", "touch is invalid"),
+            ("touch=never;touch=always", "given twice"),
         ] {
             let err = parse(rest).expect_err(rest).to_string();
             assert!(err.contains(expect), "{rest}: {err}");
