@@ -5,27 +5,9 @@
 mod golden;
 
 use std::mem::discriminant;
-use std::path::PathBuf;
 
 use envelope::{Context, EnvelopeRef, Error, SecretBytes, from_json, open, rewrap, to_json};
-
-fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.expect("directory entry").path())
-        .filter(|path| path.is_file())
-        .map(|path| {
-            let bytes = std::fs::read(&path).expect("read corpus file");
-            (path, bytes)
-        })
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no corpus in {}", dir.display());
-    files
-}
+use test_support::fuzz_corpus::for_each_seed;
 
 /// `rewrap` fails exactly when `open` does, with the same error variant, and what it returns
 /// opens to the same plaintext (as in `fuzz/fuzz_targets/envelope_binary.rs`).
@@ -85,23 +67,23 @@ fn check_json(data: &[u8]) -> bool {
 #[test]
 fn binary_corpus_passes_the_fuzz_checks_and_its_seeds_open() {
     let mut opened = 0;
-    for (path, data) in corpus("envelope_binary") {
-        let ok = check_binary(&data);
-        if path.to_string_lossy().contains("golden-") {
-            assert!(ok, "seed {} does not open", path.display());
+    for_each_seed("envelope_binary", |name, data| {
+        let ok = check_binary(data);
+        if name.contains("golden-") {
+            assert!(ok, "seed {name} does not open");
         }
         opened += usize::from(ok);
-    }
+    });
     // The golden seeds: three of format v1 and three of v2.
     assert!(opened >= 6);
 }
 
 #[test]
 fn json_corpus_passes_the_fuzz_checks_and_its_seeds_convert() {
-    for (path, data) in corpus("envelope_json") {
-        let ok = check_json(&data);
-        if path.to_string_lossy().contains("golden-") {
-            assert!(ok, "seed {} is not a valid JSON envelope", path.display());
+    for_each_seed("envelope_json", |name, data| {
+        let ok = check_json(data);
+        if name.contains("golden-") {
+            assert!(ok, "seed {name} is not a valid JSON envelope");
         }
-    }
+    });
 }

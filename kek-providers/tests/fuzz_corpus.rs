@@ -2,11 +2,11 @@
 //! `kek_uri` fuzz targets (seeds and every input that ever crashed them) through the targets' checks, so a
 //! fixed crash stays fixed.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use envelope::{Dek, KekId, KekProvider, SoftwareKek, StanzaRef};
 use kek_providers::ThresholdKek;
+use test_support::fuzz_corpus::for_each_seed;
 
 #[path = "fuzz_checks/pkcs11_uri.rs"]
 mod pkcs11_uri_check;
@@ -33,64 +33,39 @@ fn fuzz_target_kek() -> ThresholdKek {
     ThresholdKek::new(2, ids, members).expect("threshold KEK")
 }
 
-/// Every file of fuzz target `target`'s checked-in corpus, as (file name, contents).
-fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target);
-    std::fs::read_dir(&dir)
-        .expect("corpus dir")
-        .map(|entry| {
-            let path = entry.expect("entry").path();
-            let name = path
-                .file_name()
-                .expect("name")
-                .to_string_lossy()
-                .into_owned();
-            (name, std::fs::read(&path).expect("read"))
-        })
-        .collect()
-}
-
 #[test]
 fn threshold_stanza_corpus_never_opens_or_panics() {
     let kek = fuzz_target_kek();
     let id = kek.id();
-    let mut replayed = 0;
-    for (_, body) in corpus("threshold_stanza") {
+    let replayed = for_each_seed("threshold_stanza", |_, body| {
         let stanza = StanzaRef {
             kind: id.kind(),
             label: id.label(),
             version: id.version(),
-            body: &body,
+            body,
         };
         assert!(matches!(kek.unwrap(&stanza, b"fuzz aad"), Some(Err(_))));
-        replayed += 1;
-    }
+    });
     assert!(replayed >= 2, "the corpus is missing");
 }
 
 #[test]
 fn pkcs11_uri_corpus_round_trips() {
-    let mut replayed = 0;
-    for (name, data) in corpus("pkcs11_uri") {
-        let parsed = check_pkcs11_uri(&data);
+    for_each_seed("pkcs11_uri", |name, data| {
+        let parsed = check_pkcs11_uri(data);
         // Seeds say what they expect: ok-* parse, bad-* are refused (regression-* either).
         if name.starts_with("ok-") {
             assert!(parsed, "{name} was refused");
         } else if name.starts_with("bad-") {
             assert!(!parsed, "{name} parsed");
         }
-        replayed += 1;
-    }
-    assert!(replayed > 0, "the corpus is missing");
+    });
 }
 
 #[test]
 fn tpm2_uri_corpus_round_trips() {
-    let mut replayed = 0;
-    for (name, data) in corpus("tpm2_uri") {
-        let (uri, body) = (check_tpm2_uri(&data), check_tpm2_body(&data));
+    for_each_seed("tpm2_uri", |name, data| {
+        let (uri, body) = (check_tpm2_uri(data), check_tpm2_body(data));
         // Seeds say what they expect: ok-* parse as URIs, bad-* as neither, body-ok-* as
         // stanza bodies, body-bad-* not (regression-* either way).
         if let Some(kind) = name.strip_prefix("body-") {
@@ -105,23 +80,18 @@ fn tpm2_uri_corpus_round_trips() {
         } else if name.starts_with("bad-") {
             assert!(!uri && !body, "{name} parsed");
         }
-        replayed += 1;
-    }
-    assert!(replayed > 0, "the corpus is missing");
+    });
 }
 
 #[test]
 fn kek_uri_corpus_passes_the_registry_checks() {
-    let mut replayed = 0;
-    for (name, data) in corpus("kek_uri") {
-        let well_formed = check_kek_uri(&data);
+    for_each_seed("kek_uri", |name, data| {
+        let well_formed = check_kek_uri(data);
         // Seeds say what they expect: ok-* are well-formed, bad-* are refused.
         if name.starts_with("ok-") {
             assert!(well_formed, "{name} was refused");
         } else if name.starts_with("bad-") {
             assert!(!well_formed, "{name} was accepted");
         }
-        replayed += 1;
-    }
-    assert!(replayed > 0, "the corpus is missing");
+    });
 }
