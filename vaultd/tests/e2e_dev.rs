@@ -2,35 +2,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use common::{Sandbox, vaultctl};
-
-/// Runs the vaultctl binary with the `export NAME=VALUE` lines applied as its environment
-/// (and no VAULT_* variable of the test's own), feeding `stdin`.
-fn vaultctl_with(exports: &[(String, String)], args: &[&str], stdin: &[u8]) -> Output {
-    let mut command = Command::new(vaultctl());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("VAULT_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .envs(exports.iter().map(|(k, v)| (k, v)))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawn vaultctl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin)
-        .expect("write vaultctl's stdin");
-    child.wait_with_output().expect("wait for vaultctl")
-}
+use common::{Sandbox, vaultctl_with};
 
 fn check(output: &Output, what: &str) -> String {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -48,17 +22,7 @@ fn printed_exports_make_vaultctl_work() {
     let sandbox = Sandbox::new();
     let daemon = sandbox.start();
 
-    let exports: Vec<(String, String)> = daemon
-        .printed
-        .iter()
-        .filter_map(|line| line.strip_prefix("export "))
-        .map(|assignment| {
-            let (name, value) = assignment
-                .split_once('=')
-                .unwrap_or_else(|| panic!("not NAME=VALUE: {assignment:?}"));
-            (name.to_owned(), value.to_owned())
-        })
-        .collect();
+    let exports = daemon.exports();
     let names: Vec<&str> = exports.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(
         names,

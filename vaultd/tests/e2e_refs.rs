@@ -4,36 +4,17 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
-use common::{Sandbox, vaultctl};
+use common::{Sandbox, vaultctl_with};
 
 const VALUE: &str = "remote-value-6b1e";
 
-/// Runs vaultctl with the daemon's `export` lines as its environment (and none of the
-/// test's own VAULT_* variables).
-fn vaultctl_with(exports: &[(String, String)], args: &[&str], stdin: &[u8]) -> Output {
-    let mut command = Command::new(vaultctl());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("VAULT_") {
-            command.env_remove(name);
-        }
-    }
-    command
-        .envs(exports.iter().map(|(k, v)| (k, v)))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawn vaultctl");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin)
-        .expect("write vaultctl's stdin");
-    child.wait_with_output().expect("wait for vaultctl")
+/// `vaultctl exec --env DB=REFERENCE -- COMMAND...` against the daemon.
+fn exec_with_db(exports: &[(String, String)], reference: &str, command: &[&str]) -> Output {
+    let env = format!("DB={reference}");
+    let args = [&["exec", "--env", env.as_str(), "--"], command].concat();
+    vaultctl_with(exports, &args, b"")
 }
 
 fn stderr(out: &Output) -> String {
@@ -44,13 +25,7 @@ fn stderr(out: &Output) -> String {
 fn exec_and_resolve_read_vault_refs_from_the_daemon() {
     let sandbox = Sandbox::new();
     let daemon = sandbox.start();
-    let exports: Vec<(String, String)> = daemon
-        .printed
-        .iter()
-        .filter_map(|line| line.strip_prefix("export "))
-        .filter_map(|assignment| assignment.split_once('='))
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect();
+    let exports = daemon.exports();
     assert!(
         exports.iter().any(|(name, _)| name == "VAULT_ADDR"),
         "{:#?}",
@@ -65,32 +40,16 @@ fn exec_and_resolve_read_vault_refs_from_the_daemon() {
     assert!(set.status.success(), "{}", stderr(&set));
 
     let check = format!("test \"$DB\" = {VALUE}");
-    let exec = vaultctl_with(
+    let exec = exec_with_db(
         &exports,
-        &[
-            "exec",
-            "--env",
-            "DB=vault://global/db-password",
-            "--",
-            "sh",
-            "-c",
-            &check,
-        ],
-        b"",
+        "vault://global/db-password",
+        &["sh", "-c", &check],
     );
     assert_eq!(exec.status.code(), Some(0), "{}", stderr(&exec));
-    let exec = vaultctl_with(
+    let exec = exec_with_db(
         &exports,
-        &[
-            "exec",
-            "--env",
-            "DB=vault://global/db-password",
-            "--",
-            "sh",
-            "-c",
-            "exit 3",
-        ],
-        b"",
+        "vault://global/db-password",
+        &["sh", "-c", "exit 3"],
     );
     assert_eq!(exec.status.code(), Some(3), "{}", stderr(&exec));
 
@@ -100,17 +59,10 @@ fn exec_and_resolve_read_vault_refs_from_the_daemon() {
 
     // The daemon's refusal is the error; nothing runs.
     let marker = sandbox.root().join("ran");
-    let missing = vaultctl_with(
+    let missing = exec_with_db(
         &exports,
-        &[
-            "exec",
-            "--env",
-            "DB=vault://global/missing",
-            "--",
-            "touch",
-            marker.to_str().expect("utf8"),
-        ],
-        b"",
+        "vault://global/missing",
+        &["touch", marker.to_str().expect("utf8")],
     );
     assert_eq!(missing.status.code(), Some(1));
     let err = stderr(&missing);

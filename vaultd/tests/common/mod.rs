@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{OnceLock, mpsc};
 use std::time::Duration;
@@ -226,6 +226,20 @@ impl Daemon {
         format!("https://{}", self.addr)
     }
 
+    /// The `export NAME=VALUE` lines it printed, as (NAME, VALUE) in order.
+    pub fn exports(&self) -> Vec<(String, String)> {
+        self.printed
+            .iter()
+            .filter_map(|line| line.strip_prefix("export "))
+            .map(|assignment| {
+                let (name, value) = assignment
+                    .split_once('=')
+                    .unwrap_or_else(|| panic!("not NAME=VALUE: {assignment:?}"));
+                (name.to_owned(), value.to_owned())
+            })
+            .collect()
+    }
+
     /// What the daemon wrote on stderr so far.
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
@@ -362,6 +376,32 @@ pub fn vaultctl() -> PathBuf {
             path
         })
         .clone()
+}
+
+/// Runs the vaultctl binary with `exports` (a daemon's `export NAME=VALUE` lines, see
+/// [`Daemon::exports`]) as its environment and none of the test's own VAULT_* variables,
+/// feeding `stdin`, as a user who pasted what the daemon printed would.
+pub fn vaultctl_with(exports: &[(String, String)], args: &[&str], stdin: &[u8]) -> Output {
+    let mut command = Command::new(vaultctl());
+    for (name, _) in std::env::vars() {
+        if name.starts_with("VAULT_") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .envs(exports.iter().map(|(k, v)| (k, v)))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn vaultctl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write vaultctl's stdin");
+    child.wait_with_output().expect("wait for vaultctl")
 }
 
 /// Whether `binary` is missing, or older than a source file, manifest or the lock file of
