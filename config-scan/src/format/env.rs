@@ -1,10 +1,7 @@
 //! `.env` files: `[export ]NAME=value`, with `"double"` (escapes, may span lines),
 //! `'single'` (literal, may span lines) or bare values (` #` starts a comment).
 
-use super::Parsed;
-
-/// A quoted value that never closes is cut here rather than swallowing the file.
-const MAX_VALUE_LINES: usize = 10_000;
+use super::{MAX_VALUE_LINES, Parsed};
 
 pub(super) fn parse(text: &str, out: &mut Parsed) {
     let lines: Vec<&str> = text.lines().collect();
@@ -93,22 +90,15 @@ fn unescape(raw: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::Format;
 
     #[test]
     fn reads_names_values_and_lines() {
-        let mut out = Parsed::default();
-        parse(
+        let out = Format::Env.parse(
             "# c\nexport A=1\nB=\"x\\ny\"\nC='multi\nline'\nD=bare # comment\nbroken\nE=\"open",
-            &mut out,
         );
-        let got: Vec<_> = out
-            .entries
-            .iter()
-            .map(|e| (e.line, e.key.as_str(), e.value.as_str()))
-            .collect();
         assert_eq!(
-            got,
+            out.triples(),
             vec![
                 (2, "A", "1"),
                 (3, "B", "x\ny"),

@@ -46,22 +46,15 @@ fn separator(line: &str) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::Format;
 
     #[test]
     fn sections_keys_and_npmrc_lines() {
-        let mut out = Parsed::default();
-        parse(
+        let out = Format::Ini.parse(
             "; c\n[db]\npassword = \"p=1\"\nuser: bob\n//r.example/:_authToken=t\n[bad\nnokey\n",
-            &mut out,
         );
-        let got: Vec<_> = out
-            .entries
-            .iter()
-            .map(|e| (e.line, e.key.as_str(), e.value.as_str()))
-            .collect();
         assert_eq!(
-            got,
+            out.triples(),
             vec![
                 (3, "db.password", "p=1"),
                 (4, "db.user", "bob"),

@@ -221,28 +221,25 @@ mod tests {
         hash_comments: false,
     };
 
-    fn lexed(text: &str, style: Style) -> Vec<(usize, String, String)> {
+    fn lexed(text: &str, style: Style) -> Parsed {
         let mut out = Parsed::default();
         lex(text, 1, "", style, &mut out);
-        out.entries
-            .into_iter()
-            .map(|e| (e.line, e.key, e.value))
-            .collect()
+        out
     }
 
     #[test]
     fn nested_keys_get_dotted_paths_and_lines() {
-        let got = lexed(
+        let out = lexed(
             "{\n \"db\": {\"user\": \"a\",\n  \"password\": \"p\\\"w\"},\n \"n\": [1, \"x\"]\n}",
             JSON,
         );
         assert_eq!(
-            got,
+            out.triples(),
             vec![
-                (2, "db.user".into(), "a".into()),
-                (3, "db.password".into(), "p\"w".into()),
-                (4, "n".into(), "1".into()),
-                (4, "n".into(), "x".into()),
+                (2, "db.user", "a"),
+                (3, "db.password", "p\"w"),
+                (4, "n", "1"),
+                (4, "n", "x"),
             ]
         );
     }

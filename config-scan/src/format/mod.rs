@@ -66,6 +66,10 @@ pub(crate) struct Entry {
     pub value: String,
 }
 
+/// A value spread over lines that never ends (a quoted string, a multi-line string, an
+/// array or flow collection) is cut after this many lines rather than swallowing the file.
+pub(crate) const MAX_VALUE_LINES: usize = 10_000;
+
 /// What a tokenizer got out of a file.
 #[derive(Debug, Default)]
 pub(crate) struct Parsed {
@@ -81,6 +85,15 @@ impl Parsed {
             key: key.to_owned(),
             value,
         });
+    }
+
+    /// The entries as `(line, key, value)`, for the tokenizers' tests to compare.
+    #[cfg(test)]
+    pub(crate) fn triples(&self) -> Vec<(usize, &str, &str)> {
+        self.entries
+            .iter()
+            .map(|e| (e.line, e.key.as_str(), e.value.as_str()))
+            .collect()
     }
 
     pub(crate) fn note(&mut self, line: usize, message: &str) {

@@ -3,15 +3,12 @@
 //! lexer, so `{ user = "a", password = "b" }` yields `key.password`.
 
 use super::inline::{Balance, Style, lex};
-use super::{Parsed, join_key, unquote};
+use super::{MAX_VALUE_LINES, Parsed, join_key, unquote};
 
 const STYLE: Style = Style {
     assign: '=',
     hash_comments: true,
 };
-
-/// A multi-line value that never closes is cut here rather than swallowing the file.
-const MAX_VALUE_LINES: usize = 10_000;
 
 pub(super) fn parse(text: &str, out: &mut Parsed) {
     let lines: Vec<&str> = text.lines().collect();
@@ -97,23 +94,16 @@ fn find_outside_quotes(line: &str, wanted: char) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::Format;
 
     #[test]
     fn tables_inline_tables_arrays_and_multiline_strings() {
-        let mut out = Parsed::default();
-        parse(
+        let out = Format::Toml.parse(
             "# c\ntop = 1\n[db.main]\npassword = \"pw\" # note\ncreds = { user = \"u\", token = 'tk' }\n\
              list = [\n  \"a\",\n  \"b\",\n]\nkey = \"\"\"\nline1\nline2\"\"\"\nbroken line\n[[srv]]\nx = 'y'\n",
-            &mut out,
         );
-        let got: Vec<_> = out
-            .entries
-            .iter()
-            .map(|e| (e.line, e.key.as_str(), e.value.as_str()))
-            .collect();
         assert_eq!(
-            got,
+            out.triples(),
             vec![
                 (2, "top", "1"),
                 (4, "db.main.password", "pw"),

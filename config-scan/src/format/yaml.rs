@@ -4,15 +4,12 @@
 //! complex keys are skipped. No YAML library: this reads broken files too.
 
 use super::inline::{Balance, Style, lex, read_quoted};
-use super::{Parsed, join_key};
+use super::{MAX_VALUE_LINES, Parsed, join_key};
 
 const STYLE: Style = Style {
     assign: ':',
     hash_comments: true,
 };
-
-/// A value spread over lines that never ends is cut here rather than swallowing the file.
-const MAX_VALUE_LINES: usize = 10_000;
 
 pub(super) fn parse(text: &str, out: &mut Parsed) {
     let lines: Vec<&str> = text.lines().collect();
@@ -212,47 +209,34 @@ fn strip_comment(line: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    type Entries = Vec<(usize, String, String)>;
-
-    fn parsed(text: &str) -> (Entries, Vec<(usize, String)>) {
-        let mut out = Parsed::default();
-        parse(text, &mut out);
-        let entries = out
-            .entries
-            .into_iter()
-            .map(|e| (e.line, e.key, e.value))
-            .collect();
-        (entries, out.notes)
-    }
+    use super::super::Format;
 
     #[test]
     fn nesting_lists_quotes_blocks_and_flow() {
-        let (got, notes) = parsed(
+        let out = Format::Yaml.parse(
             "# c\ndb:\n  user: bob # note\n  password: \"p#w\"\nservers:\n  - name: a\n    token: 't'\n\
              - plain\nkey: |\n  line1\n  line2\nflow: {a: 1, b: [x, 'y']}\nurl: http://h:1/p\nbroken\n---\n\
              x: &anchor !!str v\n  continued plain scalar\nl:\n  - a b\n    c d\n",
         );
         assert_eq!(
-            got,
+            out.triples(),
             vec![
-                (3, "db.user".into(), "bob".into()),
-                (4, "db.password".into(), "p#w".into()),
-                (6, "servers.name".into(), "a".into()),
-                (7, "servers.token".into(), "t".into()),
-                (8, "servers".into(), "plain".into()),
-                (9, "key".into(), "line1\nline2".into()),
-                (12, "flow.a".into(), "1".into()),
-                (12, "flow.b".into(), "x".into()),
-                (12, "flow.b".into(), "y".into()),
-                (13, "url".into(), "http://h:1/p".into()),
-                (16, "x".into(), "v".into()),
-                (19, "l".into(), "a b".into()),
+                (3, "db.user", "bob"),
+                (4, "db.password", "p#w"),
+                (6, "servers.name", "a"),
+                (7, "servers.token", "t"),
+                (8, "servers", "plain"),
+                (9, "key", "line1\nline2"),
+                (12, "flow.a", "1"),
+                (12, "flow.b", "x"),
+                (12, "flow.b", "y"),
+                (13, "url", "http://h:1/p"),
+                (16, "x", "v"),
+                (19, "l", "a b"),
             ]
         );
         assert_eq!(
-            notes,
+            out.notes,
             vec![(14, "expected key: value or a list item".to_owned())]
         );
     }
