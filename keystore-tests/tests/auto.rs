@@ -5,23 +5,14 @@
 //! auto skips it at once, saying so, and makes a key file.
 #![forbid(unsafe_code)]
 
-use std::net::TcpListener;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use keystore_tests::{Keyring, in_unlocked_keyring, vaultctl_binary};
-use test_support::{Run, Vaultctl};
+use test_support::Vaultctl;
+use test_support::auto::{closed_tpm_tcti, skip_notes};
 
 const VALUE: &str = "sealed-under-the-auto-picked-keyring";
-
-/// A swtpm TCTI on a local port nothing listens on (bound, then released).
-fn closed_tpm() -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind a free port")
-        .port();
-    format!("swtpm:host=127.0.0.1,port={port}")
-}
 
 /// vaultctl on the keyring's session bus, with the TPM unreachable and no PKCS#11 token.
 fn vaultctl(keyring: &Keyring) -> Vaultctl<'static> {
@@ -34,18 +25,9 @@ fn vaultctl(keyring: &Keyring) -> Vaultctl<'static> {
         },
         &keyring.dir().join("home"),
     );
-    ctl.set_env("TSS2_LOG", "all+none");
-    ctl.set_env("VAULT_TPM_TCTI", &closed_tpm());
+    ctl.set_tpm_tcti(&closed_tpm_tcti());
     ctl.keep_secret(VALUE);
     ctl
-}
-
-fn skip_notes(run: &Run) -> Vec<String> {
-    run.stderr
-        .lines()
-        .filter(|line| line.starts_with("note: auto: skipped "))
-        .map(str::to_owned)
-        .collect()
 }
 
 #[test]
@@ -55,7 +37,7 @@ fn auto_keeps_the_kek_in_the_keyring_when_no_device_answers() {
         let vault = keyring.dir().join("vault").display().to_string();
         let out = ctl.ok(&["--vault", &vault, "init", "--kek", "auto"], b"");
 
-        let notes = skip_notes(&out);
+        let notes = skip_notes(&out.stderr);
         assert_eq!(notes.len(), 2, "{}", out.stderr);
         assert!(
             notes[0].starts_with("note: auto: skipped TPM: cannot reach the TPM through swtpm:"),
@@ -117,7 +99,7 @@ fn a_locked_keyring_is_skipped_at_once_for_a_key_file() {
             "{:?}",
             started.elapsed()
         );
-        let notes = skip_notes(&out);
+        let notes = skip_notes(&out.stderr);
         assert_eq!(notes.len(), 3, "{}", out.stderr);
         assert!(
             notes[2].starts_with("note: auto: skipped OS keystore: ")

@@ -7,24 +7,14 @@
 //! object with it.
 #![forbid(unsafe_code)]
 
-use std::net::TcpListener;
-
 use kek_providers::{AutoProbe, Created, KekEnv};
 use softhsm_tests::{SoftHsm, in_private_token, vaultctl_binary};
 use test_support::Vaultctl;
+use test_support::auto::closed_tpm_tcti;
 
 const VALUE: &str = "sealed-under-the-auto-picked-token";
 /// What `kek info` says of a key made on the token.
 const CANNOT_LEAVE: &str = "cannot leave the token (sensitive and never extractable)";
-
-/// A swtpm TCTI on a local port nothing listens on (bound, then released).
-fn closed_tpm() -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind a free port")
-        .port();
-    format!("swtpm:host=127.0.0.1,port={port}")
-}
 
 /// vaultctl on the token with the TPM unreachable, no session bus and `pkcs11_uri` as
 /// VAULT_PKCS11_URI.
@@ -41,8 +31,7 @@ fn vaultctl<'a>(hsm: &'a SoftHsm, pkcs11_uri: &str) -> Vaultctl<'a> {
     ctl.keep_hidden(hsm.user_pin());
     ctl.keep_hidden(hsm.so_pin());
     ctl.keep_secret(VALUE);
-    ctl.set_env("TSS2_LOG", "all+none");
-    ctl.set_env("VAULT_TPM_TCTI", &closed_tpm());
+    ctl.set_tpm_tcti(&closed_tpm_tcti());
     ctl.set_env("VAULT_PKCS11_URI", pkcs11_uri);
     ctl
 }
@@ -189,6 +178,20 @@ fn objects(hsm: &SoftHsm) -> Vec<(String, String)> {
     objects
 }
 
+/// vaultctl on the token (as VAULT_PKCS11_URI) whose runs must never leave a key auto made on
+/// the token nor fail to destroy one, with the operator's own key made before (`kek create`):
+/// no failed init or kek add may touch it. Returns the runner, the token's objects then, and
+/// the vault's path.
+fn beside_the_operators_key(hsm: &SoftHsm) -> (Vaultctl<'_>, Vec<(String, String)>, String) {
+    let ctl = vaultctl(hsm, &token_uri(hsm));
+    ctl.forbid_on_stderr("left on the token");
+    ctl.forbid_on_stderr("could not destroy");
+    ctl.ok(&["kek", "create", &hsm.kek_uri("made-before")], b"");
+    let before = objects(hsm);
+    let vault = hsm.dir().join("vault").display().to_string();
+    (ctl, before, vault)
+}
+
 fn auto_keys(objects: &[(String, String)]) -> Vec<&str> {
     objects
         .iter()
@@ -200,14 +203,8 @@ fn auto_keys(objects: &[(String, String)]) -> Vec<&str> {
 #[test]
 fn a_key_auto_generated_for_an_init_that_fails_is_destroyed_and_the_corrected_init_runs() {
     in_private_token(|hsm| {
-        let ctl = vaultctl(hsm, &token_uri(hsm));
-        ctl.forbid_on_stderr("left on the token");
-        ctl.forbid_on_stderr("could not destroy");
-        // The operator's own key, made before: no failed init may touch it.
-        ctl.ok(&["kek", "create", &hsm.kek_uri("made-before")], b"");
-        let before = objects(hsm);
+        let (ctl, before, vault) = beside_the_operators_key(hsm);
         assert_eq!(before.len(), 1, "{before:?}");
-        let vault = hsm.dir().join("vault").display().to_string();
 
         // auto generates its key on the token, then the second --kek fails to be created.
         let taken = hsm.dir().join("taken.key");
@@ -267,7 +264,7 @@ fn discarding_an_auto_key_destroys_only_the_object_with_its_label_and_id() {
         let dir = hsm.dir().join("vault");
         std::fs::create_dir(&dir).expect("vault dir");
         let probe = AutoProbe {
-            tpm_tcti: Some(closed_tpm()),
+            tpm_tcti: Some(closed_tpm_tcti()),
             tpm_device: hsm.dir().join("no-tpmrm0"),
             pkcs11_uri: Some(token_uri(hsm)),
             session_bus: None,
@@ -311,12 +308,7 @@ fn discarding_an_auto_key_destroys_only_the_object_with_its_label_and_id() {
 #[test]
 fn a_key_kek_add_auto_generated_for_a_vault_that_refuses_it_is_destroyed() {
     in_private_token(|hsm| {
-        let ctl = vaultctl(hsm, &token_uri(hsm));
-        ctl.forbid_on_stderr("left on the token");
-        ctl.forbid_on_stderr("could not destroy");
-        ctl.ok(&["kek", "create", &hsm.kek_uri("made-before")], b"");
-        let before = objects(hsm);
-        let vault = hsm.dir().join("vault").display().to_string();
+        let (ctl, before, vault) = beside_the_operators_key(hsm);
         let (first, second) = (hsm.dir().join("first.key"), hsm.dir().join("second.key"));
         ctl.ok(
             &[

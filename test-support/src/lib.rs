@@ -7,11 +7,13 @@
 //!   ([`vaultctl_binary`]);
 //! - [`stdout_of`], to run a fixture's tool that must succeed;
 //! - [`Vaultctl`], a runner for that binary that checks no run panics or shows a secret;
+//! - [`auto`]: a TPM that does not answer and auto's skip notes, for the `--kek auto` tests;
 //! - [`fuzz_corpus::for_each_seed`], to replay a fuzz target's checked-in corpus;
 //! - with the `kek` feature, [`kek`]: the KEK providers' test helpers.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod auto;
 mod availability;
 mod command;
 pub mod fuzz_corpus;

@@ -25,8 +25,7 @@ fn auto_picks_the_tpm_and_the_vault_round_trips() {
         },
         &tpm.dir().join("home"),
     );
-    ctl.set_env("TSS2_LOG", "all+none");
-    ctl.set_env("VAULT_TPM_TCTI", &tpm.tcti());
+    ctl.set_tpm_tcti(&tpm.tcti());
     ctl.set_env(
         "VAULT_PKCS11_URI",
         "pkcs11:token=never-read?module-path=/nonexistent/module.so&pin-source=env:NONE",

@@ -8,10 +8,10 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::process::Output;
 
 use common::{Sandbox, assert_fails_with, assert_success, stderr, stdout};
+use test_support::auto::{closed_tpm_tcti, skip_notes};
 use vault::Vault;
 
 /// Every variable auto reads, unset unless a test sets it.
@@ -20,15 +20,6 @@ const AUTO_ENV: [&str; 3] = [
     "VAULT_PKCS11_URI",
     "DBUS_SESSION_BUS_ADDRESS",
 ];
-
-/// A swtpm TCTI on a local port nothing listens on (bound, then released).
-fn closed_tpm() -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind a free port")
-        .port();
-    format!("swtpm:host=127.0.0.1,port={port}")
-}
 
 /// vaultctl `args` with auto's variables unset but for `env`; tpm2-tss's own log of the
 /// refused connection is silenced (TSS2_LOG), as the other TPM tests do.
@@ -42,15 +33,6 @@ fn run(sb: &Sandbox, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Outpu
         cmd.env(name, value);
     }
     common::run(cmd, stdin)
-}
-
-/// The skip notes of a run, in order.
-fn skip_notes(out: &Output) -> Vec<String> {
-    stderr(out)
-        .lines()
-        .filter(|line| line.starts_with("note: auto: skipped "))
-        .map(str::to_owned)
-        .collect()
 }
 
 /// The URIs the vault pins.
@@ -80,12 +62,12 @@ fn key_files(sb: &Sandbox) -> Vec<String> {
 #[test]
 fn with_nothing_stronger_auto_makes_a_key_file_and_names_each_reason() {
     let sb = Sandbox::new();
-    let tcti = closed_tpm();
+    let tcti = closed_tpm_tcti();
     let env = [("VAULT_TPM_TCTI", tcti.as_str())];
     let out = run(&sb, &["init", "--kek", "auto"], &env, b"");
     assert_success(&out, &["init", "--kek", "auto"]);
 
-    let notes = skip_notes(&out);
+    let notes = skip_notes(&stderr(&out));
     assert_eq!(notes.len(), 3, "{notes:?}");
     assert!(
         notes[0].starts_with(&format!(
@@ -139,7 +121,7 @@ fn with_nothing_stronger_auto_makes_a_key_file_and_names_each_reason() {
 #[test]
 fn an_unreachable_session_bus_is_skipped_with_its_reason() {
     let sb = Sandbox::new();
-    let tcti = closed_tpm();
+    let tcti = closed_tpm_tcti();
     let bus = format!("unix:path={}", sb.path("no-bus").display());
     let env = [
         ("VAULT_TPM_TCTI", tcti.as_str()),
@@ -147,7 +129,7 @@ fn an_unreachable_session_bus_is_skipped_with_its_reason() {
     ];
     let out = run(&sb, &["init", "--kek", "auto"], &env, b"");
     assert_success(&out, &["init", "--kek", "auto"]);
-    let notes = skip_notes(&out);
+    let notes = skip_notes(&stderr(&out));
     assert!(
         notes[2].starts_with("note: auto: skipped OS keystore: cannot reach the OS keystore"),
         "{notes:?}"
@@ -158,7 +140,7 @@ fn an_unreachable_session_bus_is_skipped_with_its_reason() {
 #[test]
 fn a_broken_pkcs11_configuration_is_an_error_and_leaves_nothing_behind() {
     let sb = Sandbox::new();
-    let tcti = closed_tpm();
+    let tcti = closed_tpm_tcti();
     let missing = sb.path("no-such-module.so");
     let uri = format!(
         "pkcs11:token=vault?module-path={}&pin-source=env:VAULT_TEST_PIN",
@@ -222,7 +204,7 @@ fn a_malformed_tpm_tcti_is_an_error() {
 #[test]
 fn auto_goes_with_other_keks_once() {
     let sb = Sandbox::new();
-    let tcti = closed_tpm();
+    let tcti = closed_tpm_tcti();
     let env = [
         ("VAULT_TPM_TCTI", tcti.as_str()),
         ("VAULT_TEST_RECOVERY", "recovery passphrase"),
@@ -247,11 +229,11 @@ fn auto_goes_with_other_keks_once() {
 fn kek_add_auto_adds_the_strongest_kek_found() {
     let sb = Sandbox::new();
     let first = sb.init_file_kek();
-    let tcti = closed_tpm();
+    let tcti = closed_tpm_tcti();
     let env = [("VAULT_TPM_TCTI", tcti.as_str())];
     let out = run(&sb, &["kek", "add", "auto"], &env, b"");
     assert_success(&out, &["kek", "add", "auto"]);
-    assert_eq!(skip_notes(&out).len(), 3, "{}", stderr(&out));
+    assert_eq!(skip_notes(&stderr(&out)).len(), 3, "{}", stderr(&out));
     assert!(
         stdout(&out).contains("(auto: file because "),
         "{}",
