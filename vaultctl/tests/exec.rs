@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::{Sandbox, stderr, stdout};
+use common::{Sandbox, on_pseudo_terminal, stderr, stdout};
 
 /// The values planted for the tests; none may appear in anything vaultctl prints or writes.
 const VAULT_VALUE: &str = "vault-value-7f3a";
@@ -69,6 +69,16 @@ impl Fixture {
         cmd.env("SOURCE_ENV", ENV_VALUE).env("AWS_KEY", ENV_VALUE);
         common::run(cmd, b"")
     }
+}
+
+/// `exec --env DB=vault://global/db-password -- COMMAND...`: vaultctl's arguments to run
+/// `command` with the vault's value in its environment.
+fn exec_with_db<'a>(command: &[&'a str]) -> Vec<&'a str> {
+    [
+        &["exec", "--env", "DB=vault://global/db-password", "--"],
+        command,
+    ]
+    .concat()
 }
 
 fn assert_no_value_in(what: &str, text: &str) {
@@ -134,17 +144,7 @@ fn exec_injects_every_kind_of_reference_and_prints_nothing() {
 #[test]
 fn exec_passes_the_childs_output_and_exit_status_through() {
     let fx = Fixture::new();
-    let run = |script: &str| {
-        fx.run(&[
-            "exec",
-            "--env",
-            "DB=vault://global/db-password",
-            "--",
-            "sh",
-            "-c",
-            script,
-        ])
-    };
+    let run = |script: &str| fx.run(&exec_with_db(&["sh", "-c", script]));
     let out = run("echo child-output; echo child-error >&2; exit 0");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout(&out), "child-output\n");
@@ -160,23 +160,11 @@ fn exec_passes_the_childs_output_and_exit_status_through() {
     assert_eq!(out.status.code(), Some(128 + 9));
 
     // Not found: 127; found but not runnable: 126 (as env(1)).
-    let out = fx.run(&[
-        "exec",
-        "--env",
-        "DB=vault://global/db-password",
-        "--",
-        "/nonexistent/cmd",
-    ]);
+    let out = fx.run(&exec_with_db(&["/nonexistent/cmd"]));
     assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
     assert!(stderr(&out).contains("cannot run /nonexistent/cmd"));
     let not_exec = fx.write("bin/not-exec", b"#!/bin/sh\n", 0o600);
-    let out = fx.run(&[
-        "exec",
-        "--env",
-        "DB=vault://global/db-password",
-        "--",
-        not_exec.to_str().expect("utf8"),
-    ]);
+    let out = fx.run(&exec_with_db(&[not_exec.to_str().expect("utf8")]));
     assert_eq!(out.status.code(), Some(126), "{}", stderr(&out));
 }
 
@@ -399,22 +387,8 @@ fn no_secret_value_reaches_output_or_the_vault_files_in_any_failure() {
         outputs.push(out);
     }
     // Failing children and failing exec commands print nothing of ours either.
-    outputs.push(fx.run(&[
-        "exec",
-        "--env",
-        "DB=vault://global/db-password",
-        "--",
-        "sh",
-        "-c",
-        "exit 7",
-    ]));
-    outputs.push(fx.run(&[
-        "exec",
-        "--env",
-        "DB=vault://global/db-password",
-        "--",
-        "/nonexistent",
-    ]));
+    outputs.push(fx.run(&exec_with_db(&["sh", "-c", "exit 7"])));
+    outputs.push(fx.run(&exec_with_db(&["/nonexistent"])));
     for out in &outputs {
         assert_no_value_in("stderr", &stderr(out));
         assert_no_value_in("stdout", &stdout(out));
@@ -474,26 +448,7 @@ fn resolve_prints_exactly_the_value() {
 
 /// Runs vaultctl on a pseudo-terminal (util-linux `script`) and returns what it showed.
 fn on_terminal(fx: &Fixture, args: &[&str]) -> (bool, String) {
-    let template = fx.sb.cmd(args);
-    let mut line = vec![template.get_program().to_string_lossy().into_owned()];
-    line.extend(
-        template
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned()),
-    );
-    let quoted: Vec<String> = line
-        .iter()
-        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
-        .collect();
-    let mut cmd = std::process::Command::new("script");
-    cmd.args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"]);
-    for (key, value) in template.get_envs() {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
-    }
-    let out = common::run(cmd, b"");
+    let out = common::run(on_pseudo_terminal(&fx.sb.cmd(args)), b"");
     (out.status.success(), stdout(&out))
 }
 
@@ -530,15 +485,7 @@ fn the_vaults_own_passphrase_variable_is_not_passed_to_the_command() {
     let check = format!(
         "test \"$DB\" = {VAULT_VALUE} && test -z \"${{REFS_TEST_PASS+set}}\" && test \"$OTHER\" = kept"
     );
-    let mut exec = sb.cmd(&[
-        "exec",
-        "--env",
-        "DB=vault://global/db-password",
-        "--",
-        "sh",
-        "-c",
-        &check,
-    ]);
+    let mut exec = sb.cmd(&exec_with_db(&["sh", "-c", &check]));
     exec.env("REFS_TEST_PASS", passphrase).env("OTHER", "kept");
     let out = common::run(exec, b"");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -553,15 +500,7 @@ fn signals_sent_to_vaultctl_reach_the_command() {
         "trap 'exit 42' TERM; touch {}; while :; do sleep 0.05; done",
         ready.display()
     );
-    let mut cmd = fx.sb.cmd(&[
-        "exec",
-        "--env",
-        "DB=vault://global/db-password",
-        "--",
-        "sh",
-        "-c",
-        &script,
-    ]);
+    let mut cmd = fx.sb.cmd(&exec_with_db(&["sh", "-c", &script]));
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());

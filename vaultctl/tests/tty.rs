@@ -4,11 +4,11 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::Sandbox;
+use common::{Sandbox, on_pseudo_terminal};
 
 /// What the terminal showed, and whether vaultctl succeeded.
 struct Session {
@@ -19,25 +19,7 @@ struct Session {
 /// Runs vaultctl on a pseudo-terminal; for each `(prompt, answer)` waits until `prompt` is
 /// on the screen, then types `answer` (so nothing is typed while echo is still on).
 fn on_tty(sb: &Sandbox, args: &[&str], dialogue: &[(&str, &str)]) -> Session {
-    let template = sb.cmd(args);
-    let mut line = vec![template.get_program().to_string_lossy().into_owned()];
-    line.extend(
-        template
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned()),
-    );
-    let quoted: Vec<String> = line
-        .iter()
-        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
-        .collect();
-    let mut cmd = Command::new("script");
-    cmd.args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"]);
-    for (key, value) in template.get_envs() {
-        match value {
-            Some(v) => cmd.env(key, v),
-            None => cmd.env_remove(key),
-        };
-    }
+    let mut cmd = on_pseudo_terminal(&sb.cmd(args));
     let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -79,6 +79,30 @@ pub fn run(mut cmd: Command, stdin: &[u8]) -> Output {
     child.wait_with_output().expect("wait vaultctl")
 }
 
+/// `template` (a vaultctl command with its arguments and environment) run on a
+/// pseudo-terminal by util-linux `script`, which shows on its stdout what the terminal showed.
+pub fn on_pseudo_terminal(template: &Command) -> Command {
+    let mut line = vec![template.get_program().to_string_lossy().into_owned()];
+    line.extend(
+        template
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned()),
+    );
+    let quoted: Vec<String> = line
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', r"'\''")))
+        .collect();
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &quoted.join(" "), "/dev/null"]);
+    for (key, value) in template.get_envs() {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
