@@ -285,7 +285,7 @@ fn kek_create_makes_a_key_that_cannot_leave_the_token_and_never_replaces_one() {
                 2,
                 &["kek", command, &file_kek],
                 b"",
-                &["kek create and kek info take a pkcs11: URI"],
+                &["kek create and kek info take a pkcs11:, tpm2: or yubikey: URI"],
             );
         }
         assert!(!Path::new(&ctl.path("file.key")).exists());

@@ -104,7 +104,7 @@ fn device_uri(uri: &str) -> Result<Device, Error> {
         Ok(Device::Yubikey)
     } else {
         Err(Error::Usage(
-            "kek create and kek info take a pkcs11:, tpm2: or yubikey: URI; file and passphrase KEKs are made by `init --kek` and `kek add`".into(),
+            "kek create and kek info take a pkcs11:, tpm2: or yubikey: URI; file, passphrase and keyring KEKs are made by `init --kek` and `kek add`".into(),
         ))
     }
 }
