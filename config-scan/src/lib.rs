@@ -1,7 +1,8 @@
 //! Finds plaintext secrets in configuration files, and `vault://` references to keys a vault
 //! does not hold.
 //!
-//! [`scan`] walks files and directories (see [`SKIPPED_DIRS`]), reads TOML, YAML, JSON, INI
+//! [`scan`] walks files and directories ([`scan_bytes`] scans bytes already in memory as a
+//! named file) (see [`SKIPPED_DIRS`]), reads TOML, YAML, JSON, INI
 //! and `.env` files with forgiving line-oriented tokenizers that keep each value's key and
 //! line, and reports:
 //! - well-known credential formats anywhere in a file (provider API keys, cloud access keys,
@@ -95,8 +96,45 @@ pub fn scan(
     Ok(report)
 }
 
+/// Scans `bytes` as the contents of a file at `path`, without reading the filesystem: the
+/// format comes from the name, the findings' paths are `path` and their fingerprints are
+/// taken relative to its file name, as when [`scan`] is given that one file. Only
+/// `options.allowlist` applies (no directory's default allowlist is looked for). For callers
+/// that hold the bytes already, such as the fuzz target.
+pub fn scan_bytes(
+    path: &Path,
+    bytes: &[u8],
+    options: &Options,
+    vault: Option<&dyn VaultIndex>,
+) -> Report {
+    let mut report = Report::default();
+    let file = walk::FileToScan::named(path);
+    scan_file_bytes(
+        &file,
+        Ok(bytes.to_vec()),
+        options,
+        vault,
+        options.allowlist.as_ref(),
+        &mut report,
+    );
+    report
+}
+
 fn scan_file(
     file: &walk::FileToScan,
+    options: &Options,
+    vault: Option<&dyn VaultIndex>,
+    allowlist: Option<&Allowlist>,
+    report: &mut Report,
+) {
+    let bytes = read_capped(&file.path, options.max_file_size);
+    scan_file_bytes(file, bytes, options, vault, allowlist, report);
+}
+
+/// Scans what was read of `file` (up to one byte past the size limit).
+fn scan_file_bytes(
+    file: &walk::FileToScan,
+    bytes: std::io::Result<Vec<u8>>,
     options: &Options,
     vault: Option<&dyn VaultIndex>,
     allowlist: Option<&Allowlist>,
@@ -109,9 +147,7 @@ fn scan_file(
             message,
         });
     };
-    let Some(text) = read_text(&file.path, options.max_file_size, &mut |m| {
-        note(report, None, m)
-    }) else {
+    let Some(text) = text_of(bytes, options.max_file_size, &mut |m| note(report, None, m)) else {
         return;
     };
     if file.format.is_none() {
@@ -147,17 +183,29 @@ fn scan_file(
     }
 }
 
-/// The file's text, or `None` with a note when it is too large, unreadable or binary.
-fn read_text(path: &Path, max: u64, note: &mut dyn FnMut(String)) -> Option<String> {
+/// The file's bytes, up to one byte past the cap, so a file that grew after the walk is
+/// still caught.
+fn read_capped(path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
     let mut bytes = Vec::new();
-    // Read one byte past the cap, so a file that grew after the walk is still caught.
-    let read = std::fs::File::open(path)
-        .and_then(|f| f.take(max.saturating_add(1)).read_to_end(&mut bytes));
-    if let Err(e) = read {
-        note(format!("cannot read: {e}"));
-        return None;
-    }
+    std::fs::File::open(path)
+        .and_then(|f| f.take(max.saturating_add(1)).read_to_end(&mut bytes))?;
+    Ok(bytes)
+}
+
+/// The file's text, or `None` with a note when it is too large, unreadable or binary.
+fn text_of(
+    bytes: std::io::Result<Vec<u8>>,
+    max: u64,
+    note: &mut dyn FnMut(String),
+) -> Option<String> {
+    let bytes = match bytes {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            note(format!("cannot read: {e}"));
+            return None;
+        }
+    };
     if bytes.len() as u64 > max {
         note(format!(
             "larger than {max} bytes: skipped (raise the limit with --max-file-size)"

@@ -24,6 +24,21 @@ pub(crate) struct FileToScan {
     pub format: Option<Format>,
 }
 
+impl FileToScan {
+    /// A file named on its own (not found in a directory): relative to itself, its file name.
+    pub(crate) fn named(path: &Path) -> Self {
+        let name = path.file_name().map_or_else(
+            || path.to_string_lossy().into_owned(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        FileToScan {
+            path: path.to_path_buf(),
+            rel: name,
+            format: Format::of(path),
+        }
+    }
+}
+
 /// The files under a root, sorted, and notes about what was skipped.
 #[derive(Debug, Default)]
 pub(crate) struct Walk {
@@ -55,15 +70,7 @@ pub(crate) fn files_under(root: &Path) -> Result<Walk, Error> {
         )));
     }
     if meta.is_file() {
-        let name = root.file_name().map_or_else(
-            || root.to_string_lossy().into_owned(),
-            |n| n.to_string_lossy().into_owned(),
-        );
-        files.push(FileToScan {
-            path: root.to_path_buf(),
-            rel: name,
-            format: Format::of(root),
-        });
+        files.push(FileToScan::named(root));
         return Ok(Walk { files, notes });
     }
     let canonical_root = fs::canonicalize(root).map_err(unreadable)?;
