@@ -30,5 +30,8 @@ fuzz_target!(|body: &[u8]| {
         body,
     };
     let result = KEK.unwrap(&stanza, b"fuzz aad");
-    assert!(!matches!(result, Some(Ok(_))), "a body nobody wrapped opened");
+    assert!(
+        !matches!(result, Some(Ok(_))),
+        "a body nobody wrapped opened"
+    );
 });
