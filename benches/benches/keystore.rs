@@ -3,7 +3,7 @@
 //! `keystore`, not `keyring`: that group is the vault's own keyring of epoch keys.
 //!
 //! - tiered mode `seal_data`/`open_data` of 64 bytes with the keystore's key as root against
-//!   the same vault with an in-memory software root KEK (`scripts/bench-ratios.sh` divides
+//!   the same vault with an in-memory software root KEK (`scripts/bench.sh` divides
 //!   them): after unlock the epoch key does the per-value work in both;
 //! - unlock: the KEK built from the URI pinned in the vault (one Secret Service lookup over
 //!   D-Bus, on a thread of its own with a deadline) and `Vault::open`, which opens the epoch

@@ -1,5 +1,5 @@
 //! The PKCS#11 KEK on a private SoftHSM2 token, each measurement beside its limit in the same
-//! run (`scripts/bench-ratios.sh` divides them):
+//! run (`scripts/bench.sh` divides them):
 //!
 //! - direct mode `seal_data`/`open_data` of 64 bytes, which wrap or unwrap the DEK on the
 //!   token, against the raw limit: a bare cryptoki loop on its own logged-in session doing the

@@ -1,5 +1,5 @@
 //! The TPM 2.0 KEK on a private swtpm, each measurement beside its limit in the same run
-//! (`scripts/bench-ratios.sh` divides them):
+//! (`scripts/bench.sh` divides them):
 //!
 //! - direct mode `open_data` of 64 bytes, which loads, unseals and flushes the DEK's sealed
 //!   object, against the raw limit: a bare tss-esapi loop on a context of its own (same TCTI,

@@ -3,7 +3,7 @@
 //! milliseconds, or a touch):
 //!
 //! - tiered mode `seal_data`/`open_data` of 64 bytes with the card's key as root against the
-//!   same vault with an in-memory software root KEK (`scripts/bench-ratios.sh` divides them):
+//!   same vault with an in-memory software root KEK (`scripts/bench.sh` divides them):
 //!   after unlock the epoch key does the per-value work, so the card should cost nothing;
 //! - unlock: the KEK built from the URI pinned in the vault (open the card, read the slot's
 //!   certificate, verify the PIN from its file) and `Vault::open`, which opens the epoch key

@@ -1,6 +1,6 @@
-//! What the KEK provider benchmarks (`pkcs11`, `tpm`, `yubikey`, `keystore`) share: the KEK
+//! What the KEK provider benchmarks (`software`, `pkcs11`, `tpm`, `yubikey`, `keystore`) share: the KEK
 //! opened from its URI, the vaults on it (direct and tiered) and on an in-memory software
-//! root KEK, the `seal_data`/`open_data` measurements of 64 bytes, and the unlock time
+//! root KEK, the `seal_data`/`open_data` measurements (64 bytes unless sized), and the unlock time
 //! ([`unlock`]).
 #![allow(dead_code, reason = "each benchmark uses a part of the shared module")]
 
@@ -99,19 +99,44 @@ pub fn vault(dir: &Path, mode: WrapMode, kek: Kek) -> Vault {
 
 /// `seal_data` of 64 bytes, as `name`.
 pub fn bench_seal(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, vault: &Vault) {
-    group.bench_function(name, |b| b.iter(|| seal(vault)));
+    bench_seal_data(group, name, vault, &DATA);
 }
 
 /// `open_data` of what `seal_data` of 64 bytes made, as `name`.
 pub fn bench_open(group: &mut BenchmarkGroup<'_, WallTime>, name: &str, vault: &Vault) {
-    let sealed = seal(vault);
+    bench_open_data(group, name, vault, &DATA);
+}
+
+/// `seal_data` of `data`, as `name`.
+pub fn bench_seal_data(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    vault: &Vault,
+    data: &[u8],
+) {
+    group.bench_function(name, |b| b.iter(|| seal_data(vault, data)));
+}
+
+/// `open_data` of what `seal_data` of `data` made, as `name`.
+pub fn bench_open_data(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    vault: &Vault,
+    data: &[u8],
+) {
+    let sealed = seal_data(vault, data);
     group.bench_function(name, |b| b.iter(|| open(vault, &sealed)));
 }
 
 /// `seal_data` of 64 bytes.
 pub fn seal(vault: &Vault) -> Vec<u8> {
+    seal_data(vault, &DATA)
+}
+
+/// `seal_data` of `data`.
+pub fn seal_data(vault: &Vault, data: &[u8]) -> Vec<u8> {
     vault
-        .seal_data(black_box(CONTEXT), black_box(&DATA))
+        .seal_data(black_box(CONTEXT), black_box(data))
         .expect("seal_data")
 }
 

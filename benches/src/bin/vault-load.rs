@@ -1,6 +1,7 @@
 //! vault-load: loads a running vaultd over gRPC + mutual TLS and compares it with the raw
 //! limit measured in the same run: an in-process echo of the same `VaultService` over the
 //! same tonic + rustls stack, with the same clients, payload sizes and duration.
+//! `--json FILE` writes the rows `scripts/bench.sh` puts in its results table.
 //!
 //! ```text
 //! vault-load --addr https://127.0.0.1:PORT --ca ca.pem --cert admin.pem --key admin.key \
@@ -9,7 +10,8 @@
 //!
 //! `--mode split` runs get-only and seal-only phases (limit-get, vault-get, limit-seal,
 //! vault-seal): the targets are per operation (KV get >= 0.6 of the echo limit, transit
-//! seal >= 0.5). `--mode mix` runs `--mix` against both; `--mode all` (default) does both.
+//! seal >= 0.5, set for 64-byte values: other sizes are reported). `--mode mix` runs `--mix`
+//! against both; `--mode all` (default) does both.
 //! Exit code 1 on any failed call, or with `--check` on a ratio below its target.
 #![forbid(unsafe_code)]
 
@@ -22,12 +24,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use benches::TARGET_SIZE;
+use benches::report::LoadRow;
 use clap::{Parser, ValueEnum};
 
 use crate::echo::Echo;
 use crate::load::{Mix, Op, PhaseResult, Plan, Target};
 
-/// Targets: (operation, label, the lowest vaultd/limit ratio accepted).
+/// Targets: (operation, label, the lowest vaultd/limit ratio accepted), at [`TARGET_SIZE`]-byte
+/// values (the daemon issue set them for 64-byte values with 64 clients).
 const TARGETS: [(Op, &str, f64); 2] = [(Op::Get, "KV get", 0.6), (Op::Seal, "transit seal", 0.5)];
 
 /// Loads vaultd and its raw tonic mTLS limit with the same clients, payloads and duration.
@@ -77,6 +82,9 @@ struct Cli {
     /// Exit 1 when a ratio is below its target.
     #[arg(long)]
     check: bool,
+    /// Also write the results as JSON rows (one per operation of each phase) to this file.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
     /// TCP_NODELAY on the echo's accepted connections (tonic's `serve` sets it; false
     /// mirrors a server started with `serve_with_incoming` on a plain listener).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
@@ -223,7 +231,12 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     drop(echo);
 
     let errors = report(cli, &comparisons);
-    let below = targets(&comparisons);
+    let below = targets(cli, &comparisons);
+    if let Some(path) = &cli.json {
+        let rows = json_rows(cli, &comparisons);
+        let text = serde_json::to_string_pretty(&rows).map_err(|e| format!("JSON: {e}"))?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     if errors > 0 {
         println!("FAILED: {errors} calls returned an error");
         return Ok(ExitCode::FAILURE);
@@ -279,8 +292,16 @@ fn report(cli: &Cli, comparisons: &[Comparison]) -> u64 {
 
 /// Prints the target ratios (from the single-operation phases when run, else from the mix);
 /// whether one is below its target.
-fn targets(comparisons: &[Comparison]) -> bool {
+fn targets(cli: &Cli, comparisons: &[Comparison]) -> bool {
     let mut below = false;
+    if cli.value_bytes != TARGET_SIZE {
+        println!();
+        println!(
+            "targets: none at {}-byte values (set for {TARGET_SIZE}-byte values); reported only",
+            cli.value_bytes
+        );
+        return false;
+    }
     println!();
     println!(
         "{:<14} {:>12} {:>12} {:>7} {:>8}  result",
@@ -311,6 +332,43 @@ fn targets(comparisons: &[Comparison]) -> bool {
         );
     }
     below
+}
+
+/// The target of `op` (at [`TARGET_SIZE`] only), from the phase `targets` takes it from.
+fn target_of(cli: &Cli, comparisons: &[Comparison], c: &Comparison, op: Op) -> Option<f64> {
+    if cli.value_bytes != TARGET_SIZE {
+        return None;
+    }
+    let (_, _, target) = TARGETS.into_iter().find(|(o, ..)| *o == op)?;
+    let chosen = comparisons
+        .iter()
+        .filter(|c| c.vault.ops.contains_key(&op))
+        .min_by_key(|c| c.vault.ops.len())?;
+    std::ptr::eq(chosen, c).then_some(target)
+}
+
+/// One row per operation of each phase, for `--json`.
+fn json_rows(cli: &Cli, comparisons: &[Comparison]) -> Vec<LoadRow> {
+    let mut rows = Vec::new();
+    for c in comparisons {
+        for (op, vault) in &c.vault.ops {
+            let empty = Default::default();
+            let limit = c.limit.ops.get(op).unwrap_or(&empty);
+            rows.push(LoadRow {
+                phase: c.title.clone(),
+                op: op.name().into(),
+                value_bytes: cli.value_bytes,
+                clients: cli.clients,
+                vaultd_ops_per_sec: c.vault.ops_per_sec(*op),
+                limit_ops_per_sec: c.limit.ops_per_sec(*op),
+                vaultd_p50_ms: vault.quantile_us(0.5) / 1000.0,
+                vaultd_p99_ms: vault.quantile_us(0.99) / 1000.0,
+                limit_p99_ms: limit.quantile_us(0.99) / 1000.0,
+                target: target_of(cli, comparisons, c, *op),
+            });
+        }
+    }
+    rows
 }
 
 /// `get 12000/20000 = 0.600`, for the progress lines.

@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# One benchmark run across the envelope, every KEK provider and the daemon, each measurement
+# beside its raw limit measured in the same run, with a results table and a chart.
+#
+#   scripts/bench.sh [--quick] [--check] [GROUP...] [criterion args...]
+#
+# Groups, in run order (all without a GROUP):
+#   envelope  seal/open of 32 B, 64 B, 1 KiB, 64 KiB against two bare ring ChaCha20-Poly1305
+#             operations (targets at 64 B: seal >= 0.6, open >= 0.8);
+#   keyring   tiered-mode seal_data/open_data at the same sizes against the in-memory software
+#             KEK directly (>= 0.8 at 64 B);
+#   software  the file KEK in direct mode at the same sizes against the in-memory software KEK
+#             (reported), and the passphrase KEK's unlock (Argon2id) in ms;
+#   pkcs11    on a private SoftHSM2 token: direct seal/open against bare C_Encrypt/C_Decrypt
+#             (1 and 2 threads, >= 0.85), tiered against a software root KEK (>= 0.8);
+#   yubikey   on an emulated PIV card (pcscd + vsmartcard-vpcd): tiered against a software
+#             root KEK (>= 0.8), unlock in ms;
+#   keystore  on a private gnome-keyring in its own D-Bus session: tiered against a software
+#             root KEK (>= 0.8), unlock in ms;
+#   tpm       on a private swtpm: direct open against bare Load+Unseal+Flush (>= 0.85), direct
+#             seal against bare Create (reported), tiered against a software root KEK
+#             (>= 0.8), start-up in ms (after yubikey: swtpm's TIME_WAIT sockets can take
+#             vpcd's ports);
+#   load      vaultd under 64 mTLS clients with 64-byte values against an in-process tonic
+#             echo limit (KV get >= 0.6, transit seal >= 0.5), and transit seal/open of 1 MiB
+#             payloads with 8 clients (reported), through scripts/load.sh.
+# Each group starts its own emulator (the fixtures start pcscd, swtpm, the token, the D-Bus
+# session and gnome-keyring); without one it skips, saying so, and its rows read "not
+# measured". Missing system packages are installed first when run as root
+# (scripts/install-deps.sh).
+#
+# Writes target/bench-results/results.md, results.json and results.svg (the chart), and
+# prints the table; criterion's HTML reports stay in target/criterion/report/index.html.
+# --quick: short criterion warm-up/measurement and short load phases (under 5 minutes on two
+# cores once built). --check: exit 1 when a ratio is below its target or a row was not
+# measured, naming each. Other arguments go to criterion.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# libtss2 prints every failing TPM command itself; the TPM fixture provokes some on purpose.
+export TSS2_LOG="${TSS2_LOG:-all+none}"
+
+all=(envelope keyring software pkcs11 yubikey keystore tpm load)
+check=0
+quick=0
+groups=()
+args=()
+for arg in "$@"; do
+    case "$arg" in
+        --check) check=1 ;;
+        --quick) quick=1 ;;
+        envelope | keyring | software | pkcs11 | yubikey | keystore | tpm | load) groups+=("$arg") ;;
+        *) args+=("$arg") ;;
+    esac
+done
+if [ ${#groups[@]} -eq 0 ]; then
+    groups=("${all[@]}")
+else
+    # The run order above, whatever the order given.
+    wanted=" ${groups[*]} "
+    groups=()
+    for group in "${all[@]}"; do
+        case "$wanted" in *" $group "*) groups+=("$group") ;; esac
+    done
+fi
+
+out=target/bench-results
+if [ "$quick" -eq 1 ]; then
+    mode=quick
+    criterion=(--warm-up-time 0.3 --measurement-time 1 --sample-size 20)
+    load_64=(--seconds 3 --rounds 1 --warmup 0.5)
+    load_1mib=(--seconds 3 --rounds 1 --warmup 0.5)
+else
+    mode=full
+    criterion=()
+    load_64=(--seconds 10 --rounds 5 --warmup 1)
+    load_1mib=(--seconds 10 --rounds 2 --warmup 1)
+fi
+
+if ! scripts/install-deps.sh >&2; then
+    echo "bench.sh: system packages missing (run scripts/install-deps.sh as root):" \
+        "the groups that need them skip" >&2
+fi
+# The bench executables, run directly below: a cargo per group would wait on the build
+# directory's lock whenever another build runs.
+declare -A exe=()
+while read -r name path; do
+    exe[$name]=$path
+done < <(cargo bench -p benches --no-run --message-format=json |
+    grep '"kind":\["bench"\]' |
+    sed -n 's/.*"name":"\([a-z0-9_]*\)".*"executable":"\([^"]*\)".*/\1 \2/p')
+cargo build --release -p vaultd -p benches --bin vaultd --bin vault-load --bin bench-report >&2
+
+mkdir -p "$out"
+rm -f "$out"/load-*.json
+# Estimates older than this were not measured by this run (a group skipped for want of its
+# emulator): the report says so instead of showing them.
+started=$(date +%s.%N)
+failed=()
+criterion_groups=()
+loads=()
+for group in "${groups[@]}"; do
+    if [ "$group" = load ]; then
+        loads=("$out/load-64B.json" "$out/load-1MiB.json")
+        scripts/load.sh --mode split --json "$out/load-64B.json" "${load_64[@]}" ||
+            failed+=("load (64 B)")
+        scripts/load.sh --mode mix --mix seal=1,open=1 --value-bytes 1048576 --clients 8 \
+            --json "$out/load-1MiB.json" "${load_1mib[@]}" || failed+=("load (1 MiB)")
+        continue
+    fi
+    criterion_groups+=("$group")
+    if [ -z "${exe[$group]:-}" ]; then
+        echo "bench.sh: cargo built no bench executable named $group" >&2
+        failed+=("$group")
+        continue
+    fi
+    # As cargo bench runs it: from the package directory, criterion writing to target/criterion.
+    (cd benches && CRITERION_HOME="$PWD/../target/criterion" \
+        "${exe[$group]}" --bench "${criterion[@]}" "${args[@]}" "$group/") >&2 ||
+        failed+=("$group")
+done
+
+report=(--since "$started" --mode "$mode" --out "$out")
+[ ${#criterion_groups[@]} -eq 0 ] || report+=(--groups "$(IFS=,; echo "${criterion_groups[*]}")")
+for file in "${loads[@]}"; do report+=(--load "$file"); done
+[ "$check" -eq 0 ] || report+=(--check)
+status=0
+target/release/bench-report "${report[@]}" || status=$?
+
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "bench.sh: these runs failed: ${failed[*]}" >&2
+    [ "$check" -eq 0 ] || status=1
+fi
+exit "$status"
