@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use envelope::{Dek, KekId, KekProvider, SoftwareKek, StanzaRef};
 use kek_providers::ThresholdKek;
-use test_support::fuzz_corpus::for_each_seed;
+use test_support::fuzz_corpus::{assert_as_named, for_each_seed};
 
 #[path = "fuzz_checks/pkcs11_uri.rs"]
 mod pkcs11_uri_check;
@@ -53,12 +53,7 @@ fn threshold_stanza_corpus_never_opens_or_panics() {
 fn pkcs11_uri_corpus_round_trips() {
     for_each_seed("pkcs11_uri", |name, data| {
         let parsed = check_pkcs11_uri(data);
-        // Seeds say what they expect: ok-* parse, bad-* are refused (regression-* either).
-        if name.starts_with("ok-") {
-            assert!(parsed, "{name} was refused");
-        } else if name.starts_with("bad-") {
-            assert!(!parsed, "{name} parsed");
-        }
+        assert_as_named(name, parsed);
     });
 }
 
@@ -87,11 +82,6 @@ fn tpm2_uri_corpus_round_trips() {
 fn kek_uri_corpus_passes_the_registry_checks() {
     for_each_seed("kek_uri", |name, data| {
         let well_formed = check_kek_uri(data);
-        // Seeds say what they expect: ok-* are well-formed, bad-* are refused.
-        if name.starts_with("ok-") {
-            assert!(well_formed, "{name} was refused");
-        } else if name.starts_with("bad-") {
-            assert!(!well_formed, "{name} was accepted");
-        }
+        assert_as_named(name, well_formed);
     });
 }

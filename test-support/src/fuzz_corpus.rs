@@ -28,6 +28,18 @@ pub fn for_each_seed(target: &str, mut check: impl FnMut(&str, &[u8])) -> usize 
     seeds.len()
 }
 
+/// Checks what a seed's name says it expects of the target's check: an `ok-*` seed is
+/// accepted, a `bad-*` seed refused; any other (`regression-*`, a crash that was fixed) may go
+/// either way, so long as the check does not panic.
+#[track_caller]
+pub fn assert_as_named(name: &str, accepted: bool) {
+    if name.starts_with("ok-") {
+        assert!(accepted, "{name} was refused");
+    } else if name.starts_with("bad-") {
+        assert!(!accepted, "{name} was accepted");
+    }
+}
+
 /// Every file of `target`'s corpus as (file name, contents), sorted by name.
 fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     let dir = corpus_dir(target);
@@ -53,4 +65,39 @@ fn seeds(target: &str) -> Vec<(String, Vec<u8>)> {
     seeds.sort();
     assert!(!seeds.is_empty(), "no fuzz corpus in {}", dir.display());
     seeds
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_are_replayed_in_name_order_and_counted() {
+        let mut names = Vec::new();
+        let count = for_each_seed("kek_uri", |name, _| names.push(name.to_owned()));
+        assert_eq!(count, names.len());
+        assert!(count > 0);
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "{names:?}");
+    }
+
+    #[test]
+    #[should_panic(expected = "no-such-target")]
+    fn a_missing_corpus_fails() {
+        for_each_seed("no-such-target", |_, _| {});
+    }
+
+    #[test]
+    #[should_panic(expected = "was refused")]
+    fn a_failing_check_fails_the_replay() {
+        for_each_seed("kek_uri", |name, _| assert_as_named(name, false));
+    }
+
+    #[test]
+    fn names_say_what_is_expected() {
+        assert_as_named("ok-a", true);
+        assert_as_named("bad-a", false);
+        assert_as_named("regression-a", true);
+        assert_as_named("regression-a", false);
+        assert!(std::panic::catch_unwind(|| assert_as_named("bad-a", true)).is_err());
+    }
 }

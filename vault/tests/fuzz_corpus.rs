@@ -3,7 +3,7 @@
 //! crash stays fixed in a plain `cargo test`. Seeds say what they expect: `ok-*` are
 //! accepted, `bad-*` refused, `regression-*` either way.
 
-use test_support::fuzz_corpus::for_each_seed;
+use test_support::fuzz_corpus::{assert_as_named, for_each_seed};
 
 #[path = "fuzz_checks/audit_line.rs"]
 mod audit_line_check;
@@ -33,11 +33,7 @@ fn scope_key_corpus_passes_the_fuzz_checks() {
 fn vault_config_corpus_round_trips() {
     for_each_seed("vault_config", |name, data| {
         let parsed = vault_config_check::check_vault_config(data);
-        if name.starts_with("ok-") {
-            assert!(parsed, "{name} was refused");
-        } else if name.starts_with("bad-") {
-            assert!(!parsed, "{name} was accepted");
-        }
+        assert_as_named(name, parsed);
     });
 }
 
@@ -46,10 +42,6 @@ fn audit_line_corpus_agrees_with_verify() {
     let dir = tempfile::tempdir().expect("temp dir");
     for_each_seed("audit_line", |name, data| {
         let verified = audit_line_check::check_audit_log(dir.path(), data);
-        if name.starts_with("ok-") {
-            assert!(verified.is_some(), "{name} was refused");
-        } else if name.starts_with("bad-") {
-            assert!(verified.is_none(), "{name} verified");
-        }
+        assert_as_named(name, verified.is_some());
     });
 }
