@@ -84,6 +84,7 @@ if ! scripts/install-deps.sh >&2; then
     echo "bench.sh: system packages missing (run scripts/install-deps.sh as root):" \
         "the groups that need them skip" >&2
 fi
+cargo bench -p benches --no-run >&2
 # The bench executables, run directly below: a cargo per group would wait on the build
 # directory's lock whenever another build runs.
 declare -A exe=()
