@@ -19,6 +19,15 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "pcscd for the emulated PIV cards"
+# Started before any TPM test and kept for the whole run: vpcd (loaded by pcscd) binds
+# 35963/35964 without SO_REUSEADDR, inside the ephemeral port range, where the TIME_WAIT
+# sockets of the swtpm tests' connections could take them. (A pcscd already running is kept
+# and this one exits at once.)
+"$(command -v pcscd || echo /usr/sbin/pcscd)" --foreground >/dev/null 2>&1 &
+pcscd_pid=$!
+trap 'kill "$pcscd_pid" 2>/dev/null || true' EXIT
+
 step "tests"
 cargo test --workspace --locked
 
