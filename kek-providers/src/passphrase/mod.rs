@@ -26,6 +26,7 @@ use label::Label;
 pub(crate) use create::create;
 pub use hidden_prompt::read_hidden;
 pub(crate) use open::open;
+pub(crate) use secret_source::ENV_NAME_RULE;
 pub use secret_source::{MAX_PASSPHRASE_LEN, SecretSource};
 pub(crate) use uri::PassphraseKekSpec;
 

@@ -25,7 +25,22 @@ pub enum SecretSource {
     Prompt,
 }
 
+/// What `env:NAME` in a KEK URI's PIN or authorisation source must name.
+pub(crate) const ENV_NAME_RULE: &str = "env:NAME needs a variable name of letters, digits and _";
+
 impl SecretSource {
+    /// The source `env:NAME` of a KEK URI, when `name` is a variable name (letters, digits
+    /// and `_`); else [`ENV_NAME_RULE`].
+    pub(crate) fn env_named(name: &str) -> Result<Self, &'static str> {
+        let valid =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if valid {
+            Ok(Self::Env(name.to_owned()))
+        } else {
+            Err(ENV_NAME_RULE)
+        }
+    }
+
     /// Reads the secret; `prompt` is shown when asking the terminal. An empty secret is an
     /// error.
     pub fn read(&self, prompt: &str) -> Result<SecretBytes, Error> {

@@ -166,15 +166,7 @@ fn parse_pin_source(source: &str) -> Result<SecretSource, Error> {
         reason: reason.into(),
     };
     if let Some(name) = source.strip_prefix("env:") {
-        let valid =
-            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        return if valid {
-            Ok(SecretSource::Env(name.to_owned()))
-        } else {
-            Err(bad(
-                "env:NAME needs a variable name of letters, digits and _",
-            ))
-        };
+        return SecretSource::env_named(name).map_err(bad);
     }
     let path = source.strip_prefix("file:").unwrap_or(source);
     // `file:///p` and `file:/p` both name /p.

@@ -28,6 +28,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use crate::error::shorten;
+use crate::passphrase::ENV_NAME_RULE;
 use crate::{Error, SecretSource};
 
 /// Longest `tpm2:` URI accepted, in bytes.
@@ -590,16 +591,9 @@ fn parse_tabrmd(config: &str) -> Result<Tcti, Error> {
 /// `env:NAME` or `file:/PATH`.
 fn parse_owner_auth(text: &str) -> Result<SecretSource, Error> {
     if let Some(name) = text.strip_prefix("env:") {
-        let valid = !name.is_empty()
-            && name.len() <= MAX_ENV_NAME_LEN
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        return if valid {
-            Ok(SecretSource::Env(name.to_owned()))
-        } else {
-            Err(invalid(
-                "owner-auth",
-                "env:NAME needs a variable name of letters, digits and _".into(),
-            ))
+        return match SecretSource::env_named(name) {
+            Ok(source) if name.len() <= MAX_ENV_NAME_LEN => Ok(source),
+            _ => Err(invalid("owner-auth", ENV_NAME_RULE.into())),
         };
     }
     if let Some(path) = text.strip_prefix("file:") {

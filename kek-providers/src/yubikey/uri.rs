@@ -168,15 +168,7 @@ fn parse_pin_source(source: &str) -> Result<SecretSource, Error> {
         return Err(bad("is too long"));
     }
     if let Some(name) = source.strip_prefix("env:") {
-        let valid =
-            !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-        return if valid {
-            Ok(SecretSource::Env(name.to_owned()))
-        } else {
-            Err(bad(
-                "env:NAME needs a variable name of letters, digits and _",
-            ))
-        };
+        return SecretSource::env_named(name).map_err(bad);
     }
     let Some(path) = source.strip_prefix("file:") else {
         return Err(bad("must be file:/absolute/path or env:NAME"));
