@@ -24,9 +24,7 @@
 mod common;
 
 use std::hint::black_box;
-use std::path::Path;
 use std::str::FromStr;
-use std::time::{Duration, Instant};
 
 use common::{bench_open, bench_seal};
 use criterion::Criterion;
@@ -42,7 +40,7 @@ use tss_esapi::structures::{
     SensitiveData,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
-use vault::{Kek, Vault, WrapMode};
+use vault::WrapMode;
 
 /// What the provider seals per DEK: the 32-byte DEK and SHA-256 of the AAD.
 const SEALED: [u8; 64] = [0x55; 64];
@@ -86,49 +84,10 @@ fn bench(c: &mut Criterion, swtpm: &Swtpm) {
     // The last TPM KEK goes with these, and with it the provider's context.
     drop((vaults, limit));
     let startup = dir("startup");
-    first_open(&startup);
-    group.bench_function("startup_open_vault", |b| {
-        b.iter_custom(|n| {
-            let mut total = Duration::ZERO;
-            for _ in 0..n {
-                let started = Instant::now();
-                let vault = open_vault(&startup);
-                total += started.elapsed();
-                // Outside the timed part, and before the next open: with it goes the context.
-                drop(vault);
-            }
-            total
-        })
-    });
+    // Each open builds the KEK anew, on a new TPM context that finds the SRK again.
+    common::unlock::report_first_unlock("tpm/startup", &startup);
+    common::unlock::bench_unlock(&mut group, "startup_open_vault", &startup);
     group.finish();
-}
-
-/// What a starting process does: the KEKs from the URIs pinned in the vault, then open and
-/// unlock.
-fn open_vault(dir: &Path) -> Vault {
-    let keks = Kek::build_all(dir, &[]).expect("build the pinned KEKs");
-    Vault::open(dir, None, keks).expect("open the vault")
-}
-
-/// Times one start-up in parts, on stderr (the criterion figure is the whole).
-fn first_open(dir: &Path) {
-    let started = Instant::now();
-    let keks = Kek::build_all(dir, &[]).expect("build the pinned KEKs");
-    let built = started.elapsed();
-    let vault = Vault::open(dir, None, keks).expect("open the vault");
-    let total = started.elapsed();
-    drop(vault);
-    eprintln!(
-        "tpm/startup: first open in this run {:.2} ms: KEK built (new TPM context, SRK found) \
-         {:.2} ms, Vault::open (unlock) {:.2} ms",
-        ms(total),
-        ms(built),
-        ms(total - built)
-    );
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 /// The raw limit: tss-esapi calls on a context of the bench's own, under the persisted SRK.
