@@ -32,9 +32,11 @@ use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+
+use test_support::child::{CHILD_TEST_ARGS, exit_code, ran_one_passing_test, show_output};
 
 pub use test_support::{require_hw, vaultctl_binary};
 
@@ -61,14 +63,6 @@ eval "$vars"
 export GNOME_KEYRING_CONTROL
 unset VAULT_KEYRING_FIXTURE_PASSWORD
 exec "$@""#;
-/// What the child's test binary is asked: that test alone, even if ignored, output to us.
-const CHILD_TEST_ARGS: [&str; 5] = [
-    "--exact",
-    "--nocapture",
-    "--test-threads=1",
-    "--include-ignored",
-    "--color=never",
-];
 /// Variables of a desktop session that would lead the child to the developer's own keyring
 /// or show an unlock prompt on their screen.
 const SESSION_VARS: [&str; 6] = [
@@ -196,10 +190,7 @@ pub fn in_unlocked_keyring(test: impl FnOnce(&Keyring)) {
         .output()
         .unwrap_or_else(|e| panic!("keystore-tests: cannot run dbus-run-session: {e}"));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let one_passed = stdout
-        .lines()
-        .any(|line| line.starts_with("test result: ok. 1 passed; 0 failed;"));
-    if !output.status.success() || !one_passed {
+    if !output.status.success() || !ran_one_passing_test(&stdout) {
         panic!(
             "keystore-tests: test {name} failed in its private-keyring process ({}; exit 124 is the {CHILD_TIMEOUT_SECS} s deadline)\n{}",
             output.status,
@@ -299,15 +290,6 @@ fn session_command(dir: &Path, deadline: Option<&str>) -> Command {
     command
 }
 
-/// The process exit code that passes `status` on: its code, or 128 + the signal that ended it.
-fn exit_code(status: ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt as _;
-    status
-        .code()
-        .or_else(|| status.signal().map(|signal| 128 + signal))
-        .unwrap_or(1)
-}
-
 /// In a child started by [`in_unlocked_keyring`], its keyring; `None` in a parent.
 #[track_caller]
 fn fixture_child() -> Option<Keyring> {
@@ -336,12 +318,4 @@ fn missing_reason() -> Option<String> {
         .filter(|program| test_support::find_program(program).is_none())
         .collect();
     (!missing.is_empty()).then(|| format!("{} not on PATH", missing.join(", ")))
-}
-
-fn show_output(output: &Output) -> String {
-    format!(
-        "--- stdout\n{}\n--- stderr\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }

@@ -97,5 +97,5 @@ pub fn main_in_private_token(main: impl FnOnce(&SoftHsm)) {
     let status = reexec::rerun_main_in_child(&token);
     // process::exit runs no destructors: remove the token dir first.
     drop(token);
-    std::process::exit(reexec::exit_code(status));
+    std::process::exit(test_support::child::exit_code(status));
 }

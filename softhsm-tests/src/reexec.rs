@@ -12,22 +12,14 @@ use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::setup::{PrivateToken, show_output};
+use test_support::child::{CHILD_TEST_ARGS, ran_one_passing_test, show_output};
+
+use crate::setup::PrivateToken;
 use crate::softhsm::{SOFTHSM2_CONF, SoftHsm};
 
 /// Set in the child to the private token's directory; its presence is what tells the child
 /// to run the test body instead of starting another child.
 pub(crate) const FIXTURE_ENV: &str = "VAULT_SOFTHSM_FIXTURE";
-
-/// The arguments after the test name: run exactly that test, even if it is `#[ignore]`d (the
-/// parent was asked to run it, so it runs), on one thread, with its output left to us.
-const CHILD_TEST_ARGS: [&str; 5] = [
-    "--exact",
-    "--nocapture",
-    "--test-threads=1",
-    "--include-ignored",
-    "--color=never",
-];
 
 /// Whether this process has already handed out its token; one test per child process.
 static ENTERED: AtomicBool = AtomicBool::new(false);
@@ -127,13 +119,6 @@ pub(crate) fn run_test_in_child(name: &str, token: &PrivateToken, setup: Duratio
     eprint!("{}", String::from_utf8_lossy(&output.stderr));
 }
 
-/// Whether libtest's summary says one test passed and nothing else happened.
-fn ran_one_passing_test(stdout: &str) -> bool {
-    stdout
-        .lines()
-        .any(|line| line.starts_with("test result: ok. 1 passed; 0 failed;"))
-}
-
 /// Runs the current executable again with the same arguments in the token's environment and
 /// returns how it ended.
 pub(crate) fn rerun_main_in_child(token: &PrivateToken) -> ExitStatus {
@@ -142,15 +127,6 @@ pub(crate) fn rerun_main_in_child(token: &PrivateToken) -> ExitStatus {
         .args(env::args_os().skip(1))
         .status()
         .unwrap_or_else(|e| panic!("softhsm-tests: cannot run {}: {e}", exe.display()))
-}
-
-/// The process exit code that passes `status` on: its code, or 128 + the signal that ended it.
-pub(crate) fn exit_code(status: ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt as _;
-    status
-        .code()
-        .or_else(|| status.signal().map(|signal| 128 + signal))
-        .unwrap_or(1)
 }
 
 fn child_command(exe: &Path, hsm: &SoftHsm) -> Command {
@@ -200,22 +176,5 @@ mod tests {
             name_from_closure_type(type_of(|| ())).as_deref(),
             Some("reexec::tests::the_closure_type_is_what_the_fallback_expects")
         );
-    }
-
-    #[test]
-    fn only_one_passing_test_counts() {
-        let summary = |line: &str| format!("running 1 test\ntest t ... ok\n\n{line}\n");
-        assert!(ran_one_passing_test(&summary(
-            "test result: ok. 1 passed; 0 failed; 0 ignored; 0 measured; 9 filtered out; \
-             finished in 0.01s"
-        )));
-        assert!(!ran_one_passing_test(&summary(
-            "test result: ok. 0 passed; 0 failed; 0 ignored; 0 measured; 10 filtered out; \
-             finished in 0.00s"
-        )));
-        assert!(!ran_one_passing_test(&summary(
-            "test result: ok. 11 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; \
-             finished in 0.00s"
-        )));
     }
 }

@@ -3,9 +3,10 @@
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
-use std::process::Output;
 
 use tempfile::TempDir;
+
+use test_support::child::show_output;
 
 use crate::softhsm::SoftHsm;
 
@@ -79,13 +80,4 @@ fn init_token(hsm: &SoftHsm) {
             show_output(&output)
         );
     }
-}
-
-/// A process's stdout and stderr, labelled, for a panic message.
-pub(crate) fn show_output(output: &Output) -> String {
-    format!(
-        "--- stdout ---\n{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&output.stdout).trim_end(),
-        String::from_utf8_lossy(&output.stderr).trim_end()
-    )
 }

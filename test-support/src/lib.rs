@@ -7,6 +7,7 @@
 //!   ([`vaultctl_binary`]);
 //! - [`stdout_of`], to run a fixture's tool that must succeed;
 //! - [`Vaultctl`], a runner for that binary that checks no run panics or shows a secret;
+//! - [`child`]: what the fixtures that rerun a test in a child process share;
 //! - [`auto`]: a TPM that does not answer and auto's skip notes, for the `--kek auto` tests;
 //! - [`fuzz_corpus::for_each_seed`], to replay a fuzz target's checked-in corpus;
 //! - with the `kek` feature, [`kek`]: the KEK providers' test helpers.
@@ -15,6 +16,7 @@
 
 pub mod auto;
 mod availability;
+pub mod child;
 mod command;
 pub mod fuzz_corpus;
 #[cfg(feature = "kek")]

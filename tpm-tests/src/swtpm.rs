@@ -7,10 +7,11 @@ use std::io::{BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as 
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
+use test_support::child::show_output;
 
 use crate::availability::{skip_without_swtpm, swtpm_program};
 use crate::ports::PortPair;
@@ -491,15 +492,6 @@ fn read_from(path: &Path, start: u64) -> String {
         Ok(_) => String::from_utf8_lossy(&text).trim_end().to_owned(),
         Err(e) => format!("(cannot read {}: {e})", path.display()),
     }
-}
-
-/// A process's stdout and stderr, labelled, for a panic message.
-fn show_output(output: &Output) -> String {
-    format!(
-        "--- stdout ---\n{}\n--- stderr ---\n{}",
-        String::from_utf8_lossy(&output.stdout).trim_end(),
-        String::from_utf8_lossy(&output.stderr).trim_end()
-    )
 }
 
 /// PCR `index` from `tpm2_pcrread` output (`  sha256:` then `    16: 0x<HEX>`), lowercase.
