@@ -276,10 +276,29 @@ pub fn scopes_are_isolated(fx: &Fixture) {
     assert_not_found(vault.get("principal:bob", "k", None), "other principal");
     assert_eq!(vault.set("principal:alice", "k", b"2").expect("set"), 2);
     assert_eq!(
-        vault.set("global", "k", b"new").expect("set"),
+        vault.set("channel:slack:bob", "k", b"new").expect("set"),
         1,
         "versions are per scope"
     );
+}
+
+/// Versions never repeat: a deleted key that is written again continues after the versions
+/// it had, so an envelope of the old key is never a current version of the new one.
+pub fn recreated_key_continues_versions(fx: &Fixture) {
+    let vault = fx.init();
+    assert_eq!(vault.set("global", "k", b"one").expect("set"), 1);
+    assert_eq!(vault.set("global", "k", b"two").expect("set"), 2);
+    vault.delete("global", "k").expect("delete");
+    assert_not_found(vault.get("global", "k", Some(1)), "deleted version 1");
+    assert_eq!(vault.set("global", "k", b"three").expect("set again"), 3);
+    assert_eq!(get(&vault, "global", "k", None), b"three");
+    assert_not_found(
+        vault.get("global", "k", Some(2)),
+        "version 2 of the deleted key",
+    );
+    let listed = vault.list(Some("global")).expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].version, listed[0].versions), (3, 1));
 }
 
 /// A durable store keeps secrets and versions across a reopen; an ephemeral one starts empty.
@@ -380,6 +399,43 @@ pub fn concurrent_writers_lose_nothing(fx: &Fixture) {
     }
 }
 
+/// Tags version counters for the tests that use a store without a vault: an HMAC-SHA256
+/// under a key of its own, as the vault's integrity key does.
+#[derive(Debug)]
+pub struct TestHeads(ring::hmac::Key);
+
+impl TestHeads {
+    /// Counters tagged under a fixed test key.
+    pub fn new() -> Self {
+        TestHeads(ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            b"store suite heads",
+        ))
+    }
+
+    fn input(scope: &str, key: &str, head: &vault::KeyHead) -> Vec<u8> {
+        format!("{scope}\0{key}\0{}\0{}", head.latest, head.deleted_through).into_bytes()
+    }
+}
+
+impl Default for TestHeads {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl vault::HeadAuth for TestHeads {
+    fn tag(&self, scope: &str, key: &str, head: &vault::KeyHead) -> Vec<u8> {
+        ring::hmac::sign(&self.0, &Self::input(scope, key, head))
+            .as_ref()
+            .to_vec()
+    }
+
+    fn verify(&self, scope: &str, key: &str, head: &vault::KeyHead, tag: &[u8]) -> bool {
+        ring::hmac::verify(&self.0, &Self::input(scope, key, head), tag).is_ok()
+    }
+}
+
 fn sealed(bytes: &[u8]) -> impl FnMut(u64) -> Result<Vec<u8>, Error> + '_ {
     move |_| Ok(bytes.to_vec())
 }
@@ -392,7 +448,9 @@ pub fn scan_walks_every_version_in_order(fx: &Fixture) {
         for v in 1..=versions {
             let envelope = format!("{scope}/{key}/{v}").into_bytes();
             assert_eq!(
-                store.set(scope, key, &mut sealed(&envelope)).expect("set"),
+                store
+                    .set(scope, key, &TestHeads::new(), &mut sealed(&envelope))
+                    .expect("set"),
                 v
             );
             expected.push((scope.to_owned(), key.to_owned(), v));
@@ -422,8 +480,13 @@ pub fn scan_walks_every_version_in_order(fx: &Fixture) {
 /// `replace` swaps envelopes in one batch, only where the old envelope is still there.
 pub fn replace_is_compare_and_swap(fx: &Fixture) {
     let store = vault::open_store(fx.kind(), fx.dir()).expect("store");
-    store.set("global", "k", &mut sealed(b"one")).expect("set");
-    store.set("global", "k", &mut sealed(b"two")).expect("set");
+    let heads = TestHeads::new();
+    store
+        .set("global", "k", &heads, &mut sealed(b"one"))
+        .expect("set");
+    store
+        .set("global", "k", &heads, &mut sealed(b"two"))
+        .expect("set");
     let swap = |version, old: &[u8], new: &[u8]| vault::Replacement {
         scope: "global".into(),
         key: "k".into(),
@@ -437,10 +500,16 @@ pub fn replace_is_compare_and_swap(fx: &Fixture) {
         swap(3, b"missing", b"x"),
     ];
     assert_eq!(store.replace(&batch).expect("replace"), 1);
-    assert_eq!(store.get("global", "k", Some(1)).expect("get").1, b"ONE");
-    assert_eq!(store.get("global", "k", Some(2)).expect("get").1, b"two");
     assert_eq!(
-        store.get("global", "k", None).expect("get").0,
+        store.get("global", "k", Some(1), &heads).expect("get").1,
+        b"ONE"
+    );
+    assert_eq!(
+        store.get("global", "k", Some(2), &heads).expect("get").1,
+        b"two"
+    );
+    assert_eq!(
+        store.get("global", "k", None, &heads).expect("get").0,
         2,
         "no version was added"
     );
@@ -493,6 +562,7 @@ macro_rules! store_suite {
             #[test] fn cleanup_to_empty() { run(|| suite::cleanup_to_empty(&fixture())) }
             #[test] fn no_plaintext_at_rest() { run(|| suite::no_plaintext_at_rest(&fixture())) }
             #[test] fn scopes_are_isolated() { run(|| suite::scopes_are_isolated(&fixture())) }
+            #[test] fn recreated_key_continues_versions() { run(|| suite::recreated_key_continues_versions(&fixture())) }
             #[test] fn reopen() { run(|| suite::reopen(&fixture(), $durability)) }
             #[test] fn failed_set_keeps_old_value() { run(|| suite::failed_set_keeps_old_value(&fixture())) }
             #[test] fn scan_walks_every_version_in_order() { run(|| suite::scan_walks_every_version_in_order(&fixture())) }

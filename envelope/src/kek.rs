@@ -198,4 +198,12 @@ pub trait KekProvider: Send + Sync + fmt::Debug {
     fn computes_in_process(&self) -> bool {
         false
     }
+
+    /// Whether someone without this KEK's secret can make stanzas it opens: a public-key
+    /// KEK wraps with the public key alone (a YubiKey's ECDH), and a TPM seals for anyone who
+    /// can send it commands. A stanza such a KEK opens proves nothing about who wrote it, so
+    /// the vault authenticates those stanzas itself.
+    fn wraps_without_secret(&self) -> bool {
+        false
+    }
 }

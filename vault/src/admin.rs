@@ -7,7 +7,8 @@ use envelope::{EnvelopeRef, Health};
 
 use crate::config::{VaultConfig, WrapMode};
 use crate::keyring::{
-    CONFIG_RECHECK, EPOCH_KIND, Keyring, RootSet, check_canary, pin, reseal_epoch,
+    CONFIG_RECHECK, EPOCH_KIND, Keyring, RootSet, add_to_integrity_key, check_canary,
+    drop_from_integrity_key, pin, reseal_epoch,
 };
 use crate::store::{StoredVersion, now_ms};
 use crate::{Error, Kek, Vault};
@@ -46,7 +47,7 @@ impl Vault {
         if let Health::Unreachable(why) = kek.provider.health() {
             return KekCheck::Unreachable(why);
         }
-        match check_canary(pinned, &kek.provider) {
+        match check_canary(pinned, &kek.provider, &config.id) {
             Ok(()) => KekCheck::Ok,
             Err(e) => KekCheck::Failed(e.to_string()),
         }
@@ -57,15 +58,22 @@ impl Vault {
     pub fn add_kek(&self, kek: Kek) -> Result<(), Error> {
         let mut guard = self.write_keyring();
         let keyring = guard.take().ok_or(Error::Locked)?;
-        let result = VaultConfig::update(&self.dir, |config| {
+        let keys = std::sync::Arc::clone(&keyring.integrity);
+        let result = VaultConfig::update(&self.dir, &keys, |config| {
             let id = kek.provider.id().to_string();
             if config.all_keks().any(|p| p.id == id) {
                 return Err(Error::KekExists { id });
             }
-            config.keks.push(pin(&kek)?);
+            config.keks.push(pin(&kek, &config.id)?);
+            config.integrity_key = add_to_integrity_key(
+                &config.id,
+                &config.integrity_key_bytes()?,
+                &keyring.root,
+                &kek.provider,
+            )?;
             let mut given = keyring.root.given().to_vec();
             given.push(kek.clone());
-            let root = RootSet::build(config, given)?;
+            let root = RootSet::build(config, given)?.with_integrity(&keys);
             reseal_epochs(config, &root)?;
             Ok(root)
         });
@@ -77,7 +85,8 @@ impl Vault {
     pub fn remove_kek(&self, id: &str) -> Result<(), Error> {
         let mut guard = self.write_keyring();
         let keyring = guard.take().ok_or(Error::Locked)?;
-        let result = VaultConfig::update(&self.dir, |config| {
+        let keys = std::sync::Arc::clone(&keyring.integrity);
+        let result = VaultConfig::update(&self.dir, &keys, |config| {
             let pinned: Vec<String> = config.all_keks().map(|p| p.id.clone()).collect();
             if !config.keks.iter().any(|p| p.id == id) {
                 return Err(if pinned.iter().any(|p| p == id) {
@@ -107,6 +116,8 @@ impl Vault {
             if config.threshold.is_some() && config.keks.is_empty() && !threshold_opens(&root) {
                 return Err(last());
             }
+            config.integrity_key = drop_from_integrity_key(&config.integrity_key_bytes()?, id)?;
+            let root = root.with_integrity(&keys);
             match config.mode {
                 WrapMode::Tiered => reseal_epochs(config, &root)?,
                 WrapMode::Direct => {
@@ -139,7 +150,7 @@ impl Vault {
             ));
         }
         self.with_keyring(|keyring| {
-            let (_, number) = VaultConfig::update(&self.dir, |config| {
+            let (_, number) = VaultConfig::update(&self.dir, &keyring.integrity, |config| {
                 let number = config.epochs.last().map_or(1, |e| e.number + 1);
                 let (record, _) = crate::keyring::new_epoch(&config.id, number, 0, &keyring.root)?;
                 config.epochs.push(record);
@@ -159,7 +170,7 @@ impl Vault {
             ));
         }
         self.with_keyring(|keyring| {
-            let config = VaultConfig::read(&self.dir)?;
+            let config = VaultConfig::read_verified(&self.dir, &keyring.integrity)?;
             let newest = config.epochs.last().map_or(1, |e| e.number);
             if version > newest {
                 return Err(Error::Unsupported(format!(
@@ -181,7 +192,7 @@ impl Vault {
                     what: format!("epochs below {version}"),
                 });
             }
-            VaultConfig::update(&self.dir, |config| {
+            VaultConfig::update(&self.dir, &keyring.integrity, |config| {
                 config.min_decryption_version = config.min_decryption_version.max(version);
                 let min = config.min_decryption_version;
                 config.epochs.retain(|e| e.number >= min);

@@ -16,13 +16,17 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
+use crate::keyring::{IntegrityKeys, mac_config, verify_config};
 
 /// The configuration file inside the vault directory.
 pub const CONFIG_FILE: &str = "vault.json";
 /// Held (flock) while the configuration changes.
 const LOCK_FILE: &str = "vault.lock";
-/// The format this build writes and reads.
-const FORMAT: u32 = 2;
+/// The format this build writes and reads. Format 3 added the integrity key and the MACs;
+/// format 2 vaults are upgraded with `vaultctl upgrade`.
+const FORMAT: u32 = 3;
+/// The format before the integrity key, which `vaultctl upgrade` converts.
+pub(crate) const FORMAT_BEFORE_MAC: u32 = 2;
 /// A configuration is a few KiB; anything much larger is not ours.
 const MAX_CONFIG_LEN: u64 = 4 << 20;
 
@@ -65,8 +69,12 @@ pub struct PinnedKek {
     pub uri: String,
     /// The KEK id, `kind:label#vN`.
     pub id: String,
-    /// A fixed value sealed under this KEK alone (base64 envelope), for `kek check`.
+    /// A fixed value sealed under this KEK alone (base64 envelope), for `kek check`; its
+    /// AAD names the vault id.
     pub canary: String,
+    /// HMAC (hex) of this entry under the vault's integrity key: a KEK pinned by anyone
+    /// without the vault's keys is refused.
+    pub mac: String,
 }
 
 impl PinnedKek {
@@ -118,6 +126,9 @@ pub struct EpochRecord {
     pub wraps_reserved: u64,
     /// The intermediate key, sealed under the root KEKs (base64 envelope).
     pub key: String,
+    /// HMAC (hex) of this record under the vault's integrity key: an epoch added by anyone
+    /// without the vault's keys is refused.
+    pub mac: String,
 }
 
 impl EpochRecord {
@@ -160,6 +171,11 @@ pub struct VaultConfig {
     pub min_decryption_version: u32,
     /// Whether the vault is locked (`vaultctl lock`).
     pub locked: bool,
+    /// The vault's integrity key, sealed under the root KEKs (base64 envelope): it
+    /// authenticates this file, some stanzas and the store's version counters.
+    pub integrity_key: String,
+    /// HMAC (hex) of the whole file (with this field empty) under the integrity key.
+    pub mac: String,
 }
 
 impl VaultConfig {
@@ -170,6 +186,11 @@ impl VaultConfig {
         self.keks
             .iter()
             .chain(self.threshold.iter().flat_map(|t| t.members.iter()))
+    }
+
+    /// The sealed integrity key's bytes.
+    pub fn integrity_key_bytes(&self) -> Result<Vec<u8>, Error> {
+        decode(&self.integrity_key, "the integrity key")
     }
 
     /// Every pinned KEK URI, for building the providers.
@@ -218,6 +239,11 @@ impl VaultConfig {
         }
         let version: Version =
             serde_json::from_str(text).map_err(|e| damaged(format!("not valid JSON ({e})")))?;
+        if version.format == FORMAT_BEFORE_MAC {
+            return Err(Error::FormatUpgrade {
+                path: path.to_path_buf(),
+            });
+        }
         if version.format != FORMAT {
             return Err(damaged(format!(
                 "format {} is not supported by this build (it reads {FORMAT})",
@@ -246,10 +272,20 @@ impl VaultConfig {
         sync_dir(dir)
     }
 
+    /// Reads the configuration of the vault in `dir` and checks its MACs with `keys`: what
+    /// an unlocked vault adopts (epochs, KEKs, policies) comes from here only.
+    pub(crate) fn read_verified(dir: &Path, keys: &IntegrityKeys) -> Result<Self, Error> {
+        let config = VaultConfig::read(dir)?;
+        verify_config(&config, keys)?;
+        Ok(config)
+    }
+
     /// Changes the configuration of the vault in `dir` under the vault lock: reads the
-    /// current file, applies `change`, and replaces the file atomically if `change` succeeds.
-    pub fn update<T>(
+    /// current file and checks its MACs with `keys`, applies `change`, MACs the result and
+    /// replaces the file atomically if `change` succeeds.
+    pub(crate) fn update<T>(
         dir: &Path,
+        keys: &IntegrityKeys,
         change: impl FnOnce(&mut VaultConfig) -> Result<T, Error>,
     ) -> Result<(VaultConfig, T), Error> {
         let lock_path = dir.join(LOCK_FILE);
@@ -262,8 +298,9 @@ impl VaultConfig {
             .map_err(Error::io(format!("opening {}", lock_path.display())))?;
         lock.lock()
             .map_err(Error::io(format!("locking {}", lock_path.display())))?;
-        let mut config = VaultConfig::read(dir)?;
+        let mut config = VaultConfig::read_verified(dir, keys)?;
         let result = change(&mut config)?;
+        mac_config(&mut config, keys);
         let temp = config.write_temp(dir)?;
         let path = dir.join(CONFIG_FILE);
         temp.persist(&path)

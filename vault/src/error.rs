@@ -137,6 +137,27 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A file of the vault directory was changed by someone without the vault's keys (its
+    /// MAC or tag does not verify); nothing of it was adopted.
+    #[error(
+        "{} was tampered with (changed by someone without this vault's keys): {what}. Nothing of it was used. Restore it from a backup, and check who can write the vault directory",
+        path.display()
+    )]
+    Tampered {
+        /// The file (or store) that does not verify.
+        path: PathBuf,
+        /// What was added or changed, and where.
+        what: String,
+    },
+    /// A vault made by an older version, without an integrity key: `vaultctl upgrade` adds one.
+    #[error(
+        "the vault configuration {} is format 2, made by an older version without an integrity key; run `vaultctl upgrade` (with its KEKs) once to authenticate it as it is now",
+        path.display()
+    )]
+    FormatUpgrade {
+        /// The configuration file.
+        path: PathBuf,
+    },
     /// The store is in a format this build does not know.
     #[error("store {} has format version {found}; this build reads up to {supported}: upgrade vault", path.display())]
     StoreFormat {

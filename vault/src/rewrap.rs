@@ -167,14 +167,14 @@ impl Vault {
             return Ok(0);
         }
         let want = keyring.root.wrap_ids();
-        let config = VaultConfig::read(&self.dir)?;
+        let config = VaultConfig::read_verified(&self.dir, &keyring.integrity)?;
         let stale = |key: &[u8]| stanza_ids(key).map(|ids| ids != want);
         let mut count = 0;
         for record in &config.epochs {
             count += u64::from(stale(&record.key_bytes()?)?);
         }
         if count > 0 && !dry_run {
-            VaultConfig::update(&self.dir, |config| {
+            VaultConfig::update(&self.dir, &keyring.integrity, |config| {
                 for record in &mut config.epochs {
                     if stale(&record.key_bytes()?)? {
                         reseal_epoch(record, &keyring.root)?;
@@ -211,7 +211,7 @@ impl Target {
                 }
             }
             WrapMode::Tiered => {
-                let newest = VaultConfig::read(&vault.dir)?
+                let newest = VaultConfig::read_verified(&vault.dir, &keyring.integrity)?
                     .epochs
                     .last()
                     .map_or(1, |e| e.number);

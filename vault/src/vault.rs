@@ -13,7 +13,9 @@ use envelope::{Context, KekProvider, SecretBytes};
 use crate::Error;
 use crate::cache::{Cache, DEFAULT_CACHE_TTL};
 use crate::config::{EpochPolicy, ThresholdPolicy, VaultConfig, WrapMode};
-use crate::keyring::{Epochs, Keyring, RootSet, pin};
+use crate::keyring::{
+    Epochs, IntegrityKeys, Keyring, RootSet, mac_config, new_integrity_key, open_root, pin,
+};
 use crate::names::{Scope, check_key};
 use crate::store::{SecretInfo, SecretStore, StoreKind, now_ms, open_store};
 
@@ -105,6 +107,9 @@ pub struct Vault {
     pub(crate) store: Box<dyn SecretStore>,
     /// `None` while locked.
     keyring: RwLock<Option<Keyring>>,
+    /// The integrity keys: held from open (also when the vault opens locked, for the audit
+    /// key) until `lock`.
+    integrity: RwLock<Option<Arc<IntegrityKeys>>>,
     pub(crate) cache: Cache,
     lease: AtomicU64,
 }
@@ -152,14 +157,18 @@ impl Vault {
             .mode(0o700)
             .create(dir)
             .map_err(Error::io(format!("creating {}", dir.display())))?;
-        let pinned = keks.iter().map(pin).collect::<Result<Vec<_>, _>>()?;
+        let id = random_id()?;
+        let pinned = keks
+            .iter()
+            .map(|kek| pin(kek, &id))
+            .collect::<Result<Vec<_>, _>>()?;
         let (anyof, threshold) = match options.threshold {
             Some(m) => (Vec::new(), Some(ThresholdPolicy { m, members: pinned })),
             None => (pinned, None),
         };
         let mut config = VaultConfig {
             format: VaultConfig::FORMAT,
-            id: random_id()?,
+            id,
             store: options.store.to_string(),
             mode,
             keks: anyof,
@@ -169,16 +178,28 @@ impl Vault {
             epochs: Vec::new(),
             min_decryption_version: 1,
             locked: false,
+            integrity_key: String::new(),
+            mac: String::new(),
         };
-        let mut keyring = Keyring::unlock(&config, keks)?;
+        let root = RootSet::build(&config, keks)?;
+        let (sealed, integrity) = new_integrity_key(&config.id, &root)?;
+        config.integrity_key = sealed;
+        let root = root.with_integrity(&integrity);
         if mode == WrapMode::Tiered {
-            let (record, _) = crate::keyring::new_epoch_for_init(&config.id, &keyring.root)?;
+            let (record, _) = crate::keyring::new_epoch_for_init(&config.id, &root)?;
             config.epochs.push(record);
-            keyring = Keyring::unlock(&config, keyring.root.given().to_vec())?;
         }
+        mac_config(&mut config, &integrity);
+        let keyring = Keyring::assemble(&config, root, Arc::clone(&integrity))?;
         let store = open_store(options.store, dir)?;
         config.create_new(dir)?;
-        Ok(Self::assemble(dir, &config, store, Some(keyring)))
+        Ok(Self::assemble(
+            dir,
+            &config,
+            store,
+            Some(keyring),
+            Some(integrity),
+        ))
     }
 
     /// Reads the configuration of the vault in `dir`, without opening it.
@@ -202,14 +223,23 @@ impl Vault {
                 wanted: wanted.to_string(),
             });
         }
-        let keyring = if config.locked {
-            RootSet::build(&config, keks)?;
-            None
+        let (keyring, integrity) = if config.locked {
+            // The KEKs are checked and the configuration verified; no data key is opened.
+            let (_, integrity) = open_root(&config, keks)?;
+            (None, integrity)
         } else {
-            Some(Keyring::unlock(&config, keks)?)
+            let keyring = Keyring::unlock(&config, keks)?;
+            let integrity = Arc::clone(&keyring.integrity);
+            (Some(keyring), integrity)
         };
         let store = open_store(pinned_kind, dir)?;
-        Ok(Self::assemble(dir, &config, store, keyring))
+        Ok(Self::assemble(
+            dir,
+            &config,
+            store,
+            keyring,
+            Some(integrity),
+        ))
     }
 
     fn assemble(
@@ -217,6 +247,7 @@ impl Vault {
         config: &VaultConfig,
         store: Box<dyn SecretStore>,
         keyring: Option<Keyring>,
+        integrity: Option<Arc<IntegrityKeys>>,
     ) -> Self {
         Vault {
             dir: dir.to_path_buf(),
@@ -224,6 +255,7 @@ impl Vault {
             mode: config.mode,
             store,
             keyring: RwLock::new(keyring),
+            integrity: RwLock::new(integrity),
             cache: Cache::new(DEFAULT_CACHE_TTL),
             lease: AtomicU64::new(DEFAULT_EPOCH_LEASE),
         }
@@ -251,12 +283,20 @@ impl Vault {
         self.read_keyring().is_none()
     }
 
-    /// Zeroizes every key and cached value and marks the vault locked on disk, so that
-    /// other processes open it locked too.
+    /// Zeroizes every key and cached value (the integrity key too: only the copy an audit
+    /// log took of its own key stays) and marks the vault locked on disk, so that other
+    /// processes open it locked too.
     pub fn lock(&self) -> Result<(), Error> {
-        *self.write_keyring() = None;
+        let keyring = self.write_keyring().take();
         self.cache.flush();
-        VaultConfig::update(&self.dir, |c| {
+        let keys = self
+            .integrity
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        drop(keyring);
+        let keys = keys.ok_or(Error::Locked)?;
+        VaultConfig::update(&self.dir, &keys, |c| {
             c.locked = true;
             Ok(())
         })?;
@@ -268,14 +308,27 @@ impl Vault {
     pub fn unlock(&self, keks: Vec<Kek>) -> Result<(), Error> {
         let config = VaultConfig::read(&self.dir)?;
         let keyring = Keyring::unlock(&config, keks)?;
+        let keys = Arc::clone(&keyring.integrity);
         *self.write_keyring() = Some(keyring);
+        *self.integrity.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&keys));
         if config.locked {
-            VaultConfig::update(&self.dir, |c| {
+            VaultConfig::update(&self.dir, &keys, |c| {
                 c.locked = false;
                 Ok(())
             })?;
         }
         Ok(())
+    }
+
+    /// The audit log's key, derived from the integrity key: a copy in locked memory for the
+    /// log to keep (it outlives `lock`, so that denials are still recorded while locked).
+    pub fn audit_key(&self) -> Result<envelope::Dek, Error> {
+        self.integrity
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .ok_or(Error::Locked)?
+            .audit_key()
     }
 
     pub(crate) fn read_keyring(&self) -> RwLockReadGuard<'_, Option<Keyring>> {
@@ -324,9 +377,10 @@ impl Vault {
             });
         }
         let version = self.with_keyring(|keyring| {
-            self.store.set(&scope, key, &mut |version| {
-                self.seal_with(keyring, value, &Context::new(&scope, key, version))
-            })
+            self.store
+                .set(&scope, key, keyring.integrity.as_ref(), &mut |version| {
+                    self.seal_with(keyring, value, &Context::new(&scope, key, version))
+                })
         })?;
         self.cache.invalidate(&scope, key);
         Ok(version)
@@ -352,7 +406,9 @@ impl Vault {
                 return Ok(hit);
             }
             let generation = self.cache.generation();
-            let (found, sealed) = self.store.get(&scope, key, version)?;
+            let (found, sealed) =
+                self.store
+                    .get(&scope, key, version, keyring.integrity.as_ref())?;
             let value = self.open_with(keyring, &sealed, &Context::new(&scope, key, found))?;
             self.cache
                 .put(&scope, key, version, found, &value, generation);
@@ -378,7 +434,7 @@ impl Vault {
     pub fn delete(&self, scope: &str, key: &str) -> Result<(), Error> {
         let scope = Scope::parse(scope)?.to_string();
         check_key(key)?;
-        self.with_keyring(|_| self.store.delete(&scope, key))?;
+        self.with_keyring(|keyring| self.store.delete(&scope, key, keyring.integrity.as_ref()))?;
         self.cache.invalidate(&scope, key);
         Ok(())
     }

@@ -113,7 +113,7 @@ fn a_damaged_marker_is_reported_not_a_panic() {
     let a = kek("a");
     Vault::init(dir.path(), StoreKind::Sqlite, vec![a.clone()]).expect("init");
     let marker = dir.path().join(vault::CONFIG_FILE);
-    for text in ["", "{", "[]", "{\"format\": 2}", &"x".repeat(2 << 20)] {
+    for text in ["", "{", "[]", "{\"format\": 3}", &"x".repeat(2 << 20)] {
         std::fs::write(&marker, text).expect("write");
         let err = Vault::open(dir.path(), None, vec![a.clone()]).expect_err("damaged");
         assert!(matches!(err, Error::Marker { .. }), "{text:.20}: {err}");

@@ -89,6 +89,9 @@ pub enum Command {
     Lock,
     /// Open the keys again with the vault's KEKs.
     Unlock,
+    /// Upgrade a vault made by an older version (format 2) with all its KEKs: adds the
+    /// integrity key that authenticates vault.json, stanzas and version counters.
+    Upgrade,
     /// Verify the audit log's chain, or show its newest records.
     #[command(subcommand)]
     Audit(crate::commands::audit::AuditCommand),

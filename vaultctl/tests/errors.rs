@@ -213,11 +213,25 @@ fn a_stored_envelope_moved_to_another_key_scope_or_version_is_refused() {
     assert_fails_with(&sb.run(&["get", "global", "other"]), "tampered");
     moved("'principal:mallory', 'k', 1");
     assert_fails_with(&sb.run(&["get", "principal:mallory", "k"]), "tampered");
+    // A version the vault never wrote: the current one is still version 1.
     moved("'global', 'k', 2");
+    assert_fails_with(
+        &sb.run(&["get", "global", "k", "--version", "2"]),
+        "never wrote",
+    );
+    assert_eq!(sb.ok(&["get", "global", "k"], b"").stdout, b"the value");
+    // Version 1's place taken by another key's envelope: its AAD names the other key.
+    sb.ok(&["set", "global", "moved"], b"another value");
+    db.execute(
+        "UPDATE secrets SET envelope = (SELECT envelope FROM secrets WHERE key = 'moved')
+         WHERE scope = 'global' AND key = 'k' AND version = 1",
+        [],
+    )
+    .expect("move the envelope");
     assert_fails_with(&sb.run(&["get", "global", "k"]), "tampered");
     assert_eq!(
-        sb.ok(&["get", "global", "k", "--version", "1"], b"").stdout,
-        b"the value"
+        sb.ok(&["get", "global", "moved"], b"").stdout,
+        b"another value"
     );
 }
 

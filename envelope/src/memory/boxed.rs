@@ -7,8 +7,9 @@ use std::ops::Deref;
 use super::LockedBuf;
 use crate::Error;
 
-/// Owns a `T` stored in locked memory; the bytes are zeroized after `T` is dropped.
-pub(crate) struct LockedBox<T> {
+/// Owns a `T` stored in locked memory; the bytes are zeroized after `T` is dropped. `Debug`
+/// shows nothing of the value.
+pub struct LockedBox<T> {
     buf: LockedBuf,
     _owns: PhantomData<T>,
 }
@@ -21,7 +22,7 @@ unsafe impl<T: Sync> Sync for LockedBox<T> {}
 impl<T> LockedBox<T> {
     /// Moves `value` into locked memory. The caller's copy is whatever the compiler left on
     /// the stack: build the value right before this call.
-    pub(crate) fn new(value: T) -> Result<Self, Error> {
+    pub fn new(value: T) -> Result<Self, Error> {
         let size = size_of::<T>().max(align_of::<T>());
         let buf = LockedBuf::zeroed(size)?;
         let ptr = buf.ptr.as_ptr().cast::<T>();
@@ -37,6 +38,12 @@ impl<T> LockedBox<T> {
             buf,
             _owns: PhantomData,
         })
+    }
+}
+
+impl<T> std::fmt::Debug for LockedBox<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LockedBox([REDACTED])")
     }
 }
 

@@ -21,7 +21,7 @@ use zeroize::Zeroize;
 
 use crate::Error;
 
-pub(crate) use boxed::LockedBox;
+pub use boxed::LockedBox;
 pub use os::{harden_process, lock_all_memory};
 
 static REQUIRE_LOCKING: AtomicBool = AtomicBool::new(false);

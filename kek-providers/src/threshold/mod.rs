@@ -225,6 +225,15 @@ impl KekProvider for ThresholdKek {
         }
     }
 
+    /// A share wrapped by such a member can be made without a secret, so a stanza of shares
+    /// may be too: counted conservatively, any present member makes the group one.
+    fn wraps_without_secret(&self) -> bool {
+        self.members
+            .iter()
+            .filter_map(|m| m.provider.as_ref())
+            .any(|p| p.wraps_without_secret())
+    }
+
     /// Members that are absent are never called.
     fn computes_in_process(&self) -> bool {
         self.members

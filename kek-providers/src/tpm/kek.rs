@@ -237,6 +237,12 @@ impl KekProvider for TpmKek {
     fn assurance(&self) -> Assurance {
         self.assurance
     }
+
+    /// TPM2_Create needs no secret: whoever can send this TPM commands can seal a DEK of
+    /// their choosing under the SRK.
+    fn wraps_without_secret(&self) -> bool {
+        true
+    }
 }
 
 impl Tpm2Uri {

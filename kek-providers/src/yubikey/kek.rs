@@ -279,6 +279,11 @@ fn aead_key(shared: &[u8], ephemeral: &[u8], card: &[u8]) -> LessSafeKey {
 }
 
 impl KekProvider for YubikeyKek {
+    /// Wrapping is an ECDH with the slot's public key: anyone who has it can wrap.
+    fn wraps_without_secret(&self) -> bool {
+        true
+    }
+
     fn id(&self) -> &KekId {
         &self.id
     }

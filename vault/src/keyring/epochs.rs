@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use envelope::{Context, Dek, KekId, KekProvider, SoftwareKek};
 
+use super::integrity::IntegrityKeys;
 use super::root::RootSet;
 use crate::Error;
 use crate::config::{ConfigVersion, EpochRecord, VaultConfig, encode};
@@ -72,6 +73,7 @@ pub(crate) fn new_epoch(
         created_at_ms: now_ms(),
         wraps_reserved,
         key: encode(&sealed),
+        mac: String::new(),
     };
     Ok((
         record,
@@ -192,6 +194,7 @@ impl Epochs {
         dir: &Path,
         vault_id: &str,
         root: &RootSet,
+        keys: &IntegrityKeys,
         lease: u64,
     ) -> Result<Arc<SoftwareKek>, Error> {
         let now = Instant::now();
@@ -201,7 +204,7 @@ impl Epochs {
                 .checked_at
                 .is_none_or(|t| now.saturating_duration_since(t) >= CONFIG_RECHECK)
         {
-            self.follow_config(dir)?;
+            self.follow_config(dir, keys)?;
             self.checked_at = Some(now);
         }
         let fresh = match self.current {
@@ -209,7 +212,7 @@ impl Epochs {
             None => false,
         };
         if !fresh {
-            self.renew_lease(dir, vault_id, root, lease.max(1))?;
+            self.renew_lease(dir, vault_id, root, keys, lease.max(1))?;
             // Renewal just read the configuration under the vault lock.
             self.checked = None;
             self.checked_at = Some(Instant::now());
@@ -223,7 +226,7 @@ impl Epochs {
     /// (`rotate`) or retired the leased one (`set_min_decryption_version`): a key wrapped
     /// under a retired epoch could never be opened again, and rotation is meant to move new
     /// secrets to the new epoch. Costs one `stat` while the configuration is unchanged.
-    fn follow_config(&mut self, dir: &Path) -> Result<(), Error> {
+    fn follow_config(&mut self, dir: &Path, keys: &IntegrityKeys) -> Result<(), Error> {
         if let Some(checked) = &self.checked
             && checked.is_current(dir)?
         {
@@ -231,7 +234,7 @@ impl Epochs {
         }
         // Held before reading: if the file changes in between, the next wrap reads it again.
         let version = ConfigVersion::current(dir)?;
-        let config = VaultConfig::read(dir)?;
+        let config = VaultConfig::read_verified(dir, keys)?;
         if self
             .open
             .keys()
@@ -254,9 +257,10 @@ impl Epochs {
         dir: &Path,
         vault_id: &str,
         root: &RootSet,
+        keys: &IntegrityKeys,
         lease: u64,
     ) -> Result<(), Error> {
-        let (config, (number, granted, new_key)) = VaultConfig::update(dir, |config| {
+        let (config, (number, granted, new_key)) = VaultConfig::update(dir, keys, |config| {
             let now = now_ms();
             let policy = config.epoch_policy;
             if let Some(last) = config

@@ -1,16 +1,24 @@
 //! The keys of an unlocked vault: its root KEKs and, in tiered mode, its epoch keys.
 //! Dropping a `Keyring` (lock) drops every key it holds; their memory is zeroized.
 
+mod config_mac;
 mod epochs;
+mod integrity;
 mod root;
+mod tagged;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use envelope::KekProvider;
 
+pub(crate) use config_mac::{mac_config, verify_config};
 pub(crate) use epochs::{
     CONFIG_RECHECK, EPOCH_KIND, Epochs, new_epoch, new_epoch_for_init, reseal_epoch,
+};
+pub(crate) use integrity::{
+    IntegrityKeys, add_to_integrity_key, drop_from_integrity_key, new_integrity_key,
+    open_integrity_key,
 };
 pub(crate) use root::{RootSet, check_canary, pin};
 
@@ -51,24 +59,54 @@ impl UnwrapKeks<'_> {
 pub(crate) struct Keyring {
     pub(crate) root: RootSet,
     epochs: Option<Mutex<Epochs>>,
+    pub(crate) integrity: Arc<IntegrityKeys>,
+}
+
+/// Checks `keks` against the configuration `config` (as read, not yet trusted), opens the
+/// integrity key with them and verifies `config` with it. Returns the root KEKs (tagging
+/// where needed) and the integrity keys; nothing of `config` is used before it verified but
+/// the pinned KEKs' canaries and the sealed integrity key, which authenticate themselves.
+pub(crate) fn open_root(
+    config: &VaultConfig,
+    keks: Vec<Kek>,
+) -> Result<(RootSet, Arc<IntegrityKeys>), Error> {
+    let root = RootSet::build(config, keks)?;
+    let integrity = open_integrity_key(&config.id, &config.integrity_key_bytes()?, &root)?;
+    verify_config(config, &integrity)?;
+    Ok((root.with_integrity(&integrity), integrity))
 }
 
 impl Keyring {
-    /// Checks `keks` against the configuration and, in tiered mode, opens the epoch keys.
+    /// Checks `keks` against the configuration, verifies it and, in tiered mode, opens the
+    /// epoch keys.
     pub(crate) fn unlock(config: &VaultConfig, keks: Vec<Kek>) -> Result<Self, Error> {
-        let root = RootSet::build(config, keks)?;
+        let (root, integrity) = open_root(config, keks)?;
+        Self::assemble(config, root, integrity)
+    }
+
+    /// The keyring of a verified `config` with these root KEKs and integrity keys.
+    pub(crate) fn assemble(
+        config: &VaultConfig,
+        root: RootSet,
+        integrity: Arc<IntegrityKeys>,
+    ) -> Result<Self, Error> {
         let epochs = match config.mode {
             WrapMode::Tiered => Some(Mutex::new(Epochs::open_all(config, &root)?)),
             WrapMode::Direct => None,
         };
-        Ok(Keyring { root, epochs })
+        Ok(Keyring {
+            root,
+            epochs,
+            integrity,
+        })
     }
 
     /// The same epochs under a new root set (after `kek add` or `remove`).
     pub(crate) fn with_root(self, root: RootSet) -> Self {
         Keyring {
-            root,
+            root: root.with_integrity(&self.integrity),
             epochs: self.epochs,
+            integrity: self.integrity,
         }
     }
 
@@ -89,7 +127,7 @@ impl Keyring {
         match self.epochs() {
             None => Ok(SealKeks::Root(self.root.wrap_set()?)),
             Some(mut epochs) => {
-                let key = epochs.wrap_key(dir, vault_id, &self.root, lease)?;
+                let key = epochs.wrap_key(dir, vault_id, &self.root, &self.integrity, lease)?;
                 Ok(SealKeks::Epoch([key as Arc<dyn KekProvider>]))
             }
         }
@@ -100,7 +138,10 @@ impl Keyring {
     pub(crate) fn open_new_epochs(&self, dir: &Path) -> Result<bool, Error> {
         match self.epochs() {
             None => Ok(false),
-            Some(mut epochs) => epochs.open_new(&VaultConfig::read(dir)?, &self.root),
+            Some(mut epochs) => epochs.open_new(
+                &VaultConfig::read_verified(dir, &self.integrity)?,
+                &self.root,
+            ),
         }
     }
 

@@ -6,43 +6,53 @@ use std::sync::Arc;
 use envelope::{Context, KekId, KekProvider};
 use kek_providers::ThresholdKek;
 
+use super::integrity::IntegrityKeys;
+use super::tagged::TaggedKek;
 use crate::config::{PinnedKek, VaultConfig, encode};
 use crate::{Error, Kek};
 
-/// AAD of the per-KEK canaries: not a user scope, so no secret can collide with it.
+/// AAD of the per-KEK canaries: not a user scope, so no secret can collide with it. The key
+/// names the vault, so a canary copied from another vault does not open here.
 const CANARY_SCOPE: &str = "vault";
-const CANARY_KEY: &str = "canary";
 const CANARY_VALUE: &[u8] = b"vault canary v1";
 
-/// A new KEK's pinned form, with its canary sealed under it alone.
-pub(crate) fn pin(kek: &Kek) -> Result<PinnedKek, Error> {
+/// A new KEK's pinned form for the vault `vault_id`, with its canary sealed under it alone.
+/// Its MAC is set when the configuration is written.
+pub(crate) fn pin(kek: &Kek, vault_id: &str) -> Result<PinnedKek, Error> {
     let canary = envelope::seal(
         CANARY_VALUE,
-        &canary_context(),
+        &Context::new(CANARY_SCOPE, &canary_key(vault_id), 0),
         &[Arc::clone(&kek.provider)],
     )?;
     Ok(PinnedKek {
         uri: kek.uri.clone(),
         id: kek.provider.id().to_string(),
         canary: encode(&canary),
+        mac: String::new(),
     })
 }
 
-/// Opens `pinned`'s canary with `provider` alone: proves the provider is that KEK and works.
+/// Opens `pinned`'s canary with `provider` alone: proves the provider is that KEK, works, and
+/// was pinned for the vault `vault_id`.
 pub(crate) fn check_canary(
     pinned: &PinnedKek,
     provider: &Arc<dyn KekProvider>,
+    vault_id: &str,
 ) -> Result<(), Error> {
     let canary = pinned.canary_bytes()?;
-    let opened = envelope::open(&canary, &canary_context(), &[Arc::clone(provider)])?;
+    let opened = envelope::open(
+        &canary,
+        &Context::new(CANARY_SCOPE, &canary_key(vault_id), 0),
+        &[Arc::clone(provider)],
+    )?;
     if opened.expose_secret() != CANARY_VALUE {
         return Err(envelope::Error::Tampered.into());
     }
     Ok(())
 }
 
-fn canary_context() -> Context<'static> {
-    Context::new(CANARY_SCOPE, CANARY_KEY, 0)
+fn canary_key(vault_id: &str) -> String {
+    format!("canary:{vault_id}")
 }
 
 /// Parses `kind:label#vN`, the form ids are pinned in.
@@ -62,7 +72,11 @@ pub(crate) fn parse_kek_id(text: &str) -> Result<KekId, Error> {
 pub(crate) struct RootSet {
     /// Every KEK given at unlock (any-of and threshold members), for status and checks.
     given: Vec<Kek>,
-    /// What wraps and unwraps: the threshold KEK (if any) and the any-of KEKs present.
+    /// The threshold KEK (if any) and the any-of KEKs present, as the providers made them:
+    /// what the canaries and the integrity key are sealed under.
+    raw: Vec<Arc<dyn KekProvider>>,
+    /// What wraps and unwraps everything else: `raw`, with the vault's tag on the stanzas of
+    /// KEKs that wrap without a secret once the integrity key is open.
     providers: Vec<Arc<dyn KekProvider>>,
     /// Pinned KEKs that were not given: reads work without them, wrapping does not.
     missing: Vec<String>,
@@ -91,7 +105,7 @@ impl RootSet {
                     pinned: pinned.join(", "),
                 }
             })?;
-            if let Err(e) = check_canary(pinned, &kek.provider) {
+            if let Err(e) = check_canary(pinned, &kek.provider, &config.id) {
                 log::warn!("KEK {id} did not open its canary, so it is left out: {e}");
                 refused.get_or_insert(e);
                 continue;
@@ -136,9 +150,30 @@ impl RootSet {
             .collect();
         Ok(RootSet {
             given,
+            raw: providers.clone(),
             providers,
             missing,
         })
+    }
+
+    /// The same KEKs, tagging the stanzas of those that wrap without a secret with `keys`.
+    pub(crate) fn with_integrity(mut self, keys: &Arc<IntegrityKeys>) -> Self {
+        self.providers = self
+            .raw
+            .iter()
+            .map(|p| TaggedKek::wrap_if_needed(p, keys))
+            .collect();
+        self
+    }
+
+    /// What opens the integrity key: the KEKs as the providers made them.
+    pub(crate) fn raw_unwrap_set(&self) -> &[Arc<dyn KekProvider>] {
+        &self.raw
+    }
+
+    /// What seals the integrity key: every root KEK, as the providers made them.
+    pub(crate) fn raw_wrap_set(&self) -> Result<&[Arc<dyn KekProvider>], Error> {
+        self.wrap_set().map(|_| self.raw.as_slice())
     }
 
     /// The KEKs given at unlock.

@@ -1,8 +1,10 @@
-//! The in-memory store: the same contract as SQLite, gone with the process.
+//! The in-memory store: the same contract as SQLite, gone with the process. Its version
+//! counters are not tagged: nothing but this process can write its memory.
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
+use super::heads::{HeadAuth, KeyHead};
 use super::{
     Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind, StoredVersion,
     not_found, now_ms,
@@ -20,6 +22,8 @@ struct Version {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     secrets: Mutex<BTreeMap<(String, String), Vec<Version>>>,
+    /// Every key's counter, kept after a delete.
+    heads: Mutex<BTreeMap<(String, String), KeyHead>>,
 }
 
 impl MemoryStore {
@@ -33,6 +37,11 @@ impl MemoryStore {
         // one push or remove), so a poisoned map is still consistent.
         self.secrets.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each change is one insert or field update: a poisoned map is still consistent.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn info(scope: &str, key: &str, versions: &[Version]) -> Option<SecretInfo> {
@@ -52,31 +61,41 @@ impl SecretStore for MemoryStore {
         StoreKind::Memory
     }
 
-    fn set(&self, scope: &str, key: &str, seal: &mut Sealer<'_>) -> Result<u64, Error> {
+    fn set(
+        &self,
+        scope: &str,
+        key: &str,
+        _auth: &dyn HeadAuth,
+        seal: &mut Sealer<'_>,
+    ) -> Result<u64, Error> {
         let mut secrets = self.secrets();
-        let versions = secrets
-            .entry((scope.to_owned(), key.to_owned()))
-            .or_default();
-        let version = versions.last().map_or(1, |v| v.version + 1);
-        match seal(version) {
-            Ok(envelope) => {
-                versions.push(Version {
-                    version,
-                    envelope,
-                    written_at: now_ms(),
-                });
-                Ok(version)
-            }
-            Err(e) => {
-                if versions.is_empty() {
-                    secrets.remove(&(scope.to_owned(), key.to_owned()));
-                }
-                Err(e)
-            }
-        }
+        let mut heads = lock(&self.heads);
+        let name = (scope.to_owned(), key.to_owned());
+        let head = heads.get(&name).copied().unwrap_or_default();
+        let version = head.latest + 1;
+        let envelope = seal(version)?;
+        secrets.entry(name.clone()).or_default().push(Version {
+            version,
+            envelope,
+            written_at: now_ms(),
+        });
+        heads.insert(
+            name,
+            KeyHead {
+                latest: version,
+                ..head
+            },
+        );
+        Ok(version)
     }
 
-    fn get(&self, scope: &str, key: &str, version: Option<u64>) -> Result<(u64, Vec<u8>), Error> {
+    fn get(
+        &self,
+        scope: &str,
+        key: &str,
+        version: Option<u64>,
+        _auth: &dyn HeadAuth,
+    ) -> Result<(u64, Vec<u8>), Error> {
         let secrets = self.secrets();
         let versions = secrets
             .get(&(scope.to_owned(), key.to_owned()))
@@ -90,11 +109,19 @@ impl SecretStore for MemoryStore {
             .ok_or_else(|| not_found(scope, key, version))
     }
 
-    fn delete(&self, scope: &str, key: &str) -> Result<(), Error> {
+    fn delete(&self, scope: &str, key: &str, _auth: &dyn HeadAuth) -> Result<(), Error> {
+        let name = (scope.to_owned(), key.to_owned());
         self.secrets()
-            .remove(&(scope.to_owned(), key.to_owned()))
-            .map(drop)
-            .ok_or_else(|| not_found(scope, key, None))
+            .remove(&name)
+            .ok_or_else(|| not_found(scope, key, None))?;
+        if let Some(head) = lock(&self.heads).get_mut(&name) {
+            head.deleted_through = head.latest;
+        }
+        Ok(())
+    }
+
+    fn adopt_heads(&self, _auth: &dyn HeadAuth) -> Result<u64, Error> {
+        Ok(0)
     }
 
     fn list(&self, scope: Option<&str>) -> Result<Vec<SecretInfo>, Error> {

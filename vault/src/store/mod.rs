@@ -4,6 +4,7 @@
 //! answers from metadata. Every `set` adds a new version in one durable transaction, so a
 //! crash leaves either the old or the new value.
 
+mod heads;
 mod memory;
 mod sqlite;
 
@@ -11,6 +12,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use heads::{HeadAuth, KeyHead};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
@@ -120,19 +122,41 @@ pub type Sealer<'a> = dyn FnMut(u64) -> Result<Vec<u8>, Error> + 'a;
 
 /// A place that keeps versioned envelopes by scope and key. Scopes and keys arrive
 /// validated; stores must be safe to share between threads.
+///
+/// Each key has a version counter (its [`KeyHead`], tagged through a [`HeadAuth`]): versions
+/// never repeat, not even after a delete, and a read checks the counter, so rows deleted or
+/// put back by anyone but the vault are reported as [`Error::Tampered`].
 pub trait SecretStore: Send + Sync + fmt::Debug {
     /// The store's kind.
     fn kind(&self) -> StoreKind;
 
-    /// Adds a version of `scope`/`key` (1 for a new key, else latest + 1) with the envelope
-    /// `seal` makes for it, durably, and returns the version.
-    fn set(&self, scope: &str, key: &str, seal: &mut Sealer<'_>) -> Result<u64, Error>;
+    /// Adds the next version of `scope`/`key` (1 for a key never written, else one past the
+    /// newest ever written, deleted or not) with the envelope `seal` makes for it, durably,
+    /// and returns the version.
+    fn set(
+        &self,
+        scope: &str,
+        key: &str,
+        auth: &dyn HeadAuth,
+        seal: &mut Sealer<'_>,
+    ) -> Result<u64, Error>;
 
     /// The envelope of the latest version, or of `version`, with its version number.
-    fn get(&self, scope: &str, key: &str, version: Option<u64>) -> Result<(u64, Vec<u8>), Error>;
+    fn get(
+        &self,
+        scope: &str,
+        key: &str,
+        version: Option<u64>,
+        auth: &dyn HeadAuth,
+    ) -> Result<(u64, Vec<u8>), Error>;
 
-    /// Removes every version of `scope`/`key`; `NotFound` if there is none.
-    fn delete(&self, scope: &str, key: &str) -> Result<(), Error>;
+    /// Removes every version of `scope`/`key`; `NotFound` if there is none. The counter
+    /// stays, so a re-created key continues its versions.
+    fn delete(&self, scope: &str, key: &str, auth: &dyn HeadAuth) -> Result<(), Error>;
+
+    /// Gives every key that has versions but no counter one (its newest version, nothing
+    /// deleted); how many. Used once, when a vault made before counters is upgraded.
+    fn adopt_heads(&self, auth: &dyn HeadAuth) -> Result<u64, Error>;
 
     /// Metadata of every secret, or of those in `scope`, ordered by scope then key.
     fn list(&self, scope: Option<&str>) -> Result<Vec<SecretInfo>, Error>;

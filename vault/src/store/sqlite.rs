@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
+use super::heads::{self, HeadAuth, KeyHead};
 use super::{
     Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind, StoredVersion,
     not_found, now_ms,
@@ -16,8 +17,9 @@ use crate::Error;
 
 /// The store file inside the vault directory.
 pub const STORE_FILE: &str = "secrets.db";
-/// The schema version this build writes (`PRAGMA user_version`).
-const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes (`PRAGMA user_version`). Version 2 added the
+/// per-key version counters (`key_heads`).
+const SCHEMA_VERSION: i64 = 2;
 /// How long a write waits for another process's write before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -30,7 +32,18 @@ CREATE TABLE IF NOT EXISTS secrets (
     written_at INTEGER NOT NULL,
     PRIMARY KEY (scope, key, version)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS key_heads (
+    scope           TEXT    NOT NULL,
+    key             TEXT    NOT NULL,
+    latest          INTEGER NOT NULL,
+    deleted_through INTEGER NOT NULL,
+    tag             BLOB    NOT NULL,
+    PRIMARY KEY (scope, key)
+) WITHOUT ROWID;
 ";
+
+/// The versions a head says exist (`h` the head, `s` the version row).
+const LIVE: &str = "s.version > h.deleted_through AND s.version <= h.latest";
 
 /// Versioned envelopes in `secrets.db`. One connection per store, shared behind a mutex;
 /// other processes are serialised by SQLite's locks (`BEGIN IMMEDIATE` + busy timeout).
@@ -90,6 +103,28 @@ impl SqliteStore {
         &self.path
     }
 
+    /// The checked head of `scope`/`key` in `tx`; `None` if the key has none and no rows.
+    fn head(
+        &self,
+        tx: &Connection,
+        auth: &dyn HeadAuth,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<KeyHead>, Error> {
+        let stored = tx
+            .query_row(
+                "SELECT latest, deleted_through, tag FROM key_heads WHERE scope = ?1 AND key = ?2",
+                params![scope, key],
+                |row| Ok((stored_head(row.get(0)?, row.get(1)?), row.get(2)?)),
+            )
+            .optional()
+            .map_err(Error::store("reading the version counter"))?;
+        if stored.is_none() && has_rows(tx, scope, key)? {
+            return Err(heads::rows_without_head(&self.path, scope, key));
+        }
+        heads::checked(&self.path, auth, scope, key, stored)
+    }
+
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // Every change is one SQLite transaction, rolled back if unfinished, so the
         // connection is consistent even if a holder panicked.
@@ -97,79 +132,190 @@ impl SqliteStore {
     }
 }
 
+fn stored_head(latest: i64, deleted_through: i64) -> KeyHead {
+    // Negative numbers are not ours: they map to huge ones, which the tag then refuses.
+    KeyHead {
+        latest: latest as u64,
+        deleted_through: deleted_through as u64,
+    }
+}
+
+fn has_rows(conn: &Connection, scope: &str, key: &str) -> Result<bool, Error> {
+    conn.query_row(
+        "SELECT EXISTS (SELECT 1 FROM secrets WHERE scope = ?1 AND key = ?2)",
+        params![scope, key],
+        |row| row.get(0),
+    )
+    .map_err(Error::store("reading the secret"))
+}
+
+fn write_head(
+    tx: &Connection,
+    auth: &dyn HeadAuth,
+    scope: &str,
+    key: &str,
+    head: &KeyHead,
+) -> Result<(), Error> {
+    tx.execute(
+        "INSERT OR REPLACE INTO key_heads (scope, key, latest, deleted_through, tag)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            scope,
+            key,
+            head.latest as i64,
+            head.deleted_through as i64,
+            auth.tag(scope, key, head)
+        ],
+    )
+    .map_err(Error::store("writing the version counter"))?;
+    Ok(())
+}
+
 impl SecretStore for SqliteStore {
     fn kind(&self) -> StoreKind {
         StoreKind::Sqlite
     }
 
-    fn set(&self, scope: &str, key: &str, seal: &mut Sealer<'_>) -> Result<u64, Error> {
+    fn set(
+        &self,
+        scope: &str,
+        key: &str,
+        auth: &dyn HeadAuth,
+        seal: &mut Sealer<'_>,
+    ) -> Result<u64, Error> {
         let mut conn = self.conn();
         // IMMEDIATE takes the write lock now, so the version read below cannot be taken by
         // another process before we insert it.
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::store("starting a write"))?;
-        let latest: Option<i64> = tx
-            .query_row(
-                "SELECT MAX(version) FROM secrets WHERE scope = ?1 AND key = ?2",
-                params![scope, key],
-                |row| row.get(0),
-            )
-            .map_err(Error::store("reading the latest version"))?;
-        let version = latest.map_or(1, |v| v as u64 + 1);
+        let head = self.head(&tx, auth, scope, key)?.unwrap_or_default();
+        let version = head.latest + 1;
         let envelope = seal(version)?;
+        // REPLACE: a row someone put at this version before the vault wrote it is not ours.
         tx.execute(
-            "INSERT INTO secrets (scope, key, version, envelope, written_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT OR REPLACE INTO secrets (scope, key, version, envelope, written_at) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![scope, key, version as i64, envelope, now_ms()],
         )
         .map_err(Error::store("writing the secret"))?;
+        let head = KeyHead {
+            latest: version,
+            ..head
+        };
+        write_head(&tx, auth, scope, key, &head)?;
         tx.commit().map_err(Error::store("committing the secret"))?;
         Ok(version)
     }
 
-    fn get(&self, scope: &str, key: &str, version: Option<u64>) -> Result<(u64, Vec<u8>), Error> {
+    fn get(
+        &self,
+        scope: &str,
+        key: &str,
+        version: Option<u64>,
+        auth: &dyn HeadAuth,
+    ) -> Result<(u64, Vec<u8>), Error> {
         let conn = self.conn();
-        let row = match version {
-            None => conn.query_row(
-                "SELECT version, envelope FROM secrets WHERE scope = ?1 AND key = ?2
-                 ORDER BY version DESC LIMIT 1",
-                params![scope, key],
-                |row| Ok((row.get::<_, i64>(0)?, row.get(1)?)),
-            ),
-            Some(v) => conn.query_row(
-                "SELECT version, envelope FROM secrets WHERE scope = ?1 AND key = ?2 AND version = ?3",
-                params![scope, key, i64::try_from(v).unwrap_or(i64::MAX)],
-                |row| Ok((row.get::<_, i64>(0)?, row.get(1)?)),
-            ),
+        // One statement: the head and the row it points at, read at the same moment.
+        let row = conn
+            .prepare_cached(
+                "SELECT h.latest, h.deleted_through, h.tag, s.envelope FROM key_heads h
+                 LEFT JOIN secrets s ON s.scope = h.scope AND s.key = h.key
+                     AND s.version = COALESCE(?3, h.latest)
+                 WHERE h.scope = ?1 AND h.key = ?2",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row(
+                    params![
+                        scope,
+                        key,
+                        version.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
+                    ],
+                    |row| {
+                        Ok((
+                            stored_head(row.get(0)?, row.get(1)?),
+                            row.get::<_, Vec<u8>>(2)?,
+                            row.get::<_, Option<Vec<u8>>>(3)?,
+                        ))
+                    },
+                )
+                .optional()
+            })
+            .map_err(Error::store("reading the secret"))?;
+        let Some((head, tag, envelope)) = row else {
+            return Err(if has_rows(&conn, scope, key)? {
+                heads::rows_without_head(&self.path, scope, key)
+            } else {
+                not_found(scope, key, version)
+            });
         };
-        row.optional()
-            .map_err(Error::store("reading the secret"))?
-            .map(|(v, envelope)| (v as u64, envelope))
-            .ok_or_else(|| not_found(scope, key, version))
+        let head =
+            heads::checked(&self.path, auth, scope, key, Some((head, tag)))?.unwrap_or_default();
+        let found =
+            heads::resolve_read(&self.path, scope, key, &head, version, envelope.is_some())?;
+        Ok((found, envelope.unwrap_or_default()))
     }
 
-    fn delete(&self, scope: &str, key: &str) -> Result<(), Error> {
-        let deleted = self
-            .conn()
-            .execute(
-                "DELETE FROM secrets WHERE scope = ?1 AND key = ?2",
-                params![scope, key],
-            )
-            .map_err(Error::store("deleting the secret"))?;
-        if deleted == 0 {
-            return Err(not_found(scope, key, None));
-        }
+    fn delete(&self, scope: &str, key: &str, auth: &dyn HeadAuth) -> Result<(), Error> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::store("starting a delete"))?;
+        let head = match self.head(&tx, auth, scope, key)? {
+            Some(head) if !head.is_empty() => head,
+            _ => return Err(not_found(scope, key, None)),
+        };
+        tx.execute(
+            "DELETE FROM secrets WHERE scope = ?1 AND key = ?2",
+            params![scope, key],
+        )
+        .map_err(Error::store("deleting the secret"))?;
+        let head = KeyHead {
+            deleted_through: head.latest,
+            ..head
+        };
+        write_head(&tx, auth, scope, key, &head)?;
+        tx.commit().map_err(Error::store("committing the delete"))?;
         Ok(())
+    }
+
+    fn adopt_heads(&self, auth: &dyn HeadAuth) -> Result<u64, Error> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::store("starting a write"))?;
+        let orphans: Vec<(String, String, i64)> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT s.scope, s.key, MAX(s.version) FROM secrets s
+                     WHERE NOT EXISTS (SELECT 1 FROM key_heads h WHERE h.scope = s.scope AND h.key = s.key)
+                     GROUP BY s.scope, s.key",
+                )
+                .map_err(Error::store("finding keys without a counter"))?;
+            stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+                .and_then(|rows| rows.collect::<Result<_, _>>())
+                .map_err(Error::store("finding keys without a counter"))?
+        };
+        for (scope, key, latest) in &orphans {
+            let head = KeyHead {
+                latest: *latest as u64,
+                deleted_through: 0,
+            };
+            write_head(&tx, auth, scope, key, &head)?;
+        }
+        tx.commit()
+            .map_err(Error::store("committing the counters"))?;
+        Ok(orphans.len() as u64)
     }
 
     fn list(&self, scope: Option<&str>) -> Result<Vec<SecretInfo>, Error> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare_cached(
-                "SELECT scope, key, MAX(version), COUNT(*), MIN(written_at), MAX(written_at)
-                 FROM secrets WHERE ?1 IS NULL OR scope = ?1
-                 GROUP BY scope, key ORDER BY scope, key",
-            )
+            .prepare_cached(&format!(
+                "SELECT s.scope, s.key, MAX(s.version), COUNT(*), MIN(s.written_at), MAX(s.written_at)
+                 FROM secrets s JOIN key_heads h ON h.scope = s.scope AND h.key = s.key
+                 WHERE (?1 IS NULL OR s.scope = ?1) AND {LIVE}
+                 GROUP BY s.scope, s.key ORDER BY s.scope, s.key"
+            ))
             .map_err(Error::store("listing secrets"))?;
         let rows = stmt
             .query_map(params![scope], |row| {
@@ -190,7 +336,10 @@ impl SecretStore for SqliteStore {
     fn count(&self) -> Result<u64, Error> {
         self.conn()
             .query_row(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM secrets GROUP BY scope, key)",
+                &format!(
+                    "SELECT COUNT(*) FROM key_heads h WHERE EXISTS
+                     (SELECT 1 FROM secrets s WHERE s.scope = h.scope AND s.key = h.key AND {LIVE})"
+                ),
                 [],
                 |row| row.get::<_, i64>(0),
             )

@@ -58,9 +58,12 @@ pub fn stanza_ids(envelope: &[u8]) -> Vec<String> {
 
 /// The stanza ids of the stored latest version of `scope`/`key`, read from the store itself.
 pub fn stored_stanzas(dir: &Path, scope: &str, key: &str) -> Vec<String> {
-    let store = open_store(StoreKind::Sqlite, dir).expect("store");
-    let (_, envelope) = store.get(scope, key, None).expect("stored");
-    stanza_ids(&envelope)
+    all_stanzas(dir)
+        .into_iter()
+        .filter(|(s, k, _, _)| s == scope && k == key)
+        .max_by_key(|(_, _, version, _)| *version)
+        .map(|(_, _, _, ids)| ids)
+        .expect("stored")
 }
 
 /// Every stored version as (scope, key, version, stanza ids), in scan order.

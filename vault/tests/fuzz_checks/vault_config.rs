@@ -6,7 +6,7 @@ use std::path::Path;
 use vault::{Error, VaultConfig};
 
 /// The check: whether `data` parsed as a `vault.json`, after checking that a refusal is a
-/// damaged-marker error, and that an accepted configuration pins a KEK and is written (as
+/// damaged-marker error (or, for format 2, the upgrade notice), and that an accepted configuration pins a KEK and is written (as
 /// `VaultConfig::update` writes it) to bytes that parse back to the same configuration.
 pub fn check_vault_config(data: &[u8]) -> bool {
     let path = Path::new("/vault/vault.json");
@@ -29,7 +29,10 @@ pub fn check_vault_config(data: &[u8]) -> bool {
             true
         }
         Err(e) => {
-            assert!(matches!(e, Error::Marker { .. }), "{e:?}");
+            assert!(
+                matches!(e, Error::Marker { .. } | Error::FormatUpgrade { .. }),
+                "{e:?}"
+            );
             false
         }
     }

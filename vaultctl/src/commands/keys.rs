@@ -15,6 +15,26 @@ pub fn rotate(cli: &Cli) -> Result<(), Error> {
     Ok(())
 }
 
+/// Upgrades a format 2 vault with every one of its KEKs (the pinned ones, or `--kek`).
+pub fn upgrade(cli: &Cli) -> Result<(), Error> {
+    let dir = crate::open::vault_dir(cli)?;
+    let uris = if cli.keks.is_empty() {
+        vault::legacy_kek_uris(&dir)?
+    } else {
+        cli.keks.clone()
+    };
+    let keks = vault::Kek::build_all(&dir, &uris)?;
+    let report = vault::upgrade(&dir, keks)?;
+    println!(
+        "upgraded {}: vault.json is authenticated; {} keys got a version counter, {} epoch keys and {} stored versions were sealed again with the vault's tag",
+        dir.display(),
+        report.counters,
+        report.epochs,
+        report.tagged
+    );
+    Ok(())
+}
+
 pub fn rewrap(cli: &Cli, args: &RewrapArgs) -> Result<(), Error> {
     let vault = open_vault(cli)?;
     // One run wraps many DEKs: lease epoch wraps in large blocks (fewer config writes).

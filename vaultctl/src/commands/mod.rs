@@ -46,6 +46,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::MinDecryptionVersion(args) => keys::min_decryption_version(cli, args),
         Command::Lock => keys::lock(cli),
         Command::Unlock => keys::unlock(cli),
+        Command::Upgrade => keys::upgrade(cli),
         Command::Audit(command) => audit::run(cli, command),
         Command::Pki(command) => pki::run(cli, command),
         Command::Scan(args) => scan::run(cli, args),

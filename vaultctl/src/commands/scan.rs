@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use config_scan::{Allowlist, Lookup, Options, Severity, VaultIndex, VaultRef};
-use vault::{SecretStore, StoreKind};
+use vault::StoreKind;
 
 use crate::cli::Cli;
 use crate::error::Error;
@@ -126,33 +126,32 @@ fn open_index(cli: &Cli, args: &ScanArgs) -> Result<Option<StoreIndex>, Error> {
         return Ok(None);
     }
     let store = vault::open_store(kind, &dir)?;
-    let latest = store
+    let versions = store
         .list(None)?
         .into_iter()
-        .map(|info| ((info.scope, info.key), info.version))
+        .map(|info| ((info.scope, info.key), (info.version, info.versions)))
         .collect();
-    Ok(Some(StoreIndex { store, latest }))
+    Ok(Some(StoreIndex { versions }))
 }
 
-/// A vault store's names and latest versions.
+/// A vault store's names, each with its latest version and how many versions it keeps.
 struct StoreIndex {
-    store: Box<dyn SecretStore>,
-    latest: HashMap<(String, String), u64>,
+    versions: HashMap<(String, String), (u64, u64)>,
 }
 
 impl VaultIndex for StoreIndex {
     fn lookup(&self, r: &VaultRef) -> Lookup {
-        let Some(&latest) = self.latest.get(&(r.scope.clone(), r.key.clone())) else {
+        let Some(&(latest, kept)) = self.versions.get(&(r.scope.clone(), r.key.clone())) else {
             return Lookup::MissingKey;
         };
         let Some(version) = r.version else {
             return Lookup::Found;
         };
-        // The stored envelope, not its value: old versions may have been pruned.
-        match self.store.get(&r.scope, &r.key, Some(version)) {
-            Ok(_) => Lookup::Found,
-            Err(vault::Error::NotFound { .. }) => Lookup::MissingVersion { latest },
-            Err(e) => Lookup::Invalid(format!("cannot check it: {e}")),
+        // A key keeps every version since it was last (re)created: the newest `kept` ones.
+        if version <= latest && version > latest.saturating_sub(kept) {
+            Lookup::Found
+        } else {
+            Lookup::MissingVersion { latest }
         }
     }
 }

@@ -18,6 +18,7 @@ pub fn run(cli: &Cli, remote: &Remote) -> Result<(), Error> {
     match &cli.command {
         Command::Init(_) => local_only("init"),
         Command::Rewrap(_) => local_only("rewrap"),
+        Command::Upgrade => local_only("upgrade"),
         Command::MinDecryptionVersion(_) => local_only("min-decryption-version"),
         Command::Kek(KekCommand::Add(_)) => local_only("kek add"),
         Command::Kek(KekCommand::Remove(_)) => local_only("kek remove"),
