@@ -146,7 +146,18 @@ pub fn create(uri: &str, env: &KekEnv<'_>) -> Result<BuiltKek, Error> {
 
 /// Opens the existing key material named by `uri`.
 pub fn open(uri: &str, env: &KekEnv<'_>) -> Result<BuiltKek, Error> {
-    registry::KekSpec::parse(uri)?.open(env.vault_dir)
+    registry::KekSpec::parse(uri)?.open(env.vault_dir, None)
+}
+
+/// Like [`open`], with the passphrase of a `passphrase:` KEK given by the caller instead of
+/// read from the source in its URI (a daemon cannot prompt: its API takes the passphrase).
+/// Other KEKs open as [`open`] opens them.
+pub fn open_with_passphrase(
+    uri: &str,
+    env: &KekEnv<'_>,
+    passphrase: &envelope::SecretBytes,
+) -> Result<BuiltKek, Error> {
+    registry::KekSpec::parse(uri)?.open(env.vault_dir, Some(passphrase))
 }
 
 /// Whether a log record comes from a library under a provider (tss-esapi, cryptoki, yubikey). Those

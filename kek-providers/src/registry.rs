@@ -124,11 +124,15 @@ impl KekSpec {
         }
     }
 
-    /// Opens existing key material.
-    pub(crate) fn open(self, vault_dir: &Path) -> Result<BuiltKek, Error> {
+    /// Opens existing key material; a passphrase KEK takes `passphrase` if given.
+    pub(crate) fn open(
+        self,
+        vault_dir: &Path,
+        passphrase: Option<&envelope::SecretBytes>,
+    ) -> Result<BuiltKek, Error> {
         match self {
             Self::File(spec) => file::open(&spec),
-            Self::Passphrase(spec) => passphrase::open(&spec, vault_dir),
+            Self::Passphrase(spec) => passphrase::open(&spec, vault_dir, passphrase),
             #[cfg(feature = "pkcs11")]
             Self::Pkcs11(spec) => spec.build(),
             #[cfg(feature = "tpm")]

@@ -79,6 +79,12 @@ pub enum Error {
         /// The pinned KEK ids.
         pinned: String,
     },
+    /// None of the vault's KEKs could be opened; each one's reason.
+    #[error("none of the vault's KEKs could be opened: {reasons}")]
+    NoKekOpened {
+        /// `URI: why` for each KEK.
+        reasons: String,
+    },
     /// No KEK was given.
     #[error("no KEK given: a vault needs at least one KEK")]
     NoKek,

@@ -42,6 +42,16 @@ impl Kek {
     /// file, an unplugged token) is reported and skipped as long as another one remains:
     /// any one KEK (or m of a threshold group) opens the vault.
     pub fn build_all(dir: &Path, uris: &[String]) -> Result<Vec<Kek>, Error> {
+        Self::build_all_with(dir, uris, None)
+    }
+
+    /// Like [`Kek::build_all`], with the passphrase of passphrase KEKs given instead of read
+    /// from their sources (a daemon's API takes it: the daemon cannot prompt).
+    pub fn build_all_with(
+        dir: &Path,
+        uris: &[String],
+        passphrase: Option<&SecretBytes>,
+    ) -> Result<Vec<Kek>, Error> {
         let uris = if uris.is_empty() {
             VaultConfig::read(dir)?.kek_uris()
         } else {
@@ -51,7 +61,11 @@ impl Kek {
         let mut keks = Vec::new();
         let mut failures = Vec::new();
         for uri in &uris {
-            match kek_providers::open(uri, &env) {
+            let built = match passphrase {
+                Some(passphrase) => kek_providers::open_with_passphrase(uri, &env, passphrase),
+                None => kek_providers::open(uri, &env),
+            };
+            match built {
                 Ok(built) => keks.push(Kek {
                     uri: built.uri,
                     provider: built.provider,
@@ -60,10 +74,20 @@ impl Kek {
             }
         }
         if keks.is_empty() {
-            return Err(failures
-                .into_iter()
-                .next()
-                .map_or(Error::NoKek, |(_, e)| Error::from(e)));
+            return Err(match failures.len() {
+                0 => Error::NoKek,
+                1 => failures
+                    .into_iter()
+                    .next()
+                    .map_or(Error::NoKek, |(_, e)| Error::from(e)),
+                _ => Error::NoKekOpened {
+                    reasons: failures
+                        .iter()
+                        .map(|(uri, e)| format!("{uri}: {e}"))
+                        .collect::<Vec<_>>()
+                        .join("; "),
+                },
+            });
         }
         for (uri, failure) in failures {
             log::warn!("KEK {uri} cannot be opened: {failure}; continuing with the other KEKs");

@@ -87,8 +87,8 @@ pub enum Command {
     MinDecryptionVersion(MinVersionArgs),
     /// Zeroize all keys; nothing opens until `unlock`.
     Lock,
-    /// Open the keys again with the vault's KEKs.
-    Unlock,
+    /// Open the keys again with the vault's KEKs (read again from their sources).
+    Unlock(UnlockArgs),
     /// Upgrade a vault made by an older version (format 2) with all its KEKs: adds the
     /// integrity key that authenticates vault.json, stanzas and version counters.
     Upgrade,
@@ -104,6 +104,15 @@ pub enum Command {
     Resolve(crate::commands::resolve::ResolveArgs),
     /// Find plaintext secrets, and vault:// references to missing keys, in config files.
     Scan(crate::commands::scan::ScanArgs),
+}
+
+/// Arguments of `unlock`.
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// Give the passphrase of the vault's passphrase KEKs: read from a no-echo prompt, or
+    /// from stdin when it is not a terminal (with --addr, sent to vaultd, which cannot prompt).
+    #[arg(long)]
+    pub passphrase: bool,
 }
 
 /// `kek` subcommands.

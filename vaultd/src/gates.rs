@@ -216,9 +216,16 @@ pub fn status_of(e: &vault::Error) -> Status {
         E::InvalidScope { .. } | E::InvalidKeyName { .. } | E::ValueTooLarge { .. } => {
             Status::invalid_argument(text)
         }
-        E::Locked | E::IncompleteRoot { .. } | E::StillInUse { .. } | E::Unsupported(_) => {
-            Status::failed_precondition(text)
-        }
+        E::Locked
+        | E::IncompleteRoot { .. }
+        | E::StillInUse { .. }
+        | E::Unsupported(_)
+        | E::NoKek
+        | E::NoKekOpened { .. }
+        | E::Kek(_) => Status::failed_precondition(text),
+        // Something in the vault directory changed without the vault's keys: the data the
+        // call needs cannot be trusted.
+        E::Tampered { .. } => Status::data_loss(text),
         E::Envelope(inner) => match inner {
             envelope::Error::Kek { .. } => Status::unavailable(text),
             envelope::Error::NoUsableKek { .. } => Status::failed_precondition(text),

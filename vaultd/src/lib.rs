@@ -10,5 +10,6 @@ pub mod gates;
 pub mod logger;
 pub mod pool;
 pub mod principal;
+pub mod root_keks;
 pub mod server;
 pub mod service;

@@ -18,6 +18,7 @@ use crate::config::Config;
 use crate::gates::Gates;
 use crate::pool::KekPool;
 use crate::principal::Principals;
+use crate::root_keks::RootKeks;
 use crate::service::Api;
 
 /// How long after the request timeout a drain may still take before open connections are
@@ -114,6 +115,7 @@ pub async fn serve(
         audit,
         pool,
     ));
+    let keks = RootKeks::new(config.vault_dir.clone(), config.kek.clone(), keks);
     let api = Api::new(gates, limits.max_secret_bytes, keks);
 
     let read = |path: &Path| {

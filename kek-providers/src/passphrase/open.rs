@@ -2,14 +2,21 @@
 
 use std::path::Path;
 
+use envelope::SecretBytes;
+
 use super::kdf;
 use super::label::Label;
 use super::params_file::{self, ParamsFile};
 use super::{PassphraseKekSpec, build, kek_id};
 use crate::{BuiltKek, Error};
 
-/// Opens the KEK named by the spec's label (or the only one in `vault_dir`).
-pub(crate) fn open(spec: &PassphraseKekSpec, vault_dir: &Path) -> Result<BuiltKek, Error> {
+/// Opens the KEK named by the spec's label (or the only one in `vault_dir`), with `supplied` as
+/// the passphrase, or else the one its source holds.
+pub(crate) fn open(
+    spec: &PassphraseKekSpec,
+    vault_dir: &Path,
+    supplied: Option<&SecretBytes>,
+) -> Result<BuiltKek, Error> {
     let label = match &spec.label {
         Some(label) => label.clone(),
         None => only_label(vault_dir)?,
@@ -32,11 +39,18 @@ pub(crate) fn open(spec: &PassphraseKekSpec, vault_dir: &Path) -> Result<BuiltKe
         }
     }
     let id = kek_id(&label)?;
-    let passphrase = spec.source.read(&format!("Passphrase for KEK {id}: "))?;
-    let key = file.kdf.derive(&passphrase, &file.salt)?;
+    let read;
+    let (passphrase, source_name) = match supplied {
+        Some(supplied) => (supplied, "the passphrase given".to_owned()),
+        None => {
+            read = spec.source.read(&format!("Passphrase for KEK {id}: "))?;
+            (&read, spec.source.to_string())
+        }
+    };
+    let key = file.kdf.derive(passphrase, &file.salt)?;
     if !kdf::verify(&key, &file.verifier) {
         return Err(Error::WrongPassphrase {
-            source_name: spec.source.to_string(),
+            source_name,
             kek: id.to_string(),
         });
     }

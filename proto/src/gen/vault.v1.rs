@@ -175,9 +175,16 @@ pub struct StatusResponse {
     #[prost(uint64, tag = "10")]
     pub unlocked_bytes: u64,
 }
+/// Unlock rebuilds the root KEKs from their sources (key files and PIN sources are read
+/// again: Lock dropped what they held).
 #[allow(clippy::all)]
-#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
-pub struct UnlockRequest {}
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UnlockRequest {
+    /// The passphrase of the vault's passphrase KEKs, for a daemon that cannot read it from
+    /// their source (a terminal prompt) or must be given it again. Empty: read the sources.
+    #[prost(bytes = "vec", tag = "1")]
+    pub passphrase: ::prost::alloc::vec::Vec<u8>,
+}
 #[allow(clippy::all)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct UnlockResponse {}

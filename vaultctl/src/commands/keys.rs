@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use vault::{RewrapOptions, RewrapProgress};
 
-use crate::cli::{Cli, MinVersionArgs, RewrapArgs};
+use crate::cli::{Cli, MinVersionArgs, RewrapArgs, UnlockArgs};
 use crate::error::Error;
 use crate::open::{open_vault, open_vault_with_keks};
 
@@ -96,11 +96,26 @@ pub fn lock(cli: &Cli) -> Result<(), Error> {
     Ok(())
 }
 
-pub fn unlock(cli: &Cli) -> Result<(), Error> {
-    let (vault, keks) = open_vault_with_keks(cli)?;
+pub fn unlock(cli: &Cli, args: &UnlockArgs) -> Result<(), Error> {
+    let (vault, keks) = match unlock_passphrase(args)? {
+        None => open_vault_with_keks(cli)?,
+        Some(passphrase) => {
+            let dir = crate::open::vault_dir(cli)?;
+            let keks = vault::Kek::build_all_with(&dir, &cli.keks, Some(&passphrase))?;
+            (vault::Vault::open(&dir, None, keks.clone())?, keks)
+        }
+    };
     vault.unlock(keks)?;
     println!("vault unlocked");
     Ok(())
+}
+
+/// The passphrase `unlock --passphrase` asks for, if it was given.
+pub fn unlock_passphrase(args: &UnlockArgs) -> Result<Option<envelope::SecretBytes>, Error> {
+    if !args.passphrase {
+        return Ok(None);
+    }
+    crate::io::read_secret(None, "Passphrase: ", kek_providers::MAX_PASSPHRASE_LEN).map(Some)
 }
 
 /// A one-line progress bar with rate and ETA, drawn only on a terminal.

@@ -6,7 +6,7 @@ pub(crate) mod exec;
 mod exec_child;
 mod init;
 mod kek;
-mod keys;
+pub(crate) mod keys;
 mod pki;
 mod refs;
 pub(crate) mod resolve;
@@ -45,7 +45,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Rewrap(args) => keys::rewrap(cli, args),
         Command::MinDecryptionVersion(args) => keys::min_decryption_version(cli, args),
         Command::Lock => keys::lock(cli),
-        Command::Unlock => keys::unlock(cli),
+        Command::Unlock(args) => keys::unlock(cli, args),
         Command::Upgrade => keys::upgrade(cli),
         Command::Audit(command) => audit::run(cli, command),
         Command::Pki(command) => pki::run(cli, command),

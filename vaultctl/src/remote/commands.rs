@@ -159,8 +159,15 @@ fn run_remote(command: &Command, client: &Client) -> Result<(), Error> {
             client.call(api.lock(pb::LockRequest {}))?;
             println!("vault locked");
         }
-        Command::Unlock => {
-            client.call(api.unlock(pb::UnlockRequest {}))?;
+        Command::Unlock(args) => {
+            let passphrase = crate::commands::keys::unlock_passphrase(args)?;
+            let request = pb::UnlockRequest {
+                passphrase: passphrase
+                    .as_ref()
+                    .map(|p| p.expose_secret().to_vec())
+                    .unwrap_or_default(),
+            };
+            client.call(api.unlock(request))?;
             println!("vault unlocked");
         }
         Command::Rotate => {

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use zeroize::Zeroize;
+
 use proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -44,11 +46,22 @@ pub(super) async fn status(
 
 pub(super) async fn unlock(
     api: &Api,
-    request: Request<pb::UnlockRequest>,
+    mut request: Request<pb::UnlockRequest>,
 ) -> Result<Response<pb::UnlockResponse>, Status> {
-    let keks = api.keks.as_ref().clone();
+    // The passphrase goes into locked memory at once; the request's copy is wiped.
+    let given = &mut request.get_mut().passphrase;
+    let passphrase = if given.is_empty() {
+        None
+    } else {
+        Some(envelope::SecretBytes::from_slice(given).map_err(|e| vault_err(e.into()))?)
+    };
+    given.zeroize();
+    let keks = Arc::clone(&api.keks);
     api.call(&request, request.get_ref().ask(), move |v| {
-        v.unlock(keks).map_err(vault_err)
+        let built = keks.build(passphrase.as_ref()).map_err(vault_err)?;
+        v.unlock(built.clone()).map_err(vault_err)?;
+        keks.hold(built);
+        Ok(())
     })
     .await?;
     Ok(Response::new(pb::UnlockResponse {}))
@@ -58,7 +71,9 @@ pub(super) async fn lock(
     api: &Api,
     request: Request<pb::LockRequest>,
 ) -> Result<Response<pb::LockResponse>, Status> {
-    api.call(&request, request.get_ref().ask(), |v| {
+    let keks = Arc::clone(&api.keks);
+    api.call(&request, request.get_ref().ask(), move |v| {
+        keks.drop_all();
         v.lock().map_err(vault_err)
     })
     .await?;
@@ -81,9 +96,10 @@ pub(super) async fn kek_check(
     api: &Api,
     request: Request<pb::KekCheckRequest>,
 ) -> Result<Response<pb::KekCheckResponse>, Status> {
-    let keks = api.keks.as_ref().clone();
+    let keks = Arc::clone(&api.keks);
     let results = api
         .call(&request, request.get_ref().ask(), move |v| {
+            let keks = keks.held_or_built().map_err(vault_err)?;
             Ok(keks
                 .iter()
                 .map(|k| {

@@ -14,18 +14,20 @@ use proto::v1::vault_service_server::VaultService;
 use tonic::{Request, Response, Status};
 
 use crate::gates::{Ask, Gates, status_of};
+use crate::root_keks::RootKeks;
 
 /// The service; cheap to clone (one per connection).
 #[derive(Debug, Clone)]
 pub struct Api {
     gates: Arc<Gates>,
     max_secret_bytes: usize,
-    keks: Arc<Vec<vault::Kek>>,
+    keks: Arc<RootKeks>,
 }
 
 impl Api {
-    /// The service over `gates`; `keks` are what `Unlock` opens the vault with.
-    pub fn new(gates: Arc<Gates>, max_secret_bytes: usize, keks: Vec<vault::Kek>) -> Self {
+    /// The service over `gates`; `keks` are the root KEKs the vault was opened with, which
+    /// `Lock` drops and `Unlock` builds again.
+    pub fn new(gates: Arc<Gates>, max_secret_bytes: usize, keks: RootKeks) -> Self {
         Api {
             gates,
             max_secret_bytes,
