@@ -9,6 +9,7 @@
 
 pub mod kek_suite;
 pub mod store_suite;
+pub mod tamper;
 
 pub use store_suite::files_below;
 

@@ -209,10 +209,13 @@ fn vault_round_trip(hsm: &SoftHsm, mode: WrapMode, mechanism: WrapMechanism) {
     // Where the token's wraps live: in every stored envelope (direct), or in the epoch
     // keys of vault.json (tiered).
     let store = vault::open_store(StoreKind::Sqlite, &dir).expect("open the store");
-    let (_, stored) = store
-        .get("global", "db.password", None)
-        .expect("stored envelope");
-    let kinds: Vec<String> = EnvelopeRef::parse(&stored)
+    let scanned = store.scan(None, 64).expect("scan the store");
+    let stored = &scanned
+        .iter()
+        .rfind(|v| v.key == "db.password")
+        .expect("stored envelope")
+        .envelope;
+    let kinds: Vec<String> = EnvelopeRef::parse(stored)
         .expect("parse the envelope")
         .stanzas()
         .map(|s| s.kind.to_owned())

@@ -161,7 +161,13 @@ pub fn assert_tampered_stored_stanza_is_rejected(
     drop(vault);
 
     let store = vault::open_store(StoreKind::Sqlite, dir).expect("open the store");
-    let (version, old) = store.get("global", "target", None).expect("stored");
+    // Read as an attacker reads the store: without the vault's keys.
+    let stored = store.scan(None, 16).expect("scan the store");
+    let target = stored
+        .iter()
+        .find(|v| v.key == "target")
+        .expect("the target is stored");
+    let (version, old) = (target.version, target.envelope.clone());
     let parsed = EnvelopeRef::parse(&old).expect("parse");
     assert_eq!(parsed.stanzas().count(), 1);
     let body = parsed.stanzas().next().expect("a stanza").body;

@@ -659,3 +659,64 @@ fn a_tpm_failure_is_one_error_line() {
     );
     assert_one_error_line(&stderr);
 }
+
+/// The TPM KEK, built as the vault builds it, for the attacker to seal with.
+fn attackers_tpm_kek(uri: &str, vault: &str) -> std::sync::Arc<dyn envelope::KekProvider> {
+    let env = kek_providers::KekEnv {
+        vault_dir: Path::new(vault),
+    };
+    kek_providers::open(uri, &env)
+        .expect("open the TPM KEK")
+        .provider
+}
+
+/// Someone who can write the vault directory and send this TPM commands (TPM2_Create needs
+/// no secret), but holds no KEK secret, seals a value for a secret's own context, and an epoch
+/// key of their choosing: both open with the TPM, and both are refused, because neither
+/// carries this vault's tag or MAC.
+#[test]
+fn a_value_and_an_epoch_sealed_by_someone_else_with_the_tpm_are_refused() {
+    let Some(tpm) = Swtpm::start() else { return };
+    let ctl = Vaultctl::new(&tpm);
+    let tpm_uri = ctl.uri("");
+    let recovery = format!("file:{}", ctl.path("recovery.key"));
+
+    let direct = ctl.init("direct", &[&tpm_uri, &recovery], "direct");
+    ctl.fill(&direct);
+    let kek = attackers_tpm_kek(&tpm_uri, &direct);
+    compliance::tamper::plant_secret(
+        Path::new(&direct),
+        &kek,
+        ("global", "db-password", 2),
+        b"planted by someone else",
+    );
+    drop(kek);
+    let rejected = format!("KEK {KEK_ID} rejected its wrapped key");
+    ctl.fails_with_kek(&direct, &tpm_uri, &GET_DB_PASSWORD, b"", &[&rejected]);
+    ctl.fails(
+        &["--vault", &direct, "get", "global", "db-password"],
+        b"",
+        &[&rejected],
+    );
+
+    let tiered = ctl.init("tiered", &[&tpm_uri], "tiered");
+    ctl.fill(&tiered);
+    let kek = attackers_tpm_kek(&tpm_uri, &tiered);
+    let number = compliance::tamper::append_epoch(Path::new(&tiered), &kek);
+    drop(kek);
+    let before = snapshot(&tiered);
+    let named = format!(
+        "epoch {number} (its key) was added or changed by someone without this vault's keys"
+    );
+    ctl.fails(
+        &["--vault", &tiered, "set", "global", "new"],
+        b"x",
+        &[&named],
+    );
+    ctl.fails(
+        &["--vault", &tiered, "get", "global", "db-password"],
+        b"",
+        &[&named],
+    );
+    assert_eq!(snapshot(&tiered), before, "nothing was written");
+}

@@ -57,7 +57,10 @@ async fn a_locked_vault_refuses_until_unlocked() {
         .await;
     assert_eq!(code(&result), Code::FailedPrecondition, "{result:?}");
 
-    admin.unlock(pb::UnlockRequest::default()).await.expect("unlock");
+    admin
+        .unlock(pb::UnlockRequest::default())
+        .await
+        .expect("unlock");
     let reply = admin
         .get(get("global", "db"))
         .await

@@ -214,3 +214,74 @@ fn two_cards_and_no_serial_is_a_clear_error_naming_both() {
         "{out}"
     );
 }
+
+/// Someone who can write the vault directory wraps for the card's public key (no card, no
+/// PIN needed): a value sealed for a secret's own context, and an epoch key of their choosing.
+/// Both would open with the card; both are refused, because neither carries this vault's tag
+/// or MAC.
+#[test]
+fn a_value_and_an_epoch_wrapped_for_the_public_key_are_refused() {
+    let Some(cards) = PivCards::start("yubikey vaultctl: planted stanzas", 1) else {
+        return;
+    };
+    let serial = cards.card().serial();
+    let dir = tempfile::tempdir().expect("a private directory");
+    let dir = dir.path();
+    let ctl = vaultctl(dir);
+    let pin = PinFile::new(DEFAULT_PIN);
+    let uri = pin.uri(Some(serial), "9d");
+    ctl.ok(&["kek", "create", &uri], b"");
+    let recovery = format!("file:{}", path(dir, "recovery.key"));
+    let attackers_kek = |vault: &str| {
+        let env = kek_providers::KekEnv {
+            vault_dir: Path::new(vault),
+        };
+        kek_providers::open(&uri, &env)
+            .expect("the card's public key")
+            .provider
+    };
+
+    let direct = path(dir, "direct");
+    ctl.ok(
+        &[
+            "--vault", &direct, "init", "--mode", "direct", "--kek", &uri, "--kek", &recovery,
+        ],
+        b"",
+    );
+    let (scope, key, value) = SECRETS[0];
+    ctl.ok(&["--vault", &direct, "set", scope, key], value.as_bytes());
+    compliance::tamper::plant_secret(
+        Path::new(&direct),
+        &attackers_kek(&direct),
+        (scope, key, 1),
+        b"planted by someone else",
+    );
+    ctl.fails(
+        &on(&direct, &["--kek", &uri], &["get", scope, key]),
+        b"",
+        &["rejected its wrapped key"],
+    );
+
+    let tiered = path(dir, "tiered");
+    ctl.ok(
+        &[
+            "--vault", &tiered, "init", "--kek", &uri, "--kek", &recovery,
+        ],
+        b"",
+    );
+    ctl.ok(&["--vault", &tiered, "set", scope, key], value.as_bytes());
+    let number = compliance::tamper::append_epoch(Path::new(&tiered), &attackers_kek(&tiered));
+    let named = format!(
+        "epoch {number} (its key) was added or changed by someone without this vault's keys"
+    );
+    ctl.fails(
+        &["--vault", &tiered, "set", "global", "new"],
+        b"x",
+        &[&named],
+    );
+    ctl.fails(
+        &on(&tiered, &["--kek", &uri], &["get", scope, key]),
+        b"",
+        &[&named],
+    );
+}
