@@ -263,6 +263,7 @@ fn a_value_and_an_epoch_wrapped_for_the_public_key_are_refused() {
     );
 
     let tiered = path(dir, "tiered");
+    let recovery = format!("file:{}", path(dir, "recovery-tiered.key"));
     ctl.ok(
         &[
             "--vault", &tiered, "init", "--kek", &uri, "--kek", &recovery,
