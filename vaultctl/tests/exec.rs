@@ -297,6 +297,15 @@ fn failing_cases(fx: &Fixture) -> Vec<(Vec<String>, &'static str)> {
             ],
             "--allow-env AWS_KEY",
         ),
+        (
+            // A prefix ends at an underscore: AWS_* is not AWSX_*.
+            vec![
+                "X=env://AWSX_KEY".into(),
+                "--allow-env".into(),
+                "AWS_*".into(),
+            ],
+            "--allow-env AWSX_KEY",
+        ),
         (file("trusted/link"), "trusted/link is a symbolic link"),
         (
             file("trusted/dir-link/secret"),
@@ -398,6 +407,34 @@ fn no_secret_value_reaches_output_or_the_vault_files_in_any_failure() {
         let text = String::from_utf8_lossy(&bytes);
         assert_no_value_in(&path.display().to_string(), &text);
     }
+}
+
+#[test]
+fn an_env_prefix_must_end_at_an_underscore() {
+    let fx = Fixture::new();
+    let marker = fx.path("ran");
+    let marker = marker.to_str().expect("utf8");
+    let out = fx.run(&[
+        "exec",
+        "--env",
+        "X=env://AWS_KEY",
+        "--allow-env",
+        "AWS*",
+        "--",
+        "touch",
+        marker,
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "a usage error: {err}");
+    assert!(err.contains("must end at an underscore"), "{err}");
+    assert!(err.contains("--allow-env 'AWS_*'"), "{err}");
+    assert!(!fx.path("ran").exists(), "nothing runs on a bad prefix");
+    let out = fx.run(&["resolve", "env://AWS_KEY", "--allow-env", "AWS*"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // Written with the underscore, the prefix allows the variables below it.
+    let out = fx.run(&["resolve", "env://AWS_KEY", "--allow-env", "AWS_*"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.stdout, ENV_VALUE.as_bytes());
 }
 
 #[test]
