@@ -108,9 +108,9 @@ fn alloc_slot(class: u8) -> Result<NonNull<u8>, Error> {
     if global.0[c].is_empty() {
         add_chunk(&mut global, c)?;
     }
-    let addr = global.0[c].pop().ok_or(Error::Internal(
-        "a new chunk of locked memory gave no slot",
-    ))?;
+    let addr = global.0[c]
+        .pop()
+        .ok_or(Error::Internal("a new chunk of locked memory gave no slot"))?;
     to_ptr(addr)
 }
 
