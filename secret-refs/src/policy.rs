@@ -18,7 +18,8 @@ pub struct Policy {
     /// (the star right after an underscore; `AWS_*` allows `AWS_KEY`, not `AWSX_KEY`).
     pub allow_env: Vec<String>,
     /// Directories under which `file://` may read (absolute; every component of the file's
-    /// path, these included, must not be a symbolic link).
+    /// path, these included, must not be a symbolic link, and every directory on it must be
+    /// owned by us or root and not writable by others unless sticky).
     pub trusted_dirs: Vec<PathBuf>,
     /// Programs `exec://` may run, by absolute path (compared exactly, not resolved).
     pub allow_exec: Vec<PathBuf>,

@@ -25,7 +25,8 @@ pub struct PolicyArgs {
     #[arg(long = "allow-env", value_name = "NAME")]
     pub allow_env: Vec<String>,
     /// Let `file://` read files under this directory (repeatable; no symbolic links on the
-    /// way, files owned by you or root and not group/world writable).
+    /// way, files and every directory on their path owned by you or root and not
+    /// group/world writable).
     #[arg(long = "trusted-dir", value_name = "DIR")]
     pub trusted_dirs: Vec<PathBuf>,
     /// Let `exec://` run this program, by absolute path (repeatable).
