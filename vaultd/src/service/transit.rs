@@ -17,7 +17,7 @@ pub(super) async fn seal(
     let (context, plaintext) = (m.context.clone(), m.plaintext.clone());
     let envelope = api
         .call_in_memory(&request, ask, move |v| {
-            v.seal_data(&context, &plaintext).map_err(vault_err)
+            v.seal_data(&context, None, &plaintext).map_err(vault_err)
         })
         .await?;
     Ok(Response::new(pb::SealResponse { envelope }))
@@ -32,7 +32,7 @@ pub(super) async fn open(
     let (context, sealed) = (m.context.clone(), m.envelope.clone());
     let plaintext = api
         .call_in_memory(&request, ask, move |v| {
-            v.open_data(&context, &sealed)
+            v.open_data(&context, None, &sealed)
                 .map(|p| p.expose_secret().to_vec())
                 .map_err(vault_err)
         })
@@ -55,7 +55,7 @@ pub(super) async fn rewrap(
     let (context, sealed) = (m.context.clone(), m.envelope.clone());
     let envelope = api
         .call_in_memory(&request, ask, move |v| {
-            v.rewrap_data(&context, &sealed).map_err(vault_err)
+            v.rewrap_data(&context, None, &sealed).map_err(vault_err)
         })
         .await?;
     Ok(Response::new(pb::RewrapResponse { envelope }))
@@ -80,7 +80,7 @@ pub(super) async fn generate_data_key(
             let mut key = envelope::SecretBytes::zeroed(length).map_err(|e| vault_err(e.into()))?;
             envelope::random_bytes(key.expose_secret_mut()).map_err(|e| vault_err(e.into()))?;
             let sealed_key = v
-                .seal_data(&context, key.expose_secret())
+                .seal_data(&context, None, key.expose_secret())
                 .map_err(vault_err)?;
             Ok(pb::GenerateDataKeyResponse {
                 plaintext_key: key.expose_secret().to_vec(),
