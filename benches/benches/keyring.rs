@@ -41,13 +41,13 @@ fn keyring(c: &mut Criterion) {
     let mut group = c.benchmark_group("keyring");
     for (size, label) in SECRET_SIZES {
         let data = vec![0u8; size];
-        let sealed = vault.seal_data("bench", &data).expect("seal_data");
+        let sealed = vault.seal_data("bench", None, &data).expect("seal_data");
         let sealed_direct = seal(&data, &ctx, &keks).expect("seal");
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_function(format!("tiered_seal_{label}"), |b| {
             b.iter(|| {
                 vault
-                    .seal_data(black_box("bench"), black_box(&data))
+                    .seal_data(black_box("bench"), None, black_box(&data))
                     .expect("seal_data")
             })
         });
@@ -57,7 +57,7 @@ fn keyring(c: &mut Criterion) {
         group.bench_function(format!("tiered_open_{label}"), |b| {
             b.iter(|| {
                 vault
-                    .open_data(black_box("bench"), black_box(&sealed))
+                    .open_data(black_box("bench"), None, black_box(&sealed))
                     .expect("open_data")
             })
         });

@@ -132,6 +132,10 @@ pub enum Error {
     /// Reading secret input failed.
     #[error("reading the secret failed: {0}")]
     Read(std::io::ErrorKind),
+    /// An invariant of this crate does not hold (a bug): the operation was refused rather
+    /// than carried on with a made-up value.
+    #[error("internal error: {0}; this is a bug in the vault, please report it")]
+    Internal(&'static str),
 }
 
 impl Error {

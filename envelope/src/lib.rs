@@ -31,7 +31,7 @@ pub use json::{MAX_JSON_LEN, from_json, to_json};
 pub use kek::{Assurance, Health, KekId, KekProvider, StanzaRef};
 pub use restanza::restanza;
 pub use rewrap::{Rewrapped, rewrap};
-pub use seal::{open, seal};
+pub use seal::{MAX_FAILED_UNWRAPS_PER_KEK, open, seal};
 pub use secret::{DEK_LEN, Dek, SecretBytes};
 pub use soft_kek::SoftwareKek;
 

@@ -143,11 +143,19 @@ impl<'a> Stanzas<'a> {
     }
 }
 
+/// Unwraps that may fail per KEK and envelope before that KEK is asked no more: each one may
+/// be a device round trip, a PIN use or a touch, and a forged stanza costs nothing to write.
+/// Two leave room for one stanza swapped in from another envelope in front of the good one.
+pub const MAX_FAILED_UNWRAPS_PER_KEK: u8 = 2;
+
 /// Unwraps a DEK from a stanza one of `keks` claims and opens the payload with it; returns
 /// both. Stanzas are tried in order, and a DEK under which the payload does not
 /// authenticate does not end the search: the v2 payload AAD leaves the stanzas out, so a
 /// stanza swapped in from another envelope unwraps to another DEK, and the envelope's own
-/// stanza must still be found. A KEK that fails does not end it either.
+/// stanza must still be found. A KEK that fails does not end it either, but a KEK is asked
+/// no more once [`MAX_FAILED_UNWRAPS_PER_KEK`] of its unwraps failed (refused, errored, or
+/// gave a DEK the payload did not authenticate under), so forged stanzas cannot multiply
+/// the calls to it.
 ///
 /// Errors: `Tampered` if a DEK unwrapped but none authenticated the payload, else the first
 /// KEK failure, else `NoUsableKek` (no KEK claimed any stanza).
@@ -162,8 +170,14 @@ pub(crate) fn unwrap_and_open(
     let ctx_len = aad.len();
     let mut tampered = false;
     let mut first_failure = None;
+    // Failed unwraps per KEK (by index in `keks`); allocated at the first failure only, so
+    // an envelope that opens at once costs no heap work here.
+    let mut failures: Vec<u8> = Vec::new();
     for (stanza, id) in stanzas.iter() {
-        for kek in keks {
+        for (index, kek) in keks.iter().enumerate() {
+            if failures.get(index).copied().unwrap_or(0) >= MAX_FAILED_UNWRAPS_PER_KEK {
+                continue;
+            }
             // Stanza AAD: the context and the stanza's id bytes as the envelope encodes them
             // (the encoding is canonical, so they are what `write_stanza_id` wrote at seal).
             aad.truncate(ctx_len);
@@ -173,6 +187,7 @@ pub(crate) fn unwrap_and_open(
                 Some(Ok(dek)) => dek,
                 Some(Err(e)) => {
                     first_failure.get_or_insert(e);
+                    count_failure(&mut failures, index, keks.len());
                     continue;
                 }
             };
@@ -180,7 +195,10 @@ pub(crate) fn unwrap_and_open(
             aad.extend_from_slice(envelope.authenticated_header());
             match open_payload(&dek, &aad, envelope.ciphertext()) {
                 Ok(plain) => return Ok((dek, plain)),
-                Err(Error::Tampered) => tampered = true,
+                Err(Error::Tampered) => {
+                    tampered = true;
+                    count_failure(&mut failures, index, keks.len());
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -190,6 +208,17 @@ pub(crate) fn unwrap_and_open(
     } else {
         first_failure.unwrap_or_else(|| no_usable_kek(envelope))
     })
+}
+
+/// Counts one failed unwrap of the KEK at `index` (of `count`).
+#[cold]
+fn count_failure(failures: &mut Vec<u8>, index: usize, count: usize) {
+    if failures.is_empty() {
+        failures.resize(count, 0);
+    }
+    if let Some(n) = failures.get_mut(index) {
+        *n = n.saturating_add(1);
+    }
 }
 
 /// Decrypts a payload (ciphertext and tag) straight into locked memory.

@@ -132,9 +132,23 @@ impl Dek {
         }
     }
 
+    /// Fault injection for tests: a key of the wrong length, which no constructor makes.
+    #[cfg(test)]
+    fn with_wrong_length_for_tests(len: usize) -> Self {
+        Self(LockedBuf::zeroed(len).expect("alloc"))
+    }
+
     /// The key bytes. Every call site is a place where the key leaves protection.
     pub fn expose_secret(&self) -> &[u8; DEK_LEN] {
-        self.0.as_slice().try_into().unwrap_or(&[0; DEK_LEN])
+        match self.0.as_slice().try_into() {
+            Ok(key) => key,
+            // Every constructor checks the length and nothing changes it after, so this is a
+            // bug; an all-zero key in its place would seal secrets under a public key.
+            Err(_) => panic!(
+                "a data-encryption key holds {} bytes instead of {DEK_LEN}",
+                self.0.as_slice().len()
+            ),
+        }
     }
 
     /// A second locked copy.
@@ -170,6 +184,15 @@ mod tests {
         assert!(matches!(err, Error::SecretTooLarge { max: 9_999 }));
         let empty = SecretBytes::read_from(&mut &b""[..], 10).expect("read");
         assert!(empty.is_empty());
+    }
+
+    #[test]
+    #[should_panic(expected = "instead of 32")]
+    fn a_dek_of_the_wrong_length_panics_rather_than_expose_a_zero_key() {
+        let broken = Dek::with_wrong_length_for_tests(31);
+        let key = broken.expose_secret();
+        // Not reached; before, this was a key of 32 zero bytes.
+        assert_ne!(key, &[0; DEK_LEN]);
     }
 
     #[test]

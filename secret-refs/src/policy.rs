@@ -14,10 +14,12 @@ pub const DEFAULT_MAX_SECRET_LEN: usize = 64 * 1024;
 /// The resolver's policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
-    /// Environment variables `env://` may read: exact names, or prefixes written `PREFIX_*`.
+    /// Environment variables `env://` may read: exact names, or prefixes written `PREFIX_*`
+    /// (the star right after an underscore; `AWS_*` allows `AWS_KEY`, not `AWSX_KEY`).
     pub allow_env: Vec<String>,
     /// Directories under which `file://` may read (absolute; every component of the file's
-    /// path, these included, must not be a symbolic link).
+    /// path, these included, must not be a symbolic link, and every directory on it must be
+    /// owned by us or root and not writable by others unless sticky).
     pub trusted_dirs: Vec<PathBuf>,
     /// Programs `exec://` may run, by absolute path (compared exactly, not resolved).
     pub allow_exec: Vec<PathBuf>,
@@ -43,16 +45,7 @@ impl Policy {
     /// Checks that every entry means what it says.
     pub fn validate(&self) -> Result<(), Error> {
         for entry in &self.allow_env {
-            let name = entry.strip_suffix('*').unwrap_or(entry);
-            let valid = !name.is_empty()
-                && !name.starts_with(|c: char| c.is_ascii_digit())
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if !valid {
-                return Err(Error::Policy(format!(
-                    "allowed variable {:?} is not a name (A-Z a-z 0-9 _) or a prefix written NAME_*",
-                    vault::shorten_name(entry)
-                )));
-            }
+            check_env_entry(entry)?;
         }
         for (list, what) in [
             (&self.trusted_dirs, "trusted directory"),
@@ -75,15 +68,46 @@ impl Policy {
         Ok(())
     }
 
-    /// Whether `env://name` is allowed.
+    /// Whether `env://name` is allowed: an entry names it exactly, or it is a prefix
+    /// `PREFIX_*` and `name` is `PREFIX_` followed by at least one more character.
     pub fn env_allowed(&self, name: &str) -> bool {
         self.allow_env
             .iter()
             .any(|entry| match entry.strip_suffix('*') {
-                Some(prefix) => name.starts_with(prefix),
+                Some(prefix) => name.len() > prefix.len() && name.starts_with(prefix),
                 None => entry == name,
             })
     }
+}
+
+/// An `allow_env` entry is a variable name, or a prefix written `PREFIX_*`: the star comes
+/// last, right after an underscore, so that `AWS_*` allows `AWS_KEY` but never `AWSX_KEY`
+/// (which `AWS*` would).
+fn check_env_entry(entry: &str) -> Result<(), Error> {
+    let shown = vault::shorten_name(entry);
+    let (name, prefix) = match entry.strip_suffix('*') {
+        Some(prefix) => (prefix.strip_suffix('_').unwrap_or(prefix), Some(prefix)),
+        None => (entry, None),
+    };
+    let valid_name = !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !valid_name {
+        return Err(Error::Policy(format!(
+            "allowed variable {shown:?} is not a name (A-Z a-z 0-9 _, not starting with a digit) \
+             or a prefix written PREFIX_*"
+        )));
+    }
+    if let Some(prefix) = prefix
+        && !prefix.ends_with('_')
+    {
+        return Err(Error::Policy(format!(
+            "allowed variable prefix {shown:?} must end at an underscore, written PREFIX_*: \
+             use --allow-env '{name}_*' (it allows {name}_KEY but not {name}X_KEY), or list \
+             the variables by name"
+        )));
+    }
+    Ok(())
 }
 
 fn is_plain_absolute(path: &Path) -> bool {

@@ -25,10 +25,29 @@ fn env_names_and_prefixes_on_the_allowlist_resolve() {
         resolve(allow_env(&["PATH"]), &reference).expect("exact"),
         expected
     );
-    assert_eq!(
-        resolve(allow_env(&["PA*"]), &reference).expect("prefix"),
-        expected
-    );
+    let path_prefixed = allow_env(&["PATH_*"]);
+    assert!(path_prefixed.env_allowed("PATH_EXTRA"));
+    assert!(!path_prefixed.env_allowed("PATH"));
+}
+
+#[test]
+fn a_prefix_ends_at_an_underscore_and_matches_only_below_it() {
+    let aws = allow_env(&["AWS_*"]);
+    Resolver::new(aws.clone()).expect("AWS_* is a valid prefix");
+    for allowed in ["AWS_KEY", "AWS_SECRET_ACCESS_KEY", "AWS_1"] {
+        assert!(aws.env_allowed(allowed), "{allowed}");
+    }
+    for refused in ["AWS", "AWS_", "AWSX_KEY", "AWSKEY", "XAWS_KEY", "aws_key"] {
+        assert!(!aws.env_allowed(refused), "{refused}");
+    }
+    // A star not after an underscore would let AWS* allow AWSX_KEY: refused, with the fix.
+    for bad in ["AWS*", "A*", "AWS_KEY*", "_*", "AWS_**", "AWS_*_KEY"] {
+        let err = Resolver::new(allow_env(&[bad])).expect_err(bad);
+        assert!(matches!(err, Error::Policy(_)), "{bad}: {err}");
+        assert!(err.to_string().contains("PREFIX_*"), "{bad}: {err}");
+    }
+    let err = Resolver::new(allow_env(&["AWS*"])).expect_err("AWS*");
+    assert!(err.to_string().contains("--allow-env 'AWS_*'"), "{err}");
 }
 
 #[test]

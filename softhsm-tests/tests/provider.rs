@@ -189,16 +189,16 @@ fn vault_round_trip(hsm: &SoftHsm, mode: WrapMode, mechanism: WrapMechanism) {
         ]
     );
     let sealed = vault
-        .seal_data("billing", b"caller data")
+        .seal_data("billing", None, b"caller data")
         .expect("seal_data");
     assert_eq!(
         vault
-            .open_data("billing", &sealed)
+            .open_data("billing", None, &sealed)
             .expect("open_data")
             .expose_secret(),
         b"caller data"
     );
-    assert!(vault.open_data("other-context", &sealed).is_err());
+    assert!(vault.open_data("other-context", None, &sealed).is_err());
     drop(vault);
 
     let config = Vault::read_config(&dir).expect("read vault.json");
@@ -246,7 +246,7 @@ fn vault_round_trip(hsm: &SoftHsm, mode: WrapMode, mechanism: WrapMechanism) {
     assert_eq!(get(&reopened, "principal:alice", "token", None), b"a-token");
     assert_eq!(
         reopened
-            .open_data("billing", &sealed)
+            .open_data("billing", None, &sealed)
             .expect("open_data after reopen")
             .expose_secret(),
         b"caller data"
@@ -790,7 +790,9 @@ fn a_deleted_kek_leaves_the_vault_to_its_recovery_kek() {
         for (scope, key, value) in &secrets {
             vault.set(scope, key, value).expect("set");
         }
-        let sealed = vault.seal_data("ctx", b"sealed data").expect("seal_data");
+        let sealed = vault
+            .seal_data("ctx", None, b"sealed data")
+            .expect("seal_data");
         drop(vault);
 
         delete_key_with_tool(hsm, "kek-del");
@@ -847,7 +849,7 @@ fn a_deleted_kek_leaves_the_vault_to_its_recovery_kek() {
         }
         assert_eq!(
             vault
-                .open_data("ctx", &sealed)
+                .open_data("ctx", None, &sealed)
                 .expect("open_data")
                 .expose_secret(),
             b"sealed data"

@@ -87,7 +87,7 @@ fn fill(vault: &Vault) -> Vec<u8> {
             .unwrap_or_else(|e| panic!("set {scope} {key}: {e}"));
     }
     vault
-        .seal_data("billing", b"caller data")
+        .seal_data("billing", None, b"caller data")
         .expect("seal_data")
 }
 
@@ -100,7 +100,7 @@ fn assert_reads_everything(vault: &Vault, sealed: &[u8], what: &str) {
         assert_eq!(got.expose_secret(), value, "{what}: {scope} {key}");
     }
     let opened = vault
-        .open_data("billing", sealed)
+        .open_data("billing", None, sealed)
         .unwrap_or_else(|e| panic!("{what}: open_data: {e}"));
     assert_eq!(opened.expose_secret(), b"caller data", "{what}");
 }

@@ -24,7 +24,8 @@ use crate::store::{SecretInfo, SecretStore, StoreKind, now_ms, open_store};
 pub const MAX_VALUE_LEN: usize = 1 << 20;
 /// Epoch wraps a process leases at a time (tiered mode); see `Vault::set_epoch_lease`.
 const DEFAULT_EPOCH_LEASE: u64 = 64;
-/// AAD scope of caller data sealed with `seal_data`; the caller's context is the key.
+/// AAD scope of caller data sealed with `seal_data`; the caller's context is the key. Data
+/// bound to a caller has the scope `transit:principal:<id>` instead (see `transit_scope`).
 const TRANSIT_SCOPE: &str = "transit";
 
 /// A KEK the vault uses: the URI it was built from and the provider.
@@ -470,14 +471,35 @@ impl Vault {
     }
 
     /// Seals caller data for `context` (nothing is stored); `open_data` with the same
-    /// context opens it.
-    pub fn seal_data(&self, context: &str, data: &[u8]) -> Result<Vec<u8>, Error> {
-        self.with_keyring(|keyring| self.seal_with(keyring, data, &transit_context(context)))
+    /// context and binding opens it.
+    ///
+    /// `bound_to` names the principal the data is bound to, if any: its id becomes part of
+    /// the envelope's AAD (scope `transit:principal:<id>` instead of `transit`), so the data
+    /// opens only for that same principal, whoever else may use the context. `None` seals
+    /// for the context alone, shared by everyone allowed on it.
+    pub fn seal_data(
+        &self,
+        context: &str,
+        bound_to: Option<&str>,
+        data: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let scope = transit_scope(bound_to)?;
+        self.with_keyring(|keyring| {
+            self.seal_with(keyring, data, &Context::new(&scope, context, 0))
+        })
     }
 
-    /// Opens caller data sealed by `seal_data` with the same `context`.
-    pub fn open_data(&self, context: &str, sealed: &[u8]) -> Result<SecretBytes, Error> {
-        self.with_keyring(|keyring| self.open_with(keyring, sealed, &transit_context(context)))
+    /// Opens caller data sealed by `seal_data` with the same `context` and `bound_to`.
+    pub fn open_data(
+        &self,
+        context: &str,
+        bound_to: Option<&str>,
+        sealed: &[u8],
+    ) -> Result<SecretBytes, Error> {
+        let scope = transit_scope(bound_to)?;
+        self.with_keyring(|keyring| {
+            self.open_with(keyring, sealed, &Context::new(&scope, context, 0))
+        })
     }
 
     /// Opens `sealed` for `ctx`. In tiered mode an envelope under an epoch that another
@@ -508,14 +530,21 @@ impl Vault {
         })
     }
 
-    /// Moves caller data sealed for `context` onto the current keys (the payload is not
-    /// re-encrypted; see `envelope::rewrap`).
-    pub fn rewrap_data(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, Error> {
+    /// Moves caller data sealed for `context` (and `bound_to`, as `seal_data` took it) onto
+    /// the current keys (the payload is not re-encrypted; see `envelope::rewrap`). The
+    /// binding stays as it was.
+    pub fn rewrap_data(
+        &self,
+        context: &str,
+        bound_to: Option<&str>,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        let scope = transit_scope(bound_to)?;
         self.with_keyring(|keyring| {
             let keks = keyring.seal_keks(&self.dir, &self.id, self.lease())?;
             let rewrapped = envelope::rewrap(
                 sealed,
-                &transit_context(context),
+                &Context::new(&scope, context, 0),
                 keyring.unwrap_keks().as_slice(),
                 keks.as_slice(),
             )?;
@@ -531,8 +560,23 @@ impl Vault {
     }
 }
 
-fn transit_context(context: &str) -> Context<'_> {
-    Context::new(TRANSIT_SCOPE, context, 0)
+/// The AAD scope of caller data: `transit`, or `transit:principal:<id>` when it is bound to
+/// the principal `id`. No stored secret's scope starts with `transit`, and the scope is
+/// length-prefixed in the AAD, so the two never meet each other or a stored secret.
+fn transit_scope(bound_to: Option<&str>) -> Result<String, Error> {
+    match bound_to {
+        None => Ok(TRANSIT_SCOPE.to_owned()),
+        Some(id) => {
+            let principal =
+                Scope::parse(&format!("principal:{id}")).map_err(|_| Error::InvalidScope {
+                    scope: format!("principal:{}", crate::names::shorten_name(id)),
+                    reason: "transit data can only be bound to a principal id: 1 to 64 of \
+                             A-Z a-z 0-9 . _ @ + - not starting with '.'"
+                        .into(),
+                })?;
+            Ok(format!("{TRANSIT_SCOPE}:{principal}"))
+        }
+    }
 }
 
 /// 8 random bytes in hex: names the vault's epoch keys.

@@ -67,7 +67,7 @@ fn direct_any_of_either_kek_reads_but_writes_need_both() {
         ));
         assert_all_open(&vault);
         assert!(matches!(
-            vault.seal_data("ctx", b"data"),
+            vault.seal_data("ctx", None, b"data"),
             Err(Error::IncompleteRoot { .. })
         ));
     }

@@ -15,7 +15,7 @@ fn lock_and_unlock(options: &InitOptions) {
     let (a, b) = (kek("a"), kek("b"));
     let vault = Vault::init_with(dir.path(), options, vec![a.clone(), b.clone()]).expect("init");
     vault.set("global", "k", b"v").expect("set");
-    let sealed = vault.seal_data("ctx", b"data").expect("seal");
+    let sealed = vault.seal_data("ctx", None, b"data").expect("seal");
     assert_eq!(value(&vault, "global", "k"), b"v");
     assert_eq!(vault.status().expect("status").cached, 1);
 
@@ -30,9 +30,12 @@ fn lock_and_unlock(options: &InitOptions) {
     assert!(matches!(vault.get("global", "k", None), Err(Error::Locked)));
     assert!(matches!(vault.set("global", "k", b"w"), Err(Error::Locked)));
     assert!(matches!(vault.list(None), Err(Error::Locked)));
-    assert!(matches!(vault.seal_data("ctx", b"x"), Err(Error::Locked)));
     assert!(matches!(
-        vault.open_data("ctx", &sealed),
+        vault.seal_data("ctx", None, b"x"),
+        Err(Error::Locked)
+    ));
+    assert!(matches!(
+        vault.open_data("ctx", None, &sealed),
         Err(Error::Locked)
     ));
     assert!(matches!(vault.delete("global", "k"), Err(Error::Locked)));
@@ -72,7 +75,7 @@ fn lock_and_unlock(options: &InitOptions) {
     assert_eq!(value(&vault, "global", "k"), b"v");
     assert_eq!(
         vault
-            .open_data("ctx", &sealed)
+            .open_data("ctx", None, &sealed)
             .expect("open_data")
             .expose_secret(),
         b"data"

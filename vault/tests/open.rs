@@ -145,16 +145,16 @@ fn store_files_are_private() {
 fn transit_data_is_bound_to_its_context() {
     let dir = tempfile::tempdir().expect("tempdir");
     let vault = Vault::init(dir.path(), StoreKind::Memory, vec![kek("a")]).expect("init");
-    let sealed = vault.seal_data("billing", b"card").expect("seal");
+    let sealed = vault.seal_data("billing", None, b"card").expect("seal");
     assert_eq!(
         vault
-            .open_data("billing", &sealed)
+            .open_data("billing", None, &sealed)
             .expect("open")
             .expose_secret(),
         b"card"
     );
     let err = vault
-        .open_data("other", &sealed)
+        .open_data("other", None, &sealed)
         .expect_err("other context");
     // The stanza's AAD holds the context too, so the KEK already refuses it.
     assert!(
@@ -164,6 +164,60 @@ fn transit_data_is_bound_to_its_context() {
         ),
         "{err}"
     );
+}
+
+#[test]
+fn transit_data_bound_to_a_caller_opens_only_for_that_caller() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let vault = Vault::init(dir.path(), StoreKind::Memory, vec![kek("a")]).expect("init");
+    let sealed = vault
+        .seal_data("backups", Some("alice"), b"alice's backup key")
+        .expect("seal");
+    let opened = vault
+        .open_data("backups", Some("alice"), &sealed)
+        .expect("alice opens");
+    assert_eq!(opened.expose_secret(), b"alice's backup key");
+    // Another caller, no caller, or the bound scope taken as a context: none opens it.
+    for (context, caller) in [
+        ("backups", Some("bob")),
+        ("backups", None),
+        ("backups", Some("alice2")),
+        ("principal:alice", Some("backups")),
+    ] {
+        let err = vault
+            .open_data(context, caller, &sealed)
+            .expect_err("another caller");
+        assert!(
+            matches!(
+                err,
+                Error::Envelope(envelope::Error::StanzaRejected { .. } | envelope::Error::Tampered)
+            ),
+            "{context} {caller:?}: {err}"
+        );
+    }
+    // Unbound data does not open as bound data either.
+    let shared = vault.seal_data("backups", None, b"shared").expect("seal");
+    assert!(vault.open_data("backups", Some("alice"), &shared).is_err());
+    // Rewrap keeps the binding.
+    let rewrapped = vault
+        .rewrap_data("backups", Some("alice"), &sealed)
+        .expect("alice rewraps");
+    assert!(vault.rewrap_data("backups", Some("bob"), &sealed).is_err());
+    assert_eq!(
+        vault
+            .open_data("backups", Some("alice"), &rewrapped)
+            .expect("open")
+            .expose_secret(),
+        b"alice's backup key"
+    );
+    assert!(vault.open_data("backups", None, &rewrapped).is_err());
+    // A binding is a principal id.
+    for bad in ["", "a:b", ".hidden", "a b"] {
+        let err = vault
+            .seal_data("backups", Some(bad), b"x")
+            .expect_err("not a principal id");
+        assert!(matches!(err, Error::InvalidScope { .. }), "{bad:?}: {err}");
+    }
 }
 
 #[test]

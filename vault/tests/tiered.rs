@@ -196,10 +196,10 @@ fn a_process_reads_secrets_under_an_epoch_another_one_started() {
     // The daemon opened its keys before epoch 2 existed.
     assert_eq!(value(&daemon, "global", "new"), b"n");
     assert_eq!(value(&daemon, "global", "old"), b"o");
-    let sealed = admin.seal_data("ctx", b"transit").expect("seal");
+    let sealed = admin.seal_data("ctx", None, b"transit").expect("seal");
     assert_eq!(
         daemon
-            .open_data("ctx", &sealed)
+            .open_data("ctx", None, &sealed)
             .expect("open_data")
             .expose_secret(),
         b"transit"
@@ -234,7 +234,7 @@ fn a_lease_on_an_epoch_rotated_elsewhere_is_given_up() {
         epoch_of(&stored_stanzas(dir.path(), "global", "second")[0]),
         2
     );
-    let sealed = daemon.seal_data("ctx", b"t").expect("seal");
+    let sealed = daemon.seal_data("ctx", None, b"t").expect("seal");
     assert_eq!(common::stanza_ids(&sealed).len(), 1);
     assert_eq!(epoch_of(&common::stanza_ids(&sealed)[0]), 2);
 }

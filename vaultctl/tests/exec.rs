@@ -5,8 +5,8 @@
 
 mod common;
 
-use std::fs;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::fs::{self, DirBuilder};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
@@ -47,9 +47,15 @@ impl Fixture {
         self.root.join(name)
     }
 
+    /// Writes `name` with `mode`; directories are made 0700 whatever the umask (file
+    /// references refuse directories others may write).
     fn write(&self, name: &str, contents: &[u8], mode: u32) -> PathBuf {
         let path = self.path(name);
-        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path.parent().expect("parent"))
+            .expect("mkdir");
         fs::write(&path, contents).expect("write");
         fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
         path
@@ -253,6 +259,13 @@ fn failing_cases(fx: &Fixture) -> Vec<(Vec<String>, &'static str)> {
     symlink(fx.path("real-dir"), fx.path("trusted/dir-link")).expect("symlink");
     fx.write("outside/secret", FILE_VALUE.as_bytes(), 0o600);
     fx.write("trusted/group-writable", FILE_VALUE.as_bytes(), 0o660);
+    // A directory on the way that anyone may write: the file below it could be swapped.
+    fx.write("trusted/open-dir/secret", FILE_VALUE.as_bytes(), 0o600);
+    fs::set_permissions(
+        fx.path("trusted/open-dir"),
+        fs::Permissions::from_mode(0o777),
+    )
+    .expect("chmod");
     let hang = fx.write(
         "bin/hang",
         format!("#!/bin/sh\nprintf {EXEC_VALUE}\nexec sleep 30\n").as_bytes(),
@@ -297,6 +310,15 @@ fn failing_cases(fx: &Fixture) -> Vec<(Vec<String>, &'static str)> {
             ],
             "--allow-env AWS_KEY",
         ),
+        (
+            // A prefix ends at an underscore: AWS_* is not AWSX_*.
+            vec![
+                "X=env://AWSX_KEY".into(),
+                "--allow-env".into(),
+                "AWS_*".into(),
+            ],
+            "--allow-env AWSX_KEY",
+        ),
         (file("trusted/link"), "trusted/link is a symbolic link"),
         (
             file("trusted/dir-link/secret"),
@@ -310,6 +332,10 @@ fn failing_cases(fx: &Fixture) -> Vec<(Vec<String>, &'static str)> {
         (
             file("trusted/group-writable"),
             "writable by group or others (mode 0660)",
+        ),
+        (
+            file("trusted/open-dir/secret"),
+            "trusted/open-dir is writable by group or others (mode 0777)",
         ),
         (exec(&hang), "did not finish within 500 ms and was killed"),
         (exec(&chatty), "printed more than the limit of 65536 bytes"),
@@ -398,6 +424,34 @@ fn no_secret_value_reaches_output_or_the_vault_files_in_any_failure() {
         let text = String::from_utf8_lossy(&bytes);
         assert_no_value_in(&path.display().to_string(), &text);
     }
+}
+
+#[test]
+fn an_env_prefix_must_end_at_an_underscore() {
+    let fx = Fixture::new();
+    let marker = fx.path("ran");
+    let marker = marker.to_str().expect("utf8");
+    let out = fx.run(&[
+        "exec",
+        "--env",
+        "X=env://AWS_KEY",
+        "--allow-env",
+        "AWS*",
+        "--",
+        "touch",
+        marker,
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "a usage error: {err}");
+    assert!(err.contains("must end at an underscore"), "{err}");
+    assert!(err.contains("--allow-env 'AWS_*'"), "{err}");
+    assert!(!fx.path("ran").exists(), "nothing runs on a bad prefix");
+    let out = fx.run(&["resolve", "env://AWS_KEY", "--allow-env", "AWS*"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // Written with the underscore, the prefix allows the variables below it.
+    let out = fx.run(&["resolve", "env://AWS_KEY", "--allow-env", "AWS_*"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(out.stdout, ENV_VALUE.as_bytes());
 }
 
 #[test]

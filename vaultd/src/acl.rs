@@ -3,6 +3,13 @@
 //! The rules come from the `[[acl]]` tables of the configuration. Everything not allowed by a
 //! rule is denied. Patterns are compiled once in `Acl::new`, so a check on the request path is
 //! a hash lookup and a few string comparisons, with no allocation.
+//!
+//! `{self}` stands for the caller's principal id: as a whole scope pattern (the caller's own
+//! `principal:<id>` scope) and anywhere in a key or transit-context pattern (`{self}-*`).
+//! Principal ids never hold `*` or braces, so the substitution cannot widen a pattern.
+//!
+//! Transit contexts are shared by every principal a rule lets use them, unless a rule that
+//! gives the caller the context says `bind_caller = true` (see [`Acl::binds_caller`]).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -11,6 +18,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{AclRule, ConfigError};
+use crate::key_pattern::KeyPattern;
 
 /// What a request does; an ACL rule lists the operations it allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -28,13 +36,15 @@ pub enum Operation {
     Seal,
     /// Transit: open caller data.
     Open,
-    /// Administration: status, unlock, rotation, rewrap of the store.
+    /// Key management: status, unlock, lock, rotation, KEK checks.
     Admin,
+    /// Reading the audit log (AuditTail, AuditVerify) and the status.
+    Audit,
 }
 
 impl Operation {
     /// Every operation, in the order of the documentation.
-    pub const ALL: [Operation; 7] = [
+    pub const ALL: [Operation; 8] = [
         Operation::Read,
         Operation::Write,
         Operation::Delete,
@@ -42,6 +52,7 @@ impl Operation {
         Operation::Seal,
         Operation::Open,
         Operation::Admin,
+        Operation::Audit,
     ];
 
     /// The lower-case name used in the configuration and the audit log.
@@ -54,7 +65,14 @@ impl Operation {
             Operation::Seal => "seal",
             Operation::Open => "open",
             Operation::Admin => "admin",
+            Operation::Audit => "audit",
         }
+    }
+
+    /// Whether the operation is about the vault itself (key management, the audit log)
+    /// rather than data: no scope or key pattern applies to it.
+    pub fn is_administrative(self) -> bool {
+        matches!(self, Operation::Admin | Operation::Audit)
     }
 
     fn bit(self) -> u8 {
@@ -77,7 +95,7 @@ impl FromStr for Operation {
             .find(|op| op.as_str() == text)
             .ok_or_else(|| {
                 format!(
-                    "unknown operation {text:?}; use read, write, delete, list, seal, open or admin"
+                    "unknown operation {text:?}; use read, write, delete, list, seal, open, admin or audit"
                 )
             })
     }
@@ -89,6 +107,10 @@ pub const SELF_SCOPE: &str = "{self}";
 pub const TRANSIT_SCOPE: &str = "transit";
 /// The scope the server passes for administrative operations.
 pub const ADMIN_SCOPE: &str = "admin";
+/// The key of the Status request's ask. Status is asked as [`Operation::Admin`], so that it
+/// passes the lock gate as the other administration calls do, and a rule with `admin` or
+/// `audit` allows it: it shows the KEKs, their URIs and health, which both roles need.
+pub const STATUS_KEY: &str = "status";
 
 /// The compiled access rules; cheap to query, built once from the configuration.
 #[derive(Debug, Clone, Default)]
@@ -97,6 +119,8 @@ pub struct Acl {
     by_principal: HashMap<Box<str>, Vec<Rule>>,
     /// Rules for `principal = "*"`.
     any_principal: Vec<Rule>,
+    /// Whether some rule says `bind_caller = true`.
+    bindings: bool,
 }
 
 impl Acl {
@@ -105,6 +129,7 @@ impl Acl {
         let mut acl = Acl::default();
         for (index, rule) in rules.iter().enumerate() {
             let compiled = Rule::compile(index, rule)?;
+            acl.bindings |= compiled.bind_caller;
             if rule.principal == "*" {
                 acl.any_principal.push(compiled);
             } else {
@@ -119,11 +144,34 @@ impl Acl {
 
     /// Whether `principal` may do `op` on `key` in `scope`.
     ///
-    /// For transit operations pass scope `"transit"` and the context as `key`; for `Admin` the
-    /// scope and key are not looked at (a rule naming the principal and `admin` suffices).
+    /// For transit operations pass scope `"transit"` and the context as `key`. For `Admin`
+    /// and `Audit` the scope is not looked at (a rule naming the principal and the operation
+    /// suffices), and an `Admin` ask on key [`STATUS_KEY`] is allowed by `audit` as well.
     pub fn allows(&self, principal: &str, op: Operation, scope: &str, key: &str) -> bool {
         self.rules_for(principal)
             .any(|rule| rule.allows(principal, op, scope, key))
+    }
+
+    /// Whether transit data `principal` seals or opens under `context` is bound to it (see
+    /// `vault::Vault::seal_data`): so when a rule for `principal` (by name or `"*"`) that
+    /// says `bind_caller = true` has a key pattern matching `context`.
+    ///
+    /// The answer depends on the caller and the context only, never on the operation, so a
+    /// seal and the open of what it sealed agree. A context no such rule matches is shared
+    /// by every principal allowed on it. Changing which rules bind a context changes which
+    /// envelopes open under it: decide before sealing.
+    pub fn binds_caller(&self, principal: &str, context: &str) -> bool {
+        self.bindings && self.binds(principal, context)
+    }
+
+    /// Whether some rule binds transit contexts to their callers at all.
+    pub fn has_bindings(&self) -> bool {
+        self.bindings
+    }
+
+    fn binds(&self, principal: &str, context: &str) -> bool {
+        self.rules_for(principal)
+            .any(|rule| rule.bind_caller && rule.key_matches(principal, context))
     }
 
     /// Whether some rule names `principal` (or a `"*"` rule exists); unknown principals are
@@ -163,7 +211,9 @@ impl Acl {
 struct Rule {
     operations: u8,
     scopes: Vec<ScopePattern>,
-    keys: Vec<Glob>,
+    keys: Vec<KeyPattern>,
+    /// Transit data under the contexts `keys` match is bound to the caller.
+    bind_caller: bool,
 }
 
 impl Rule {
@@ -174,7 +224,23 @@ impl Rule {
         if rule.operations.is_empty() {
             return Err(ConfigError::invalid(
                 field("operations"),
-                "the rule allows no operation; list some of read, write, delete, list, seal, open, admin",
+                "the rule allows no operation; list some of read, write, delete, list, seal, open, admin, audit",
+            ));
+        }
+        if rule.principal == "*"
+            && let Some(op) = rule.operations.iter().find(|op| op.is_administrative())
+        {
+            return Err(ConfigError::invalid(
+                field("operations"),
+                format!(
+                    "{op} cannot be granted to every principal (principal = \"*\"): it is \
+                     {}; grant it in a rule naming each principal that needs it",
+                    if *op == Operation::Admin {
+                        "unlocking, locking and rotating the vault's keys"
+                    } else {
+                        "reading the audit log, which names every principal, scope and key"
+                    }
+                ),
             ));
         }
         let operations = rule.operations.iter().fold(0, |bits, op| bits | op.bit());
@@ -192,11 +258,11 @@ impl Rule {
             .iter()
             .enumerate()
             .map(|(at, text)| {
-                Glob::compile(text)
+                KeyPattern::compile(text)
                     .map_err(|reason| ConfigError::invalid(field(&format!("keys[{at}]")), reason))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let data_ops = operations & !Operation::Admin.bit() != 0;
+        let data_ops = operations & !(Operation::Admin.bit() | Operation::Audit.bit()) != 0;
         if data_ops && scopes.is_empty() {
             return Err(ConfigError::invalid(
                 field("scopes"),
@@ -209,15 +275,24 @@ impl Rule {
                 "the rule allows data operations but lists no key pattern; add keys = [\"*\"] or the keys meant",
             ));
         }
+        if rule.bind_caller {
+            check_binding_rule(&scopes, operations)
+                .map_err(|reason| ConfigError::invalid(field("bind_caller"), reason))?;
+        }
         Ok(Rule {
             operations,
             scopes,
             keys,
+            bind_caller: rule.bind_caller,
         })
     }
 
     fn has(&self, op: Operation) -> bool {
         self.operations & op.bit() != 0
+    }
+
+    fn key_matches(&self, principal: &str, key: &str) -> bool {
+        self.keys.iter().any(|glob| glob.matches(principal, key))
     }
 
     fn scope_matches(&self, principal: &str, scope: &str) -> bool {
@@ -227,11 +302,42 @@ impl Rule {
     }
 
     fn allows(&self, principal: &str, op: Operation, scope: &str, key: &str) -> bool {
-        self.has(op)
-            && (op == Operation::Admin
-                || (self.scope_matches(principal, scope)
-                    && self.keys.iter().any(|glob| glob.matches(key))))
+        match op {
+            Operation::Admin if key == STATUS_KEY => {
+                self.has(Operation::Admin) || self.has(Operation::Audit)
+            }
+            Operation::Admin | Operation::Audit => self.has(op),
+            _ => {
+                self.has(op)
+                    && self.scope_matches(principal, scope)
+                    && self.key_matches(principal, key)
+            }
+        }
     }
+}
+
+/// `bind_caller = true` is for transit rules: scopes = ["transit"] and seal or open among
+/// the operations, so that which contexts it binds is plain from its key patterns.
+fn check_binding_rule(scopes: &[ScopePattern], operations: u8) -> Result<(), String> {
+    let transit_only = !scopes.is_empty()
+        && scopes
+            .iter()
+            .all(|s| matches!(s, ScopePattern::Exact(scope) if &**scope == TRANSIT_SCOPE));
+    if !transit_only {
+        return Err(
+            "bind_caller binds transit contexts: the rule's scopes must be [\"transit\"] \
+             (give other scopes their own rule)"
+                .into(),
+        );
+    }
+    if operations & (Operation::Seal.bit() | Operation::Open.bit()) == 0 {
+        return Err(
+            "bind_caller applies to seal and open: list seal or open (or both) in \
+                    the rule's operations"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// Principal ids are scope components: 1 to 64 of `A-Z a-z 0-9 . _ @ + -`, not starting with
@@ -305,111 +411,9 @@ impl ScopePattern {
     }
 }
 
-/// A compiled key (or transit context) glob: `*` matches any run of characters.
-#[derive(Debug, Clone)]
-enum Glob {
-    /// `*`.
-    Any,
-    /// No `*`.
-    Exact(Box<str>),
-    /// One or more `*`: the text before the first, after the last, and the pieces between,
-    /// which must appear in order.
-    Pattern {
-        prefix: Box<str>,
-        middle: Vec<Box<str>>,
-        suffix: Box<str>,
-    },
-}
-
-impl Glob {
-    fn compile(text: &str) -> Result<Glob, String> {
-        if text.is_empty() {
-            return Err("the key pattern is empty; use \"*\" for every key".into());
-        }
-        if let Some(bad) = text
-            .chars()
-            .find(|c| !c.is_ascii_graphic() || matches!(c, '/' | '\\'))
-        {
-            return Err(format!(
-                "the key pattern {:?} contains {bad:?}; keys are printable ASCII without / and \\",
-                vault::shorten_name(text)
-            ));
-        }
-        if text.chars().all(|c| c == '*') {
-            return Ok(Glob::Any);
-        }
-        let mut pieces = text.split('*');
-        let first = pieces.next().unwrap_or_default();
-        let Some(last) = pieces.next_back() else {
-            return Ok(Glob::Exact(text.into()));
-        };
-        Ok(Glob::Pattern {
-            prefix: first.into(),
-            middle: pieces.filter(|p| !p.is_empty()).map(Into::into).collect(),
-            suffix: last.into(),
-        })
-    }
-
-    fn matches(&self, key: &str) -> bool {
-        match self {
-            Glob::Any => true,
-            Glob::Exact(exact) => **exact == *key,
-            Glob::Pattern {
-                prefix,
-                middle,
-                suffix,
-            } => {
-                if key.len() < prefix.len() + suffix.len()
-                    || !key.starts_with(&**prefix)
-                    || !key.ends_with(&**suffix)
-                {
-                    return false;
-                }
-                let mut rest = &key[prefix.len()..key.len() - suffix.len()];
-                for piece in middle {
-                    match rest.find(&**piece) {
-                        Some(at) => rest = &rest[at + piece.len()..],
-                        None => return false,
-                    }
-                }
-                true
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        let cases = [
-            ("*", "anything", true),
-            ("db", "db", true),
-            ("db", "db2", false),
-            ("db.*", "db.password", true),
-            ("db.*", "db", false),
-            ("*.pem", "tls.pem", true),
-            ("*.pem", "tls.key", false),
-            ("a*b", "ab", true),
-            ("a*b", "axxb", true),
-            ("a*b", "a", false),
-            ("aba*aba", "aba", false),
-            ("aba*aba", "ababa", false),
-            ("aba*aba", "abaaba", true),
-            ("a*b*c", "a-b-c", true),
-            ("a*b*c", "a-c-b", false),
-            ("**", "", true),
-        ];
-        for (pattern, key, expected) in cases {
-            let glob = Glob::compile(pattern).expect(pattern);
-            assert_eq!(glob.matches(key), expected, "{pattern} vs {key}");
-        }
-        for bad in ["", "a b", "a/b", "é", "a\n"] {
-            assert!(Glob::compile(bad).is_err(), "{bad:?}");
-        }
-    }
 
     #[test]
     fn scope_patterns() {

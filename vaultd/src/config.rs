@@ -179,30 +179,44 @@ pub struct AclRule {
     /// An exact principal id, or `*` for every principal.
     pub principal: String,
     /// Scope patterns: `*`, an exact scope, a prefix like `skill:*`, `{self}` (the caller's
-    /// own `principal:<id>`), `transit` (seal/open contexts). Not needed for `admin`.
+    /// own `principal:<id>`), `transit` (seal/open contexts). Not needed for `admin` and
+    /// `audit`.
     #[serde(default)]
     pub scopes: Vec<String>,
-    /// Key-name (or transit-context) globs: `*`, `prefix*`, `*suffix`, `a*b`.
+    /// Key-name (or transit-context) globs: `*`, `prefix*`, `*suffix`, `a*b`; `{self}` in a
+    /// glob is the caller's principal id (`{self}-*`).
     #[serde(default = "every_key")]
     pub keys: Vec<String>,
-    /// The operations allowed.
+    /// The operations allowed. `admin` and `audit` only in a rule naming its principal.
     pub operations: Vec<Operation>,
+    /// Transit data sealed under a context this rule's keys match is bound to the caller:
+    /// it opens only for the principal that sealed it (see `Acl::binds_caller`). Only in a
+    /// rule with `scopes = ["transit"]` and seal or open.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub bind_caller: bool,
 }
 
 impl AclRule {
-    /// A rule letting `principal` do everything, everywhere (the dev mode's admin).
+    /// A rule letting `principal` do everything, everywhere, `admin` and `audit` included
+    /// (the dev mode's admin). `principal` must name one principal: `*` may not have
+    /// `admin` or `audit`.
     pub fn allow_all(principal: &str) -> AclRule {
         AclRule {
             principal: principal.to_owned(),
             scopes: vec!["*".to_owned()],
             keys: every_key(),
             operations: Operation::ALL.to_vec(),
+            bind_caller: false,
         }
     }
 }
 
 fn every_key() -> Vec<String> {
     vec!["*".to_owned()]
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl Default for Config {

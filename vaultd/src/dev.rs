@@ -1,6 +1,7 @@
 //! `vaultd --dev`: a development vault in one directory, made on first start and reused
 //! after: a CA, a server certificate for loopback, an `admin` client certificate, a file KEK
-//! and the SQLite store; the admin may do everything.
+//! and the SQLite store; the admin may do everything: every data operation, `admin` (key
+//! management) and `audit` (the audit log).
 
 use std::fs::DirBuilder;
 use std::os::unix::fs::DirBuilderExt;

@@ -76,7 +76,7 @@ impl Gates {
 
     /// Runs the gates for `ask`; the caller if every gate lets it through.
     pub async fn admit<T>(&self, request: &Request<T>, ask: Ask<'_>) -> Result<Caller, Status> {
-        if ask.op != Operation::Admin && self.vault.is_locked() {
+        if !ask.op.is_administrative() && self.vault.is_locked() {
             let status =
                 Status::failed_precondition("the vault is locked: an admin must unlock it");
             return Err(self.deny(None, ask, status).await);
@@ -229,6 +229,7 @@ pub fn status_of(e: &vault::Error) -> Status {
         E::Envelope(inner) => match inner {
             envelope::Error::Kek { .. } => Status::unavailable(text),
             envelope::Error::NoUsableKek { .. } => Status::failed_precondition(text),
+            envelope::Error::Internal(_) => Status::internal(text),
             _ => Status::invalid_argument(text),
         },
         E::Store { .. } | E::Io { .. } => Status::unavailable(text),

@@ -7,6 +7,7 @@ pub mod acl;
 pub mod config;
 pub mod dev;
 pub mod gates;
+mod key_pattern;
 pub mod logger;
 pub mod pool;
 pub mod principal;

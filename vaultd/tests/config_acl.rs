@@ -156,6 +156,12 @@ operations = ["read", "write", "delete", "list", "seal", "open", "admin"]
 principal = "*"
 scopes = ["{self}", "skill:*"]
 operations = ["read", "list"]
+[[acl]]
+principal = "*"
+scopes = ["transit"]
+keys = ["backups", "{self}-*"]
+operations = ["seal", "open"]
+bind_caller = true
 "#,
     );
     let env = env_of(&[("VAULTD_RATE_PER_SECOND", "77")]);
@@ -167,6 +173,8 @@ operations = ["read", "list"]
     assert_eq!(again, config, "{printed}");
     assert_eq!(again.limits.rate_per_second, 77);
     assert_eq!(again.acl[1].keys, ["*"], "keys default to every key");
+    assert!(printed.contains("bind_caller = true"), "{printed}");
+    assert!(!again.acl[1].bind_caller && again.acl[2].bind_caller);
 
     let defaults = Config::default();
     let printed = defaults.to_toml();
@@ -326,17 +334,28 @@ fn rule(principal: &str, scopes: &[&str], keys: &[&str], ops: &[Operation]) -> A
         scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
         keys: keys.iter().map(|s| (*s).to_owned()).collect(),
         operations: ops.to_vec(),
+        bind_caller: false,
     }
 }
 
-use Operation::{Admin, Delete, List, Open, Read, Seal, Write};
+/// A transit rule that binds the contexts `keys` match to the caller.
+fn binding(principal: &str, keys: &[&str], ops: &[Operation]) -> AclRule {
+    AclRule {
+        bind_caller: true,
+        ..rule(principal, &["transit"], keys, ops)
+    }
+}
+
+use Operation::{Admin, Audit, Delete, List, Open, Read, Seal, Write};
 
 #[test]
 fn operation_names() {
     let names: Vec<&str> = Operation::ALL.iter().map(|op| op.as_str()).collect();
     assert_eq!(
         names,
-        ["read", "write", "delete", "list", "seal", "open", "admin"]
+        [
+            "read", "write", "delete", "list", "seal", "open", "admin", "audit"
+        ]
     );
     for op in Operation::ALL {
         assert_eq!(op.as_str().parse::<Operation>(), Ok(op));
@@ -421,7 +440,7 @@ fn key_globs() {
 fn operation_not_listed_is_denied() {
     let acl = Acl::new(&[rule("alice", &["*"], &["*"], &[Read, List])]).expect("acl");
     assert!(acl.allows("alice", Read, "global", "k"));
-    for op in [Write, Delete, Seal, Open, Admin] {
+    for op in [Write, Delete, Seal, Open, Admin, Audit] {
         assert!(!acl.allows("alice", op, "global", "k"), "{op}");
     }
 }
@@ -440,6 +459,130 @@ fn admin_needs_only_principal_and_operation() {
         "admin is not data access"
     );
     assert!(!acl.allows("reader", Admin, "admin", "*"));
+}
+
+#[test]
+fn audit_and_admin_are_separate_and_both_see_the_status() {
+    use vaultd::acl::{ADMIN_SCOPE, STATUS_KEY};
+    let acl = Acl::new(&[
+        rule("keeper", &[], &[], &[Admin]),
+        rule("auditor", &[], &[], &[Audit]),
+        rule("reader", &["*"], &["*"], &[Read]),
+    ])
+    .expect("acl");
+    assert!(acl.allows("keeper", Admin, ADMIN_SCOPE, "*"));
+    assert!(!acl.allows("keeper", Audit, ADMIN_SCOPE, "*"));
+    assert!(acl.allows("auditor", Audit, ADMIN_SCOPE, "*"));
+    assert!(!acl.allows("auditor", Admin, ADMIN_SCOPE, "*"));
+    for who in ["keeper", "auditor"] {
+        assert!(acl.allows(who, Admin, ADMIN_SCOPE, STATUS_KEY), "{who}");
+        assert!(!acl.allows(who, Read, "global", "k"), "{who}");
+    }
+    assert!(!acl.allows("reader", Admin, ADMIN_SCOPE, STATUS_KEY));
+    assert!(!acl.allows("reader", Audit, ADMIN_SCOPE, "*"));
+}
+
+#[test]
+fn admin_and_audit_are_refused_for_every_principal() {
+    for op in [Admin, Audit] {
+        for rules in [
+            vec![rule("*", &[], &[], &[op])],
+            vec![rule("*", &["{self}"], &["*"], &[Read, op])],
+            vec![rule("admin", &[], &[], &[op]), rule("*", &[], &[], &[op])],
+        ] {
+            let err = Acl::new(&rules).expect_err("* with admin or audit");
+            let message = err.to_string();
+            assert!(message.contains("operations"), "{message}");
+            assert!(
+                message.contains(&format!("{op} cannot be granted to every principal")),
+                "{message}"
+            );
+        }
+    }
+    // Named, they are fine; so is `*` with data operations only.
+    Acl::new(&[
+        rule("ops", &[], &[], &[Admin, Audit]),
+        rule("*", &["{self}"], &["*"], &[Read]),
+    ])
+    .expect("acl");
+}
+
+#[test]
+fn self_in_key_patterns_is_the_callers_id() {
+    let acl = Acl::new(&[
+        rule("*", &["global"], &["{self}.*"], &[Read]),
+        rule("*", &["transit"], &["{self}-*"], &[Seal, Open]),
+    ])
+    .expect("acl");
+    assert!(acl.allows("alice", Read, "global", "alice.token"));
+    assert!(!acl.allows("alice", Read, "global", "bob.token"));
+    assert!(!acl.allows("alice", Read, "global", "{self}.token"));
+    assert!(acl.allows("alice", Seal, "transit", "alice-backups"));
+    assert!(acl.allows("bob", Open, "transit", "bob-backups"));
+    assert!(!acl.allows("bob", Open, "transit", "alice-backups"));
+    assert!(!acl.allows("alice", Seal, "transit", "alice"));
+    assert!(!acl.allows("alice", Seal, "transit", "alice2-backups"));
+    for bad in ["{caller}-*", "{self", "self}-*", "{}", "a{{self}}"] {
+        let err = Acl::new(&[rule("*", &["transit"], &[bad], &[Seal])]).expect_err(bad);
+        let message = err.to_string();
+        assert!(message.contains("acl[0].keys[0]"), "{message}");
+        assert!(message.contains("{self}"), "{message}");
+    }
+}
+
+#[test]
+fn bindings_are_decided_by_caller_and_context_alone() {
+    let acl = Acl::new(&[
+        binding("*", &["backups", "reports-*"], &[Seal, Open]),
+        rule("*", &["transit"], &["shared", "{self}-*"], &[Seal, Open]),
+        // Alice may open anything; the binding of `backups` still holds for her.
+        rule("alice", &["transit"], &["*"], &[Open]),
+        // Carol's own binding, through a rule granting open only: it binds her seals too.
+        binding("carol", &["carols"], &[Open]),
+        rule("carol", &["transit"], &["carols"], &[Seal]),
+    ])
+    .expect("acl");
+    assert!(acl.has_bindings());
+    for who in ["alice", "bob"] {
+        assert!(acl.binds_caller(who, "backups"), "{who}");
+        assert!(acl.binds_caller(who, "reports-2024"), "{who}");
+        assert!(!acl.binds_caller(who, "shared"), "{who}");
+        assert!(!acl.binds_caller(who, &format!("{who}-x")), "{who}");
+    }
+    assert!(!acl.binds_caller("alice", "anything-else"));
+    assert!(acl.binds_caller("carol", "carols"));
+    assert!(!acl.binds_caller("alice", "carols"));
+    assert!(acl.allows("carol", Seal, "transit", "carols"));
+
+    let unbound = Acl::new(&[rule("*", &["transit"], &["*"], &[Seal, Open])]).expect("acl");
+    assert!(!unbound.has_bindings());
+    assert!(!unbound.binds_caller("alice", "backups"));
+}
+
+#[test]
+fn a_binding_is_only_for_transit_rules_with_seal_or_open() {
+    for (bad, reason) in [
+        (
+            AclRule {
+                bind_caller: true,
+                ..rule("*", &["global"], &["*"], &[Read])
+            },
+            "scopes must be [\"transit\"]",
+        ),
+        (
+            AclRule {
+                bind_caller: true,
+                ..rule("*", &["*"], &["*"], &[Seal])
+            },
+            "scopes must be [\"transit\"]",
+        ),
+        (binding("alice", &["*"], &[Read]), "list seal or open"),
+    ] {
+        let err = Acl::new(&[bad]).expect_err("misplaced binding");
+        let message = err.to_string();
+        assert!(message.contains("acl[0].bind_caller"), "{message}");
+        assert!(message.contains(reason), "{message}");
+    }
 }
 
 #[test]

@@ -14,7 +14,7 @@ const ACL: &str = r#"
 [[acl]]
 principal = "admin"
 scopes = ["*"]
-operations = ["read", "write", "delete", "list", "seal", "open", "admin"]
+operations = ["read", "write", "delete", "list", "seal", "open", "admin", "audit"]
 
 [[acl]]
 principal = "alice"
@@ -137,7 +137,7 @@ async fn principals_get_what_their_rules_allow() {
             && line.contains(r#""decision":"deny""#)),
         "AuditTail: {tail:#?}"
     );
-    // Only the admin may read the log.
+    // Only the admin, who has `audit`, may read the log.
     assert_eq!(
         code(&alice.audit_tail(pb::AuditTailRequest { count: 1 }).await),
         Code::PermissionDenied

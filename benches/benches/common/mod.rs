@@ -136,13 +136,13 @@ pub fn seal(vault: &Vault) -> Vec<u8> {
 /// `seal_data` of `data`.
 pub fn seal_data(vault: &Vault, data: &[u8]) -> Vec<u8> {
     vault
-        .seal_data(black_box(CONTEXT), black_box(data))
+        .seal_data(black_box(CONTEXT), None, black_box(data))
         .expect("seal_data")
 }
 
 /// `open_data` of `sealed`.
 pub fn open(vault: &Vault, sealed: &[u8]) -> SecretBytes {
     vault
-        .open_data(black_box(CONTEXT), black_box(sealed))
+        .open_data(black_box(CONTEXT), None, black_box(sealed))
         .expect("open_data")
 }

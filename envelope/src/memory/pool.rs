@@ -70,9 +70,14 @@ fn class_for(len: usize) -> Option<u8> {
         .and_then(|c| u8::try_from(c).ok())
 }
 
-fn to_ptr(addr: usize) -> NonNull<u8> {
-    // Addresses in the free lists come from non-null mappings.
-    NonNull::new(addr as *mut u8).unwrap_or(NonNull::dangling())
+/// The slot at `addr`. Addresses in the free lists come from non-null mappings; were one
+/// null all the same, handing out a dangling pointer in its place would let a secret be
+/// written anywhere, so it is an error instead.
+#[inline]
+fn to_ptr(addr: usize) -> Result<NonNull<u8>, Error> {
+    NonNull::new(addr as *mut u8).ok_or(Error::Internal(
+        "the locked memory pool's free list held a null slot",
+    ))
 }
 
 // The fast paths (a slot from this thread's cache, and back) are inlined into every secret
@@ -88,7 +93,7 @@ pub(crate) fn alloc(len: usize) -> Result<(NonNull<u8>, Kind), Error> {
                 .ok()
                 .flatten();
             match cached {
-                Some(addr) => Ok((to_ptr(addr), Kind::Slot(class))),
+                Some(addr) => Ok((to_ptr(addr)?, Kind::Slot(class))),
                 None => alloc_slot(class).map(|ptr| (ptr, Kind::Slot(class))),
             }
         }
@@ -103,7 +108,10 @@ fn alloc_slot(class: u8) -> Result<NonNull<u8>, Error> {
     if global.0[c].is_empty() {
         add_chunk(&mut global, c)?;
     }
-    Ok(to_ptr(global.0[c].pop().unwrap_or(0)))
+    let addr = global.0[c]
+        .pop()
+        .ok_or(Error::Internal("a new chunk of locked memory gave no slot"))?;
+    to_ptr(addr)
 }
 
 /// Maps and locks a chunk and adds its slots to the global free list of `class`.
@@ -203,6 +211,22 @@ mod tests {
             d.as_slice().iter().all(|&x| x == 0),
             "reused slot is zeroed"
         );
+    }
+
+    #[test]
+    fn a_null_address_in_a_free_list_is_an_error_not_a_dangling_pointer() {
+        // Fault injection: free lists only ever hold addresses of mapped chunks.
+        let class = class_for(100).expect("a slot class");
+        CACHE.with(|cache| cache.borrow_mut().0.0[usize::from(class)].push(0));
+        let got = alloc(100);
+        assert!(
+            matches!(got, Err(Error::Internal(_))),
+            "a slot at address 0 must not be handed out: {:?}",
+            got.map(|(ptr, _)| ptr)
+        );
+        // The list is usable again: the bad entry was taken off it.
+        let buf = super::super::LockedBuf::zeroed(100).expect("alloc");
+        assert!(buf.as_slice().iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Real files and programs in a private temporary directory for the resolver tests.
 #![allow(dead_code)]
 
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::fs::{self, DirBuilder};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use secret_refs::{Error, Policy, Resolver, SecretRef};
@@ -20,10 +20,15 @@ impl Dir {
         Self { _tmp: tmp, root }
     }
 
-    /// Writes `contents` to `name` (parents created) with `mode`.
+    /// Writes `contents` to `name` (parents created, mode 0700 whatever the umask: file
+    /// references refuse directories others may write) with `mode`.
     pub fn file(&self, name: &str, contents: &[u8], mode: u32) -> PathBuf {
         let path = self.root.join(name);
-        fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path.parent().expect("parent"))
+            .expect("mkdir");
         fs::write(&path, contents).expect("write");
         fs::set_permissions(&path, fs::Permissions::from_mode(mode)).expect("chmod");
         path

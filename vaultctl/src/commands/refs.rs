@@ -20,11 +20,13 @@ use crate::remote::{Client, Remote};
 /// The resolver's policy: nothing but `vault://` is allowed unless named here.
 #[derive(Debug, Args)]
 pub struct PolicyArgs {
-    /// Let `env://NAME` read this variable (repeatable; `PREFIX_*` allows a prefix).
+    /// Let `env://NAME` read this variable (repeatable; `PREFIX_*` allows the variables
+    /// starting with `PREFIX_`: a prefix ends at an underscore).
     #[arg(long = "allow-env", value_name = "NAME")]
     pub allow_env: Vec<String>,
     /// Let `file://` read files under this directory (repeatable; no symbolic links on the
-    /// way, files owned by you or root and not group/world writable).
+    /// way, files and every directory on their path owned by you or root and not
+    /// group/world writable).
     #[arg(long = "trusted-dir", value_name = "DIR")]
     pub trusted_dirs: Vec<PathBuf>,
     /// Let `exec://` run this program, by absolute path (repeatable).
@@ -36,7 +38,8 @@ pub struct PolicyArgs {
 }
 
 impl PolicyArgs {
-    /// The policy; relative trusted directories are taken from the current directory.
+    /// The policy; relative trusted directories are taken from the current directory. A
+    /// flag the policy cannot take (`--allow-env 'AWS*'`) is a usage error.
     pub fn policy(&self) -> Result<Policy, Error> {
         let trusted_dirs = self
             .trusted_dirs
@@ -45,13 +48,15 @@ impl PolicyArgs {
                 std::path::absolute(dir).map_err(Error::io(format!("resolving {}", dir.display())))
             })
             .collect::<Result<_, _>>()?;
-        Ok(Policy {
+        let policy = Policy {
             allow_env: self.allow_env.clone(),
             trusted_dirs,
             allow_exec: self.allow_exec.clone(),
             exec_timeout: self.exec_timeout,
             ..Policy::default()
-        })
+        };
+        policy.validate().map_err(|e| Error::Usage(e.to_string()))?;
+        Ok(policy)
     }
 }
 

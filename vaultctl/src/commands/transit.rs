@@ -20,7 +20,7 @@ pub fn seal(cli: &Cli, args: &SealArgs) -> Result<(), Error> {
         "Data to seal (not echoed): ",
         MAX_PAYLOAD_LEN,
     )?;
-    let sealed = vault.seal_data(&io.context, data.expose_secret())?;
+    let sealed = vault.seal_data(&io.context, None, data.expose_secret())?;
     if args.json {
         let mut text = envelope::to_json(&sealed)?;
         text.push('\n');
@@ -35,7 +35,7 @@ pub fn open(cli: &Cli, args: &OpenArgs) -> Result<(), Error> {
     let vault = open_vault(cli)?;
     let input = read_public(io.input.as_deref(), envelope::MAX_JSON_LEN)?;
     let binary = envelope_bytes(input)?;
-    let plain = vault.open_data(&io.context, &binary)?;
+    let plain = vault.open_data(&io.context, None, &binary)?;
     write_output(io.output.as_deref(), plain.expose_secret())
 }
 

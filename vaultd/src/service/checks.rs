@@ -7,7 +7,7 @@
 use proto::v1 as pb;
 use tonic::Status;
 
-use crate::acl::Operation;
+use crate::acl::{ADMIN_SCOPE, Operation, STATUS_KEY};
 use crate::gates::Ask;
 
 /// Data-key lengths GenerateDataKey accepts (bytes).
@@ -84,13 +84,14 @@ fn transit<'a>(rpc: &'static str, op: Operation, context: &'a str) -> Ask<'a> {
     }
 }
 
-/// An administration request.
-fn admin(rpc: &'static str) -> Ask<'static> {
+/// An administration request: `op` is `Admin` (key management) or `Audit` (the audit log);
+/// `key` is `*`, or [`STATUS_KEY`] for Status, which `audit` may call as well.
+fn admin(rpc: &'static str, op: Operation, key: &'static str) -> Ask<'static> {
     Ask {
         rpc,
-        op: Operation::Admin,
-        scope: "admin",
-        key: "*",
+        op,
+        scope: ADMIN_SCOPE,
+        key,
         names_a_secret: false,
     }
 }
@@ -152,21 +153,21 @@ impl Asks for pb::GenerateDataKeyRequest {
 }
 
 macro_rules! admin_asks {
-    ($($request:ty => $rpc:literal),* $(,)?) => {
+    ($($request:ty => $rpc:literal, $op:ident, $key:expr);* $(;)?) => {
         $(impl Asks for $request {
             fn ask(&self) -> Ask<'_> {
-                admin($rpc)
+                admin($rpc, Operation::$op, $key)
             }
         })*
     };
 }
 
 admin_asks! {
-    pb::StatusRequest => "status",
-    pb::UnlockRequest => "unlock",
-    pb::LockRequest => "lock",
-    pb::RotateRequest => "rotate",
-    pb::KekCheckRequest => "kek_check",
-    pb::AuditTailRequest => "audit_tail",
-    pb::AuditVerifyRequest => "audit_verify",
+    pb::StatusRequest => "status", Admin, STATUS_KEY;
+    pb::UnlockRequest => "unlock", Admin, "*";
+    pb::LockRequest => "lock", Admin, "*";
+    pb::RotateRequest => "rotate", Admin, "*";
+    pb::KekCheckRequest => "kek_check", Admin, "*";
+    pb::AuditTailRequest => "audit_tail", Audit, "*";
+    pb::AuditVerifyRequest => "audit_verify", Audit, "*";
 }

@@ -1,4 +1,8 @@
 //! Transit: Seal, Open, Rewrap and GenerateDataKey on caller data; nothing is stored.
+//!
+//! A context is shared by every principal the ACL lets use it, unless the ACL binds it to
+//! the caller (`bind_caller`, see `Acl::binds_caller`): then the caller's principal id is
+//! part of the envelope's AAD, and only the same caller opens what it sealed.
 
 use proto::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -8,6 +12,22 @@ use super::{Api, vault_err};
 use crate::acl::Operation;
 use crate::gates::Ask;
 
+/// The principal this request's transit data is bound to: the caller, when the ACL binds
+/// `context` to its caller; else `None`.
+///
+/// The caller is read from the request's client certificate with `pki::principal_of`, as the
+/// gates identify it; the gates then admit that same caller (or refuse the request) before
+/// any work runs. The certificate is only parsed here when some rule binds contexts.
+fn bound_to<Req>(api: &Api, request: &Request<Req>, context: &str) -> Option<String> {
+    let acl = api.gates.acl();
+    if !acl.has_bindings() {
+        return None;
+    }
+    let certs = request.peer_certs()?;
+    let caller = pki::principal_of(certs.first()?.as_ref()).ok()?;
+    acl.binds_caller(&caller, context).then_some(caller)
+}
+
 pub(super) async fn seal(
     api: &Api,
     request: Request<pb::SealRequest>,
@@ -15,9 +35,11 @@ pub(super) async fn seal(
     let m = request.get_ref();
     let ask = m.ask();
     let (context, plaintext) = (m.context.clone(), m.plaintext.clone());
+    let bound_to = bound_to(api, &request, &context);
     let envelope = api
         .call_in_memory(&request, ask, move |v| {
-            v.seal_data(&context, &plaintext).map_err(vault_err)
+            v.seal_data(&context, bound_to.as_deref(), &plaintext)
+                .map_err(vault_err)
         })
         .await?;
     Ok(Response::new(pb::SealResponse { envelope }))
@@ -30,9 +52,10 @@ pub(super) async fn open(
     let m = request.get_ref();
     let ask = m.ask();
     let (context, sealed) = (m.context.clone(), m.envelope.clone());
+    let bound_to = bound_to(api, &request, &context);
     let plaintext = api
         .call_in_memory(&request, ask, move |v| {
-            v.open_data(&context, &sealed)
+            v.open_data(&context, bound_to.as_deref(), &sealed)
                 .map(|p| p.expose_secret().to_vec())
                 .map_err(vault_err)
         })
@@ -53,9 +76,11 @@ pub(super) async fn rewrap(
         ..open
     };
     let (context, sealed) = (m.context.clone(), m.envelope.clone());
+    let bound_to = bound_to(api, &request, &context);
     let envelope = api
         .call_in_memory(&request, ask, move |v| {
-            v.rewrap_data(&context, &sealed).map_err(vault_err)
+            v.rewrap_data(&context, bound_to.as_deref(), &sealed)
+                .map_err(vault_err)
         })
         .await?;
     Ok(Response::new(pb::RewrapResponse { envelope }))
@@ -75,12 +100,13 @@ pub(super) async fn generate_data_key(
         }
     };
     let context = m.context.clone();
+    let bound_to = bound_to(api, &request, &context);
     let reply = api
         .call_in_memory(&request, ask, move |v| {
             let mut key = envelope::SecretBytes::zeroed(length).map_err(|e| vault_err(e.into()))?;
             envelope::random_bytes(key.expose_secret_mut()).map_err(|e| vault_err(e.into()))?;
             let sealed_key = v
-                .seal_data(&context, key.expose_secret())
+                .seal_data(&context, bound_to.as_deref(), key.expose_secret())
                 .map_err(vault_err)?;
             Ok(pb::GenerateDataKeyResponse {
                 plaintext_key: key.expose_secret().to_vec(),

@@ -85,12 +85,17 @@ fn assert_transit_ask<M: Asks>(m: &M, context: &str, op: Operation) {
     assert_eq!((ask.scope, ask.key), ("transit", context));
 }
 
-/// An administration request's ask.
-fn admin<M: Asks + Message + Default + PartialEq + Debug>(bytes: &[u8]) -> Option<M> {
+/// An administration request's ask: key management (`Admin`) on `*`, the status (`Admin`
+/// on `status`, which `audit` may call too) or the audit log (`Audit`).
+fn admin<M: Asks + Message + Default + PartialEq + Debug>(
+    bytes: &[u8],
+    op: Operation,
+    key: &str,
+) -> Option<M> {
     let m: M = decoded(bytes)?;
     let ask = m.ask();
-    assert!(ask.op == Operation::Admin && !ask.names_a_secret);
-    assert_eq!((ask.scope, ask.key), ("admin", "*"));
+    assert!(ask.op == op && !ask.names_a_secret);
+    assert_eq!((ask.scope, ask.key), ("admin", key));
     Some(m)
 }
 
@@ -158,18 +163,26 @@ pub fn check_grpc_request(data: &[u8]) -> Option<bool> {
             }
             names_pass(&m) && length.is_ok()
         }
-        8 => names_pass(&admin::<pb::StatusRequest>(bytes)?),
-        9 => names_pass(&admin::<pb::UnlockRequest>(bytes)?),
-        10 => names_pass(&admin::<pb::LockRequest>(bytes)?),
-        11 => names_pass(&admin::<pb::RotateRequest>(bytes)?),
-        12 => names_pass(&admin::<pb::KekCheckRequest>(bytes)?),
+        8 => names_pass(&admin::<pb::StatusRequest>(
+            bytes,
+            Operation::Admin,
+            "status",
+        )?),
+        9 => names_pass(&admin::<pb::UnlockRequest>(bytes, Operation::Admin, "*")?),
+        10 => names_pass(&admin::<pb::LockRequest>(bytes, Operation::Admin, "*")?),
+        11 => names_pass(&admin::<pb::RotateRequest>(bytes, Operation::Admin, "*")?),
+        12 => names_pass(&admin::<pb::KekCheckRequest>(bytes, Operation::Admin, "*")?),
         13 => {
-            let m = admin::<pb::AuditTailRequest>(bytes)?;
+            let m = admin::<pb::AuditTailRequest>(bytes, Operation::Audit, "*")?;
             let count = audit_tail_count(&m);
             assert!((1..=MAX_AUDIT_TAIL as usize).contains(&count), "{count}");
             names_pass(&m)
         }
-        _ => names_pass(&admin::<pb::AuditVerifyRequest>(bytes)?),
+        _ => names_pass(&admin::<pb::AuditVerifyRequest>(
+            bytes,
+            Operation::Audit,
+            "*",
+        )?),
     };
     Some(valid)
 }
