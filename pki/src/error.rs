@@ -37,7 +37,7 @@ pub enum Error {
         /// The name, cut to 80 characters.
         shown: String,
         /// Which rule it breaks.
-        reason: &'static str,
+        reason: String,
     },
     /// Neither a fingerprint nor a certificate file was given.
     #[error(

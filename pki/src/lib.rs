@@ -21,6 +21,7 @@ pub use error::Error;
 pub use files::check_private;
 pub use issue::IssuedCert;
 pub use principal::{
-    MAX_PRINCIPAL_LEN, PRINCIPAL_URI_PREFIX, fingerprint, principal_of, validate_principal,
+    MAX_PRINCIPAL_LEN, PRINCIPAL_URI_PREFIX, fingerprint, principal_in_uri, principal_of,
+    validate_principal,
 };
 pub use revoke::read_revoked;
