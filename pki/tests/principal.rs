@@ -1,9 +1,9 @@
-//! `principal_of` (the SAN URI when there is a SAN, else the CN), `validate_principal` and
-//! `check_private`.
+//! `principal_of` (the SAN URI when there is a SAN, else the CN), `validate_principal`,
+//! `check_private` and `check_not_writable_by_others`.
 
 use std::os::unix::fs::PermissionsExt;
 
-use pki::{Error, check_private, principal_of, validate_principal};
+use pki::{Error, check_not_writable_by_others, check_private, principal_of, validate_principal};
 use rcgen::{CertificateParams, DnType, KeyPair, SanType};
 
 /// A self-signed certificate with this CN and these SANs (`dns:` names, URIs otherwise).
@@ -165,5 +165,33 @@ fn check_private_refuses_group_or_other_access_with_the_chmod_to_run() {
         check_private(&path).unwrap();
     }
     let err = check_private(&tmp.path().join("missing")).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }), "{err}");
+}
+
+#[test]
+fn check_not_writable_by_others_refuses_group_or_other_write_with_the_chmod_to_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("ca.pem");
+    std::fs::write(&file, "x").unwrap();
+    let dir = tmp.path().join("tls");
+    std::fs::create_dir(&dir).unwrap();
+    for path in [&file, &dir] {
+        for mode in [0o664, 0o646, 0o622, 0o777, 0o1777] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let err = check_not_writable_by_others(path).unwrap_err();
+            assert!(matches!(err, Error::WritableByOthers { .. }), "{err}");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!("chmod go-w {}", path.display()))
+                    && text.contains(&format!("{mode:04o}")),
+                "{text}"
+            );
+        }
+        for mode in [0o644, 0o600, 0o755, 0o700, 0o444] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+            check_not_writable_by_others(path).unwrap();
+        }
+    }
+    let err = check_not_writable_by_others(&tmp.path().join("missing")).unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err}");
 }

@@ -10,5 +10,7 @@ pub mod gates;
 pub mod logger;
 pub mod pool;
 pub mod principal;
+pub mod revocation;
 pub mod server;
 pub mod service;
+pub mod tls;
