@@ -68,6 +68,7 @@ impl Recorder {
 struct Listener {
     _tmp: tempfile::TempDir,
     pki: pki::PkiDir,
+    revocations: Arc<Revocations>,
     addr: SocketAddr,
     incoming: vaultd::tls::Incoming,
     hook: Arc<Recorder>,
@@ -84,7 +85,7 @@ async fn listener(deadline: Duration, revoked: &[&str]) -> Listener {
             .expect("test setup");
     }
     let revocations = Arc::new(Revocations::load(pki.revoked()).expect("test setup"));
-    let acceptor = vaultd::tls::acceptor(&pki, revocations).expect("test setup");
+    let acceptor = vaultd::tls::acceptor(&pki, Arc::clone(&revocations)).expect("test setup");
     let tcp = TcpListener::bind("127.0.0.1:0").await.expect("test setup");
     let addr = tcp.local_addr().expect("test setup");
     let hook = Arc::new(Recorder::default());
@@ -92,20 +93,16 @@ async fn listener(deadline: Duration, revoked: &[&str]) -> Listener {
     Listener {
         _tmp: tmp,
         pki,
+        revocations,
         addr,
         incoming,
         hook,
     }
 }
 
-/// A rustls client trusting the listener's CA, with `client` as its identity if given.
-async fn connect(
-    listener: &Listener,
-    client: Option<(&Path, &Path)>,
-) -> (
-    SocketAddr,
-    std::io::Result<tokio_rustls::client::TlsStream<TcpStream>>,
-) {
+/// A rustls client configuration trusting the listener's CA, with `client` as its identity
+/// if given (and rustls' default in-memory session cache, so it resumes when it can).
+fn client_config(listener: &Listener, client: Option<(&Path, &Path)>) -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = rustls::RootCertStore::empty();
     roots
@@ -125,9 +122,33 @@ async fn connect(
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(config)
+}
+
+/// Connects with a rustls client trusting the listener's CA, with `client` as its identity
+/// if given.
+async fn connect(
+    listener: &Listener,
+    client: Option<(&Path, &Path)>,
+) -> (
+    SocketAddr,
+    std::io::Result<tokio_rustls::client::TlsStream<TcpStream>>,
+) {
+    connect_with(listener, client_config(listener, client)).await
+}
+
+/// Connects with `config`; a refusal that comes after the client's side of the handshake
+/// (TLS 1.3) is met by writing and reading once.
+async fn connect_with(
+    listener: &Listener,
+    config: Arc<rustls::ClientConfig>,
+) -> (
+    SocketAddr,
+    std::io::Result<tokio_rustls::client::TlsStream<TcpStream>>,
+) {
     let tcp = TcpStream::connect(listener.addr).await.expect("test setup");
     let local = tcp.local_addr().expect("test setup");
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let connector = tokio_rustls::TlsConnector::from(config);
     let server = ServerName::try_from("localhost").expect("test setup");
     let mut result = connector.connect(server, tcp).await;
     // TLS 1.3: the server's verdict on the client's certificate comes after the client's
@@ -280,4 +301,34 @@ async fn dropping_the_stream_closes_the_listener() {
         assert!(Instant::now() < deadline, "still accepting on {addr}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn a_session_from_before_a_revocation_is_not_resumed_after_it() {
+    let mut listener = listener(Duration::from_secs(10), &[]).await;
+    let carol = listener.pki.issue_client("carol").unwrap();
+    let config = client_config(&listener, Some((&carol.cert, &carol.key)));
+    let (_, first) = connect_with(&listener, Arc::clone(&config)).await;
+    let first = first.expect("carol's first handshake");
+    tokio::time::timeout(Duration::from_secs(20), listener.incoming.next())
+        .await
+        .expect("carol's connection")
+        .expect("the stream goes on")
+        .expect("a TLS stream");
+    drop(first);
+
+    listener.pki.revoke(carol.cert.to_str().unwrap()).unwrap();
+    assert!(matches!(
+        listener.revocations.poll(),
+        vaultd::revocation::Polled::Reloaded(2)
+    ));
+    // The client offers to resume its session: a resumed session would skip the
+    // certificate check, so there is none to resume.
+    let (local, second) = connect_with(&listener, config).await;
+    let error = second.expect_err("a revoked certificate in a resumed session");
+    assert!(error.to_string().contains("CertificateRevoked"), "{error}");
+    assert!(matches!(
+        listener.hook.of(local).await.why,
+        HandshakeRefusal::Revoked(_)
+    ));
 }

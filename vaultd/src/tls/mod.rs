@@ -1,5 +1,5 @@
-//! The daemon's TLS: rustls with the ring provider, TLS 1.2 and 1.3, ALPN h2, and a client
-//! certificate required of every connection, checked in the handshake against the vault's
+//! The daemon's TLS: rustls with the ring provider, TLS 1.2 and 1.3, ALPN h2, no session
+//! resumption, and a client certificate required of every connection, checked in the handshake against the vault's
 //! CA, the revocation set in force and the principal rules (`RevocationCheckingVerifier`).
 //! tonic's own TLS cannot take a custom verifier, so the handshakes run here (`incoming`)
 //! and tonic serves the finished TLS streams.
@@ -59,6 +59,12 @@ pub fn acceptor(
         .with_single_cert(certificates(&pki.server_cert())?, key)
         .map_err(|e| tls_error(&pki.server_cert(), &e))?;
     config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    // No session resumption: a resumed session takes the client certificate of the session
+    // it resumes without checking it again, so a certificate revoked since then would be
+    // let in. (The default ticketer makes no stateless tickets either.) gRPC clients keep
+    // their connections, so full handshakes cost little.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    config.send_tls13_tickets = 0;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
