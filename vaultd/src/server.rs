@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use proto::v1::vault_service_server::VaultServiceServer;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tonic::Request;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
@@ -167,6 +168,9 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|e| StartError::Serve(e.to_string()))?;
+    // Listen for the signals before saying we listen: a SIGTERM sent as soon as the line
+    // appears must drain the daemon, not kill it with the default action (or be lost).
+    let signals = shutdown_signals();
     on_listening(bound);
 
     // tonic's graceful shutdown waits for every connection to close, without a limit: one
@@ -175,7 +179,7 @@ pub async fn serve(
     // gets that long, plus a margin for the last answers to leave.
     let (signalled, drain_started) = tokio::sync::oneshot::channel();
     let shutdown = async move {
-        shutdown_signal().await;
+        shutdown_signal(signals).await;
         let _ = signalled.send(());
     };
     let drain_deadline = limits.request_timeout() + DRAIN_MARGIN;
@@ -219,14 +223,24 @@ pub async fn serve(
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+/// SIGTERM and SIGINT as streams (their handlers are installed from here on); `None` if
+/// they cannot be listened for.
+fn shutdown_signals() -> Option<(Signal, Signal)> {
+    match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        log::error!("cannot listen for SIGTERM; stop the daemon with SIGKILL");
+    ) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => {
+            log::error!("cannot listen for SIGTERM; stop the daemon with SIGKILL");
+            None
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal(signals: Option<(Signal, Signal)>) {
+    let Some((mut term, mut int)) = signals else {
         return std::future::pending().await;
     };
     tokio::select! {
