@@ -2,8 +2,9 @@
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyUsagePurpose, SanType,
+    KeyUsagePurpose, SanType, SerialNumber,
 };
+use ring::rand::{SecureRandom, SystemRandom};
 use time::{Duration, OffsetDateTime};
 
 use crate::error::{Error, shown};
@@ -15,11 +16,31 @@ pub const CA_COMMON_NAME: &str = "vault dev CA";
 const CA_DAYS: i64 = 3650;
 const LEAF_DAYS: i64 = 365;
 
-/// Validity from an hour ago (clients whose clocks lag a little still accept it) for `days`.
-fn validity(params: &mut CertificateParams, days: i64) {
+/// A random positive 159-bit serial number (RFC 5280: unique per CA, at most 20 octets).
+/// rcgen's default is derived from the public key, so two certificates for one key would
+/// share a serial, and revoking one by serial would revoke the other.
+fn random_serial() -> Result<SerialNumber, Error> {
+    let mut bytes = [0u8; 20];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| Error::Generate {
+            what: "a serial number",
+            source: rcgen::Error::RingUnspecified,
+        })?;
+    bytes[0] &= 0x7f;
+    // Never a leading zero octet: the serial's DER is 20 octets, its hex 40 digits or fewer.
+    bytes[0] |= 0x01;
+    Ok(SerialNumber::from_slice(&bytes))
+}
+
+/// Validity from an hour ago (clients whose clocks lag a little still accept it) for `days`,
+/// and a random serial number.
+fn validity(params: &mut CertificateParams, days: i64) -> Result<(), Error> {
+    params.serial_number = Some(random_serial()?);
     let now = OffsetDateTime::now_utc();
     params.not_before = now - Duration::hours(1);
     params.not_after = now + Duration::days(days);
+    Ok(())
 }
 
 fn common_name(cn: &str) -> DistinguishedName {
@@ -29,7 +50,7 @@ fn common_name(cn: &str) -> DistinguishedName {
 }
 
 /// The self-signed CA: signs leaf certificates only (path length 0).
-pub(crate) fn ca_params() -> CertificateParams {
+pub(crate) fn ca_params() -> Result<CertificateParams, Error> {
     let mut params = CertificateParams::default();
     params.distinguished_name = common_name(CA_COMMON_NAME);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -38,8 +59,8 @@ pub(crate) fn ca_params() -> CertificateParams {
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    validity(&mut params, CA_DAYS);
-    params
+    validity(&mut params, CA_DAYS)?;
+    Ok(params)
 }
 
 /// The server certificate for `hosts` (DNS names and IP addresses).
@@ -64,7 +85,7 @@ pub(crate) fn server_params(hosts: &[String]) -> Result<CertificateParams, Error
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.use_authority_key_identifier_extension = true;
-    validity(&mut params, LEAF_DAYS);
+    validity(&mut params, LEAF_DAYS)?;
     Ok(params)
 }
 
@@ -81,6 +102,6 @@ pub(crate) fn client_params(principal: &str) -> Result<CertificateParams, Error>
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.use_authority_key_identifier_extension = true;
-    validity(&mut params, LEAF_DAYS);
+    validity(&mut params, LEAF_DAYS)?;
     Ok(params)
 }

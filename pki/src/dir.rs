@@ -10,8 +10,13 @@ use crate::error::Error;
 use crate::files::{private_dir, replace, write_new};
 
 /// The first lines of a new revocation list.
-pub(crate) const REVOKED_HEADER: &str = "# Revoked client certificates: one lowercase hex \
-     SHA-256 fingerprint (of the DER) per line. Add with `vaultctl pki revoke`.\n";
+pub(crate) const REVOKED_HEADER: &str = "\
+# Revoked client certificates, one entry per line (add with `vaultctl pki revoke`):
+#   spki-sha256:<sha256 of the SubjectPublicKeyInfo DER>   every certificate for that key
+#   issuer-serial:<sha256 of the issuer Name DER>:<serial>  one certificate, any encoding
+#   cert-sha256:<sha256 of the DER> (or the 64 hex alone)   one encoding of one certificate
+# Hex is lower case; the serial has no leading zeros. vaultd rereads this file while it runs.
+";
 
 /// Where a vault's TLS material lives: `<dir>/ca.pem`, `ca.key`, `server.pem`, `server.key`,
 /// `revoked.txt`, `clients/<principal>.pem` + `.key`.
@@ -43,7 +48,7 @@ impl PkiDir {
         let server = server_params(hosts)?;
         let generate = |what| move |source| Error::Generate { what, source };
 
-        let ca = ca_params();
+        let ca = ca_params()?;
         let ca_key = KeyPair::generate().map_err(generate("the CA key"))?;
         let ca_cert = ca
             .self_signed(&ca_key)
@@ -91,7 +96,7 @@ impl PkiDir {
         self.dir.join("server.key")
     }
 
-    /// The revocation list: fingerprints of refused client certificates.
+    /// The revocation list: keys, serials and fingerprints of refused client certificates.
     pub fn revoked(&self) -> PathBuf {
         self.dir.join("revoked.txt")
     }

@@ -37,20 +37,42 @@ pub enum Error {
         /// The name, cut to 80 characters.
         shown: String,
         /// Which rule it breaks.
-        reason: &'static str,
+        reason: String,
     },
     /// Neither a fingerprint nor a certificate file was given.
     #[error(
         "{shown:?} is neither a SHA-256 fingerprint (64 hex digits) nor a readable PEM \
-         certificate file: pass the fingerprint `vaultctl pki issue` printed, or the cert path"
+         certificate file: pass the certificate's path (best: it revokes its key and serial), \
+         the fingerprint `vaultctl pki issue` printed, or use --serial or --key-hash"
     )]
     InvalidFingerprint {
         /// The argument, cut to 80 characters.
         shown: String,
     },
-    /// A line of the revocation list is not a fingerprint.
+    /// A `--serial` argument is not a certificate serial number.
     #[error(
-        "{}:{line}: not a lowercase hex SHA-256 fingerprint ({shown:?}); fix or delete that line",
+        "{shown:?} is not a certificate serial number: give 1 to 64 hex digits (upper or lower \
+         case, `:` between bytes and a leading 0x allowed), as `openssl x509 -serial` prints it"
+    )]
+    InvalidSerial {
+        /// The argument, cut to 80 characters.
+        shown: String,
+    },
+    /// A `--key-hash` argument is not a SHA-256 hash.
+    #[error(
+        "{shown:?} is not a key hash: give the SHA-256 of the certificate's \
+         SubjectPublicKeyInfo as 64 hex digits (`openssl x509 -in CERT -pubkey -noout | \
+         openssl pkey -pubin -outform der | sha256sum`)"
+    )]
+    InvalidKeyHash {
+        /// The argument, cut to 80 characters.
+        shown: String,
+    },
+    /// A line of the revocation list is not an entry.
+    #[error(
+        "{}:{line}: not a revocation entry ({shown:?}); write `spki-sha256:<64 hex>`, \
+         `issuer-serial:<64 hex>:<serial hex>`, `cert-sha256:<64 hex>` or 64 hex digits, all \
+         lower case and the serial without leading zeros, or a `#` comment; fix or delete that line",
         path.display()
     )]
     RevokedLine {
@@ -60,6 +82,31 @@ pub enum Error {
         line: usize,
         /// The line, cut to 80 characters.
         shown: String,
+    },
+    /// The revocation list is larger than any real one.
+    #[error(
+        "{} is larger than {max} bytes: not a revocation list the daemon will read; check \
+         what wrote it",
+        path.display()
+    )]
+    RevokedTooLarge {
+        /// The revocation list.
+        path: PathBuf,
+        /// The limit in bytes.
+        max: u64,
+    },
+    /// A file or directory that decides whom the daemon trusts can be changed by other users.
+    #[error(
+        "{} is writable by group or others (mode {mode:04o}): whoever can write it can change \
+         whom the daemon trusts or has revoked; run `chmod go-w {}`",
+        path.display(),
+        path.display()
+    )]
+    WritableByOthers {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
     },
     /// A private file can be read or written by other users.
     #[error(

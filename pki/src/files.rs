@@ -11,6 +11,8 @@ use crate::error::{Error, io};
 
 /// Permission bits that let group or others read or write.
 const SHARED_BITS: u32 = 0o066;
+/// Permission bits that let group or others write.
+const SHARED_WRITE_BITS: u32 = 0o022;
 
 /// Refuses a file (key, config, data) that is readable or writable by group or others, with
 /// the chmod to run.
@@ -22,6 +24,24 @@ pub fn check_private(path: &Path) -> Result<(), Error> {
         & 0o7777;
     if mode & SHARED_BITS != 0 {
         return Err(Error::NotPrivate {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a file or directory that group or others can write: the CA certificate (the
+/// trust anchor), the revocation list and the directories holding them or the vault's data.
+/// Reading them is fine; changing them changes whom the daemon trusts.
+pub fn check_not_writable_by_others(path: &Path) -> Result<(), Error> {
+    let mode = fs::metadata(path)
+        .map_err(io("checking", path))?
+        .permissions()
+        .mode()
+        & 0o7777;
+    if mode & SHARED_WRITE_BITS != 0 {
+        return Err(Error::WritableByOthers {
             path: path.to_path_buf(),
             mode,
         });
@@ -99,6 +119,25 @@ fn sync_parent(path: &Path) -> Result<(), Error> {
     File::open(dir)
         .and_then(|d| d.sync_all())
         .map_err(io("syncing", dir))
+}
+
+/// Holds an exclusive lock on `<path>.lock` (created 0600 beside `path`) until dropped, so
+/// that two read-modify-write updates of `path` do not lose one another's change.
+pub(crate) fn lock_beside(path: &Path) -> Result<File, Error> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let lock_path = path.with_file_name(format!(".{name}.lock"));
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(io("opening", &lock_path))?;
+    file.lock().map_err(io("locking", &lock_path))?;
+    Ok(file)
 }
 
 /// Reads a whole file.

@@ -10,7 +10,8 @@
 //! - [`child`]: what the fixtures that rerun a test in a child process share;
 //! - [`auto`]: a TPM that does not answer and auto's skip notes, for the `--kek auto` tests;
 //! - [`fuzz_corpus::for_each_seed`], to replay a fuzz target's checked-in corpus;
-//! - with the `kek` feature, [`kek`]: the KEK providers' test helpers.
+//! - with the `kek` feature, [`kek`]: the KEK providers' test helpers;
+//! - [`x509::high_s_copy`]: a certificate re-encoded as its holder can, for revocation tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -23,6 +24,7 @@ pub mod fuzz_corpus;
 pub mod kek;
 mod vaultctl;
 mod vaultctl_bin;
+pub mod x509;
 
 pub use availability::{
     assert_skip_rule, find_program, is_executable_file, require_hw, skip_unless_installed,

@@ -7,7 +7,9 @@
 //! - `skill:<id>`
 //!
 //! where each `<component>` is 1 to 64 characters of `A-Z a-z 0-9 . _ @ + -`, not starting
-//! with `.`. A key name is 1 to 128 characters of `A-Z a-z 0-9 . _ -`, not starting with `.`
+//! with `.`; a principal `<id>` follows the rule of the `principal-id` crate (the same, and
+//! not `-` alone, which the audit log writes for "no principal"), as certificates and ACL
+//! rules do. A key name is 1 to 128 characters of `A-Z a-z 0-9 . _ -`, not starting with `.`
 //! and not containing `..`. Everything else (empty names, whitespace, control characters,
 //! path separators, `:` inside a component) is rejected, so a name is always safe to print,
 //! to log and to use in a file name.
@@ -53,7 +55,9 @@ impl Scope {
         let scope = match (kind, rest) {
             ("global", None) => Scope::Global,
             ("principal", Some(id)) => {
-                Scope::Principal(component(id, "principal id").map_err(invalid)?)
+                principal_id::check(id)
+                    .map_err(|why| invalid(format!("the principal id is not valid: {why}")))?;
+                Scope::Principal(id.to_owned())
             }
             ("skill", Some(id)) => Scope::Skill(component(id, "skill id").map_err(invalid)?),
             ("channel", Some(rest)) => {
@@ -182,6 +186,8 @@ mod tests {
             "channel::a",
             "channel:a:",
             "skill:.hidden",
+            "principal:.hidden",
+            "principal:-",
             "skill:a/b",
             "skill:a b",
             "skill:a\n",

@@ -289,7 +289,7 @@ pub enum PkiCommand {
     Init(PkiInitArgs),
     /// Issue a client certificate naming a principal; prints its paths and fingerprint.
     Issue(PkiIssueArgs),
-    /// Add a client certificate to the revocation list (by fingerprint or cert file).
+    /// Revoke a client certificate (by cert file or fingerprint), a serial or a key.
     Revoke(PkiRevokeArgs),
 }
 
@@ -318,12 +318,21 @@ pub struct PkiIssueArgs {
     pub json: bool,
 }
 
-/// Arguments of `pki revoke`.
+/// Arguments of `pki revoke`: exactly one of a certificate (file or fingerprint), a serial
+/// number, or a key hash.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["cert_or_fingerprint", "serial", "key_hash"])))]
 pub struct PkiRevokeArgs {
-    /// The SHA-256 fingerprint `pki issue` printed, or the client certificate's PEM file.
-    #[arg(value_name = "FINGERPRINT_OR_CERT_PATH")]
-    pub fingerprint_or_cert: String,
+    /// The client certificate's PEM file (revokes its key and its serial number), or the
+    /// SHA-256 fingerprint `pki issue` printed.
+    #[arg(value_name = "CERT_PATH_OR_FINGERPRINT")]
+    pub cert_or_fingerprint: Option<String>,
+    /// Revoke the certificate with this serial number (hex) issued by the vault's CA.
+    #[arg(long, value_name = "HEX")]
+    pub serial: Option<String>,
+    /// Revoke every certificate for the key whose SubjectPublicKeyInfo has this SHA-256 (hex).
+    #[arg(long, value_name = "HEX")]
+    pub key_hash: Option<String>,
     /// The PKI directory (default: `<vault dir>/tls`).
     #[arg(long, value_name = "DIR")]
     pub pki_dir: Option<PathBuf>,

@@ -15,9 +15,15 @@ fn printed_fingerprint(text: &str) -> String {
 }
 
 /// The revocation list of `dir`.
-fn revoked(dir: &std::path::Path) -> Vec<String> {
-    let set = pki::read_revoked(&dir.join("revoked.txt")).expect("revoked.txt");
-    set.into_iter().collect()
+fn revoked(dir: &std::path::Path) -> pki::RevocationList {
+    pki::read_revoked(&dir.join("revoked.txt")).expect("revoked.txt")
+}
+
+/// The identifiers of a PEM certificate file.
+fn ids_of(cert: &std::path::Path) -> pki::CertificateIds {
+    let bytes = std::fs::read(cert).expect("read the certificate");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&bytes).expect("PEM");
+    pki::certificate_ids(&pem.contents).expect("a certificate")
 }
 
 #[test]
@@ -39,10 +45,28 @@ fn init_issue_revoke_in_the_vault_tls_dir() {
     let fp = printed_fingerprint(&text);
     assert_eq!(fp.len(), 64, "{text}");
 
-    // Revoking by file lists the fingerprint issue printed; by fingerprint again, no change.
-    sb.ok(&["pki", "revoke", cert.to_str().expect("utf-8 path")], b"");
-    sb.ok(&["pki", "revoke", &fp], b"");
-    assert_eq!(revoked(&tls), [fp]);
+    // Revoking by file lists its key and serial; by the fingerprint issue printed (the
+    // certificate is found in clients/), nothing more.
+    let out = sb.ok(&["pki", "revoke", cert.to_str().expect("utf-8 path")], b"");
+    let text = stdout(&out);
+    assert!(
+        text.contains("the certificate of alice") && text.contains("2 entries added"),
+        "{text}"
+    );
+    let out = sb.ok(&["pki", "revoke", &fp], b"");
+    assert!(stdout(&out).contains("0 entries added"), "{}", stdout(&out));
+    assert!(
+        stderr(&out).is_empty(),
+        "no fingerprint warning: {}",
+        stderr(&out)
+    );
+    let ids = ids_of(&cert);
+    let list = revoked(&tls);
+    assert_eq!(list.len(), 2);
+    assert_eq!(
+        list.revoked_by(&ids),
+        Some(&pki::RevocationEntry::Key(ids.key))
+    );
 
     // Issuing again is refused, and says what to do.
     let out = sb.run(&["pki", "issue", "--principal", "alice"]);
@@ -92,7 +116,8 @@ fn issue_json_with_a_pki_dir() {
         ],
         b"",
     );
-    assert_eq!(doc["fingerprint"], revoked(&dir)[0]);
+    assert_eq!(revoked(&dir).len(), 2);
+    assert!(revoked(&dir).revoked_by(&ids_of(&cert)).is_some());
     assert!(!sb.vault_dir().join("tls").exists());
 }
 
@@ -115,9 +140,68 @@ fn bad_input_is_a_usage_error_and_a_missing_ca_says_how_to_make_one() {
         "{}",
         stderr(&out)
     );
-    let out = sb.run(&["pki", "revoke", "not-a-fingerprint"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    for bad in [
+        &["pki", "revoke", "not-a-fingerprint"][..],
+        &["pki", "revoke", "--serial", "xyz"],
+        &["pki", "revoke", "--key-hash", "abc"],
+        &["pki", "revoke"],
+        &[
+            "pki",
+            "revoke",
+            "--serial",
+            "1",
+            "--key-hash",
+            &"ab".repeat(32),
+        ],
+    ] {
+        let out = sb.run(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", stderr(&out));
+    }
     let out = sb.run(&["pki", "init"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("already"), "{}", stderr(&out));
+}
+
+#[test]
+fn revoke_by_serial_key_hash_or_unknown_fingerprint() {
+    let sb = Sandbox::new();
+    let tls = sb.vault_dir().join("tls");
+    sb.ok(&["pki", "init"], b"");
+    sb.ok(&["pki", "issue", "--principal", "bob"], b"");
+    sb.ok(&["pki", "issue", "--principal", "carol"], b"");
+    let bob = ids_of(&tls.join("clients/bob.pem"));
+    let carol = ids_of(&tls.join("clients/carol.pem"));
+
+    let serial = bob.serial.as_str().to_uppercase();
+    let out = sb.ok(&["pki", "revoke", "--serial", &serial], b"");
+    let text = stdout(&out);
+    assert!(
+        text.contains("the certificate of bob") && text.contains("issuer-serial:"),
+        "{text}"
+    );
+    let key: String = carol.key.iter().map(|b| format!("{b:02x}")).collect();
+    let out = sb.ok(&["pki", "revoke", "--key-hash", &key], b"");
+    assert!(
+        stdout(&out).contains(&format!("spki-sha256:{key}")),
+        "{}",
+        stdout(&out)
+    );
+    let list = revoked(&tls);
+    assert!(matches!(
+        list.revoked_by(&bob),
+        Some(pki::RevocationEntry::IssuerSerial { .. })
+    ));
+    assert_eq!(
+        list.revoked_by(&carol),
+        Some(&pki::RevocationEntry::Key(carol.key))
+    );
+
+    // A fingerprint of no certificate here is listed, with a warning that it is weak.
+    let out = sb.ok(&["pki", "revoke", &"ab".repeat(32)], b"");
+    assert!(
+        stderr(&out).contains("--serial or --key-hash"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(revoked(&tls).len(), 3);
 }

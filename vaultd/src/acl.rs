@@ -340,20 +340,18 @@ fn check_binding_rule(scopes: &[ScopePattern], operations: u8) -> Result<(), Str
     Ok(())
 }
 
-/// Principal ids are scope components: 1 to 64 of `A-Z a-z 0-9 . _ @ + -`, not starting with
-/// `.`; or `*` for every principal.
+/// A principal id (the one rule of the `principal-id` crate, which certificates and
+/// `principal:<id>` scopes follow too), or `*` for every principal.
 pub(crate) fn check_principal(id: &str) -> Result<(), String> {
     if id == "*" {
         return Ok(());
     }
-    vault::Scope::parse(&format!("principal:{id}"))
-        .map(drop)
-        .map_err(|_| {
-            format!(
-                "{:?} is not a principal id: use \"*\" or 1 to 64 characters of A-Z a-z 0-9 . _ @ + - not starting with '.'",
-                vault::shorten_name(id)
-            )
-        })
+    principal_id::check(id).map_err(|why| {
+        format!(
+            "{:?} is not a principal id: {why} (or \"*\" for every principal)",
+            vault::shorten_name(id)
+        )
+    })
 }
 
 /// A compiled scope pattern.

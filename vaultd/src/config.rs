@@ -24,6 +24,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "limits.max_concurrent_requests",
     ),
     ("VAULTD_REQUEST_TIMEOUT_MS", "limits.request_timeout_ms"),
+    ("VAULTD_HANDSHAKE_TIMEOUT_MS", "limits.handshake_timeout_ms"),
     ("VAULTD_KEK_THREADS", "limits.kek_threads"),
     ("VAULTD_RATE_PER_SECOND", "limits.rate_per_second"),
     ("VAULTD_BURST", "limits.burst"),
@@ -127,6 +128,9 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Deadline of one request, in milliseconds.
     pub request_timeout_ms: u64,
+    /// Deadline of a TLS handshake, in milliseconds: a client that connects and then stalls
+    /// is disconnected after it.
+    pub handshake_timeout_ms: u64,
     /// Threads of the blocking pool that calls the KEK providers.
     pub kek_threads: usize,
     /// Requests per second per principal (token bucket refill rate).
@@ -144,6 +148,7 @@ impl Default for Limits {
             max_secret_bytes: 1 << 20,
             max_concurrent_requests: 256,
             request_timeout_ms: 5000,
+            handshake_timeout_ms: 10_000,
             kek_threads: 4,
             rate_per_second: 1000,
             burst: 2000,
@@ -156,6 +161,11 @@ impl Limits {
     /// `request_timeout_ms` as a duration.
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// `handshake_timeout_ms` as a duration.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
     }
 
     /// `cache_ttl_secs` as a duration.
@@ -321,6 +331,11 @@ impl Config {
             env,
             "VAULTD_REQUEST_TIMEOUT_MS",
         )?;
+        set(
+            &mut limits.handshake_timeout_ms,
+            env,
+            "VAULTD_HANDSHAKE_TIMEOUT_MS",
+        )?;
         set(&mut limits.kek_threads, env, "VAULTD_KEK_THREADS")?;
         set(&mut limits.rate_per_second, env, "VAULTD_RATE_PER_SECOND")?;
         set(&mut limits.burst, env, "VAULTD_BURST")?;
@@ -370,6 +385,7 @@ impl Config {
                 limits.max_concurrent_requests as u64,
             ),
             ("limits.request_timeout_ms", limits.request_timeout_ms),
+            ("limits.handshake_timeout_ms", limits.handshake_timeout_ms),
             ("limits.kek_threads", limits.kek_threads as u64),
             ("limits.rate_per_second", limits.rate_per_second.into()),
             ("limits.burst", limits.burst.into()),

@@ -11,6 +11,8 @@ mod key_pattern;
 pub mod logger;
 pub mod pool;
 pub mod principal;
+pub mod revocation;
 pub mod root_keks;
 pub mod server;
 pub mod service;
+pub mod tls;

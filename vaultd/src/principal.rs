@@ -1,19 +1,17 @@
 //! Who is calling: the principal named by the client certificate, unless it is revoked.
 //!
-//! rustls has already checked the certificate chain against the vault's CA during the
-//! handshake; here the certificate is mapped to its principal (SAN URI
-//! `urn:vault:principal:<id>`, else the CN) and checked against the revocation list, which is
-//! reloaded when its file changes, without a restart.
+//! The TLS handshake has already checked the certificate chain against the vault's CA and
+//! the revocation set (`crate::tls`); here, per request, the certificate is mapped to its
+//! principal (see `pki::principal_of`) and checked against the revocation set in force
+//! now: a revocation also cuts off connections opened before it.
 
-use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use tonic::Status;
 
-/// How often the revocation list's file is looked at.
-const REVOCATION_POLL: Duration = Duration::from_millis(500);
+use crate::revocation::Revocations;
+
 /// Certificates remembered (parsing one costs microseconds; a busy daemon sees few).
 const MAX_CACHED: usize = 4096;
 
@@ -45,26 +43,27 @@ impl Refused {
     }
 }
 
+/// A certificate seen before: whom it names and what revokes it.
+#[derive(Debug, Clone)]
+struct Known {
+    caller: Caller,
+    ids: Arc<pki::CertificateIds>,
+}
+
 /// Maps client certificates to principals and enforces revocation.
 #[derive(Debug)]
 pub struct Principals {
-    known: Mutex<HashMap<Box<[u8]>, Caller>>,
-    revoked: RwLock<Arc<HashSet<String>>>,
-    revoked_path: PathBuf,
-    revoked_mtime: Mutex<Option<SystemTime>>,
+    known: Mutex<HashMap<Box<[u8]>, Known>>,
+    revocations: Arc<Revocations>,
 }
 
 impl Principals {
-    /// Loads the revocation list at `revoked_path` (a missing file means none revoked).
-    pub fn new(revoked_path: PathBuf) -> Result<Self, pki::Error> {
-        let principals = Principals {
+    /// Principals checked against `revocations` (the set the TLS handshake uses too).
+    pub fn new(revocations: Arc<Revocations>) -> Self {
+        Principals {
             known: Mutex::new(HashMap::new()),
-            revoked: RwLock::new(Arc::new(HashSet::new())),
-            revoked_path,
-            revoked_mtime: Mutex::new(None),
-        };
-        principals.reload_if_changed()?;
-        Ok(principals)
+            revocations,
+        }
     }
 
     /// The caller of a request whose peer presented `certs` (leaf first).
@@ -77,73 +76,52 @@ impl Principals {
             .ok_or_else(|| Refused::anonymous(Status::unauthenticated("no client certificate")))?;
         let der: &[u8] = leaf.as_ref();
         let cached = lock(&self.known).get(der).cloned();
-        let caller = match cached {
-            Some(caller) => caller,
+        let known = match cached {
+            Some(known) => known,
             None => {
-                let id = pki::principal_of(der).map_err(|e| {
+                let unreadable = |e: pki::Error| {
                     Refused::anonymous(Status::unauthenticated(format!(
                         "client certificate names no principal: {e}"
                     )))
-                })?;
-                let caller = Caller {
-                    id: id.into(),
-                    fingerprint: pki::fingerprint(der).into(),
                 };
-                let mut known = lock(&self.known);
-                if known.len() >= MAX_CACHED {
-                    known.clear();
+                let id = pki::principal_of(der).map_err(unreadable)?;
+                let ids = pki::certificate_ids(der).map_err(unreadable)?;
+                let known = Known {
+                    caller: Caller {
+                        id: id.into(),
+                        fingerprint: pki::fingerprint(der).into(),
+                    },
+                    ids: Arc::new(ids),
+                };
+                let mut cache = lock(&self.known);
+                if cache.len() >= MAX_CACHED {
+                    cache.clear();
                 }
-                known.insert(der.into(), caller.clone());
-                caller
+                cache.insert(der.into(), known.clone());
+                known
             }
         };
-        let revoked = Arc::clone(&self.revoked.read().unwrap_or_else(|p| p.into_inner()));
-        if revoked.contains(caller.fingerprint.as_ref()) {
+        if let Some(entry) = self.revocations.current().revoked_by(&known.ids) {
             let status = Status::unauthenticated(format!(
-                "the client certificate of {} is revoked",
-                caller.id
+                "the client certificate of {} is revoked ({})",
+                known.caller.id,
+                entry_kind(entry)
             ));
             return Err(Refused {
-                caller: Some(caller),
+                caller: Some(known.caller),
                 status,
             });
         }
-        Ok(caller)
+        Ok(known.caller)
     }
+}
 
-    /// Rereads the revocation list if its file changed; how many fingerprints it holds.
-    pub fn reload_if_changed(&self) -> Result<usize, pki::Error> {
-        let mtime = std::fs::metadata(&self.revoked_path)
-            .and_then(|m| m.modified())
-            .ok();
-        let mut last = lock(&self.revoked_mtime);
-        if mtime.is_some() && *last == mtime {
-            return Ok(self.revoked.read().unwrap_or_else(|p| p.into_inner()).len());
-        }
-        let set = if mtime.is_some() {
-            pki::read_revoked(&self.revoked_path)?
-        } else {
-            HashSet::new()
-        };
-        let count = set.len();
-        *self.revoked.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
-        *last = mtime;
-        Ok(count)
-    }
-
-    /// Polls the revocation list's file in the background for the life of the daemon.
-    pub fn watch(self: &Arc<Self>) {
-        let principals = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(REVOCATION_POLL);
-            loop {
-                tick.tick().await;
-                if let Err(e) = principals.reload_if_changed() {
-                    // Keep the last good list: a half-edited file must not unrevoke anyone.
-                    log::warn!("revocation list not reloaded: {e}");
-                }
-            }
-        });
+/// What kind of entry revoked a certificate, in words.
+fn entry_kind(entry: &pki::RevocationEntry) -> &'static str {
+    match entry {
+        pki::RevocationEntry::Key(_) => "by its key",
+        pki::RevocationEntry::IssuerSerial { .. } => "by its issuer and serial number",
+        pki::RevocationEntry::Certificate(_) => "by its fingerprint",
     }
 }
 

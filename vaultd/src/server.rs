@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use proto::v1::vault_service_server::VaultServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+use tonic::Request;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use vault::audit::AuditLog;
 use vault::{Kek, Vault};
@@ -18,8 +20,10 @@ use crate::config::Config;
 use crate::gates::Gates;
 use crate::pool::KekPool;
 use crate::principal::Principals;
+use crate::revocation::Revocations;
 use crate::root_keks::RootKeks;
 use crate::service::Api;
+use crate::tls::LogRefusedHandshakes;
 
 /// How long after the request timeout a drain may still take before open connections are
 /// closed (see `serve`).
@@ -41,14 +45,39 @@ pub enum StartError {
     /// A KEK could not be built.
     #[error(transparent)]
     Kek(#[from] kek_providers::Error),
+    /// The revocation list is missing.
+    #[error(
+        "{} is missing: vaultd does not start without its revocation list (deleting it must \
+         not unrevoke anyone); create an empty one with `install -m 600 /dev/null {}`, or \
+         restore it",
+        path.display(),
+        path.display()
+    )]
+    NoRevocationList {
+        /// Where it should be.
+        path: std::path::PathBuf,
+    },
     /// TLS or the listener failed.
     #[error("{0}")]
     Serve(String),
 }
 
-/// Refuses to start on key, configuration or data files that others can read.
+/// Refuses to start on key, configuration or data files that others can read, and on a
+/// trust anchor, revocation list or directory (TLS, vault) that others can write.
 pub fn check_files(config: &Config, config_file: Option<&Path>) -> Result<(), StartError> {
     let tls = config.tls_dir();
+    let revoked = pki::PkiDir::new(&tls).revoked();
+    if !revoked.exists() {
+        return Err(StartError::NoRevocationList { path: revoked });
+    }
+    for path in [
+        config.vault_dir.clone(),
+        tls.clone(),
+        tls.join("ca.pem"),
+        revoked,
+    ] {
+        pki::check_not_writable_by_others(&path)?;
+    }
     let mut files = vec![tls.join("server.key")];
     if tls.join("ca.key").exists() {
         files.push(tls.join("ca.key"));
@@ -98,8 +127,10 @@ pub async fn serve(
     let vault = Arc::new(vault);
     let audit = Arc::new(AuditLog::open(&config.audit_log_path())?);
     let tls_dir = pki::PkiDir::new(config.tls_dir());
-    let principals = Arc::new(Principals::new(tls_dir.revoked())?);
-    principals.watch();
+    let revocations = Arc::new(Revocations::load(tls_dir.revoked())?);
+    revocations.watch();
+    let principals = Arc::new(Principals::new(Arc::clone(&revocations)));
+    let health_principals = Arc::clone(&principals);
     let acl = Acl::new(&config.acl)?;
     let limits = &config.limits;
     let pool = KekPool::new(
@@ -118,17 +149,17 @@ pub async fn serve(
     let keks = RootKeks::new(config.vault_dir.clone(), config.kek.clone(), keks);
     let api = Api::new(gates, limits.max_secret_bytes, keks);
 
-    let read = |path: &Path| {
-        std::fs::read(path)
-            .map_err(|e| StartError::Serve(format!("reading {}: {e}", path.display())))
-    };
-    let tls = ServerTlsConfig::new()
-        .identity(Identity::from_pem(
-            read(&tls_dir.server_cert())?,
-            read(&tls_dir.server_key())?,
-        ))
-        .client_ca_root(Certificate::from_pem(read(&tls_dir.ca_cert())?));
+    let acceptor = crate::tls::acceptor(&tls_dir, revocations)?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    // Health is not behind the gates (it reveals nothing and is not audited), but a
+    // connection opened before its certificate was revoked gets no new Watch either.
+    let health_service = InterceptedService::new(health_service, move |request: Request<()>| {
+        let certs = request.peer_certs();
+        health_principals
+            .identify(certs.as_deref().map(Vec::as_slice))
+            .map(|_| request)
+            .map_err(|refused| refused.status)
+    });
     health_reporter
         .set_serving::<VaultServiceServer<Api>>()
         .await;
@@ -139,6 +170,9 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|e| StartError::Serve(e.to_string()))?;
+    // Listen for the signals before saying we listen: a SIGTERM sent as soon as the line
+    // appears must drain the daemon, not kill it with the default action (or be lost).
+    let signals = shutdown_signals();
     on_listening(bound);
 
     // tonic's graceful shutdown waits for every connection to close, without a limit: one
@@ -147,7 +181,7 @@ pub async fn serve(
     // gets that long, plus a margin for the last answers to leave.
     let (signalled, drain_started) = tokio::sync::oneshot::channel();
     let shutdown = async move {
-        shutdown_signal().await;
+        shutdown_signal(signals).await;
         let _ = signalled.send(());
     };
     let drain_deadline = limits.request_timeout() + DRAIN_MARGIN;
@@ -157,9 +191,14 @@ pub async fn serve(
             Err(_) => std::future::pending().await,
         }
     };
+    // The one place refused handshakes are reported (see `tls::HandshakeRefusalHook`).
+    let incoming = crate::tls::incoming(
+        listener,
+        acceptor,
+        Arc::new(LogRefusedHandshakes),
+        limits.handshake_timeout(),
+    );
     let serving = Server::builder()
-        .tls_config(tls)
-        .map_err(|e| StartError::Serve(format!("TLS configuration: {e}")))?
         .timeout(Duration::from_millis(limits.request_timeout_ms))
         .layer(GlobalConcurrencyLimitLayer::new(
             limits.max_concurrent_requests,
@@ -170,7 +209,7 @@ pub async fn serve(
                 .max_decoding_message_size(limits.max_message_bytes)
                 .max_encoding_message_size(limits.max_message_bytes),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+        .serve_with_incoming_shutdown(incoming, shutdown);
     tokio::select! {
         served = serving => {
             served.map_err(|e| StartError::Serve(e.to_string()))?;
@@ -186,14 +225,24 @@ pub async fn serve(
     Ok(())
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+/// SIGTERM and SIGINT as streams (their handlers are installed from here on); `None` if
+/// they cannot be listened for.
+fn shutdown_signals() -> Option<(Signal, Signal)> {
+    match (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        log::error!("cannot listen for SIGTERM; stop the daemon with SIGKILL");
+    ) {
+        (Ok(term), Ok(int)) => Some((term, int)),
+        _ => {
+            log::error!("cannot listen for SIGTERM; stop the daemon with SIGKILL");
+            None
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal(signals: Option<(Signal, Signal)>) {
+    let Some((mut term, mut int)) = signals else {
         return std::future::pending().await;
     };
     tokio::select! {

@@ -278,6 +278,10 @@ fn invalid_values_name_the_field() {
             "acl[0].principal",
         ),
         (
+            "[[acl]]\nprincipal = \"-\"\nscopes = [\"*\"]\noperations = [\"read\"]\n",
+            "acl[0].principal",
+        ),
+        (
             "[[acl]]\nprincipal = \"a\"\nscopes = [\"*\"]\noperations = [\"read\"]\n\
              [[acl]]\nprincipal = \"b\"\nscopes = [\"global\", \"Skill:x\"]\noperations = [\"read\"]\n",
             "acl[1].scopes[1]",

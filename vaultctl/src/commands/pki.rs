@@ -29,6 +29,8 @@ fn from_pki(e: pki::Error) -> Error {
     match e {
         pki::Error::InvalidPrincipal { .. }
         | pki::Error::InvalidFingerprint { .. }
+        | pki::Error::InvalidSerial { .. }
+        | pki::Error::InvalidKeyHash { .. }
         | pki::Error::InvalidHost { .. } => Error::Usage(e.to_string()),
         _ => Error::Failed(e.to_string()),
     }
@@ -71,11 +73,40 @@ fn issue(cli: &Cli, args: &PkiIssueArgs) -> Result<(), Error> {
 
 fn revoke(cli: &Cli, args: &PkiRevokeArgs) -> Result<(), Error> {
     let pki = pki_dir(cli, args.pki_dir.as_ref())?;
-    pki.revoke(&args.fingerprint_or_cert).map_err(from_pki)?;
+    let revoked = match (&args.cert_or_fingerprint, &args.serial, &args.key_hash) {
+        (Some(cert), None, None) => pki.revoke(cert),
+        (None, Some(serial), None) => pki.revoke_serial(serial),
+        (None, None, Some(key_hash)) => pki.revoke_key_hash(key_hash),
+        _ => {
+            return Err(Error::Usage(
+                "give one of: a certificate file or fingerprint, --serial HEX, --key-hash HEX"
+                    .into(),
+            ));
+        }
+    }
+    .map_err(from_pki)?;
+    let whom = match (&revoked.principal, &revoked.cert) {
+        (Some(p), Some(c)) => format!(" the certificate of {p} ({})", c.display()),
+        (None, Some(c)) => format!(" {}", c.display()),
+        _ => String::new(),
+    };
     println!(
-        "revoked {} (listed in {})",
-        args.fingerprint_or_cert,
-        pki.revoked().display()
+        "revoked{whom}: {} entries added to {} ({} listed already)",
+        revoked.added,
+        pki.revoked().display(),
+        revoked.entries.len() - revoked.added
     );
+    for entry in &revoked.entries {
+        println!("  {entry}");
+    }
+    if revoked.fingerprint_only() {
+        eprintln!(
+            "warning: a fingerprint names one encoding of a certificate, and the holder of an \
+             ECDSA certificate can re-encode it; no certificate in {} has this fingerprint, \
+             so revoke by --serial or --key-hash (or the certificate file) as well",
+            pki.clients_dir().display()
+        );
+    }
+    println!("vaultd rereads the list within a second; no restart needed");
     Ok(())
 }

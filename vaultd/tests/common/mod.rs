@@ -5,6 +5,8 @@
 //! A `Daemon` that is dropped gets SIGTERM and is waited for (SIGKILL after a deadline).
 #![allow(dead_code)]
 
+pub mod certs;
+
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
@@ -488,4 +490,53 @@ pub fn code<T>(result: &Result<tonic::Response<T>, tonic::Status>) -> tonic::Cod
         Ok(_) => tonic::Code::Ok,
         Err(status) => status.code(),
     }
+}
+
+/// How a call over a new connection with `tls` ended: `Ok(code)` when the daemon answered
+/// (the handshake let the client in, whatever the gates said), `Err(why)` when the
+/// connection failed: the connect, or (TLS 1.3, where the client finishes its side of the
+/// handshake before the server checks its certificate) the first call, with a transport
+/// error.
+pub async fn handshake_outcome(
+    daemon: &Daemon,
+    tls: ClientTlsConfig,
+) -> Result<tonic::Code, String> {
+    let channel = daemon.connect(tls).await.map_err(|e| format!("{e:?}"))?;
+    let result = client_on(channel).status(proto::v1::StatusRequest {}).await;
+    match result {
+        Ok(_) => Ok(tonic::Code::Ok),
+        Err(status) => {
+            let transport = std::error::Error::source(&status)
+                .is_some_and(|e| e.downcast_ref::<tonic::transport::Error>().is_some());
+            if transport {
+                Err(format!("{status:?}"))
+            } else {
+                Ok(status.code())
+            }
+        }
+    }
+}
+
+/// What a client that the TLS handshake refuses sees: the connection fails, or the first
+/// call fails with a transport error, never a status the daemon answered. Nothing reaches
+/// the gates, so nothing reaches the audit log. Returns the client's error.
+pub async fn assert_handshake_refused(
+    sandbox: &Sandbox,
+    daemon: &Daemon,
+    tls: ClientTlsConfig,
+    who: &str,
+) -> String {
+    let before = sandbox.audit_records().len();
+    let refused = match handshake_outcome(daemon, tls).await {
+        Ok(code) => {
+            panic!("{who}: the daemon answered ({code:?}) instead of refusing the handshake")
+        }
+        Err(why) => why,
+    };
+    assert_eq!(
+        sandbox.audit_records().len(),
+        before,
+        "{who} reached the gates"
+    );
+    refused
 }

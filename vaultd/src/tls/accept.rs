@@ -1,0 +1,130 @@
+//! The TLS side of the listener: every accepted TCP connection gets its handshake on a task
+//! of its own, with a deadline, so a client that connects and sends nothing (or trickles)
+//! never holds up the accept loop or anyone else's handshake, and is disconnected when the
+//! deadline passes. Completed handshakes go to tonic as `TlsStream`s, whose connect info
+//! gives requests their peer certificates and remote address.
+
+use std::cell::RefCell;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::refused::{HandshakeRefusal, HandshakeRefusalHook};
+use super::verifier::{PRESENTED, Presented};
+
+/// Handshakes in progress at once; a connection beyond them is closed at once. Each holds a
+/// socket and a few KiB until it completes or its deadline passes.
+pub const MAX_HANDSHAKES_IN_PROGRESS: usize = 512;
+/// Completed handshakes waiting for tonic to take them.
+const READY_QUEUE: usize = 64;
+/// Pause after an accept error such as EMFILE, so a full descriptor table is not spun on.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// The stream of TLS connections tonic serves (`serve_with_incoming_shutdown`).
+pub type Incoming = ReceiverStream<io::Result<TlsStream<TcpStream>>>;
+
+/// Accepts connections on `listener` and runs their handshakes with `acceptor`, each within
+/// `deadline`; refused handshakes go to `hook`. Stops, closing the listener, when the
+/// returned stream is dropped (tonic drops it when shutdown begins).
+pub fn incoming(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    hook: Arc<dyn HandshakeRefusalHook>,
+    deadline: Duration,
+) -> Incoming {
+    let (ready, incoming) = mpsc::channel(READY_QUEUE);
+    tokio::spawn(accept_loop(listener, acceptor, hook, deadline, ready));
+    ReceiverStream::new(incoming)
+}
+
+type Ready = mpsc::Sender<io::Result<TlsStream<TcpStream>>>;
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    hook: Arc<dyn HandshakeRefusalHook>,
+    deadline: Duration,
+    ready: Ready,
+) {
+    let in_progress = Arc::new(Semaphore::new(MAX_HANDSHAKES_IN_PROGRESS));
+    loop {
+        let (tcp, peer) = tokio::select! {
+            () = ready.closed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    log::warn!("accepting a connection failed: {e}");
+                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = Arc::clone(&in_progress).try_acquire_owned() else {
+            drop(tcp);
+            let why = HandshakeRefusal::Busy {
+                in_progress: MAX_HANDSHAKES_IN_PROGRESS,
+            };
+            hook.handshake_refused(peer, None, None, &why);
+            continue;
+        };
+        let (acceptor, hook, ready) = (acceptor.clone(), Arc::clone(&hook), ready.clone());
+        tokio::spawn(async move {
+            let outcome = handshake(&acceptor, tcp, deadline).await;
+            drop(permit);
+            match outcome {
+                Ok(stream) => {
+                    // Fails only when the server stopped: the connection is then dropped.
+                    let _ = ready.send(Ok(stream)).await;
+                }
+                Err((presented, why)) => hook.handshake_refused(
+                    peer,
+                    presented.fingerprint.as_deref(),
+                    presented.principal.as_deref(),
+                    &why,
+                ),
+            }
+        });
+    }
+}
+
+/// One handshake within `deadline`; on failure, what the client presented and why.
+async fn handshake(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    deadline: Duration,
+) -> Result<TlsStream<TcpStream>, (Presented, HandshakeRefusal)> {
+    let (outcome, presented) = PRESENTED
+        .scope(RefCell::new(Presented::default()), async {
+            let outcome = tokio::time::timeout(deadline, acceptor.accept(tcp)).await;
+            (outcome, PRESENTED.with(|slot| slot.take()))
+        })
+        .await;
+    match outcome {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(error)) => {
+            let why = match presented.refusal.clone() {
+                Some(refusal) => refusal,
+                None => refusal_of(&error),
+            };
+            Err((presented, why))
+        }
+        Err(_elapsed) => Err((presented, HandshakeRefusal::TimedOut(deadline))),
+    }
+}
+
+/// The refusal a failed handshake's error stands for, when the verifier gave none.
+fn refusal_of(error: &io::Error) -> HandshakeRefusal {
+    let tls = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match tls {
+        Some(rustls::Error::NoCertificatesPresented) => HandshakeRefusal::NoCertificate,
+        _ => HandshakeRefusal::Failed(error.to_string()),
+    }
+}
