@@ -169,6 +169,7 @@ impl Vault {
             epochs: Vec::new(),
             min_decryption_version: 1,
             locked: false,
+            audit_anchor: None,
         };
         let mut keyring = Keyring::unlock(&config, keks)?;
         if mode == WrapMode::Tiered {
@@ -443,12 +444,31 @@ impl Vault {
         })
     }
 
+    /// The key of this vault's audit log (see [`crate::audit::AuditKey`]).
+    pub fn audit_key(&self) -> Result<crate::audit::AuditKey, Error> {
+        temporary_audit_key(&self.id)
+    }
+
     /// Ends the epoch lease of this process (tests and `rotate`).
     pub(crate) fn end_lease(&self, keyring: &Keyring) {
         if let Some(mut epochs) = keyring.epochs() {
             Epochs::end_lease(&mut epochs);
         }
     }
+}
+
+/// TEMPORARY, to be replaced by the key opened from the vault's integrity key: HKDF-SHA256
+/// of a constant and the vault id. Anyone who reads `vault.json` can compute it, so it keys
+/// the audit chain's format without protecting it yet.
+fn temporary_audit_key(vault_id: &str) -> Result<crate::audit::AuditKey, Error> {
+    use ring::hkdf;
+    let mut key = SecretBytes::zeroed(crate::audit::AUDIT_KEY_LEN)?;
+    hkdf::Salt::new(hkdf::HKDF_SHA256, b"vault audit key (temporary)")
+        .extract(vault_id.as_bytes())
+        .expand(&[b"vault audit key v2"], hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(key.expose_secret_mut()))
+        .map_err(|_| Error::Unsupported("deriving the audit key".into()))?;
+    crate::audit::AuditKey::from_slice(key.expose_secret())
 }
 
 fn transit_context(context: &str) -> Context<'_> {
