@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tower::limit::GlobalConcurrencyLimitLayer;
-use vault::audit::AuditLog;
+use vault::audit::{AuditLog, AuditOptions, VaultAnchor};
 use vault::{Kek, Vault};
 
 use crate::acl::Acl;
@@ -81,12 +81,34 @@ pub fn open_vault(config: &Config) -> Result<(Vault, Vec<Kek>), StartError> {
     Ok((vault, keks))
 }
 
+/// Opens the audit log with the vault's audit key, its anchor in `vault.json` and the
+/// configured checkpoint sinks; `new_log` starts a new one where the anchor says one was
+/// (`--new-audit-log`).
+pub fn open_audit(config: &Config, vault: &Vault, new_log: bool) -> Result<AuditLog, StartError> {
+    let vault_id = Vault::read_config(vault.dir())?.id;
+    let mut options = AuditOptions::new(Arc::new(VaultAnchor::new(vault.dir())), &vault_id);
+    options.sinks = crate::checkpoint_sinks::from_config(&config.audit)?;
+    options.checkpoint_interval = Duration::from_secs(config.audit.checkpoint_interval_secs);
+    options.new_log = new_log;
+    let audit = AuditLog::open(&config.audit_log_path(), vault.audit_key()?, options)?;
+    log::info!(
+        "audit log {}: {} records; its checkpoints verify with public key {}",
+        audit.path().display(),
+        audit.status().records,
+        audit.status().checkpoint_public_key
+    );
+    Ok(audit)
+}
+
 /// Serves until SIGTERM or SIGINT, then drains in-flight calls (closing connections still
-/// open after the request timeout and `DRAIN_MARGIN`) and drops every key.
-/// `on_listening` receives the bound address (the port may have been 0).
+/// open after the request timeout and `DRAIN_MARGIN`), waits for calls still running
+/// detached, closes the audit log (a last checkpoint and anchor) and drops every key.
+/// `new_audit_log` is `--new-audit-log`. `on_listening` receives the bound address (the port
+/// may have been 0).
 pub async fn serve(
     config: Config,
     config_file: Option<&Path>,
+    new_audit_log: bool,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), StartError> {
     check_files(&config, config_file)?;
@@ -94,8 +116,8 @@ pub async fn serve(
         envelope::memory::lock_all_memory().map_err(|e| StartError::Serve(e.to_string()))?;
     }
     let (vault, keks) = open_vault(&config)?;
+    let audit = Arc::new(open_audit(&config, &vault, new_audit_log)?);
     let vault = Arc::new(vault);
-    let audit = Arc::new(AuditLog::open(&config.audit_log_path())?);
     let tls_dir = pki::PkiDir::new(config.tls_dir());
     let principals = Arc::new(Principals::new(tls_dir.revoked())?);
     principals.watch();
@@ -114,7 +136,8 @@ pub async fn serve(
         audit,
         pool,
     ));
-    let api = Api::new(gates, limits.max_secret_bytes, keks);
+    let api = Api::new(Arc::clone(&gates), limits.max_secret_bytes, keks);
+    flush_denials_every_window(&gates);
 
     let read = |path: &Path| {
         std::fs::read(path)
@@ -180,8 +203,39 @@ pub async fn serve(
             drain_deadline.as_millis()
         ),
     }
+    // Calls whose requests are gone may still be running (a state change past its
+    // deadline): their records come before the log's last checkpoint.
+    gates.calls.close();
+    if tokio::time::timeout(drain_deadline, gates.calls.wait())
+        .await
+        .is_err()
+    {
+        log::warn!(
+            "{} call(s) still running {} ms after the drain: their outcome-unknown records stand, their late records are not written",
+            gates.calls.len(),
+            drain_deadline.as_millis()
+        );
+    }
+    gates.denials().flush();
+    gates.audit().close();
     drop(vault);
     Ok(())
+}
+
+/// Writes the counts of repeated denials every window, also when denials stop coming.
+fn flush_denials_every_window(gates: &Gates) {
+    let denials = Arc::downgrade(gates.denials());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::denials::WINDOW);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match denials.upgrade() {
+                Some(denials) => denials.flush_ended(),
+                None => return,
+            }
+        }
+    });
 }
 
 /// Resolves on SIGTERM or SIGINT.

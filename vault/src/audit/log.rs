@@ -294,6 +294,16 @@ impl AuditLog {
         self.wait(|state| state.anchored_seq >= target && state.head_seq >= target)
     }
 
+    /// Verifies the log as [`super::verify`] does, with this log's key and anchor. Safe while
+    /// records are appended.
+    pub fn verify(&self) -> Result<super::VerifyReport, Error> {
+        super::verify(
+            &self.inner.path,
+            &self.inner.key,
+            self.inner.anchor.as_ref(),
+        )
+    }
+
     /// Where the log stands: records, head and anchor, and a failure if there was one.
     pub fn status(&self) -> AuditStatus {
         let state = self.inner.lock();
