@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use proto::v1::vault_service_server::VaultServiceServer;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -160,6 +161,9 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|e| StartError::Serve(e.to_string()))?;
+    // The handlers are installed before anyone learns the address: a SIGTERM sent as soon as
+    // the daemon says it listens drains it instead of killing it.
+    let signals = ShutdownSignals::install();
     on_listening(bound);
 
     // tonic's graceful shutdown waits for every connection to close, without a limit: one
@@ -168,7 +172,7 @@ pub async fn serve(
     // gets that long, plus a margin for the last answers to leave.
     let (signalled, drain_started) = tokio::sync::oneshot::channel();
     let shutdown = async move {
-        shutdown_signal().await;
+        signals.received().await;
         let _ = signalled.send(());
     };
     let drain_deadline = limits.request_timeout() + DRAIN_MARGIN;
@@ -238,18 +242,31 @@ fn flush_denials_every_window(gates: &Gates) {
     });
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        log::error!("cannot listen for SIGTERM; stop the daemon with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => log::info!("SIGTERM: draining"),
-        _ = int.recv() => log::info!("SIGINT: draining"),
+/// SIGTERM and SIGINT, listened for from the moment they are installed.
+struct ShutdownSignals(Option<(Signal, Signal)>);
+
+impl ShutdownSignals {
+    fn install() -> Self {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => ShutdownSignals(Some((term, int))),
+            _ => {
+                log::error!("cannot listen for SIGTERM; stop the daemon with SIGKILL");
+                ShutdownSignals(None)
+            }
+        }
+    }
+
+    /// Resolves on SIGTERM or SIGINT.
+    async fn received(self) {
+        let Some((mut term, mut int)) = self.0 else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => log::info!("SIGTERM: draining"),
+            _ = int.recv() => log::info!("SIGINT: draining"),
+        }
     }
 }
