@@ -120,7 +120,12 @@ pub(crate) fn check(
     mut each: impl FnMut(&AuditRecord, &digest::Context) -> Result<(), Error>,
 ) -> Result<Chain, Error> {
     // The head first: a writer only moves it after the log, so the log read next reaches it.
-    let head = read_head(log, macs)?;
+    // Without the key its tag cannot be checked, so it proves nothing and is not read.
+    let head = match macs {
+        Macs::Keyed(_) => read_head(log, macs)?,
+        Macs::Unchecked => None,
+    };
+    let keyed = matches!(macs, Macs::Keyed(_));
     let mut records = 0u64;
     let mut last_mac = ZERO_MAC.to_owned();
     let mut first_mac = None;
@@ -128,7 +133,7 @@ pub(crate) fn check(
     let mut digest = digest::Context::new(&digest::SHA256);
     let Some(mut reader) = open_reader(log)? else {
         return finish(
-            log, records, last_mac, first_mac, head, digest, torn, anchor,
+            log, keyed, records, last_mac, first_mac, head, digest, torn, anchor,
         );
     };
     let mut buf = Vec::new();
@@ -191,13 +196,14 @@ pub(crate) fn check(
         last_mac = record.mac;
     }
     finish(
-        log, records, last_mac, first_mac, head, digest, torn, anchor,
+        log, keyed, records, last_mac, first_mac, head, digest, torn, anchor,
     )
 }
 
 #[allow(clippy::too_many_arguments)]
 fn finish(
     log: &Path,
+    keyed: bool,
     records: u64,
     last_mac: String,
     first_mac: Option<String>,
@@ -226,7 +232,9 @@ fn finish(
                 head_seq: h.seq,
             },
         )),
-        None if records > 0 => Err(damaged(log, None, AuditDefect::HeadMissing { records })),
+        None if keyed && records > 0 => {
+            Err(damaged(log, None, AuditDefect::HeadMissing { records }))
+        }
         _ => Ok(Chain {
             records,
             last_mac,

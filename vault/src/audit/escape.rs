@@ -53,6 +53,24 @@ pub fn escape_text(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// `text` for display: what [`escape_text`] escapes, but a backslash left as it is. For text
+/// that is stored escaped already (a record's fields), so that its escapes show once, while a
+/// raw character a forged record holds is still escaped.
+pub fn display_text(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(|c| c != '\\' && needs_escape(c)) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c == '\\' {
+            out.push(c);
+        } else {
+            push_escaped(&mut out, c);
+        }
+    }
+    Cow::Owned(out)
+}
+
 /// `text` escaped as [`escape_text`] does, cut to at most `max` bytes without splitting an
 /// escape.
 pub(crate) fn escape_bounded(text: &str, max: usize) -> String {
@@ -147,6 +165,13 @@ mod tests {
         );
         assert_eq!(escape_text("a\\u{202e}"), "a\\\\u{202e}");
         assert_eq!(escape_text("\u{e0001}\u{10ffff}"), "\\u{e0001}\\u{10ffff}");
+    }
+
+    #[test]
+    fn display_text_shows_stored_escapes_once() {
+        let stored = escape_text("a\u{202e}b");
+        assert_eq!(display_text(&stored), stored);
+        assert_eq!(display_text("raw\u{202e}"), "raw\\u{202e}");
     }
 
     #[test]

@@ -89,7 +89,7 @@ pub use chain::{tail, tail_verified, verify};
 pub use checkpoint::{
     CHECKPOINT_FORMAT, Checkpoint, CheckpointReport, CheckpointSink, FileSink, verify_checkpoints,
 };
-pub use escape::{escape_text, json_printable, needs_escape};
+pub use escape::{display_text, escape_text, json_printable, needs_escape};
 pub use key::{AUDIT_KEY_LEN, AuditKey};
 pub use log::{AuditLog, AuditOptions, AuditStatus, CHECKPOINT_INTERVAL, Durable, HEAD_INTERVAL};
 pub use record::{AuditRecord, MAX_FIELD_LEN};

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use vault::audit::{self, AuditRecord, VaultAnchor, escape_text, json_printable};
+use vault::audit::{self, AuditRecord, VaultAnchor, display_text, escape_text, json_printable};
 
 use crate::cli::Cli;
 use crate::error::Error;
@@ -252,16 +252,16 @@ fn text_line(r: &AuditRecord) -> String {
         line.push_str(&format!(" call {call}"));
     }
     if let Some(reason) = &r.reason {
-        line.push_str(&format!(" ({})", escape_text(reason)));
+        line.push_str(&format!(" ({})", display_text(reason)));
     }
     line
 }
 
-/// `text` with every character that could mislead a terminal written as visible text (see
-/// `vault::audit::escape_text`; the log stores its fields so already, this also covers a log
-/// written by someone else), and quoted if it has a space.
+/// A record's field with every character that could mislead a terminal written as visible
+/// text (the log stores its fields escaped already, see `vault::audit::escape_text`; this
+/// also covers a log written by someone else), and quoted if it has a space.
 fn printable(text: &str) -> String {
-    let escaped = escape_text(text);
+    let escaped = display_text(text);
     if escaped.contains(' ') || escaped.is_empty() {
         format!("\"{escaped}\"")
     } else {
@@ -310,5 +310,7 @@ mod tests {
         assert_eq!(printable("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
         assert_eq!(printable("db\u{202e}txt.exe"), "db\\u{202e}txt.exe");
         assert_eq!(printable("a\u{200d}b c"), "\"a\\u{200d}b c\"");
+        // A stored escape shows once.
+        assert_eq!(printable("db\\u{202e}txt"), "db\\u{202e}txt");
     }
 }
