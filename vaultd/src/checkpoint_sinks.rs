@@ -61,3 +61,48 @@ impl CheckpointSink for SyslogSink {
             .map_err(failed)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::net::UnixDatagram;
+
+    use super::*;
+
+    #[test]
+    fn a_checkpoint_reaches_the_syslog_socket_as_one_message() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let socket = dir.path().join("log");
+        let syslog = UnixDatagram::bind(&socket).expect("bind a syslog socket");
+        let checkpoint = Checkpoint {
+            format: vault::audit::CHECKPOINT_FORMAT.into(),
+            vault: "0123456789abcdef".into(),
+            log_start: "ab".repeat(32),
+            seq: 42,
+            mac: "cd".repeat(32),
+            log_sha256: "ef".repeat(32),
+            ts_ms: 1,
+            public_key: "01".repeat(32),
+            sig: "02".repeat(64),
+        };
+        SyslogSink::new(Some(&socket))
+            .publish(&checkpoint)
+            .expect("publish");
+        let mut buf = [0u8; 4096];
+        let n = syslog.recv(&mut buf).expect("a message");
+        let message = String::from_utf8_lossy(&buf[..n]);
+        // <facility auth (4) * 8 + notice (5)>
+        assert!(message.starts_with("<37>"), "{message}");
+        let line = message
+            .split_once("vault-audit-checkpoint ")
+            .map(|(_, line)| line)
+            .expect("the tag");
+        let sent: Checkpoint = serde_json::from_str(line).expect("the checkpoint's JSON line");
+        assert_eq!(sent, checkpoint);
+
+        drop(syslog);
+        let err = SyslogSink::new(Some(&socket))
+            .publish(&checkpoint)
+            .expect_err("no syslog");
+        assert!(err.to_string().contains("syslog"), "{err}");
+    }
+}

@@ -216,3 +216,45 @@ async fn every_stored_version_has_its_started_and_outcome_records() {
         .expect("run vaultctl audit verify");
     assert!(verify.status.success(), "vaultctl audit verify: {verify:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_past_the_pool_deadline_is_recorded_unknown_then_late() {
+    let sandbox = Sandbox::new();
+    // A deadline shorter than a store write with its fsync: the callers are answered before
+    // their writes end.
+    let daemon = sandbox.daemon().env("VAULTD_REQUEST_TIMEOUT_MS", 1).start();
+    let mut api = daemon.client("admin").await;
+    for n in 0..40 {
+        let result = api
+            .put(pb::PutRequest {
+                scope: "global".into(),
+                key: "slow".into(),
+                value: format!("write {n}").into_bytes(),
+            })
+            .await;
+        drop(result);
+    }
+    assert!(daemon.terminate().success());
+    let records = sandbox.audit_records();
+    let unknown: Vec<&AuditRecord> = records
+        .iter()
+        .filter(|r| r.stage == Stage::OutcomeUnknown)
+        .collect();
+    assert!(!unknown.is_empty(), "no write overran a 1 ms deadline");
+    for r in &unknown {
+        assert_eq!(r.status, "UNAVAILABLE");
+        let late = end_of(&records, r.call.expect("call")).expect("a late record");
+        assert_eq!(late.stage, Stage::Late);
+    }
+    let stored: Vec<u64> = stored_versions(&sandbox)
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    let mut recorded: Vec<u64> = records
+        .iter()
+        .filter(|r| r.status == "OK" && matches!(r.stage, Stage::Outcome | Stage::Late))
+        .filter_map(|r| r.version)
+        .collect();
+    recorded.sort_unstable();
+    assert_eq!(recorded, stored);
+}
