@@ -79,14 +79,14 @@ pub(crate) fn read_head(log: &Path, macs: Macs<'_>) -> Result<Option<Head>, Erro
     if head.seq == 0 && head.mac != ZERO_MAC {
         return Err(head_damaged("seq 0 with a mac other than zeros".into()));
     }
-    if let Macs::Keyed(key) = macs {
-        if !mac_matches(key, &[&Head::tagged(head.seq, &head.mac)], &head.tag) {
-            return Err(damaged(
-                log,
-                None,
-                AuditDefect::HeadForged { seq: head.seq },
-            ));
-        }
+    if let Macs::Keyed(key) = macs
+        && !mac_matches(key, &[&Head::tagged(head.seq, &head.mac)], &head.tag)
+    {
+        return Err(damaged(
+            log,
+            None,
+            AuditDefect::HeadForged { seq: head.seq },
+        ));
     }
     Ok(Some(head))
 }
