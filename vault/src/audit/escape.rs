@@ -74,6 +74,14 @@ pub fn display_text(text: &str) -> Cow<'_, str> {
 /// `text` escaped as [`escape_text`] does, cut to at most `max` bytes without splitting an
 /// escape.
 pub(crate) fn escape_bounded(text: &str, max: usize) -> String {
+    // The common case, on the writer's path for every field: short printable ASCII.
+    if text.len() <= max
+        && text
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b'\\')
+    {
+        return text.to_owned();
+    }
     let mut out = String::with_capacity(text.len().min(max));
     let mut piece = String::new();
     for c in text.chars() {

@@ -479,15 +479,15 @@ impl Inner {
             let before = tip.mac.clone();
             let mut last_seq = tip.seq;
             for (seq, ts_ms, event) in &events {
-                let record = AuditRecord::new(event, *seq, *ts_ms, &tip.mac, &key);
+                let (mac, line) = AuditRecord::encode(event, *seq, *ts_ms, &tip.mac, &key);
                 let start = batch.len();
-                batch.extend_from_slice(&record.to_line());
+                batch.extend_from_slice(&line);
                 batch.push(b'\n');
                 tip.digest.update(&batch[start..]);
                 if tip.first_mac.is_none() {
-                    tip.first_mac = Some(record.mac.clone());
+                    tip.first_mac = Some(mac.clone());
                 }
-                tip.mac = record.mac;
+                tip.mac = mac;
                 last_seq = *seq;
             }
 

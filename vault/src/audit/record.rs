@@ -83,7 +83,8 @@ struct Body<'a> {
 
 impl AuditRecord {
     /// The record for `event` at `seq`, chained to `prev`, its text fields escaped and
-    /// bounded, with its MAC computed under `key`.
+    /// bounded, with its MAC computed under `key` (the writer uses [`AuditRecord::encode`]).
+    #[cfg(test)]
     pub(crate) fn new(
         event: &AuditEvent,
         seq: u64,
@@ -91,8 +92,14 @@ impl AuditRecord {
         prev: &str,
         key: &hmac::Key,
     ) -> Self {
+        let mut record = AuditRecord::new_unsigned(event, seq, ts_ms, prev);
+        record.mac = mac_hex(key, &[MAC_DOMAIN, &record.body_json()]);
+        record
+    }
+
+    fn new_unsigned(event: &AuditEvent, seq: u64, ts_ms: i64, prev: &str) -> Self {
         let text = |t: &str| escape_bounded(t, MAX_FIELD_LEN);
-        let mut record = AuditRecord {
+        AuditRecord {
             seq,
             ts_ms,
             stage: event.stage,
@@ -109,9 +116,27 @@ impl AuditRecord {
             reason: event.reason.as_deref().map(text),
             prev: prev.to_owned(),
             mac: String::new(),
-        };
-        record.mac = mac_hex(key, &[MAC_DOMAIN, &record.body_json()]);
-        record
+        }
+    }
+
+    /// The record for `event` (as [`AuditRecord::new`] makes it) as its MAC and its canonical
+    /// line without the newline, serialized once: the line is the body's JSON with `mac`
+    /// added as its last field, which is exactly serde's serialization of the record.
+    pub(crate) fn encode(
+        event: &AuditEvent,
+        seq: u64,
+        ts_ms: i64,
+        prev: &str,
+        key: &hmac::Key,
+    ) -> (String, Vec<u8>) {
+        let mut record = AuditRecord::new_unsigned(event, seq, ts_ms, prev);
+        let mut line = record.body_json();
+        record.mac = mac_hex(key, &[MAC_DOMAIN, &line]);
+        line.pop();
+        line.extend_from_slice(b",\"mac\":\"");
+        line.extend_from_slice(record.mac.as_bytes());
+        line.extend_from_slice(b"\"}");
+        (record.mac, line)
     }
 
     fn body_json(&self) -> Vec<u8> {
@@ -252,6 +277,11 @@ mod tests {
         assert!(line.contains(r#""key":"k\\u{202e}""#), "{line}");
         assert!(line.ends_with(&format!(r#""prev":"{ZERO_MAC}","mac":"{}"}}"#, record.mac)));
         record.check_line(line.as_bytes(), &key).expect("checks");
+        let (mac, encoded) = AuditRecord::encode(&event(), 1, 5, ZERO_MAC, &key.hmac());
+        assert_eq!(
+            (mac, encoded),
+            (record.mac.clone(), line.clone().into_bytes())
+        );
         let other = AuditKey::from_slice(&[8; 32]).expect("key");
         assert_eq!(
             record.check_line(line.as_bytes(), &other),
