@@ -82,7 +82,9 @@ mod escape;
 mod head;
 mod key;
 mod log;
+mod opening;
 mod record;
+mod writer;
 
 pub use anchor::{Anchor, AuditAnchor, NoAnchor, VaultAnchor};
 pub use chain::{tail, tail_verified, verify};
