@@ -8,7 +8,10 @@
 //! them together [`RECORDS_PER_WINDOW`]; past that, identical denials (same source, address,
 //! operation, scope, key and status) are counted and written as one record when the window
 //! ends: "N more denials of <what> for <who> from <addr> in the last second". Those denials
-//! are answered at once, without waiting for any write.
+//! wait for no write; instead they are paced ([`DenialRecorder::pace`]): a source past its
+//! budget gets one answer per [`PACE`], [`PARKED_PER_SOURCE`] waiting at most, so that a
+//! client refused in a loop gets slower instead of taking the daemon's processors from the
+//! callers that are let in.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -27,6 +30,13 @@ pub const WINDOW: Duration = Duration::from_secs(1);
 pub const RECORDS_PER_SOURCE: u32 = 5;
 /// Records of their own for all denials together in a window.
 pub const RECORDS_PER_WINDOW: u32 = 100;
+/// A source past its budget is answered once per this (at most 500 denials a second).
+pub const PACE: Duration = Duration::from_millis(2);
+/// Denials of one source waiting for their pace at once; more are answered at once (so that
+/// waiting denials cannot hold all of the daemon's request slots).
+pub const PARKED_PER_SOURCE: u32 = 16;
+/// Sources whose pace is remembered; beyond it, the ones idle for a second are forgotten.
+const MAX_PACED: usize = 4096;
 /// Distinct kinds of denial counted per source in a window; further kinds are counted as
 /// "any request".
 const KINDS_PER_SOURCE: usize = 4;
@@ -71,6 +81,14 @@ impl<'a> From<Ask<'a>> for Denied<'a> {
 pub struct DenialRecorder {
     audit: Arc<AuditLog>,
     window: Mutex<Window>,
+    paces: Mutex<HashMap<String, Pace>>,
+}
+
+/// When a paced source's next denial may be answered, and how many wait for it.
+#[derive(Debug)]
+struct Pace {
+    next: tokio::time::Instant,
+    parked: u32,
 }
 
 #[derive(Debug)]
@@ -126,6 +144,7 @@ impl DenialRecorder {
         DenialRecorder {
             audit,
             window: Mutex::new(Window::new(Instant::now())),
+            paces: Mutex::new(HashMap::new()),
         }
     }
 
@@ -144,11 +163,7 @@ impl DenialRecorder {
         status: Status,
     ) -> Status {
         let code = code_name(status.code());
-        let source = match (cert, principal) {
-            (Some(fp), _) => format!("certificate {fp}"),
-            (None, Some(p)) => format!("principal {p}"),
-            (None, None) => "an anonymous caller".to_owned(),
-        };
+        let source = source_of(cert, principal);
         let ip = peer.map(|p| p.ip());
         let within_budget = {
             let mut window = self.current_window();
@@ -192,6 +207,56 @@ impl DenialRecorder {
         match self.audit.append_async(event).await {
             Ok(()) => status,
             Err(e) => audit_unavailable(&e, "the request was refused"),
+        }
+    }
+
+    /// Waits before a denial of a source past its budget in this window is answered: one
+    /// answer per [`PACE`] for the source, unless [`PARKED_PER_SOURCE`] of its denials wait
+    /// already. Returns at once for a source within its budget. For refusals that hold a
+    /// request (the gates), not for refused handshakes.
+    pub async fn pace(
+        &self,
+        cert: Option<&str>,
+        principal: Option<&str>,
+        peer: Option<SocketAddr>,
+    ) {
+        let source = source_of(cert, principal);
+        let ip = peer.map(|p| p.ip());
+        {
+            let window = self.current_window();
+            let own = window.by_source.get(&source).copied().unwrap_or(0);
+            let from_peer = window.by_peer.get(&ip).copied().unwrap_or(0);
+            if own < RECORDS_PER_SOURCE && from_peer < RECORDS_PER_SOURCE {
+                return;
+            }
+        }
+        // An anonymous caller is paced by its address.
+        let key = match (cert, principal, ip) {
+            (None, None, Some(ip)) => format!("address {ip}"),
+            _ => source,
+        };
+        let now = tokio::time::Instant::now();
+        let slot = {
+            let mut paces = self.paces.lock().unwrap_or_else(PoisonError::into_inner);
+            if paces.len() >= MAX_PACED {
+                paces.retain(|_, p| p.parked > 0 || p.next + WINDOW > now);
+            }
+            let pace = paces.entry(key.clone()).or_insert(Pace {
+                next: now,
+                parked: 0,
+            });
+            if pace.parked >= PARKED_PER_SOURCE {
+                return;
+            }
+            let slot = pace.next.max(now);
+            pace.next = slot + PACE;
+            pace.parked += 1;
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
+        let mut paces = self.paces.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(pace) = paces.get_mut(&key) {
+            pace.parked = pace.parked.saturating_sub(1);
         }
     }
 
@@ -252,6 +317,15 @@ impl DenialRecorder {
     fn lock(&self) -> MutexGuard<'_, Window> {
         // Every change to the window is a counter update: a panicking holder leaves it whole.
         self.window.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Who a denial is counted for: the certificate, else the principal, else nobody known.
+fn source_of(cert: Option<&str>, principal: Option<&str>) -> String {
+    match (cert, principal) {
+        (Some(fp), _) => format!("certificate {fp}"),
+        (None, Some(p)) => format!("principal {p}"),
+        (None, None) => "an anonymous caller".to_owned(),
     }
 }
 

@@ -210,15 +210,14 @@ impl Gates {
         ask: Ask<'_>,
         status: Status,
     ) -> Status {
-        self.denials
-            .record(
-                caller.map(|c| &*c.fingerprint),
-                caller.map(|c| &*c.id),
-                peer,
-                Denied::from(ask),
-                status,
-            )
-            .await
+        let (cert, principal) = (caller.map(|c| &*c.fingerprint), caller.map(|c| &*c.id));
+        let answer = self
+            .denials
+            .record(cert, principal, peer, Denied::from(ask), status)
+            .await;
+        // A caller refused in a loop waits for its answers instead of taking the processors.
+        self.denials.pace(cert, principal, peer).await;
+        answer
     }
 
     /// Audits the outcome of an admitted call that changed nothing and passes it on; an

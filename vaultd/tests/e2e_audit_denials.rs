@@ -1,7 +1,8 @@
 //! End to end: a client refused 20,000 times (a principal the ACL does not know) neither fills
 //! the audit log nor slows another principal: its denials are recorded a few per second and
 //! the rest counted into one record per second, so the log grows by a few hundred records at
-//! most, and the other principal's p99 latency while it hammers stays within 2x of its idle
+//! most (about 6 a second while the daemon paces the refused client to 500 answers a
+//! second), and the other principal's p99 latency while it hammers stays within 2x of its idle
 //! p99 (both measured here, on the same disk, in alternating rounds so that the load of a
 //! shared machine drifting weighs on both alike).
 
@@ -135,7 +136,7 @@ fn a_hammering_denied_client_neither_fills_the_log_nor_slows_others() {
     let records = sandbox.audit_records();
     let grown = records.len() - before - measured - ROUNDS * IDLE_SAMPLES;
     eprintln!("the log grew by {grown} records for the denials");
-    assert!(grown <= 300, "{grown} records for {DENIALS} denials");
+    assert!(grown <= 400, "{grown} records for {DENIALS} denials");
     // Every denial is accounted for: written one by one, or counted in a summary.
     let denied: u64 = records[before..]
         .iter()
