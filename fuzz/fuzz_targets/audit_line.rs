@@ -1,7 +1,8 @@
 //! The audit log reader (`vaultctl audit verify` and `audit show`): on any file, the line
 //! reader (`AuditRecord::parse_line`, `check_line`) never panics and only accepts canonical
-//! records with correct hashes, and `vault::audit::verify` accepts the file exactly when its
-//! lines form a chain from seq 1 (refusing otherwise with a damaged-log error), with `tail`
+//! records with correct MACs (under the corpus key), and `vault::audit::verify` accepts the
+//! file exactly when its lines form a chain from seq 1 (refusing otherwise with a
+//! damaged-log error), with `tail`
 //! returning those records. vault/tests/fuzz_corpus.rs replays the corpus through the same
 //! check (vault/tests/fuzz_checks/audit_line.rs).
 #![no_main]

@@ -33,7 +33,7 @@ pub mod v1 {
 mod tests {
     use prost::Message;
 
-    use super::v1::{GetRequest, KekInfo, StatusResponse};
+    use super::v1::{AuditStatus, GetRequest, KekInfo, StatusResponse};
 
     #[test]
     fn get_request_round_trips() {
@@ -73,6 +73,17 @@ mod tests {
             min_decryption_version: 1,
             locked_bytes: 4096,
             unlocked_bytes: 0,
+            audit: Some(AuditStatus {
+                state: "failed".to_owned(),
+                reason: "replacing audit.jsonl.head: Is a directory".to_owned(),
+                records: 7,
+                head_seq: 6,
+                anchored_seq: 5,
+                checkpoint_public_key: "ab".repeat(32),
+                sink_error: String::new(),
+            }),
+            cache_lookups: 3,
+            cache_hits: 2,
         };
         let decoded = StatusResponse::decode(response.encode_to_vec().as_slice()).unwrap();
         assert_eq!(decoded, response);

@@ -6,6 +6,7 @@
 //! served stale.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -40,6 +41,10 @@ struct Inner {
 pub(crate) struct Cache {
     ttl: Duration,
     inner: Mutex<Inner>,
+    /// Lookups since the cache was made, and how many found a fresh value: shows who
+    /// consults the cache (a denied request must not).
+    lookups: AtomicU64,
+    hits: AtomicU64,
 }
 
 impl Cache {
@@ -48,6 +53,8 @@ impl Cache {
         Cache {
             ttl,
             inner: Mutex::new(Inner::default()),
+            lookups: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
         }
     }
 
@@ -68,6 +75,7 @@ impl Cache {
         key: &str,
         version: Option<u64>,
     ) -> Option<(u64, SecretBytes)> {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
         if self.ttl.is_zero() {
             return None;
         }
@@ -78,7 +86,17 @@ impl Cache {
             versions.remove(&version);
             return None;
         }
-        Some((entry.version, entry.value.try_clone().ok()?))
+        let hit = (entry.version, entry.value.try_clone().ok()?);
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Some(hit)
+    }
+
+    /// Lookups so far, and how many hit.
+    pub(crate) fn stats(&self) -> (u64, u64) {
+        (
+            self.lookups.load(Ordering::Relaxed),
+            self.hits.load(Ordering::Relaxed),
+        )
     }
 
     /// Caches a copy of `value`, read from the store after `generation` was taken, unless a

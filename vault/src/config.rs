@@ -171,6 +171,10 @@ pub struct VaultConfig {
     pub min_decryption_version: u32,
     /// Whether the vault is locked (`vaultctl lock`).
     pub locked: bool,
+    /// The audit log's newest checkpoint (seq and MAC), once a daemon wrote one: a log that
+    /// does not reach it was cut. Absent in vaults that never had an audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_anchor: Option<crate::audit::Anchor>,
     /// The vault's integrity key, sealed under the root KEKs (base64 envelope): it
     /// authenticates this file, some stanzas and the store's version counters.
     pub integrity_key: String,

@@ -205,7 +205,7 @@ pub enum Error {
     },
     /// Opening an audit log that does not verify, to append to it, is refused.
     #[error(
-        "refusing to append to audit log {p}: {}{defect}. Run `vaultctl audit verify --log {p}` to see the problem, then move {p} and {p}.head aside (keep them as evidence); a new log is started in their place",
+        "refusing to append to audit log {p}: {}{defect}. Run `vaultctl audit verify --log {p}` to see the problem, then move {p} and {p}.head aside (keep them as evidence) and start vaultd with --new-audit-log, which starts a new log and records that it did",
         line.map(|l| format!("line {l}: ")).unwrap_or_default(), p = path.display()
     )]
     AuditRefused {
@@ -215,6 +215,17 @@ pub enum Error {
         line: Option<u64>,
         /// What is wrong.
         defect: crate::audit::AuditDefect,
+    },
+    /// The audit log is gone, but the vault's anchor says it held records.
+    #[error(
+        "audit log {p} is missing, but the vault's anchor (in vault.json) says it held {anchor_seq} records: it was deleted, or another --audit-log is given. Restore it (and {p}.head) from a backup, or start vaultd with --new-audit-log to begin a new log whose first record says so",
+        p = path.display()
+    )]
+    AuditMissing {
+        /// The log file.
+        path: PathBuf,
+        /// The seq the anchor names.
+        anchor_seq: u64,
     },
     /// Another process has the audit log open for appending.
     #[error("audit log {} is in use by another process (a running vaultd?); one writer at a time", path.display())]

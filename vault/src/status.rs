@@ -45,6 +45,10 @@ pub struct Status {
     pub min_decryption_version: u32,
     /// Values in the JIT cache.
     pub cached: usize,
+    /// Lookups in the JIT cache since this vault was opened.
+    pub cache_lookups: u64,
+    /// Lookups that found a fresh value.
+    pub cache_hits: u64,
     /// How much secret memory is locked.
     pub memory: envelope::memory::LockStatus,
 }
@@ -74,6 +78,7 @@ impl Vault {
             .and_then(Keyring::epochs)
             .map(|e| e.numbers())
             .unwrap_or_default();
+        let (cache_lookups, cache_hits) = self.cache.stats();
         Ok(Status {
             dir: self.dir.clone(),
             store: self.store.kind(),
@@ -85,6 +90,8 @@ impl Vault {
             epochs,
             min_decryption_version: config.min_decryption_version,
             cached: self.cache.len(),
+            cache_lookups,
+            cache_hits,
             memory: envelope::memory::lock_status(),
         })
     }

@@ -203,6 +203,7 @@ impl Vault {
             epochs: Vec::new(),
             min_decryption_version: 1,
             locked: false,
+            audit_anchor: None,
             integrity_key: String::new(),
             mac: String::new(),
         };
@@ -347,13 +348,34 @@ impl Vault {
 
     /// The audit log's key, derived from the integrity key: a copy in locked memory for the
     /// log to keep (it outlives `lock`, so that denials are still recorded while locked).
-    pub fn audit_key(&self) -> Result<envelope::Dek, Error> {
+    pub fn audit_key(&self) -> Result<crate::audit::AuditKey, Error> {
+        let key = self.integrity_keys()?.audit_key()?;
+        crate::audit::AuditKey::from_slice(key.expose_secret())
+    }
+
+    /// The integrity keys held now, or `Locked`.
+    pub(crate) fn integrity_keys(&self) -> Result<Arc<IntegrityKeys>, Error> {
         self.integrity
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .ok_or(Error::Locked)?
-            .audit_key()
+            .clone()
+            .ok_or(Error::Locked)
+    }
+
+    /// The audit log's anchor in this vault's `vault.json`, MACed with the integrity keys held
+    /// now (for a command that verifies a log while it has the vault open).
+    pub fn audit_anchor(&self) -> Result<crate::audit::VaultAnchor, Error> {
+        Ok(crate::audit::VaultAnchor::held(
+            &self.dir,
+            self.integrity_keys()?,
+        ))
+    }
+
+    /// The audit log's anchor in this vault's `vault.json`, MACed with whatever integrity
+    /// keys the vault holds at each use: a daemon's log keeps no copy of them, so while the
+    /// vault is locked no anchor is written (the first checkpoint after unlock writes it).
+    pub fn following_audit_anchor(self: &Arc<Self>) -> crate::audit::VaultAnchor {
+        crate::audit::VaultAnchor::following(self)
     }
 
     pub(crate) fn read_keyring(&self) -> RwLockReadGuard<'_, Option<Keyring>> {

@@ -1,5 +1,6 @@
-//! The audit log: group-committed appends, the hash chain and head checkpoint, and every kind
-//! of damage verify must name (and open must refuse).
+//! The audit log: group-committed appends, the MAC chain and head checkpoint, and every kind
+//! of damage verify must name (and open must refuse). Attacks on purpose (by someone without
+//! the audit key) are in tests/audit_attacks.rs.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -8,7 +9,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use vault::Error;
-use vault::audit::{self, AuditDefect, AuditEvent, AuditLog, AuditRecord, Decision};
+use vault::audit::{
+    self, AuditDefect, AuditEvent, AuditKey, AuditLog, AuditOptions, AuditRecord, Decision,
+    NoAnchor, VerifyReport,
+};
 
 fn event(principal: &str, key: &str) -> AuditEvent {
     AuditEvent {
@@ -16,10 +20,38 @@ fn event(principal: &str, key: &str) -> AuditEvent {
         op: "get".into(),
         scope: Some("global".into()),
         key: Some(key.into()),
-        decision: Decision::Allow,
-        status: "OK",
-        reason: None,
+        ..AuditEvent::new(Decision::Allow, "OK")
     }
+}
+
+const KEY: [u8; 32] = [7; 32];
+
+fn key() -> AuditKey {
+    AuditKey::from_slice(&KEY).expect("audit key")
+}
+
+/// Opens the log at `path` with the test key and no anchor.
+fn open_log(path: &Path) -> Result<AuditLog, Error> {
+    AuditLog::open(
+        path,
+        key(),
+        AuditOptions::new(Arc::new(NoAnchor), "test-vault"),
+    )
+}
+
+/// Verifies the log at `path` with the test key and no anchor.
+fn verify(path: &Path) -> Result<VerifyReport, Error> {
+    audit::verify(path, &key(), &NoAnchor)
+}
+
+/// HMAC-SHA256 under the test key, in hex.
+fn hmac_hex(message: &[u8]) -> String {
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &KEY);
+    ring::hmac::sign(&key, message)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn head_of(log: &Path) -> PathBuf {
@@ -44,7 +76,7 @@ fn write_lines(log: &Path, lines: &[String]) {
 fn sample_log(n: u64) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("audit.jsonl");
-    let log = AuditLog::open(&path).expect("open");
+    let log = open_log(&path).expect("open");
     for i in 1..=n {
         log.append(&event("svc", &format!("key-{i}")))
             .expect("append");
@@ -52,47 +84,53 @@ fn sample_log(n: u64) -> (tempfile::TempDir, PathBuf) {
     (dir, path)
 }
 
-/// The hash of `record` as documented in the module docs, recomputed independently.
-fn documented_hash(record: &AuditRecord) -> String {
-    let mut value = serde_json::to_value(record).expect("to value");
-    let map = value.as_object_mut().expect("object");
-    map.remove("hash");
+/// The MAC of `record` as documented in the module docs, recomputed independently.
+fn documented_mac(record: &AuditRecord) -> String {
+    let value = serde_json::to_value(record).expect("to value");
+    let map = value.as_object().expect("object");
     // serde_json's map keeps insertion order only with `preserve_order`; rebuild in order.
-    let body = format!(
-        r#"{{"seq":{},"ts_ms":{},"principal":{},"op":{},"scope":{},"key":{},"decision":{},"status":{},"reason":{},"prev":{}}}"#,
-        map["seq"],
-        map["ts_ms"],
-        map["principal"],
-        map["op"],
-        map["scope"],
-        map["key"],
-        map["decision"],
-        map["status"],
-        map["reason"],
-        map["prev"]
-    );
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    ctx.update(b"vault audit v1\n");
-    ctx.update(record.prev.as_bytes());
-    ctx.update(body.as_bytes());
-    ctx.finish()
-        .as_ref()
+    let fields = [
+        "seq",
+        "ts_ms",
+        "stage",
+        "call",
+        "principal",
+        "cert",
+        "peer",
+        "op",
+        "scope",
+        "key",
+        "version",
+        "decision",
+        "status",
+        "reason",
+        "prev",
+    ];
+    let body: Vec<String> = fields
         .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+        .map(|f| format!("{}:{}", serde_json::Value::from(*f), map[*f]))
+        .collect();
+    let body = format!("{{{}}}", body.join(","));
+    hmac_hex(format!("vault audit v2\n{body}").as_bytes())
+}
+
+/// A head file for `seq` and `mac` made as the module docs say.
+fn documented_head(seq: u64, mac: &str) -> String {
+    let tag = hmac_hex(format!("vault audit head v2\n{seq}\n{mac}").as_bytes());
+    serde_json::json!({"seq": seq, "mac": mac, "tag": tag}).to_string()
 }
 
 /// Verify fails with this defect on this line, and open refuses with the same, saying what
 /// to do. Returns verify's message.
 fn assert_damaged(path: &Path, want_line: Option<u64>, want: &AuditDefect) -> String {
-    let err = audit::verify(path).expect_err("verify must fail");
+    let err = verify(path).expect_err("verify must fail");
     match &err {
         Error::AuditDamaged { line, defect, .. } => {
             assert_eq!((line, defect), (&want_line, want), "{err}");
         }
         other => panic!("unexpected error {other}"),
     }
-    let refused = AuditLog::open(path).expect_err("open must refuse");
+    let refused = open_log(path).expect_err("open must refuse");
     match &refused {
         Error::AuditRefused { line, defect, .. } => {
             assert_eq!((line, defect), (&want_line, want), "{refused}");
@@ -111,7 +149,7 @@ fn assert_damaged(path: &Path, want_line: Option<u64>, want: &AuditDefect) -> St
 fn concurrent_appends_make_one_contiguous_chain() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("audit.jsonl");
-    let log = Arc::new(AuditLog::open(&path).expect("open"));
+    let log = Arc::new(open_log(&path).expect("open"));
     let threads: Vec<_> = (0..16)
         .map(|t| {
             let log = Arc::clone(&log);
@@ -128,16 +166,16 @@ fn concurrent_appends_make_one_contiguous_chain() {
     }
     // While open, the head may trail by up to HEAD_INTERVAL of records; closing brings it
     // up to date.
-    let open_report = audit::verify(&path).expect("verify while open");
+    let open_report = verify(&path).expect("verify while open");
     assert_eq!(open_report.records, 3200);
     drop(log);
-    let report = audit::verify(&path).expect("verify");
+    let report = verify(&path).expect("verify");
     assert_eq!((report.records, report.head_seq), (3200, 3200));
     let records = audit::tail(&path, usize::MAX).expect("tail");
     let seqs: Vec<u64> = records.iter().map(|r| r.seq).collect();
     assert_eq!(seqs, (1..=3200).collect::<Vec<_>>());
     for r in &records {
-        assert_eq!(r.hash, documented_hash(r), "seq {}", r.seq);
+        assert_eq!(r.mac, documented_mac(r), "seq {}", r.seq);
     }
     // Each thread's records are all there, in its order.
     for t in 0..16 {
@@ -159,7 +197,7 @@ fn appends_per_second_with_64_threads() {
     const EACH: usize = 100;
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("audit.jsonl");
-    let log = Arc::new(AuditLog::open(&path).expect("open"));
+    let log = Arc::new(open_log(&path).expect("open"));
     let start = Instant::now();
     let threads: Vec<_> = (0..THREADS)
         .map(|t| {
@@ -182,7 +220,7 @@ fn appends_per_second_with_64_threads() {
         total as f64 / elapsed.as_secs_f64(),
         dir.path().display()
     );
-    assert_eq!(audit::verify(&path).expect("verify").records, total as u64);
+    assert_eq!(verify(&path).expect("verify").records, total as u64);
 
     // For comparison: one thread, so one write and fsync (and head checkpoint) per append.
     let start = Instant::now();
@@ -198,34 +236,34 @@ fn appends_per_second_with_64_threads() {
 #[test]
 fn reopening_continues_the_chain() {
     let (_dir, path) = sample_log(3);
-    let log = AuditLog::open(&path).expect("reopen");
+    let log = open_log(&path).expect("reopen");
     log.append(&event("svc", "key-4")).expect("append");
     drop(log);
-    let report = audit::verify(&path).expect("verify");
+    let report = verify(&path).expect("verify");
     assert_eq!((report.records, report.head_seq), (4, 4));
     let records = audit::tail(&path, 2).expect("tail");
     assert_eq!(records[1].seq, 4);
-    assert_eq!(records[1].prev, records[0].hash);
+    assert_eq!(records[1].prev, records[0].mac);
 }
 
 #[test]
 fn a_fresh_log_verifies_empty_and_a_second_writer_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("audit.jsonl");
-    let log = AuditLog::open(&path).expect("open");
-    assert_eq!(audit::verify(&path).expect("verify").records, 0);
-    let err = AuditLog::open(&path).expect_err("second writer");
+    let log = open_log(&path).expect("open");
+    assert_eq!(verify(&path).expect("verify").records, 0);
+    let err = open_log(&path).expect_err("second writer");
     assert!(matches!(err, Error::AuditInUse { .. }), "{err}");
     log.append(&event("svc", "k")).expect("append");
     // Verifying while the writer holds the log works.
-    assert_eq!(audit::verify(&path).expect("verify live").records, 1);
+    assert_eq!(verify(&path).expect("verify live").records, 1);
     assert!(format!("{log:?}").contains("durable_seq: 1"));
 }
 
 #[test]
 fn a_missing_directory_is_an_error() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let err = AuditLog::open(&dir.path().join("no/audit.jsonl")).expect_err("no dir");
+    let err = open_log(&dir.path().join("no/audit.jsonl")).expect_err("no dir");
     assert!(matches!(err, Error::Io { .. }), "{err}");
 }
 
@@ -241,7 +279,7 @@ fn every_kind_of_damage_is_named_distinctly() {
     messages.push(assert_damaged(
         &path,
         Some(5),
-        &AuditDefect::HashMismatch { seq: 5 },
+        &AuditDefect::MacMismatch { seq: 5 },
     ));
 
     // A deleted middle line.
@@ -316,7 +354,7 @@ fn every_kind_of_damage_is_named_distinctly() {
     let mut text = fs::read(&path).expect("read");
     text.extend_from_slice(br#"{"seq":11,"ts_"#);
     fs::write(&path, text).expect("write");
-    let err = audit::verify(&path).expect_err("verify must fail");
+    let err = verify(&path).expect_err("verify must fail");
     assert!(
         matches!(
             &err,
@@ -330,12 +368,13 @@ fn every_kind_of_damage_is_named_distinctly() {
     );
     messages.push(err.to_string());
 
-    // One record edited and its hash recomputed: the next record no longer chains to it.
+    // One record edited and its MAC recomputed with the key: the next record no longer
+    // chains to it.
     let (_d8, path) = sample_log(10);
     let mut l = lines(&path);
     let mut record: AuditRecord = serde_json::from_str(&l[4]).expect("parse");
     record.key = Some("other".into());
-    record.hash = documented_hash(&record);
+    record.mac = documented_mac(&record);
     l[4] = serde_json::to_string(&record).expect("json");
     write_lines(&path, &l);
     messages.push(assert_damaged(
@@ -377,7 +416,7 @@ fn every_kind_of_damage_is_named_distinctly() {
 fn a_deleted_log_with_its_head_left_is_refused() {
     let (_dir, path) = sample_log(3);
     fs::remove_file(&path).expect("rm log");
-    let err = AuditLog::open(&path).expect_err("refused");
+    let err = open_log(&path).expect_err("refused");
     assert!(
         matches!(
             err,
@@ -397,34 +436,36 @@ fn a_deleted_log_with_its_head_left_is_refused() {
     );
     // Moving the head aside too starts a new log, as the message says.
     fs::rename(head_of(&path), path.with_extension("old-head")).expect("mv");
-    AuditLog::open(&path).expect("new log");
+    open_log(&path).expect("new log");
 }
 
 #[test]
 fn a_log_ahead_of_its_head_verifies_and_open_checkpoints_it() {
     let (_dir, path) = sample_log(4);
     let saved_head = fs::read(head_of(&path)).expect("read head");
-    let log = AuditLog::open(&path).expect("open");
+    let log = open_log(&path).expect("open");
     log.append(&event("svc", "key-5")).expect("append");
     drop(log);
     // A crash after the log's fsync and before the head's replacement.
     fs::write(head_of(&path), &saved_head).expect("restore head");
-    let report = audit::verify(&path).expect("verify");
+    let report = verify(&path).expect("verify");
     assert_eq!((report.records, report.head_seq), (5, 4));
-    drop(AuditLog::open(&path).expect("open"));
+    drop(open_log(&path).expect("open"));
     let head: serde_json::Value =
         serde_json::from_slice(&fs::read(head_of(&path)).expect("head")).expect("json");
     let last = audit::tail(&path, 1).expect("tail").remove(0);
-    assert_eq!(head, serde_json::json!({"seq": 5, "hash": last.hash}));
-    assert_eq!(audit::verify(&path).expect("verify").head_seq, 5);
+    assert_eq!(
+        head,
+        serde_json::from_str::<serde_json::Value>(&documented_head(5, &last.mac)).expect("json")
+    );
+    assert_eq!(verify(&path).expect("verify").head_seq, 5);
 }
 
 #[test]
 fn a_head_that_names_another_record_is_refused() {
     let (_dir, path) = sample_log(4);
     let other = audit::tail(&path, 2).expect("tail").remove(0);
-    let head = serde_json::json!({"seq": 4, "hash": other.hash});
-    fs::write(head_of(&path), head.to_string()).expect("write head");
+    fs::write(head_of(&path), documented_head(4, &other.mac)).expect("write head");
     assert_damaged(&path, Some(4), &AuditDefect::HeadMismatch { seq: 4 });
 }
 
@@ -432,31 +473,33 @@ fn a_head_that_names_another_record_is_refused() {
 fn records_hold_the_documented_fields_only() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("audit.jsonl");
-    let log = AuditLog::open(&path).expect("open");
+    let log = open_log(&path).expect("open");
     log.append(&event("svc", "db-password")).expect("append");
     log.append(&AuditEvent {
         principal: "ops".into(),
         op: "unlock".into(),
-        scope: None,
-        key: None,
-        decision: Decision::Deny,
-        status: "PERMISSION_DENIED",
         reason: Some("acl".into()),
+        ..AuditEvent::new(Decision::Deny, "PERMISSION_DENIED")
     })
     .expect("append");
     drop(log);
     let documented = [
         "seq",
         "ts_ms",
+        "stage",
+        "call",
         "principal",
+        "cert",
+        "peer",
         "op",
         "scope",
         "key",
+        "version",
         "decision",
         "status",
         "reason",
         "prev",
-        "hash",
+        "mac",
     ];
     for line in lines(&path) {
         let value: serde_json::Value = serde_json::from_str(&line).expect("json");
@@ -488,7 +531,7 @@ fn the_log_is_shareable_across_threads() {
 fn after_a_failed_checkpoint_the_log_takes_no_more_records() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("audit.jsonl");
-    let log = AuditLog::open(&path).expect("open");
+    let log = open_log(&path).expect("open");
     // The open file still takes writes; the head's temporary file cannot be created.
     fs::remove_dir_all(dir.path()).expect("rm dir");
     // This record is durable in the (unlinked) file: its caller is told so.
@@ -565,7 +608,7 @@ fn next_line_of(path: &Path) -> Vec<u8> {
     fs::copy(path, &copy).expect("copy log");
     fs::copy(head_of(path), head_of(&copy)).expect("copy head");
     let before = fs::metadata(&copy).expect("stat").len();
-    let log = AuditLog::open(&copy).expect("open copy");
+    let log = open_log(&copy).expect("open copy");
     log.append(&event("svc", "key-next")).expect("append");
     drop(log);
     let text = fs::read(&copy).expect("read copy");
@@ -584,7 +627,7 @@ fn a_torn_last_line_is_trimmed_by_open_and_the_chain_goes_on() {
     let torn_bytes = u64::try_from(half.len()).expect("len");
 
     // verify is strict and read-only: its own defect, not chain damage, and the file stays.
-    let err = audit::verify(&path).expect_err("verify must report the torn line");
+    let err = verify(&path).expect_err("verify must report the torn line");
     match &err {
         Error::AuditDamaged { line, defect, .. } => assert_eq!(
             (line, defect),
@@ -604,7 +647,7 @@ fn a_torn_last_line_is_trimmed_by_open_and_the_chain_goes_on() {
     );
 
     // open trims back to the last complete line, warns how much it dropped, and goes on.
-    let log = AuditLog::open(&path).expect("open trims the torn line");
+    let log = open_log(&path).expect("open trims the torn line");
     assert_eq!(fs::read(&path).expect("read"), intact);
     let warnings = warnings_about(&path);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
@@ -616,17 +659,17 @@ fn a_torn_last_line_is_trimmed_by_open_and_the_chain_goes_on() {
     log.append(&event("svc", "key-12")).expect("append");
     drop(log);
 
-    let report = audit::verify(&path).expect("verify after the repair");
+    let report = verify(&path).expect("verify after the repair");
     assert_eq!((report.records, report.head_seq), (12, 12));
     let records = audit::tail(&path, 3).expect("tail");
     assert_eq!(
         records.iter().map(|r| r.seq).collect::<Vec<_>>(),
         [10, 11, 12]
     );
-    assert_eq!(records[1].prev, records[0].hash);
+    assert_eq!(records[1].prev, records[0].mac);
     assert_eq!(records[1].key.as_deref(), Some("key-11"));
     // Nothing left to repair: a second open changes nothing and warns no more.
-    drop(AuditLog::open(&path).expect("reopen"));
+    drop(open_log(&path).expect("reopen"));
     assert_eq!(warnings_about(&path).len(), 1);
 }
 
@@ -636,7 +679,7 @@ fn a_torn_line_after_records_past_the_head_is_trimmed_and_they_are_kept() {
     // record 7 torn.
     let (_dir, path) = sample_log(4);
     let saved_head = fs::read(head_of(&path)).expect("read head");
-    let log = AuditLog::open(&path).expect("open");
+    let log = open_log(&path).expect("open");
     log.append(&event("svc", "key-5")).expect("append");
     log.append(&event("svc", "key-6")).expect("append");
     drop(log);
@@ -645,7 +688,7 @@ fn a_torn_line_after_records_past_the_head_is_trimmed_and_they_are_kept() {
     append_raw(&path, &line[..line.len() - 1]);
     let torn_bytes = u64::try_from(line.len() - 1).expect("len");
 
-    let err = audit::verify(&path).expect_err("torn");
+    let err = verify(&path).expect_err("torn");
     assert!(
         matches!(
             &err,
@@ -657,15 +700,15 @@ fn a_torn_line_after_records_past_the_head_is_trimmed_and_they_are_kept() {
         ),
         "{err}"
     );
-    drop(AuditLog::open(&path).expect("open"));
-    let report = audit::verify(&path).expect("verify");
+    drop(open_log(&path).expect("open"));
+    let report = verify(&path).expect("verify");
     assert_eq!((report.records, report.head_seq), (6, 6));
 }
 
 /// Verify and open both fail with `Malformed` on `line`, and the file is left as it was.
 fn assert_refused_malformed(path: &Path, want_line: u64) {
     let before = fs::read(path).expect("read");
-    let err = audit::verify(path).expect_err("verify must fail");
+    let err = verify(path).expect_err("verify must fail");
     assert!(
         matches!(
             &err,
@@ -674,7 +717,7 @@ fn assert_refused_malformed(path: &Path, want_line: u64) {
         ),
         "{err}"
     );
-    let refused = AuditLog::open(path).expect_err("open must refuse");
+    let refused = open_log(path).expect_err("open must refuse");
     assert!(
         matches!(
             &refused,
@@ -727,7 +770,7 @@ fn a_complete_last_line_that_does_not_verify_is_refused_not_trimmed() {
     let mut edited = String::from_utf8(line).expect("utf-8");
     edited = edited.replace("key-next", "key-nexu");
     append_raw(&path, edited.as_bytes());
-    assert_damaged(&path, Some(11), &AuditDefect::HashMismatch { seq: 11 });
+    assert_damaged(&path, Some(11), &AuditDefect::MacMismatch { seq: 11 });
     assert!(warnings_about(&path).is_empty());
 }
 

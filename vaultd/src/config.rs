@@ -30,6 +30,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("VAULTD_BURST", "limits.burst"),
     ("VAULTD_CACHE_TTL_SECS", "limits.cache_ttl_secs"),
     ("VAULTD_MLOCKALL", "hardening.mlockall"),
+    ("VAULTD_AUDIT_CHECKPOINT_FILE", "audit.checkpoint_file"),
+    ("VAULTD_AUDIT_SYSLOG", "audit.syslog"),
 ];
 
 /// Why a configuration was refused.
@@ -103,6 +105,8 @@ pub struct Config {
     pub limits: Limits,
     /// Process hardening.
     pub hardening: Hardening,
+    /// Where the audit log's signed checkpoints go, and how often.
+    pub audit: AuditConfig,
     /// Access rules; whatever no rule allows is denied.
     pub acl: Vec<AclRule>,
 }
@@ -182,6 +186,33 @@ pub struct Hardening {
     pub mlockall: bool,
 }
 
+/// The `[audit]` table: signed checkpoints of the audit log sent outside the vault, so that
+/// cutting or replacing the log (with `vault.json`) is caught by whoever keeps them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// A file each checkpoint is appended to (a JSON line); empty means none.
+    pub checkpoint_file: PathBuf,
+    /// Send each checkpoint to syslog (facility auth, tag `vaultd`).
+    pub syslog: bool,
+    /// The syslog socket; empty means the system's (`/dev/log`, `/var/run/syslog` or
+    /// `/var/run/log`).
+    pub syslog_socket: PathBuf,
+    /// Seconds between checkpoints while records arrive (also written at shutdown).
+    pub checkpoint_interval_secs: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            checkpoint_file: PathBuf::new(),
+            syslog: false,
+            syslog_socket: PathBuf::new(),
+            checkpoint_interval_secs: vault::audit::CHECKPOINT_INTERVAL.as_secs(),
+        }
+    }
+}
+
 /// One `[[acl]]` rule: `principal` may do `operations` on `keys` in `scopes`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -239,6 +270,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             limits: Limits::default(),
             hardening: Hardening::default(),
+            audit: AuditConfig::default(),
             acl: Vec::new(),
         }
     }
@@ -341,6 +373,10 @@ impl Config {
         set(&mut limits.burst, env, "VAULTD_BURST")?;
         set(&mut limits.cache_ttl_secs, env, "VAULTD_CACHE_TTL_SECS")?;
         set(&mut self.hardening.mlockall, env, "VAULTD_MLOCKALL")?;
+        if let Some(file) = path("VAULTD_AUDIT_CHECKPOINT_FILE") {
+            self.audit.checkpoint_file = file;
+        }
+        set(&mut self.audit.syslog, env, "VAULTD_AUDIT_SYSLOG")?;
         Ok(())
     }
 
@@ -390,6 +426,10 @@ impl Config {
             ("limits.rate_per_second", limits.rate_per_second.into()),
             ("limits.burst", limits.burst.into()),
             ("limits.cache_ttl_secs", limits.cache_ttl_secs),
+            (
+                "audit.checkpoint_interval_secs",
+                self.audit.checkpoint_interval_secs,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(field, "must be at least 1"));
@@ -438,6 +478,8 @@ impl Config {
             &mut printable.vault_dir,
             &mut printable.audit_log,
             &mut printable.tls.dir,
+            &mut printable.audit.checkpoint_file,
+            &mut printable.audit.syslog_socket,
         ] {
             if path.to_str().is_none() {
                 *path = PathBuf::from(path.to_string_lossy().into_owned());

@@ -1,17 +1,22 @@
 //! The gates every request passes, cheapest first, each denial audited with a stable status:
 //! locked (FAILED_PRECONDITION) -> principal unknown or revoked (UNAUTHENTICATED) -> rate
 //! limit (RESOURCE_EXHAUSTED) -> ACL (PERMISSION_DENIED) -> scope and key validation
-//! (INVALID_ARGUMENT) -> the vault. Allowed calls are audited with their outcome before the
-//! response leaves.
+//! (INVALID_ARGUMENT) -> the vault. Denials go through the [`DenialRecorder`] (rate-limited,
+//! aggregated); allowed calls are audited by the service (see `service::calls`): a state
+//! change is recorded as started before it runs and with its outcome after, a read with its
+//! outcome before the reply leaves.
 
+use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio_util::task::TaskTracker;
 use tonic::{Code, Request, Status};
-use vault::audit::{AuditEvent, AuditLog, Decision};
+use vault::audit::{AuditEvent, AuditLog, Decision, Stage};
 
 use crate::acl::{Acl, Operation};
+use crate::denials::{DenialRecorder, Denied};
 use crate::pool::KekPool;
 use crate::principal::{Caller, Principals};
 
@@ -38,7 +43,72 @@ pub struct Gates {
     principals: Arc<Principals>,
     limiter: DefaultKeyedRateLimiter<Arc<str>>,
     audit: Arc<AuditLog>,
+    denials: Arc<DenialRecorder>,
     pub(crate) pool: KekPool,
+    /// The calls running detached from their requests (see `service::calls`): shutdown waits
+    /// for them before the audit log closes.
+    pub(crate) calls: TaskTracker,
+}
+
+/// Who made an admitted call and what it asked: what each of its records repeats.
+#[derive(Debug, Clone)]
+pub struct CallRecord {
+    principal: Arc<str>,
+    cert: Arc<str>,
+    peer: Option<SocketAddr>,
+    rpc: &'static str,
+    scope: String,
+    key: String,
+}
+
+impl CallRecord {
+    /// The record of `caller`'s call from `peer` asking `ask`.
+    pub fn new(caller: &Caller, peer: Option<SocketAddr>, ask: Ask<'_>) -> Self {
+        CallRecord {
+            principal: Arc::clone(&caller.id),
+            cert: Arc::clone(&caller.fingerprint),
+            peer,
+            rpc: ask.rpc,
+            scope: ask.scope.to_owned(),
+            key: ask.key.to_owned(),
+        }
+    }
+
+    /// The event of this call at `stage`, with `outcome`'s status and message.
+    fn event<T>(
+        &self,
+        stage: Stage,
+        call: Option<u64>,
+        outcome: Option<&Result<T, Status>>,
+        version: Option<u64>,
+    ) -> AuditEvent {
+        let (status, reason) = match outcome {
+            None | Some(Ok(_)) => (Code::Ok, None),
+            Some(Err(s)) => (s.code(), Some(s.message().to_owned())),
+        };
+        AuditEvent {
+            stage,
+            call,
+            principal: self.principal.to_string(),
+            cert: Some(self.cert.to_string()),
+            peer: self.peer.map(|p| p.to_string()),
+            op: self.rpc.to_owned(),
+            scope: Some(self.scope.clone()),
+            key: Some(self.key.clone()),
+            version,
+            reason,
+            ..AuditEvent::new(Decision::Allow, code_name(status))
+        }
+    }
+}
+
+/// The answer when the audit log cannot take a record: UNAVAILABLE, saying so and what
+/// became of the request (`what`).
+pub fn audit_unavailable(error: &vault::Error, what: &str) -> Status {
+    log::error!("audit log write failed: {error}");
+    Status::unavailable(format!(
+        "the audit log cannot be written, so {what}; an operator must fix it and restart vaultd (vaultctl status shows why)"
+    ))
 }
 
 impl Gates {
@@ -59,8 +129,10 @@ impl Gates {
             acl,
             principals,
             limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
+            denials: Arc::new(DenialRecorder::new(Arc::clone(&audit))),
             audit,
             pool,
+            calls: TaskTracker::new(),
         }
     }
 
@@ -74,12 +146,18 @@ impl Gates {
         &self.audit
     }
 
+    /// The denial recorder (also for refusals outside a request, such as TLS handshakes).
+    pub fn denials(&self) -> &Arc<DenialRecorder> {
+        &self.denials
+    }
+
     /// Runs the gates for `ask`; the caller if every gate lets it through.
     pub async fn admit<T>(&self, request: &Request<T>, ask: Ask<'_>) -> Result<Caller, Status> {
+        let peer = request.remote_addr();
         if !ask.op.is_administrative() && self.vault.is_locked() {
             let status =
                 Status::failed_precondition("the vault is locked: an admin must unlock it");
-            return Err(self.deny(None, ask, status).await);
+            return Err(self.deny(None, peer, ask, status).await);
         }
         let certs = request.peer_certs();
         let caller = match self
@@ -91,7 +169,7 @@ impl Gates {
             // that name, where an operator looks for it.
             Err(refused) => {
                 return Err(self
-                    .deny(refused.caller.as_ref(), ask, refused.status)
+                    .deny(refused.caller.as_ref(), peer, ask, refused.status)
                     .await);
             }
         };
@@ -100,14 +178,14 @@ impl Gates {
                 "principal {} is not known to this vault",
                 caller.id
             ));
-            return Err(self.deny(Some(&caller), ask, status).await);
+            return Err(self.deny(Some(&caller), peer, ask, status).await);
         }
         if self.limiter.check_key(&caller.id).is_err() {
             let status = Status::resource_exhausted(format!(
                 "rate limit of principal {} exceeded; retry later",
                 caller.id
             ));
-            return Err(self.deny(Some(&caller), ask, status).await);
+            return Err(self.deny(Some(&caller), peer, ask, status).await);
         }
         if !self.acl.allows(&caller.id, ask.op, ask.scope, ask.key) {
             let status = Status::permission_denied(format!(
@@ -117,70 +195,93 @@ impl Gates {
                 ask.scope,
                 ask.key
             ));
-            return Err(self.deny(Some(&caller), ask, status).await);
+            return Err(self.deny(Some(&caller), peer, ask, status).await);
         }
         if let Err(status) = crate::service::checks::check_names(&ask) {
-            return Err(self.deny(Some(&caller), ask, status).await);
+            return Err(self.deny(Some(&caller), peer, ask, status).await);
         }
         Ok(caller)
     }
 
-    /// Audits the outcome of an admitted call and passes it on; an outcome that cannot be
-    /// audited is not returned.
+    async fn deny(
+        &self,
+        caller: Option<&Caller>,
+        peer: Option<SocketAddr>,
+        ask: Ask<'_>,
+        status: Status,
+    ) -> Status {
+        let (cert, principal) = (caller.map(|c| &*c.fingerprint), caller.map(|c| &*c.id));
+        let answer = self
+            .denials
+            .record(cert, principal, peer, Denied::from(ask), status)
+            .await;
+        // A caller refused in a loop waits for its answers instead of taking the processors.
+        self.denials.pace(cert, principal, peer).await;
+        answer
+    }
+
+    /// Audits the outcome of an admitted call that changed nothing and passes it on; an
+    /// outcome that cannot be audited is not returned.
     pub async fn finish<T>(
         &self,
-        caller: &Caller,
-        ask: Ask<'_>,
+        call: &CallRecord,
         outcome: Result<T, Status>,
     ) -> Result<T, Status> {
-        let status = match &outcome {
-            Ok(_) => Code::Ok,
-            Err(s) => s.code(),
-        };
-        let reason = outcome.as_ref().err().map(|s| s.message().to_owned());
-        self.record(Some(caller), ask, Decision::Allow, status, reason)
-            .await?;
+        self.record_outcome(call, &outcome).await?;
         outcome
     }
 
-    async fn deny(&self, caller: Option<&Caller>, ask: Ask<'_>, status: Status) -> Status {
-        match self
-            .record(
-                caller,
-                ask,
-                Decision::Deny,
-                status.code(),
-                Some(status.message().to_owned()),
-            )
-            .await
-        {
-            Ok(()) => status,
-            Err(audit_failure) => audit_failure,
+    /// Records the one `outcome` record of a call that changed nothing (queued by this call,
+    /// durable when the future resolves); the error is the answer to give when the log cannot
+    /// take it.
+    pub fn record_outcome<T>(
+        &self,
+        call: &CallRecord,
+        outcome: &Result<T, Status>,
+    ) -> impl Future<Output = Result<(), Status>> + Send + 'static {
+        let event = call.event(Stage::Outcome, None, Some(outcome), None);
+        let durable = self.audit.append_async(event);
+        async move {
+            durable
+                .await
+                .map_err(|e| audit_unavailable(&e, "the request was not completed"))
         }
     }
 
-    async fn record(
+    /// Records that `call` is about to change state, durably; the record's seq names the
+    /// call in its later records. The change must not start unless this succeeded.
+    pub async fn record_started(&self, call: &CallRecord) -> Result<u64, Status> {
+        let durable = self
+            .audit
+            .append_async(call.event::<()>(Stage::Started, None, None, None));
+        let seq = durable.seq();
+        durable
+            .await
+            .map_err(|e| audit_unavailable(&e, "the request was not carried out"))?;
+        seq.ok_or_else(|| Status::internal("the audit log gave no seq"))
+    }
+
+    /// Records how the call started at `started` ended (`Outcome`, `OutcomeUnknown` or
+    /// `Late`), with the version it wrote if any (queued by this call, durable when the
+    /// future resolves).
+    pub fn record_end<T>(
         &self,
-        caller: Option<&Caller>,
-        ask: Ask<'_>,
-        decision: Decision,
-        status: Code,
-        reason: Option<String>,
-    ) -> Result<(), Status> {
-        let event = AuditEvent {
-            principal: caller.map_or_else(|| "-".to_owned(), |c| c.id.to_string()),
-            op: ask.rpc.to_owned(),
-            scope: Some(ask.scope.to_owned()),
-            key: Some(ask.key.to_owned()),
-            decision,
-            status: code_name(status),
-            reason,
-        };
-        // The log's writer thread does the write and fsync; this task just waits for it.
-        self.audit.append_async(event).await.map_err(|e| {
-            log::error!("audit log write failed: {e}");
-            Status::unavailable("the audit log cannot be written; the request was not completed")
-        })
+        call: &CallRecord,
+        started: u64,
+        stage: Stage,
+        outcome: &Result<T, Status>,
+        version: Option<u64>,
+    ) -> impl Future<Output = Result<(), Status>> + Send + 'static {
+        let event = call.event(stage, Some(started), Some(outcome), version);
+        let durable = self.audit.append_async(event);
+        async move {
+            durable.await.map_err(|e| {
+                audit_unavailable(
+                    &e,
+                    "the outcome of the request (which may have taken effect) is not recorded",
+                )
+            })
+        }
     }
 }
 

@@ -4,7 +4,9 @@
 #![warn(missing_docs)]
 
 pub mod acl;
+pub mod checkpoint_sinks;
 pub mod config;
+pub mod denials;
 pub mod dev;
 pub mod gates;
 mod key_pattern;

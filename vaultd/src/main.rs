@@ -38,6 +38,11 @@ struct Cli {
     /// The development directory.
     #[arg(long, default_value = "vault-dev", value_name = "DIR")]
     dev_dir: PathBuf,
+    /// Start a new audit log where the vault says one was and it is gone (deleted, or moved
+    /// aside after `vaultctl audit verify` found it damaged). Its first record says so.
+    /// Refused if the log exists.
+    #[arg(long)]
+    new_audit_log: bool,
     /// What to do instead of serving.
     #[command(subcommand)]
     command: Option<Command>,
@@ -88,6 +93,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(vaultd::server::serve(
         config,
         cli.config.as_deref(),
+        cli.new_audit_log,
         |addr| {
             println!("vaultd listening on https://{addr}");
             if let Some(dev) = &dev {

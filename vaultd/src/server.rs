@@ -12,7 +12,7 @@ use tonic::Request;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tower::limit::GlobalConcurrencyLimitLayer;
-use vault::audit::AuditLog;
+use vault::audit::{AuditLog, AuditOptions};
 use vault::{Kek, Vault};
 
 use crate::acl::Acl;
@@ -111,12 +111,38 @@ pub fn open_vault(config: &Config) -> Result<(Vault, Vec<Kek>), StartError> {
     Ok((vault, keks))
 }
 
+/// Opens the audit log with the vault's audit key, its anchor in `vault.json` and the
+/// configured checkpoint sinks; `new_log` starts a new one where the anchor says one was
+/// (`--new-audit-log`).
+pub fn open_audit(
+    config: &Config,
+    vault: &Arc<Vault>,
+    new_log: bool,
+) -> Result<AuditLog, StartError> {
+    let vault_id = Vault::read_config(vault.dir())?.id;
+    let mut options = AuditOptions::new(Arc::new(vault.following_audit_anchor()), &vault_id);
+    options.sinks = crate::checkpoint_sinks::from_config(&config.audit)?;
+    options.checkpoint_interval = Duration::from_secs(config.audit.checkpoint_interval_secs);
+    options.new_log = new_log;
+    let audit = AuditLog::open(&config.audit_log_path(), vault.audit_key()?, options)?;
+    log::info!(
+        "audit log {}: {} records; its checkpoints verify with public key {}",
+        audit.path().display(),
+        audit.status().records,
+        audit.status().checkpoint_public_key
+    );
+    Ok(audit)
+}
+
 /// Serves until SIGTERM or SIGINT, then drains in-flight calls (closing connections still
-/// open after the request timeout and `DRAIN_MARGIN`) and drops every key.
-/// `on_listening` receives the bound address (the port may have been 0).
+/// open after the request timeout and `DRAIN_MARGIN`), waits for calls still running
+/// detached, closes the audit log (a last checkpoint and anchor) and drops every key.
+/// `new_audit_log` is `--new-audit-log`. `on_listening` receives the bound address (the port
+/// may have been 0).
 pub async fn serve(
     config: Config,
     config_file: Option<&Path>,
+    new_audit_log: bool,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), StartError> {
     check_files(&config, config_file)?;
@@ -125,7 +151,7 @@ pub async fn serve(
     }
     let (vault, keks) = open_vault(&config)?;
     let vault = Arc::new(vault);
-    let audit = Arc::new(AuditLog::open(&config.audit_log_path())?);
+    let audit = Arc::new(open_audit(&config, &vault, new_audit_log)?);
     let tls_dir = pki::PkiDir::new(config.tls_dir());
     let revocations = Arc::new(Revocations::load(tls_dir.revoked())?);
     revocations.watch();
@@ -147,7 +173,8 @@ pub async fn serve(
         pool,
     ));
     let keks = RootKeks::new(config.vault_dir.clone(), config.kek.clone(), keks);
-    let api = Api::new(gates, limits.max_secret_bytes, keks);
+    let api = Api::new(Arc::clone(&gates), limits.max_secret_bytes, keks);
+    flush_denials_every_window(&gates);
 
     let acceptor = crate::tls::acceptor(&tls_dir, revocations)?;
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -170,9 +197,9 @@ pub async fn serve(
     let bound = listener
         .local_addr()
         .map_err(|e| StartError::Serve(e.to_string()))?;
-    // Listen for the signals before saying we listen: a SIGTERM sent as soon as the line
-    // appears must drain the daemon, not kill it with the default action (or be lost).
-    let signals = shutdown_signals();
+    // The handlers are installed before anyone learns the address: a SIGTERM sent as soon as
+    // the daemon says it listens drains it instead of killing it.
+    let signals = ShutdownSignals::install();
     on_listening(bound);
 
     // tonic's graceful shutdown waits for every connection to close, without a limit: one
@@ -181,7 +208,7 @@ pub async fn serve(
     // gets that long, plus a margin for the last answers to leave.
     let (signalled, drain_started) = tokio::sync::oneshot::channel();
     let shutdown = async move {
-        shutdown_signal(signals).await;
+        signals.received().await;
         let _ = signalled.send(());
     };
     let drain_deadline = limits.request_timeout() + DRAIN_MARGIN;
@@ -221,32 +248,66 @@ pub async fn serve(
             drain_deadline.as_millis()
         ),
     }
+    // Calls whose requests are gone may still be running (a state change past its
+    // deadline): their records come before the log's last checkpoint.
+    gates.calls.close();
+    if tokio::time::timeout(drain_deadline, gates.calls.wait())
+        .await
+        .is_err()
+    {
+        log::warn!(
+            "{} call(s) still running {} ms after the drain: their outcome-unknown records stand, their late records are not written",
+            gates.calls.len(),
+            drain_deadline.as_millis()
+        );
+    }
+    gates.denials().flush();
+    gates.audit().close();
     drop(vault);
     Ok(())
 }
 
-/// SIGTERM and SIGINT as streams (their handlers are installed from here on); `None` if
-/// they cannot be listened for.
-fn shutdown_signals() -> Option<(Signal, Signal)> {
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(term), Ok(int)) => Some((term, int)),
-        _ => {
-            log::error!("cannot listen for SIGTERM; stop the daemon with SIGKILL");
-            None
+/// Writes the counts of repeated denials every window, also when denials stop coming.
+fn flush_denials_every_window(gates: &Gates) {
+    let denials = Arc::downgrade(gates.denials());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(crate::denials::WINDOW);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match denials.upgrade() {
+                Some(denials) => denials.flush_ended(),
+                None => return,
+            }
         }
-    }
+    });
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal(signals: Option<(Signal, Signal)>) {
-    let Some((mut term, mut int)) = signals else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => log::info!("SIGTERM: draining"),
-        _ = int.recv() => log::info!("SIGINT: draining"),
+/// SIGTERM and SIGINT, listened for from the moment they are installed.
+struct ShutdownSignals(Option<(Signal, Signal)>);
+
+impl ShutdownSignals {
+    fn install() -> Self {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => ShutdownSignals(Some((term, int))),
+            _ => {
+                log::error!("cannot listen for SIGTERM; stop the daemon with SIGKILL");
+                ShutdownSignals(None)
+            }
+        }
+    }
+
+    /// Resolves on SIGTERM or SIGINT.
+    async fn received(self) {
+        let Some((mut term, mut int)) = self.0 else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => log::info!("SIGTERM: draining"),
+            _ = int.recv() => log::info!("SIGINT: draining"),
+        }
     }
 }

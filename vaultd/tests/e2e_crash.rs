@@ -14,7 +14,7 @@ use common::{Client, Sandbox, vaultctl};
 use proto::v1 as pb;
 use tokio::sync::Notify;
 use tonic::Code;
-use vault::audit::{AuditDefect, Decision};
+use vault::audit::{AuditDefect, Decision, Stage};
 
 const WRITERS: usize = 8;
 /// Acknowledged writes before the SIGKILL.
@@ -121,7 +121,7 @@ async fn acknowledged_writes_survive_sigkill_and_the_audit_log_verifies() {
     // The log as the crash left it: it verifies, except perhaps for a torn last line (a
     // batch cut short by the kill, never acknowledged), which the next start trims.
     let log = sandbox.audit_log();
-    let torn = match vault::audit::verify(&log) {
+    let torn = match sandbox.verify_audit() {
         Ok(_) => None,
         Err(e) if is_torn_last_line(&e) => {
             eprintln!("the crash tore the audit log's last line: {e}");
@@ -137,6 +137,7 @@ async fn acknowledged_writes_survive_sigkill_and_the_audit_log_verifies() {
             .iter()
             .filter(|r| {
                 r.op == "put"
+                    && r.stage == Stage::Outcome
                     && r.key.as_ref() == Some(key)
                     && r.decision == Decision::Allow
                     && r.status == "OK"
@@ -187,11 +188,15 @@ async fn acknowledged_writes_survive_sigkill_and_the_audit_log_verifies() {
     assert!(daemon.terminate().success());
 
     // The restarted daemon trimmed a torn line and appended to the same chain.
-    let report = vault::audit::verify(&log).expect("the audit log verifies after the restart");
+    let report = sandbox
+        .verify_audit()
+        .expect("the audit log verifies after the restart");
     assert!(report.records > records.len() as u64);
     assert_eq!(report.head_seq, report.records);
     let run = |log: &Path| {
         Command::new(vaultctl())
+            .arg("--vault")
+            .arg(sandbox.vault_dir())
             .args(["audit", "verify", "--log"])
             .arg(log)
             .output()

@@ -57,20 +57,33 @@ fn printed_exports_make_vaultctl_work() {
     );
     assert_eq!(got, "hunter2");
 
-    // The calls reached the daemon as the dev admin, and were audited.
+    // The calls reached the daemon as the dev admin, and were audited: the put as started
+    // before it ran and with its outcome (the version it wrote) after.
     let records = sandbox.audit_records();
-    let ops: Vec<(&str, &str, &str)> = records
+    let ops: Vec<(&str, &str, String, &str, Option<u64>)> = records
         .iter()
-        .map(|r| (r.principal.as_str(), r.op.as_str(), r.status.as_str()))
+        .map(|r| {
+            let stage = r.stage.to_string();
+            (
+                r.principal.as_str(),
+                r.op.as_str(),
+                stage,
+                r.status.as_str(),
+                r.version,
+            )
+        })
         .collect();
+    let row = |op, stage: &str, version| ("admin", op, stage.to_owned(), "OK", version);
     assert_eq!(
         ops,
         [
-            ("admin", "status", "OK"),
-            ("admin", "put", "OK"),
-            ("admin", "get", "OK")
+            row("status", "outcome", None),
+            row("put", "started", None),
+            row("put", "outcome", Some(1)),
+            row("get", "outcome", None),
         ]
     );
+    assert_eq!(records[2].call, Some(records[1].seq));
 
     // Graceful stop: SIGTERM drains and exits 0.
     let exit = daemon.terminate();

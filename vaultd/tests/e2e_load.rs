@@ -12,6 +12,7 @@ use std::time::Instant;
 use common::{Client, Sandbox, code};
 use proto::v1 as pb;
 use tonic::Code;
+use vault::audit::Stage;
 
 const CLIENTS: usize = 64;
 /// Operations per client: the size the acceptance names (about 50 s on a 2-core machine
@@ -281,8 +282,22 @@ async fn concurrent_clients_see_their_own_writes_and_no_corruption() {
             .count();
     assert_eq!(status.secrets, written as u64);
 
-    // Every call was audited exactly once, and the chain verifies while the daemon runs.
-    let report = vault::audit::verify(&sandbox.audit_log()).expect("the audit log verifies");
-    assert_eq!(report.records, calls);
+    // Every call was audited exactly once with its outcome (a write also as started before
+    // it, named by its outcome), and the chain verifies while the daemon runs.
+    let report = sandbox.verify_audit().expect("the audit log verifies");
+    let records = sandbox.audit_records();
+    assert_eq!(report.records, records.len() as u64);
+    let outcomes = records.iter().filter(|r| r.stage == Stage::Outcome).count();
+    assert_eq!(outcomes as u64, calls);
+    let started: HashSet<u64> = records
+        .iter()
+        .filter(|r| r.stage == Stage::Started)
+        .map(|r| r.seq)
+        .collect();
+    let ended: HashSet<u64> = records.iter().filter_map(|r| r.call).collect();
+    assert_eq!(
+        started, ended,
+        "every started write has its outcome, and only those"
+    );
     assert!(daemon.terminate().success());
 }

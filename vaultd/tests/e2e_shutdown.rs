@@ -154,7 +154,7 @@ async fn sigterm_under_load_drains_and_exits_zero() {
     }
 
     // Everything acknowledged is there after a restart, and the drained log is clean.
-    let report = vault::audit::verify(&sandbox.audit_log()).expect("the audit log verifies");
+    let report = sandbox.verify_audit().expect("the audit log verifies");
     assert_eq!(report.head_seq, report.records);
     let daemon = sandbox.start();
     let mut admin = daemon.client("admin").await;

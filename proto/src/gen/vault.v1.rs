@@ -174,6 +174,40 @@ pub struct StatusResponse {
     pub locked_bytes: u64,
     #[prost(uint64, tag = "10")]
     pub unlocked_bytes: u64,
+    /// The daemon's audit log.
+    #[prost(message, optional, tag = "11")]
+    pub audit: ::core::option::Option<AuditStatus>,
+    /// Lookups in the JIT cache of opened secrets since the daemon started, and how many hit.
+    #[prost(uint64, tag = "12")]
+    pub cache_lookups: u64,
+    #[prost(uint64, tag = "13")]
+    pub cache_hits: u64,
+}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AuditStatus {
+    /// "ok", or "failed" after a write failed: the daemon refuses requests (except Status)
+    /// until it is restarted.
+    #[prost(string, tag = "1")]
+    pub state: ::prost::alloc::string::String,
+    /// Why it failed; empty when ok.
+    #[prost(string, tag = "2")]
+    pub reason: ::prost::alloc::string::String,
+    /// Records written (the newest durable seq).
+    #[prost(uint64, tag = "3")]
+    pub records: u64,
+    /// The seq the head checkpoint names.
+    #[prost(uint64, tag = "4")]
+    pub head_seq: u64,
+    /// The seq last anchored in the vault's metadata.
+    #[prost(uint64, tag = "5")]
+    pub anchored_seq: u64,
+    /// The Ed25519 public key (hex) that verifies the log's signed checkpoints.
+    #[prost(string, tag = "6")]
+    pub checkpoint_public_key: ::prost::alloc::string::String,
+    /// The last error of a checkpoint sink, if its last send failed; empty otherwise.
+    #[prost(string, tag = "7")]
+    pub sink_error: ::prost::alloc::string::String,
 }
 /// Unlock rebuilds the root KEKs from their sources (key files and PIN sources are read
 /// again: Lock dropped what they held).
@@ -247,6 +281,9 @@ pub struct AuditVerifyResponse {
     pub records: u64,
     #[prost(uint64, tag = "2")]
     pub head_seq: u64,
+    /// The seq the vault's anchor names; 0 when it has none.
+    #[prost(uint64, tag = "3")]
+    pub anchor_seq: u64,
 }
 /// Generated client implementations.
 pub mod vault_service_client {

@@ -1,41 +1,47 @@
-//! Reading an audit log back: verifying its chain against its head checkpoint, and its tail.
+//! Reading an audit log back: verifying its chain against its head checkpoint and its
+//! anchor, and its tail.
 
 use std::collections::VecDeque;
-use std::ffi::OsString;
 use std::fs::{File, TryLockError};
 use std::io::{self, BufRead, BufReader, ErrorKind, Read};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use ring::{digest, hmac};
+use serde::Deserialize;
 
-use super::record::{AuditRecord, ZERO_HASH, is_hash};
-use super::{AuditDefect, VerifyReport};
+use super::head::{Head, read_head};
+use super::record::{AuditRecord, ZERO_MAC};
+use super::{Anchor, AuditAnchor, AuditDefect, AuditKey, VerifyReport};
 use crate::Error;
 
-/// No record line is longer: text fields are cut to `MAX_FIELD_LEN`, escaped at most 6x.
+/// No record line is longer: text fields are escaped and cut to `MAX_FIELD_LEN`, and JSON
+/// escapes at most double them.
 const MAX_LINE: usize = 64 * 1024;
-/// A head file is a few dozen bytes.
-const MAX_HEAD_LEN: u64 = 4096;
-
-/// The head checkpoint: the newest record known durable.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Head {
-    pub(crate) seq: u64,
-    pub(crate) hash: String,
-}
 
 /// A log that verified: what appending continues from.
-#[derive(Debug)]
 pub(crate) struct Chain {
     /// Records in the log (the newest seq).
     pub(crate) records: u64,
-    /// The newest record's hash (zeros if none).
-    pub(crate) last_hash: String,
+    /// The newest record's MAC (zeros if none).
+    pub(crate) last_mac: String,
+    /// The first record's MAC: names this log in checkpoints.
+    pub(crate) first_mac: Option<String>,
     /// The head checkpoint as found.
     pub(crate) head: Option<Head>,
+    /// SHA-256 of the complete lines read (what checkpoints sign).
+    pub(crate) digest: digest::Context,
     /// A last line without a newline after the records (not read when the log is live).
     pub(crate) torn: Option<TornTail>,
+}
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("records", &self.records)
+            .field("head", &self.head)
+            .field("torn", &self.torn)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A last line without a newline: a batch write cut short by a crash, never acknowledged
@@ -50,58 +56,21 @@ pub(crate) struct TornTail {
     pub(crate) bytes: u64,
 }
 
-/// `<log>.head`.
-pub(crate) fn head_path(log: &Path) -> PathBuf {
-    let mut name = OsString::from(log.as_os_str());
-    name.push(".head");
-    PathBuf::from(name)
+/// How much of a record can be checked.
+#[derive(Clone, Copy)]
+pub(crate) enum Macs<'a> {
+    /// With the audit key: every record's MAC and the head's.
+    Keyed(&'a hmac::Key),
+    /// Without it (an auditor holding signed checkpoints only): form, seq and chain links.
+    Unchecked,
 }
 
-fn damaged(log: &Path, line: Option<u64>, defect: AuditDefect) -> Error {
+pub(crate) fn damaged(log: &Path, line: Option<u64>, defect: AuditDefect) -> Error {
     Error::AuditDamaged {
         path: log.to_path_buf(),
         line,
         defect,
     }
-}
-
-/// Reads the head checkpoint of `log`; `None` if the file does not exist.
-pub(crate) fn read_head(log: &Path) -> Result<Option<Head>, Error> {
-    let path = head_path(log);
-    let head_damaged = |reason: String| damaged(log, None, AuditDefect::HeadDamaged { reason });
-    let text = match std::fs::metadata(&path) {
-        Ok(meta) if meta.len() > MAX_HEAD_LEN => {
-            return Err(head_damaged(format!("it is {} bytes long", meta.len())));
-        }
-        Ok(_) => std::fs::read(&path).map_err(Error::io(format!("reading {}", path.display())))?,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(format!("reading {}", path.display()))(e)),
-    };
-    let head: Head = serde_json::from_slice(&text).map_err(|e| head_damaged(e.to_string()))?;
-    if !is_hash(&head.hash) {
-        return Err(head_damaged(
-            "its hash is not 64 lowercase hex digits".into(),
-        ));
-    }
-    if head.seq == 0 && head.hash != ZERO_HASH {
-        return Err(head_damaged("seq 0 with a hash other than zeros".into()));
-    }
-    Ok(Some(head))
-}
-
-/// Replaces the head checkpoint of `log` atomically (synced temporary file + rename).
-pub(crate) fn write_head(log: &Path, seq: u64, hash: &str) -> Result<(), Error> {
-    let path = head_path(log);
-    let dir = crate::config::parent_dir(log);
-    let text = serde_json::to_vec(&Head {
-        seq,
-        hash: hash.to_owned(),
-    })
-    .unwrap_or_default();
-    let temp = crate::config::synced_temp_file(dir, &text)?;
-    temp.persist(&path)
-        .map_err(|e| Error::io(format!("replacing {}", path.display()))(e.error))?;
-    Ok(())
 }
 
 enum Line {
@@ -129,7 +98,7 @@ fn next_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Line> {
     }
 }
 
-fn open_reader(log: &Path) -> Result<Option<BufReader<File>>, Error> {
+pub(crate) fn open_reader(log: &Path) -> Result<Option<BufReader<File>>, Error> {
     match File::open(log) {
         Ok(file) => Ok(Some(BufReader::with_capacity(1 << 16, file))),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -137,63 +106,122 @@ fn open_reader(log: &Path) -> Result<Option<BufReader<File>>, Error> {
     }
 }
 
-/// Verifies `log` against its head checkpoint. A last line without a newline is not read: if
-/// `live` (a writer holds the log) it is a write in progress and is ignored, else it is
-/// returned as [`Chain::torn`] for the caller to report or trim. Every other problem is an
-/// error, and one found after the records (such as a log shorter than its head) is reported
-/// rather than the torn tail.
-pub(crate) fn check(log: &Path, live: bool) -> Result<Chain, Error> {
+/// Verifies `log` against its head checkpoint and `anchor`, calling `each` with every record
+/// that verified and the SHA-256 of the log up to and including its line. A last line
+/// without a newline is not read: if `live` (a writer holds the log) it is a write in
+/// progress and is ignored, else it is returned as [`Chain::torn`] for the caller to report
+/// or trim. Every other problem is an error, and one found after the records (such as a log
+/// shorter than its head) is reported rather than the torn tail.
+pub(crate) fn check(
+    log: &Path,
+    live: bool,
+    macs: Macs<'_>,
+    anchor: Option<&Anchor>,
+    mut each: impl FnMut(&AuditRecord, &digest::Context) -> Result<(), Error>,
+) -> Result<Chain, Error> {
     // The head first: a writer only moves it after the log, so the log read next reaches it.
-    let head = read_head(log)?;
+    // Without the key its tag cannot be checked, so it proves nothing and is not read.
+    let head = match macs {
+        Macs::Keyed(_) => read_head(log, macs)?,
+        Macs::Unchecked => None,
+    };
+    let keyed = matches!(macs, Macs::Keyed(_));
     let mut records = 0u64;
-    let mut last_hash = ZERO_HASH.to_owned();
+    let mut last_mac = ZERO_MAC.to_owned();
+    let mut first_mac = None;
     let mut torn = None;
-    if let Some(mut reader) = open_reader(log)? {
-        let mut buf = Vec::new();
-        let mut line_no = 0u64;
-        // The length of the complete lines read so far.
-        let mut offset = 0u64;
-        loop {
-            let line = next_line(&mut reader, &mut buf)
-                .map_err(Error::io(format!("reading {}", log.display())))?;
-            line_no += 1;
-            let at = |defect| damaged(log, Some(line_no), defect);
-            let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
-            match line {
-                Line::End => break,
-                Line::Unterminated if live => break,
-                Line::Unterminated => {
-                    torn = Some(TornTail {
-                        line: line_no,
-                        offset,
-                        bytes: len,
-                    });
-                    break;
-                }
-                Line::TooLong => {
-                    return Err(at(AuditDefect::Malformed {
-                        reason: format!("longer than {MAX_LINE} bytes"),
-                    }));
-                }
-                Line::Complete => offset += len + 1,
+    let mut digest = digest::Context::new(&digest::SHA256);
+    let Some(mut reader) = open_reader(log)? else {
+        return finish(
+            log, keyed, records, last_mac, first_mac, head, digest, torn, anchor,
+        );
+    };
+    let mut buf = Vec::new();
+    let mut line_no = 0u64;
+    // The length of the complete lines read so far.
+    let mut offset = 0u64;
+    loop {
+        let line = next_line(&mut reader, &mut buf)
+            .map_err(Error::io(format!("reading {}", log.display())))?;
+        line_no += 1;
+        let at = |defect| damaged(log, Some(line_no), defect);
+        let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
+        match line {
+            Line::End => break,
+            Line::Unterminated if live => break,
+            Line::Unterminated => {
+                torn = Some(TornTail {
+                    line: line_no,
+                    offset,
+                    bytes: len,
+                });
+                break;
             }
-            let record = AuditRecord::parse_line(&buf).map_err(at)?;
-            let expected = records + 1;
-            if record.seq != expected {
-                return Err(at(seq_defect(log, line_no, expected, record.seq)));
+            Line::TooLong => {
+                return Err(at(AuditDefect::Malformed {
+                    reason: format!("longer than {MAX_LINE} bytes"),
+                }));
             }
-            record.check_line(&buf).map_err(at)?;
-            if record.prev != last_hash {
-                return Err(at(AuditDefect::ChainBroken { seq: record.seq }));
-            }
-            if let Some(h) = head.as_ref().filter(|h| h.seq == record.seq)
-                && h.hash != record.hash
-            {
-                return Err(at(AuditDefect::HeadMismatch { seq: h.seq }));
-            }
-            records = record.seq;
-            last_hash = record.hash;
+            Line::Complete => offset += len + 1,
         }
+        let record = AuditRecord::parse_line(&buf).map_err(at)?;
+        let expected = records + 1;
+        if record.seq != expected {
+            return Err(at(seq_defect(log, line_no, expected, record.seq)));
+        }
+        record.check_form(&buf).map_err(at)?;
+        if let Macs::Keyed(key) = macs {
+            record.check_mac(key).map_err(at)?;
+        }
+        if record.prev != last_mac {
+            return Err(at(AuditDefect::ChainBroken { seq: record.seq }));
+        }
+        if let Some(h) = head.as_ref().filter(|h| h.seq == record.seq)
+            && h.mac != record.mac
+        {
+            return Err(at(AuditDefect::HeadMismatch { seq: h.seq }));
+        }
+        if let Some(a) = anchor.filter(|a| a.seq == record.seq)
+            && a.mac != record.mac
+        {
+            return Err(at(AuditDefect::AnchorMismatch { seq: a.seq }));
+        }
+        digest.update(&buf);
+        digest.update(b"\n");
+        each(&record, &digest)?;
+        records = record.seq;
+        if first_mac.is_none() {
+            first_mac = Some(record.mac.clone());
+        }
+        last_mac = record.mac;
+    }
+    finish(
+        log, keyed, records, last_mac, first_mac, head, digest, torn, anchor,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    log: &Path,
+    keyed: bool,
+    records: u64,
+    last_mac: String,
+    first_mac: Option<String>,
+    head: Option<Head>,
+    digest: digest::Context,
+    torn: Option<TornTail>,
+    anchor: Option<&Anchor>,
+) -> Result<Chain, Error> {
+    if let Some(a) = anchor.filter(|a| records < a.seq) {
+        let defect = if records == 0 && head.is_none() {
+            AuditDefect::LogMissing { anchor_seq: a.seq }
+        } else {
+            AuditDefect::AnchorTruncated {
+                log_seq: records,
+                anchor_seq: a.seq,
+            }
+        };
+        return Err(damaged(log, None, defect));
     }
     match &head {
         Some(h) if records < h.seq => Err(damaged(
@@ -204,11 +232,15 @@ pub(crate) fn check(log: &Path, live: bool) -> Result<Chain, Error> {
                 head_seq: h.seq,
             },
         )),
-        None if records > 0 => Err(damaged(log, None, AuditDefect::HeadMissing { records })),
+        None if keyed && records > 0 => {
+            Err(damaged(log, None, AuditDefect::HeadMissing { records }))
+        }
         _ => Ok(Chain {
             records,
-            last_hash,
+            last_mac,
+            first_mac,
             head,
+            digest,
             torn,
         }),
     }
@@ -251,7 +283,7 @@ fn find_seq(log: &Path, after: u64, seq: u64) -> Option<u64> {
 }
 
 /// Whether another open file holds `log` locked: an [`super::AuditLog`] is writing it.
-fn is_live(log: &Path) -> Result<bool, Error> {
+pub(crate) fn is_live(log: &Path) -> Result<bool, Error> {
     let file = match File::open(log) {
         Ok(file) => file,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
@@ -265,17 +297,39 @@ fn is_live(log: &Path) -> Result<bool, Error> {
     }
 }
 
-/// Verifies the audit log at `path`: every line a canonical record, seqs from 1 without gaps,
-/// each record's hash over its contents, each `prev` the previous record's hash, and the head
-/// checkpoint's record present with the same hash. The first problem found is returned as
-/// [`Error::AuditDamaged`] with its line number. Safe while a daemon appends to the log.
+/// Verifies the audit log at `path` with its `key`: every line a canonical record with its
+/// text escaped, seqs from 1 without gaps, each record's MAC over its contents, each `prev`
+/// the previous record's MAC, the head checkpoint's MAC and its record present with the same
+/// MAC, and the log reaching the `anchor` (the vault's copy of an earlier head) with the same
+/// MAC there. The first problem found is returned as [`Error::AuditDamaged`] with its line
+/// number. Safe while a daemon appends to the log.
 ///
 /// Read-only and strict: a last line without a newline, left by a crash in the middle of a
 /// write, is [`AuditDefect::TornTail`] (after every record before it verified) unless a
 /// daemon holds the log (then it is a write in progress and is ignored). Only
 /// [`super::AuditLog::open`] repairs it, by trimming it.
-pub fn verify(path: &Path) -> Result<VerifyReport, Error> {
-    let chain = check(path, is_live(path)?)?;
+pub fn verify(
+    path: &Path,
+    key: &AuditKey,
+    anchor: &dyn AuditAnchor,
+) -> Result<VerifyReport, Error> {
+    let anchor = anchor.read()?;
+    let hmac = key.hmac();
+    let chain = check(
+        path,
+        is_live(path)?,
+        Macs::Keyed(&hmac),
+        anchor.as_ref(),
+        |_, _| Ok(()),
+    )?;
+    report(path, &chain, anchor.as_ref())
+}
+
+pub(crate) fn report(
+    path: &Path,
+    chain: &Chain,
+    anchor: Option<&Anchor>,
+) -> Result<VerifyReport, Error> {
     if let Some(torn) = chain.torn {
         return Err(damaged(
             path,
@@ -285,13 +339,44 @@ pub fn verify(path: &Path) -> Result<VerifyReport, Error> {
     }
     Ok(VerifyReport {
         records: chain.records,
-        head_seq: chain.head.map_or(0, |h| h.seq),
+        head_seq: chain.head.as_ref().map_or(0, |h| h.seq),
+        anchor_seq: anchor.map(|a| a.seq),
     })
 }
 
+/// The last `n` records of the audit log at `path`, oldest first, after verifying the whole
+/// log as [`verify`] does.
+pub fn tail_verified(
+    path: &Path,
+    key: &AuditKey,
+    anchor: &dyn AuditAnchor,
+    n: usize,
+) -> Result<Vec<AuditRecord>, Error> {
+    let anchor = anchor.read()?;
+    let hmac = key.hmac();
+    let mut last = VecDeque::with_capacity(n.min(4096));
+    let chain = check(
+        path,
+        is_live(path)?,
+        Macs::Keyed(&hmac),
+        anchor.as_ref(),
+        |record, _| {
+            if n > 0 {
+                if last.len() == n {
+                    last.pop_front();
+                }
+                last.push_back(record.clone());
+            }
+            Ok(())
+        },
+    )?;
+    report(path, &chain, anchor.as_ref())?;
+    Ok(last.into())
+}
+
 /// The last `n` records of the audit log at `path`, oldest first. Parses them but does not
-/// verify the chain (use [`verify`]); a last line without a newline (a write in progress) is
-/// skipped. Reads the whole file.
+/// verify the chain (use [`verify`] or [`tail_verified`]); a last line without a newline (a
+/// write in progress) is skipped. Reads the whole file.
 pub fn tail(path: &Path, n: usize) -> Result<Vec<AuditRecord>, Error> {
     let file = File::open(path).map_err(Error::io(format!("opening {}", path.display())))?;
     let mut reader = BufReader::with_capacity(1 << 16, file);
@@ -328,10 +413,7 @@ pub fn tail(path: &Path, n: usize) -> Result<Vec<AuditRecord>, Error> {
     }
     last.into_iter()
         .map(|(line_no, bytes)| {
-            serde_json::from_slice(&bytes).map_err(|e| {
-                let reason = e.to_string();
-                damaged(path, Some(line_no), AuditDefect::Malformed { reason })
-            })
+            AuditRecord::parse_line(&bytes).map_err(|defect| damaged(path, Some(line_no), defect))
         })
         .collect()
 }

@@ -1,70 +1,129 @@
-//! The writer: appends records with group commit on one writer thread, and checkpoints the
-//! head at most every `HEAD_INTERVAL`.
+//! The writer: appends records with group commit on one writer thread, checkpoints the head
+//! at most every `HEAD_INTERVAL`, and anchors it (and sends signed checkpoints to the sinks)
+//! every checkpoint interval while records arrive, and when it closes.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, TryLockError};
 use std::future::Future;
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::AuditEvent;
-use super::chain::{self, Chain, TornTail};
-use super::record::AuditRecord;
+use super::anchor::AuditAnchor;
+use super::chain::{self, Chain, Macs};
+use super::checkpoint::CheckpointSink;
+use super::head::{Head, write_head};
+use super::opening::{create_new_log, new_log_event, open_or_create, refused, trim_torn_tail};
+use super::writer::Tip;
+use super::{AuditDefect, AuditEvent, AuditKey};
 use crate::Error;
 use crate::config::{parent_dir, sync_dir};
 use crate::store::now_ms;
 
-/// An open audit log, appended to by any number of threads (share it in an `Arc`).
-///
-/// Opening verifies the whole log and holds an exclusive lock on it (`flock`), so one process
-/// writes it at a time. One writer thread does the I/O: callers enqueue a record and wait
-/// (blocking with [`AuditLog::append`], or as a future with [`AuditLog::append_async`]) until
-/// the batch holding it is written and fsynced. The head checkpoint is replaced at most every
-/// [`HEAD_INTERVAL`], so the fsync of a batch is the only disk wait on the hot path.
-pub struct AuditLog {
-    inner: Arc<Inner>,
-    writer: Option<JoinHandle<()>>,
+/// How often, at most, the head checkpoint is rewritten while records arrive.
+pub const HEAD_INTERVAL: Duration = Duration::from_millis(50);
+/// How often, by default, the head is anchored and signed checkpoints are sent while records
+/// arrive. Records newer than the last anchor can be cut by someone who can write the log
+/// and keeps an older head file (see the README); everything older is caught.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How an [`AuditLog`] is opened.
+#[derive(Debug, Clone)]
+pub struct AuditOptions {
+    /// Where the anchor is kept (the vault's metadata for a daemon's log).
+    pub anchor: Arc<dyn AuditAnchor>,
+    /// Where signed checkpoints go besides the anchor.
+    pub sinks: Vec<Arc<dyn CheckpointSink>>,
+    /// How often the anchor is written and checkpoints are sent while records arrive.
+    pub checkpoint_interval: Duration,
+    /// Start a new log where the anchor says one was (`vaultd --new-audit-log`); refused if
+    /// the log exists. Its first record says so.
+    pub new_log: bool,
+    /// The vault's id, named in signed checkpoints.
+    pub vault_id: String,
 }
 
-/// How often, at most, the head checkpoint is rewritten while records arrive. Dropping
-/// records newer than the last checkpoint (at most this old when the writer is busy) is not
-/// detected by `verify`; everything older is.
-pub const HEAD_INTERVAL: Duration = Duration::from_millis(50);
+impl AuditOptions {
+    /// Defaults: no sinks, [`CHECKPOINT_INTERVAL`], no new log.
+    pub fn new(anchor: Arc<dyn AuditAnchor>, vault_id: &str) -> Self {
+        AuditOptions {
+            anchor,
+            sinks: Vec::new(),
+            checkpoint_interval: CHECKPOINT_INTERVAL,
+            new_log: false,
+            vault_id: vault_id.to_owned(),
+        }
+    }
+}
 
-struct Inner {
-    path: PathBuf,
+/// What [`AuditLog::status`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditStatus {
+    /// Why the log stopped taking records, if a write failed.
+    pub failed: Option<String>,
+    /// Records in the log that are durable (the newest durable seq).
+    pub records: u64,
+    /// The seq the head checkpoint names.
+    pub head_seq: u64,
+    /// The seq last anchored in the vault's metadata.
+    pub anchored_seq: u64,
+    /// The last error of a checkpoint sink, if the last send failed.
+    pub sink_error: Option<String>,
+    /// The public key (hex) that verifies this log's signed checkpoints.
+    pub checkpoint_public_key: String,
+}
+
+/// An open audit log, appended to by any number of threads (share it in an `Arc`).
+///
+/// Opening verifies the whole log (MACs, chain, head, anchor) and holds an exclusive lock on
+/// it (`flock`), so one process writes it at a time. One writer thread does the I/O: callers
+/// enqueue a record and wait (blocking with [`AuditLog::append`], or as a future with
+/// [`AuditLog::append_async`]) until the batch holding it is written and fsynced.
+pub struct AuditLog {
+    inner: Arc<Inner>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+pub(super) struct Inner {
+    pub(super) path: PathBuf,
     /// Opened for appending; holds the exclusive lock.
-    file: File,
-    state: Mutex<State>,
+    pub(super) file: File,
+    pub(super) key: AuditKey,
+    pub(super) anchor: Arc<dyn AuditAnchor>,
+    pub(super) sinks: Vec<Arc<dyn CheckpointSink>>,
+    pub(super) checkpoint_interval: Duration,
+    pub(super) vault_id: String,
+    pub(super) public_key: String,
+    pub(super) state: Mutex<State>,
     /// Signalled when records are queued (or the log closes): wakes the writer.
-    work: Condvar,
-    /// Signalled when a batch is durable or the log fails: wakes blocking callers.
-    changed: Condvar,
+    pub(super) work: Condvar,
+    /// Signalled when a batch is durable, a checkpoint is made, or the log fails.
+    pub(super) changed: Condvar,
 }
 
 #[derive(Default)]
-struct State {
+pub(super) struct State {
     /// The seq the next event gets.
-    next_seq: u64,
-    /// The hash of the newest record the writer made (what the next one chains to).
-    last_hash: String,
+    pub(super) next_seq: u64,
     /// Events enqueued and not yet taken by the writer, with their seq and time. The writer
-    /// chains, hashes and encodes them: that work stays off the callers' path and out of
+    /// chains, MACs and encodes them: that work stays off the callers' path and out of
     /// this lock.
-    queued: Vec<(u64, i64, AuditEvent)>,
+    pub(super) queued: Vec<(u64, i64, AuditEvent)>,
     /// Every record up to this seq is written and fsynced.
-    durable_seq: u64,
+    pub(super) durable_seq: u64,
+    pub(super) head_seq: u64,
+    pub(super) anchored_seq: u64,
     /// Futures waiting for a seq to become durable.
-    wakers: Vec<(u64, Waker)>,
-    /// The log is being dropped: the writer drains the queue and stops.
-    closing: bool,
+    pub(super) wakers: Vec<(u64, Waker)>,
+    /// A caller waits for an anchor of everything durable ([`AuditLog::checkpoint`]).
+    pub(super) checkpoint_wanted: bool,
+    /// The log is closing: the writer drains the queue, checkpoints and stops.
+    pub(super) closing: bool,
     /// Why the log stopped taking appends, after a write failed.
-    failed: Option<String>,
+    pub(super) failed: Option<String>,
+    pub(super) sink_error: Option<String>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -80,16 +139,25 @@ impl std::fmt::Debug for AuditLog {
 }
 
 impl AuditLog {
-    /// Opens the audit log at `path`, creating it (mode 0600) and its head checkpoint if the
-    /// log does not exist; its directory must. An existing log is verified first (see
-    /// [`super::verify`]) and refused with [`Error::AuditRefused`] if it does not verify; a log
-    /// that runs ahead of its head (a crash before the checkpoint) is re-checkpointed.
+    /// Opens the audit log at `path` with its `key`, creating it (mode 0600) and its head
+    /// checkpoint if neither the log, its head nor the anchor says records were written; its
+    /// directory must exist. An existing log is verified first (see [`super::verify`]) and
+    /// refused with [`Error::AuditRefused`] if it does not verify or does not reach the
+    /// anchor; a missing log the anchor says held records is [`Error::AuditMissing`], unless
+    /// `options.new_log`. A log that runs ahead of its head (a crash before the checkpoint)
+    /// is re-checkpointed.
     ///
     /// The one repair: an incomplete last line (no newline; a batch write cut short by a crash,
     /// never acknowledged) is trimmed, the file fsynced and a warning logged, if every record
     /// before it verifies; then the log is verified again.
-    pub fn open(path: &Path) -> Result<Self, Error> {
-        let file = open_or_create(path)?;
+    pub fn open(path: &Path, key: AuditKey, options: AuditOptions) -> Result<Self, Error> {
+        let anchor = options.anchor.read()?;
+        let previous = options.new_log.then(|| anchor.clone());
+        let file = if options.new_log {
+            create_new_log(path)?
+        } else {
+            open_or_create(path, &key, anchor.as_ref())?
+        };
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -101,15 +169,24 @@ impl AuditLog {
                 return Err(Error::io(format!("locking {}", path.display()))(e));
             }
         }
-        let mut chain = chain::check(path, false).map_err(refused)?;
+        let anchor = if options.new_log { None } else { anchor };
+        let hmac = key.hmac();
+        let check = || {
+            chain::check(path, false, Macs::Keyed(&hmac), anchor.as_ref(), |_, _| {
+                Ok(())
+            })
+        };
+        let mut chain = check().map_err(refused)?;
         if let Some(torn) = chain.torn {
             trim_torn_tail(&file, path, torn)?;
-            chain = chain::check(path, false).map_err(refused)?;
+            chain = check().map_err(refused)?;
         }
         let Chain {
             records,
-            last_hash,
+            last_mac,
+            first_mac,
             head,
+            digest,
             torn,
         } = chain;
         if let Some(torn) = torn {
@@ -117,36 +194,55 @@ impl AuditLog {
             return Err(refused(Error::AuditDamaged {
                 path: path.to_path_buf(),
                 line: Some(torn.line),
-                defect: super::AuditDefect::TornTail { bytes: torn.bytes },
+                defect: AuditDefect::TornTail { bytes: torn.bytes },
             }));
         }
         if head.as_ref().is_none_or(|h| h.seq < records) {
-            chain::write_head(path, records, &last_hash)?;
+            write_head(path, &Head::new(records, &last_mac, &hmac))?;
             sync_dir(parent_dir(path))?;
         }
+        let public_key = key.checkpoint_public_key()?;
         let inner = Arc::new(Inner {
             path: path.to_path_buf(),
             file,
+            key,
+            anchor: options.anchor,
+            sinks: options.sinks,
+            checkpoint_interval: options.checkpoint_interval,
+            vault_id: options.vault_id,
+            public_key,
             state: Mutex::new(State {
                 next_seq: records + 1,
-                last_hash,
                 durable_seq: records,
+                head_seq: records,
+                anchored_seq: anchor.as_ref().map_or(0, |a| a.seq),
                 ..State::default()
             }),
             work: Condvar::new(),
             changed: Condvar::new(),
         });
+        let tip = Tip {
+            seq: records,
+            mac: last_mac,
+            first_mac,
+            digest,
+        };
         let writer = {
             let inner = Arc::clone(&inner);
             std::thread::Builder::new()
                 .name("audit-writer".into())
-                .spawn(move || inner.run_writer())
+                .spawn(move || inner.run_writer(tip))
                 .map_err(Error::io("starting the audit log writer"))?
         };
-        Ok(AuditLog {
+        let log = AuditLog {
             inner,
-            writer: Some(writer),
-        })
+            writer: Mutex::new(Some(writer)),
+        };
+        if let Some(previous) = previous {
+            log.append(&new_log_event(previous.as_ref()))?;
+            log.checkpoint()?;
+        }
+        Ok(log)
     }
 
     /// The log's path.
@@ -158,26 +254,85 @@ impl AuditLog {
     /// other callers queued at the same time: one write and one fsync per batch).
     pub fn append(&self, event: &AuditEvent) -> Result<(), Error> {
         let seq = self.inner.enqueue(event.clone())?;
+        self.wait(|state| state.durable_seq >= seq)
+    }
+
+    /// Records `event`; the future resolves once it is written and fsynced. The record is
+    /// queued by this call, whether the future is awaited or dropped. For async callers: no
+    /// thread waits while the batch is written.
+    pub fn append_async(&self, event: AuditEvent) -> Durable {
+        Durable {
+            inner: Arc::clone(&self.inner),
+            seq: self.inner.enqueue(event),
+        }
+    }
+
+    /// Anchors everything durable now (and sends the signed checkpoint to the sinks), and
+    /// returns once that is done.
+    pub fn checkpoint(&self) -> Result<(), Error> {
+        let target = {
+            let mut state = self.inner.lock();
+            self.inner.check_open(&state)?;
+            state.checkpoint_wanted = true;
+            state.next_seq - 1
+        };
+        self.inner.work.notify_one();
+        self.wait(|state| state.anchored_seq >= target && state.head_seq >= target)
+    }
+
+    /// Verifies the log as [`super::verify`] does, with this log's key and anchor. Safe while
+    /// records are appended.
+    pub fn verify(&self) -> Result<super::VerifyReport, Error> {
+        super::verify(
+            &self.inner.path,
+            &self.inner.key,
+            self.inner.anchor.as_ref(),
+        )
+    }
+
+    /// Where the log stands: records, head and anchor, and a failure if there was one.
+    pub fn status(&self) -> AuditStatus {
+        let state = self.inner.lock();
+        AuditStatus {
+            failed: state.failed.clone(),
+            records: state.durable_seq,
+            head_seq: state.head_seq,
+            anchored_seq: state.anchored_seq,
+            sink_error: state.sink_error.clone(),
+            checkpoint_public_key: self.inner.public_key.clone(),
+        }
+    }
+
+    /// Writes what is queued, checkpoints and anchors it, and stops the writer: later appends
+    /// fail. Dropping the log does the same.
+    pub fn close(&self) {
+        self.inner.lock().closing = true;
+        self.inner.work.notify_all();
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(writer) = writer {
+            let _ = writer.join();
+        }
+    }
+
+    fn wait(&self, done: impl Fn(&State) -> bool) -> Result<(), Error> {
         let mut state = self.inner.lock();
         loop {
-            if state.durable_seq >= seq {
+            if done(&state) {
                 return Ok(());
             }
             self.inner.check_open(&state)?;
+            if state.closing {
+                return Err(self.inner.failed_error("the log is closing"));
+            }
             state = self
                 .inner
                 .changed
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-
-    /// Records `event`; the future resolves once it is written and fsynced. For async
-    /// callers: no thread waits while the batch is written.
-    pub fn append_async(&self, event: AuditEvent) -> Durable {
-        Durable {
-            inner: Arc::clone(&self.inner),
-            seq: self.inner.enqueue(event),
         }
     }
 }
@@ -187,6 +342,13 @@ impl AuditLog {
 pub struct Durable {
     inner: Arc<Inner>,
     seq: Result<u64, Error>,
+}
+
+impl Durable {
+    /// The record's seq, if it was queued.
+    pub fn seq(&self) -> Option<u64> {
+        self.seq.as_ref().ok().copied()
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -219,11 +381,7 @@ impl Future for Durable {
 
 impl Drop for AuditLog {
     fn drop(&mut self) {
-        self.inner.lock().closing = true;
-        self.inner.work.notify_all();
-        if let Some(writer) = self.writer.take() {
-            let _ = writer.join();
-        }
+        self.close();
     }
 }
 
@@ -233,6 +391,9 @@ impl Inner {
         let ts_ms = now_ms();
         let mut state = self.lock();
         self.check_open(&state)?;
+        if state.closing {
+            return Err(self.failed_error("the log is closed"));
+        }
         let seq = state.next_seq;
         state.queued.push((seq, ts_ms, event));
         state.next_seq += 1;
@@ -241,93 +402,8 @@ impl Inner {
         Ok(seq)
     }
 
-    /// The writer thread: writes and fsyncs whatever is queued, tells the callers, and now and
-    /// then checkpoints the head; on close, drains the queue and checkpoints a last time.
-    fn run_writer(&self) {
-        let guard = WriterGuard { log: self };
-        let mut spare = Vec::new();
-        let mut checkpointed = Instant::now();
-        let mut unchecked: Option<(u64, String)> = None;
-        loop {
-            let mut state = self.lock();
-            while state.queued.is_empty() && !state.closing && state.failed.is_none() {
-                // Idle with an old checkpoint: bring it up to date before sleeping.
-                if let Some((seq, hash)) = unchecked.take() {
-                    drop(state);
-                    self.checkpoint(seq, &hash);
-                    checkpointed = Instant::now();
-                    state = self.lock();
-                    continue;
-                }
-                state = self
-                    .work
-                    .wait(state)
-                    .unwrap_or_else(PoisonError::into_inner);
-            }
-            if state.failed.is_some() || (state.closing && state.queued.is_empty()) {
-                drop(state);
-                if let Some((seq, hash)) = unchecked.take() {
-                    self.checkpoint(seq, &hash);
-                }
-                guard.release();
-                return;
-            }
-            let events = std::mem::replace(&mut state.queued, std::mem::take(&mut spare));
-            let mut last_hash = std::mem::take(&mut state.last_hash);
-            drop(state);
-            let mut batch = Vec::with_capacity(events.len() * 400);
-            let mut last_seq = 0;
-            for (seq, ts_ms, event) in &events {
-                let record = AuditRecord::new(event, *seq, *ts_ms, &last_hash);
-                batch.extend_from_slice(&record.to_line());
-                batch.push(b'\n');
-                last_hash = record.hash;
-                last_seq = *seq;
-            }
-
-            let written = (&self.file)
-                .write_all(&batch)
-                .and_then(|()| self.file.sync_data())
-                .map_err(Error::io(format!("appending to {}", self.path.display())));
-            let mut state = self.lock();
-            if let Err(e) = written {
-                drop(self.fail(&mut state, &e));
-                continue;
-            }
-            state.durable_seq = last_seq;
-            state.last_hash.clone_from(&last_hash);
-            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.wakers)
-                .into_iter()
-                .partition(|(seq, _)| *seq <= last_seq);
-            state.wakers = waiting;
-            drop(state);
-            self.changed.notify_all();
-            for (_, waker) in ready {
-                waker.wake();
-            }
-            spare = events;
-            spare.clear();
-            unchecked = Some((last_seq, last_hash));
-            if checkpointed.elapsed() >= HEAD_INTERVAL
-                && let Some((seq, hash)) = unchecked.take()
-            {
-                self.checkpoint(seq, &hash);
-                checkpointed = Instant::now();
-            }
-        }
-    }
-
-    /// Replaces the head checkpoint; a failure closes the log for later appends (the records
-    /// already acknowledged are durable in the log itself).
-    fn checkpoint(&self, seq: u64, hash: &str) {
-        if let Err(e) = chain::write_head(&self.path, seq, hash) {
-            let mut state = self.lock();
-            drop(self.fail(&mut state, &e));
-        }
-    }
-
     /// Closes the log for appends after `error`; wakes everyone waiting.
-    fn fail(&self, state: &mut State, error: &Error) -> Error {
+    pub(super) fn fail(&self, state: &mut State, error: &Error) -> Error {
         log::error!("audit log {}: {error}", self.path.display());
         state.failed = Some(error.to_string());
         for (_, waker) in state.wakers.drain(..) {
@@ -337,108 +413,22 @@ impl Inner {
         self.failed_error(&error.to_string())
     }
 
-    fn failed_error(&self, reason: &str) -> Error {
+    pub(super) fn failed_error(&self, reason: &str) -> Error {
         Error::AuditFailed {
             path: self.path.clone(),
             reason: reason.to_owned(),
         }
     }
 
-    fn check_open(&self, state: &State) -> Result<(), Error> {
+    pub(super) fn check_open(&self, state: &State) -> Result<(), Error> {
         match &state.failed {
             Some(reason) => Err(self.failed_error(reason)),
             None => Ok(()),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         // The state is consistent between statements that could panic; keep going.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Held by the writer thread: if it panics, the log fails for everyone instead of leaving
-/// them waiting for a batch that never comes.
-struct WriterGuard<'a> {
-    log: &'a Inner,
-}
-
-impl WriterGuard<'_> {
-    /// The writer stopped on purpose: nothing to do on drop.
-    fn release(self) {
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for WriterGuard<'_> {
-    fn drop(&mut self) {
-        let mut state = self.log.lock();
-        let error = Error::Unsupported("the audit log writer panicked".into());
-        drop(self.log.fail(&mut state, &error));
-    }
-}
-
-/// Opens `path` for appending, or creates it (0600, directory synced) if neither it exists nor
-/// its head says records were written (then the log was deleted, and that is reported).
-fn open_or_create(path: &Path) -> Result<File, Error> {
-    let mut options = OpenOptions::new();
-    options.read(true).append(true);
-    match options.open(path) {
-        Ok(file) => return Ok(file),
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(format!("opening {}", path.display()))(e)),
-    }
-    if let Some(head) = chain::read_head(path).map_err(refused)?
-        && head.seq > 0
-    {
-        return Err(refused(Error::AuditDamaged {
-            path: path.to_path_buf(),
-            line: None,
-            defect: super::AuditDefect::Truncated {
-                log_seq: 0,
-                head_seq: head.seq,
-            },
-        }));
-    }
-    let file = options
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(Error::io(format!("creating {}", path.display())))?;
-    sync_dir(parent_dir(path))?;
-    Ok(file)
-}
-
-/// Drops `torn` (the log's incomplete last line) from `file`, the log at `path`, locked by us,
-/// and fsyncs it. Only if the file still ends there: bytes after it would mean another writer.
-fn trim_torn_tail(file: &File, path: &Path, torn: TornTail) -> Result<(), Error> {
-    let len = file
-        .metadata()
-        .map_err(Error::io(format!("reading the size of {}", path.display())))?
-        .len();
-    if len != torn.offset.saturating_add(torn.bytes) {
-        return Err(Error::AuditInUse {
-            path: path.to_path_buf(),
-        });
-    }
-    file.set_len(torn.offset)
-        .and_then(|()| file.sync_all())
-        .map_err(Error::io(format!(
-            "trimming the incomplete last line of {}",
-            path.display()
-        )))?;
-    log::warn!(
-        "audit log {}: dropped {} byte(s) of an incomplete last line (line {}), a write cut short by a crash and never acknowledged",
-        path.display(),
-        torn.bytes,
-        torn.line
-    );
-    Ok(())
-}
-
-fn refused(e: Error) -> Error {
-    match e {
-        Error::AuditDamaged { path, line, defect } => Error::AuditRefused { path, line, defect },
-        other => other,
     }
 }

@@ -1,15 +1,17 @@
-//! `vaultctl audit`: verify the audit log's chain, or show its newest records. Works on the
-//! files directly (no KEK needed), also while vaultd appends to them.
+//! `vaultctl audit`: verify the audit log (with the vault's audit key, which opening the
+//! vault's KEKs gives, or against signed checkpoints with their public key alone), show its
+//! newest records, or print the checkpoints' public key. Works on the files directly, also
+//! while vaultd appends to them.
 #![deny(missing_docs)]
 
 use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
-use vault::audit::{self, AuditRecord};
+use vault::audit::{self, AuditRecord, display_text, escape_text, json_printable};
 
 use crate::cli::Cli;
 use crate::error::Error;
-use crate::open::vault_dir;
+use crate::open::{open_vault, vault_dir};
 
 /// The audit log's file name in the vault directory.
 const LOG_FILE: &str = "audit.jsonl";
@@ -17,10 +19,15 @@ const LOG_FILE: &str = "audit.jsonl";
 /// `audit` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check every record's hash, the chain and the head checkpoint; exit code 1 on damage.
-    Verify(LogArgs),
+    /// Check every record's MAC, the chain, the head checkpoint and the vault's anchor (opens
+    /// the vault's KEKs for the audit key); with --checkpoints, also the log against a file
+    /// of signed checkpoints. Exit code 1 on damage.
+    Verify(VerifyArgs),
     /// Print the newest records (not verified: run `verify` for that).
     Tail(TailArgs),
+    /// Print the public key that verifies the log's signed checkpoints (opens the vault's
+    /// KEKs); give it to whoever checks them.
+    PublicKey,
 }
 
 /// Which audit log.
@@ -29,6 +36,22 @@ pub struct LogArgs {
     /// The audit log (default: `<vault dir>/audit.jsonl`).
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,
+}
+
+/// Arguments of `audit verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Which audit log.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// A file of signed checkpoints (vaultd's `audit.checkpoint_file`, or lines collected
+    /// from syslog) to check the log against.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoints: Option<PathBuf>,
+    /// Check against --checkpoints with this public key (hex) alone, without opening the
+    /// vault: the records' form and chain and the signed digests, not their MACs.
+    #[arg(long, value_name = "HEX", requires = "checkpoints")]
+    pub public_key: Option<String>,
 }
 
 /// Arguments of `audit tail`.
@@ -40,7 +63,8 @@ pub struct TailArgs {
     /// How many records.
     #[arg(short = 'n', long = "lines", default_value_t = 10, value_name = "N")]
     pub count: usize,
-    /// Print the records as JSON lines, as stored.
+    /// Print the records as JSON lines, as stored (characters that could mislead a terminal
+    /// written as JSON escapes).
     #[arg(long)]
     pub json: bool,
 }
@@ -50,6 +74,11 @@ pub fn run(cli: &Cli, command: &AuditCommand) -> Result<(), Error> {
     match command {
         AuditCommand::Verify(args) => verify(cli, args),
         AuditCommand::Tail(args) => tail(cli, args),
+        AuditCommand::PublicKey => {
+            let key = open_vault(cli)?.audit_key()?;
+            println!("{}", key.checkpoint_public_key()?);
+            Ok(())
+        }
     }
 }
 
@@ -68,19 +97,54 @@ fn log_path(cli: &Cli, args: &LogArgs) -> Result<PathBuf, Error> {
     Ok(path)
 }
 
-fn verify(cli: &Cli, args: &LogArgs) -> Result<(), Error> {
-    let path = log_path(cli, args)?;
-    let report = audit::verify(&path)?;
+fn verify(cli: &Cli, args: &VerifyArgs) -> Result<(), Error> {
+    let path = log_path(cli, &args.log)?;
+    if let (Some(file), Some(public_key)) = (&args.checkpoints, &args.public_key) {
+        let report = audit::verify_checkpoints(&path, file, public_key, None)?;
+        println!(
+            "audit log matches its signed checkpoints: {} records, {} checkpoint(s) checked, the newest at seq {}{} (records' MACs not checked: that needs the vault's KEKs)",
+            report.records,
+            report.checked,
+            report.newest_seq,
+            other_logs(report.other_logs)
+        );
+        return Ok(());
+    }
+    let vault = open_vault(cli)?;
+    let key = vault.audit_key()?;
+    let report = audit::verify(&path, &key, &vault.audit_anchor()?)?;
     let ahead = if report.head_seq < report.records {
         " (the log runs ahead of it: a crash before the checkpoint; the next open re-checkpoints)"
     } else {
         ""
     };
+    let anchor = report.anchor_seq.map_or_else(
+        || ", no anchor yet".to_owned(),
+        |seq| format!(", anchored at seq {seq}"),
+    );
     println!(
-        "audit log ok: {} records, chain head at seq {}{ahead}",
+        "audit log ok: {} records, chain head at seq {}{ahead}{anchor}",
         report.records, report.head_seq
     );
+    if let Some(file) = &args.checkpoints {
+        let public_key = key.checkpoint_public_key()?;
+        let report = audit::verify_checkpoints(&path, file, &public_key, Some(&key))?;
+        println!(
+            "signed checkpoints ok: {} checked, the newest at seq {}{}",
+            report.checked,
+            report.newest_seq,
+            other_logs(report.other_logs)
+        );
+    }
     Ok(())
+}
+
+fn other_logs(n: u64) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!("; {n} checkpoint(s) of earlier logs (before a --new-audit-log) not compared")
+    }
 }
 
 fn tail(cli: &Cli, args: &TailArgs) -> Result<(), Error> {
@@ -88,7 +152,7 @@ fn tail(cli: &Cli, args: &TailArgs) -> Result<(), Error> {
     for record in audit::tail(&path, args.count)? {
         if args.json {
             let line = serde_json::to_string(&record).map_err(|e| Error::Failed(e.to_string()))?;
-            println!("{line}");
+            println!("{}", json_printable(&line));
         } else {
             println!("{}", text_line(&record));
         }
@@ -100,11 +164,17 @@ fn tail(cli: &Cli, args: &TailArgs) -> Result<(), Error> {
 pub fn run_remote(command: &AuditCommand, client: &crate::remote::Client) -> Result<(), Error> {
     let mut api = client.api.clone();
     match command {
-        AuditCommand::Verify(_) => {
+        AuditCommand::Verify(args) => {
+            if args.checkpoints.is_some() {
+                return Err(Error::Usage(
+                    "--checkpoints checks a log file: run it where the log is (without --addr)"
+                        .into(),
+                ));
+            }
             let report = client.call(api.audit_verify(proto::v1::AuditVerifyRequest {}))?;
             println!(
-                "audit log ok: {} records, chain head at seq {}",
-                report.records, report.head_seq
+                "audit log ok: {} records, chain head at seq {}, anchored at seq {}",
+                report.records, report.head_seq, report.anchor_seq
             );
         }
         AuditCommand::Tail(args) => {
@@ -112,7 +182,7 @@ pub fn run_remote(command: &AuditCommand, client: &crate::remote::Client) -> Res
             let reply = client.call(api.audit_tail(proto::v1::AuditTailRequest { count }))?;
             for line in reply.records {
                 if args.json {
-                    println!("{line}");
+                    println!("{}", json_printable(&line));
                 } else {
                     let record: AuditRecord = serde_json::from_str(&line).map_err(|e| {
                         Error::Failed(format!("vaultd sent an unreadable audit record: {e}"))
@@ -121,18 +191,52 @@ pub fn run_remote(command: &AuditCommand, client: &crate::remote::Client) -> Res
                 }
             }
         }
+        AuditCommand::PublicKey => {
+            let status = client.call(api.status(proto::v1::StatusRequest {}))?;
+            let key = status
+                .audit
+                .map(|a| a.checkpoint_public_key)
+                .unwrap_or_default();
+            println!("{}", printable(&key));
+        }
     }
     Ok(())
 }
 
-/// `seq time decision status principal op [scope [key]] [(reason)]`, control characters
-/// escaped (the log holds what clients sent; it must not drive the terminal).
+/// The `audit:` line of `vaultctl status` against a daemon.
+pub fn status_line(a: &proto::v1::AuditStatus) -> String {
+    let standing = format!(
+        "{} records, head at seq {}, anchored at seq {}",
+        a.records, a.head_seq, a.anchored_seq
+    );
+    let mut line = if a.state == "ok" {
+        format!("audit:   ok, {standing}")
+    } else {
+        format!(
+            "audit:   {} ({}): requests are refused until vaultd is restarted; {standing}",
+            printable(&a.state).to_uppercase(),
+            escape_text(&a.reason)
+        )
+    };
+    if !a.sink_error.is_empty() {
+        line.push_str(&format!(
+            "; last checkpoint not sent: {}",
+            escape_text(&a.sink_error)
+        ));
+    }
+    line
+}
+
+/// `seq time decision stage status principal op [scope [key]] [version N] [call N]
+/// [(reason)]`, every field escaped (the log holds what clients sent; it must not drive the
+/// terminal or reorder what it shows).
 fn text_line(r: &AuditRecord) -> String {
     let mut line = format!(
-        "{:>8} {} {:<5} {} {} {}",
+        "{:>8} {} {:<5} {:<15} {} {} {}",
         r.seq,
         utc_time(r.ts_ms),
         r.decision,
+        r.stage,
         printable(&r.status),
         printable(&r.principal),
         printable(&r.op)
@@ -141,17 +245,27 @@ fn text_line(r: &AuditRecord) -> String {
         line.push(' ');
         line.push_str(&printable(part));
     }
+    if let Some(version) = r.version {
+        line.push_str(&format!(" version {version}"));
+    }
+    if let Some(call) = r.call {
+        line.push_str(&format!(" call {call}"));
+    }
     if let Some(reason) = &r.reason {
-        line.push_str(&format!(" ({})", printable(reason)));
+        line.push_str(&format!(" ({})", display_text(reason)));
     }
     line
 }
 
+/// A record's field with every character that could mislead a terminal written as visible
+/// text (the log stores its fields escaped already, see `vault::audit::escape_text`; this
+/// also covers a log written by someone else), and quoted if it has a space.
 fn printable(text: &str) -> String {
-    if text.chars().any(|c| c.is_control() || c == ' ') {
-        format!("{text:?}")
+    let escaped = display_text(text);
+    if escaped.contains(' ') || escaped.is_empty() {
+        format!("\"{escaped}\"")
     } else {
-        text.to_owned()
+        escaped.into_owned()
     }
 }
 
@@ -191,8 +305,12 @@ mod tests {
     }
 
     #[test]
-    fn control_characters_are_escaped() {
+    fn control_and_format_characters_are_escaped() {
         assert_eq!(printable("svc-a"), "svc-a");
-        assert_eq!(printable("a\u{1b}[2Jb"), "\"a\\u{1b}[2Jb\"");
+        assert_eq!(printable("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(printable("db\u{202e}txt.exe"), "db\\u{202e}txt.exe");
+        assert_eq!(printable("a\u{200d}b c"), "\"a\\u{200d}b c\"");
+        // A stored escape shows once.
+        assert_eq!(printable("db\\u{202e}txt"), "db\\u{202e}txt");
     }
 }

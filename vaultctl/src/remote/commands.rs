@@ -128,11 +128,21 @@ fn run_remote(command: &Command, client: &Client) -> Result<(), Error> {
         Command::Status(args) => {
             let s = client.call(api.status(pb::StatusRequest {}))?;
             if args.json {
+                let audit = s.audit.as_ref().map(|a| {
+                    serde_json::json!({
+                        "state": a.state, "reason": a.reason, "records": a.records,
+                        "head_seq": a.head_seq, "anchored_seq": a.anchored_seq,
+                        "checkpoint_public_key": a.checkpoint_public_key,
+                        "sink_error": a.sink_error,
+                    })
+                });
                 let doc = serde_json::json!({
                     "store": s.store, "mode": s.mode, "locked": s.locked, "secrets": s.secrets,
                     "keks": s.keks.iter().map(|k| serde_json::json!({"id": k.id, "uri": k.uri, "health": k.health})).collect::<Vec<_>>(),
                     "missing_keks": s.missing_keks, "epochs": s.epochs,
                     "min_decryption_version": s.min_decryption_version,
+                    "audit": audit,
+                    "cache": { "lookups": s.cache_lookups, "hits": s.cache_hits },
                 });
                 println!("{doc}");
             } else {
@@ -152,6 +162,9 @@ fn run_remote(command: &Command, client: &Client) -> Result<(), Error> {
                 }
                 for id in &s.missing_keks {
                     println!("kek:     {id} not available");
+                }
+                if let Some(a) = &s.audit {
+                    println!("{}", crate::commands::audit::status_line(a));
                 }
             }
         }

@@ -9,15 +9,24 @@ use tonic::{Request, Response, Status};
 
 use super::checks::{Asks, audit_tail_count};
 use super::{Api, vault_err};
+use crate::gates::CallRecord;
 
+/// Status is answered even when its record cannot be written: it is how an operator learns
+/// that the audit log failed, and it changes nothing and reveals no secret.
 pub(super) async fn status(
     api: &Api,
     request: Request<pb::StatusRequest>,
 ) -> Result<Response<pb::StatusResponse>, Status> {
     let ask = request.get_ref().ask();
-    let reply = api
-        .call(&request, ask, |v| {
-            let s = v.status().map_err(vault_err)?;
+    let caller = api.gates.admit(&request, ask).await?;
+    let call = CallRecord::new(&caller, request.remote_addr(), ask);
+    let audit = audit_status(&api.gates.audit().status());
+    let vault = Arc::clone(&api.gates.vault);
+    let outcome = api
+        .gates
+        .pool
+        .run(move || {
+            let s = vault.status().map_err(vault_err)?;
             Ok(pb::StatusResponse {
                 store: s.store.to_string(),
                 mode: s.mode.to_string(),
@@ -38,10 +47,32 @@ pub(super) async fn status(
                 min_decryption_version: s.min_decryption_version,
                 locked_bytes: s.memory.locked_bytes,
                 unlocked_bytes: s.memory.unlocked_bytes,
+                audit: Some(audit),
+                cache_lookups: s.cache_lookups,
+                cache_hits: s.cache_hits,
             })
         })
-        .await?;
-    Ok(Response::new(reply))
+        .await
+        .and_then(|r| r);
+    if let Err(unrecorded) = api.gates.record_outcome(&call, &outcome).await {
+        log::warn!(
+            "status answered without its audit record: {}",
+            unrecorded.message()
+        );
+    }
+    outcome.map(Response::new)
+}
+
+fn audit_status(s: &vault::audit::AuditStatus) -> pb::AuditStatus {
+    pb::AuditStatus {
+        state: if s.failed.is_some() { "failed" } else { "ok" }.to_owned(),
+        reason: s.failed.clone().unwrap_or_default(),
+        records: s.records,
+        head_seq: s.head_seq,
+        anchored_seq: s.anchored_seq,
+        checkpoint_public_key: s.checkpoint_public_key.clone(),
+        sink_error: s.sink_error.clone().unwrap_or_default(),
+    }
 }
 
 pub(super) async fn unlock(
@@ -57,12 +88,17 @@ pub(super) async fn unlock(
     };
     given.zeroize();
     let keks = Arc::clone(&api.keks);
-    api.call(&request, request.get_ref().ask(), move |v| {
-        let built = keks.build(passphrase.as_ref()).map_err(vault_err)?;
-        v.unlock(built.clone()).map_err(vault_err)?;
-        keks.hold(built);
-        Ok(())
-    })
+    api.change(
+        &request,
+        request.get_ref().ask(),
+        move |v| {
+            let built = keks.build(passphrase.as_ref()).map_err(vault_err)?;
+            v.unlock(built.clone()).map_err(vault_err)?;
+            keks.hold(built);
+            Ok(())
+        },
+        |()| None,
+    )
     .await?;
     Ok(Response::new(pb::UnlockResponse {}))
 }
@@ -72,10 +108,15 @@ pub(super) async fn lock(
     request: Request<pb::LockRequest>,
 ) -> Result<Response<pb::LockResponse>, Status> {
     let keks = Arc::clone(&api.keks);
-    api.call(&request, request.get_ref().ask(), move |v| {
-        keks.drop_all();
-        v.lock().map_err(vault_err)
-    })
+    api.change(
+        &request,
+        request.get_ref().ask(),
+        move |v| {
+            keks.drop_all();
+            v.lock().map_err(vault_err)
+        },
+        |()| None,
+    )
     .await?;
     Ok(Response::new(pb::LockResponse {}))
 }
@@ -85,9 +126,12 @@ pub(super) async fn rotate(
     request: Request<pb::RotateRequest>,
 ) -> Result<Response<pb::RotateResponse>, Status> {
     let epoch = api
-        .call(&request, request.get_ref().ask(), |v| {
-            v.rotate().map_err(vault_err)
-        })
+        .change(
+            &request,
+            request.get_ref().ask(),
+            |v| v.rotate().map_err(vault_err),
+            |epoch| Some(u64::from(*epoch)),
+        )
         .await?;
     Ok(Response::new(pb::RotateResponse { epoch }))
 }
@@ -145,11 +189,12 @@ pub(super) async fn audit_verify(
     let audit = Arc::clone(api.gates.audit());
     let report = api
         .call(&request, request.get_ref().ask(), move |_| {
-            vault::audit::verify(audit.path()).map_err(vault_err)
+            audit.verify().map_err(vault_err)
         })
         .await?;
     Ok(Response::new(pb::AuditVerifyResponse {
         records: report.records,
         head_seq: report.head_seq,
+        anchor_seq: report.anchor_seq.unwrap_or(0),
     }))
 }

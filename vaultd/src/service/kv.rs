@@ -1,12 +1,11 @@
 //! Key-value secrets: Put, Get, Delete, List.
 
-use std::sync::Arc;
-
 use proto::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::checks::{Asks, check_value_size};
 use super::{Api, vault_err};
+use crate::gates::CallRecord;
 
 pub(super) async fn put(
     api: &Api,
@@ -15,14 +14,19 @@ pub(super) async fn put(
     let m = request.get_ref();
     let ask = m.ask();
     if let Err(status) = check_value_size(m, api.max_secret_bytes) {
+        // Refused before anything could change: one record.
         let caller = api.gates.admit(&request, ask).await?;
-        return api.gates.finish(&caller, ask, Err(status)).await;
+        let call = CallRecord::new(&caller, request.remote_addr(), ask);
+        return api.gates.finish(&call, Err(status)).await;
     }
     let (scope, key, value) = (m.scope.clone(), m.key.clone(), m.value.clone());
     let version = api
-        .call(&request, ask, move |v| {
-            v.set(&scope, &key, &value).map_err(vault_err)
-        })
+        .change(
+            &request,
+            ask,
+            move |v| v.set(&scope, &key, &value).map_err(vault_err),
+            |version| Some(*version),
+        )
         .await?;
     Ok(Response::new(pb::PutResponse { version }))
 }
@@ -34,23 +38,20 @@ pub(super) async fn get(
     let m = request.get_ref();
     let ask = m.ask();
     let (scope, key, version) = (m.scope.clone(), m.key.clone(), m.version);
+    // Authorized first: a caller the gates refuse never reaches the cache.
+    let caller = api.gates.admit(&request, ask).await?;
+    let call = CallRecord::new(&caller, request.remote_addr(), ask);
     // A cached value is answered on the async worker: it needs neither store nor KEK,
     // so it keeps working while a slow device holds the pool.
     if let Some((found, value)) = api.gates.vault.get_cached(&scope, &key, version) {
-        let caller = api.gates.admit(&request, ask).await?;
-        let value = value.expose_secret().to_vec();
         let reply = pb::GetResponse {
-            value,
+            value: value.expose_secret().to_vec(),
             version: found,
         };
-        return api
-            .gates
-            .finish(&caller, ask, Ok(reply))
-            .await
-            .map(Response::new);
+        return api.gates.finish(&call, Ok(reply)).await.map(Response::new);
     }
     let reply = api
-        .call(&request, ask, move |v| {
+        .read_on_pool(call, move |v| {
             let (found, value) = v.get_versioned(&scope, &key, version).map_err(vault_err)?;
             Ok(pb::GetResponse {
                 value: value.expose_secret().to_vec(),
@@ -68,9 +69,12 @@ pub(super) async fn delete(
     let m = request.get_ref();
     let ask = m.ask();
     let (scope, key) = (m.scope.clone(), m.key.clone());
-    api.call(&request, ask, move |v| {
-        v.delete(&scope, &key).map_err(vault_err)
-    })
+    api.change(
+        &request,
+        ask,
+        move |v| v.delete(&scope, &key).map_err(vault_err),
+        |()| None,
+    )
     .await?;
     Ok(Response::new(pb::DeleteResponse {}))
 }
@@ -82,16 +86,13 @@ pub(super) async fn list(
     let m = request.get_ref();
     let ask = m.ask();
     let caller = api.gates.admit(&request, ask).await?;
-    let vault = Arc::clone(&api.gates.vault);
+    let call = CallRecord::new(&caller, request.remote_addr(), ask);
     let wanted = m.scope.clone();
-    let listed = api
-        .gates
-        .pool
-        .run(move || vault.list(wanted.as_deref()).map_err(vault_err))
-        .await
-        .and_then(|r| r);
+    let all = api
+        .read_on_pool(call, move |v| v.list(wanted.as_deref()).map_err(vault_err))
+        .await?;
     let acl = api.gates.acl();
-    let outcome = listed.map(|all| pb::ListResponse {
+    Ok(Response::new(pb::ListResponse {
         secrets: all
             .into_iter()
             .filter(|s| acl.visible(&caller.id, &s.scope, &s.key))
@@ -104,9 +105,5 @@ pub(super) async fn list(
                 updated_at_ms: s.updated_at,
             })
             .collect(),
-    });
-    api.gates
-        .finish(&caller, ask, outcome)
-        .await
-        .map(Response::new)
+    }))
 }

@@ -1,8 +1,9 @@
 //! The VaultService RPCs: each one names what it asks for, passes the gates, runs on the
-//! bounded pool (or inline when it only needs software keys), and is audited. One file per
-//! RPC group: `kv`, `transit`, `admin`.
+//! bounded pool (or inline when it only needs software keys), and is audited (`calls`). One
+//! file per RPC group: `kv`, `transit`, `admin`.
 
 mod admin;
+mod calls;
 pub mod checks;
 mod kv;
 mod transit;
@@ -13,7 +14,7 @@ use proto::v1 as pb;
 use proto::v1::vault_service_server::VaultService;
 use tonic::{Request, Response, Status};
 
-use crate::gates::{Ask, Gates, status_of};
+use crate::gates::{Ask, CallRecord, Gates, status_of};
 use crate::root_keks::RootKeks;
 
 /// The service; cheap to clone (one per connection).
@@ -35,9 +36,9 @@ impl Api {
         }
     }
 
-    /// Gates, the call inline, and the audit record, around `work`: for calls that only use
-    /// software keys in memory (no store, no device), where a hop to the pool would cost
-    /// more than the work. Falls back to the pool when a KEK calls out of the process (an HSM).
+    /// Gates, the call inline, and the audit record, around `work`: for reads that only use
+    /// software keys in memory (no store, no device), where a hop to the pool would cost more
+    /// than the work. Falls back to the pool when a KEK calls out of the process (an HSM).
     async fn call_in_memory<Req, T: Send + 'static>(
         &self,
         request: &Request<Req>,
@@ -48,24 +49,9 @@ impl Api {
             return self.call(request, ask, work).await;
         }
         let caller = self.gates.admit(request, ask).await?;
+        let call = CallRecord::new(&caller, request.remote_addr(), ask);
         let outcome = work(&self.gates.vault);
-        self.gates.finish(&caller, ask, outcome).await
-    }
-
-    /// Gates, the call on the pool, and the audit record, around `work`.
-    async fn call<Req, T: Send + 'static>(
-        &self,
-        request: &Request<Req>,
-        ask: Ask<'_>,
-        work: impl FnOnce(&vault::Vault) -> Result<T, Status> + Send + 'static,
-    ) -> Result<T, Status> {
-        let caller = self.gates.admit(request, ask).await?;
-        let vault = Arc::clone(&self.gates.vault);
-        let outcome = match self.gates.pool.run(move || work(&vault)).await {
-            Ok(result) => result,
-            Err(status) => Err(status),
-        };
-        self.gates.finish(&caller, ask, outcome).await
+        self.gates.finish(&call, outcome).await
     }
 }
 

@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::checks::{Asks, data_key_len};
 use super::{Api, vault_err};
 use crate::acl::Operation;
-use crate::gates::Ask;
+use crate::gates::{Ask, CallRecord};
 
 /// The principal this request's transit data is bound to: the caller, when the ACL binds
 /// `context` to its caller; else `None`.
@@ -96,7 +96,8 @@ pub(super) async fn generate_data_key(
         Ok(length) => length,
         Err(status) => {
             let caller = api.gates.admit(&request, ask).await?;
-            return api.gates.finish(&caller, ask, Err(status)).await;
+            let call = CallRecord::new(&caller, request.remote_addr(), ask);
+            return api.gates.finish(&call, Err(status)).await;
         }
     };
     let context = m.context.clone();

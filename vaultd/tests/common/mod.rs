@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use proto::v1::vault_service_client::VaultServiceClient;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
-use vault::audit::AuditRecord;
+use vault::audit::{AuditKey, AuditRecord, VerifyReport};
 
 /// The generated client on a mutual-TLS channel.
 pub type Client = VaultServiceClient<Channel>;
@@ -75,6 +75,33 @@ impl Sandbox {
         self.dev_dir().join("data").join("audit.jsonl")
     }
 
+    /// The vault directory of the development vault.
+    pub fn vault_dir(&self) -> PathBuf {
+        self.dev_dir().join("data")
+    }
+
+    /// The development vault, opened with its file KEK (as `vaultctl --vault` would).
+    pub fn open_vault(&self) -> vault::Vault {
+        let dir = self.vault_dir();
+        let keks = vault::Kek::build_all(&dir, &[]).expect("the development KEK");
+        vault::Vault::open(&dir, None, keks).expect("open the development vault")
+    }
+
+    /// The development vault's audit key.
+    pub fn audit_key(&self) -> AuditKey {
+        self.open_vault().audit_key().expect("the audit key")
+    }
+
+    /// Verifies the audit log with the vault's key and anchor.
+    pub fn verify_audit(&self) -> Result<VerifyReport, vault::Error> {
+        let vault = self.open_vault();
+        vault::audit::verify(
+            &self.audit_log(),
+            &vault.audit_key()?,
+            &vault.audit_anchor()?,
+        )
+    }
+
     /// The TLS directory of the development vault.
     pub fn pki(&self) -> pki::PkiDir {
         pki::PkiDir::new(self.dev_dir().join("tls"))
@@ -106,6 +133,7 @@ impl Sandbox {
             sandbox: self,
             env: Vec::new(),
             config: None,
+            args: Vec::new(),
         }
     }
 
@@ -120,12 +148,19 @@ pub struct DaemonBuilder<'a> {
     sandbox: &'a Sandbox,
     env: Vec<(String, String)>,
     config: Option<PathBuf>,
+    args: Vec<String>,
 }
 
 impl DaemonBuilder<'_> {
     /// Sets an environment variable of the daemon (e.g. `VAULTD_BURST`).
     pub fn env(mut self, name: &str, value: impl ToString) -> Self {
         self.env.push((name.to_owned(), value.to_string()));
+        self
+    }
+
+    /// Passes another command-line argument (e.g. `--new-audit-log`).
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.args.push(arg.to_owned());
         self
     }
 
@@ -157,6 +192,7 @@ impl DaemonBuilder<'_> {
         if let Some(config) = &self.config {
             command.arg("--config").arg(config);
         }
+        command.args(&self.args);
         // Nothing from the test's own environment changes the daemon's settings.
         command.env_remove("VAULTD_CONFIG");
         for (var, _) in vaultd::config::ENV_VARS {

@@ -1,0 +1,239 @@
+//! The writer thread of an [`super::AuditLog`]: group-committed batches, the head checkpoint
+//! at most every `HEAD_INTERVAL`, and the anchor and signed checkpoints every checkpoint
+//! interval while records arrive and when the log closes.
+
+use std::io::Write;
+use std::sync::PoisonError;
+use std::time::Instant;
+
+use ring::digest;
+
+use super::anchor::Anchor;
+use super::checkpoint::Checkpoint;
+use super::head::{Head, write_head};
+use super::log::{HEAD_INTERVAL, Inner};
+use super::record::{AuditRecord, hex};
+use crate::Error;
+use crate::store::now_ms;
+
+/// What the writer thread carries from batch to batch.
+pub(super) struct Tip {
+    /// The newest record's seq and MAC.
+    pub(super) seq: u64,
+    pub(super) mac: String,
+    /// The first record's MAC (names the log in checkpoints).
+    pub(super) first_mac: Option<String>,
+    /// SHA-256 of the log so far.
+    pub(super) digest: digest::Context,
+}
+
+impl Inner {
+    /// The writer thread: writes and fsyncs whatever is queued, tells the callers, now and
+    /// then checkpoints the head and anchors it; on close, drains the queue and does both a
+    /// last time.
+    pub(super) fn run_writer(&self, mut tip: Tip) {
+        let guard = WriterGuard { log: self };
+        let mut spare = Vec::new();
+        let mut headed = Instant::now();
+        let mut anchored = Instant::now();
+        let (mut head_due, mut anchor_due) = (false, false);
+        loop {
+            let mut state = self.lock();
+            while state.queued.is_empty() && !state.closing && state.failed.is_none() {
+                if state.checkpoint_wanted {
+                    state.checkpoint_wanted = false;
+                    drop(state);
+                    self.checkpoint_head(&tip, &mut head_due, &mut headed);
+                    self.anchor(&tip, &mut anchor_due, &mut anchored, true);
+                    state = self.lock();
+                    continue;
+                }
+                // Idle with an old head: bring it up to date before sleeping.
+                if head_due {
+                    drop(state);
+                    self.checkpoint_head(&tip, &mut head_due, &mut headed);
+                    state = self.lock();
+                    continue;
+                }
+                if anchor_due && anchored.elapsed() >= self.checkpoint_interval {
+                    drop(state);
+                    self.anchor(&tip, &mut anchor_due, &mut anchored, false);
+                    state = self.lock();
+                    continue;
+                }
+                state = if anchor_due {
+                    let left = self.checkpoint_interval.saturating_sub(anchored.elapsed());
+                    self.work
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                } else {
+                    self.work
+                        .wait(state)
+                        .unwrap_or_else(PoisonError::into_inner)
+                };
+            }
+            if state.failed.is_some() || (state.closing && state.queued.is_empty()) {
+                let failed = state.failed.is_some();
+                drop(state);
+                if !failed {
+                    self.checkpoint_head(&tip, &mut head_due, &mut headed);
+                    self.anchor(&tip, &mut anchor_due, &mut anchored, true);
+                }
+                self.changed.notify_all();
+                guard.release();
+                return;
+            }
+            let events = std::mem::replace(&mut state.queued, std::mem::take(&mut spare));
+            drop(state);
+            let key = self.key.hmac();
+            let mut batch = Vec::with_capacity(events.len() * 512);
+            let before = tip.mac.clone();
+            let mut last_seq = tip.seq;
+            for (seq, ts_ms, event) in &events {
+                let (mac, line) = AuditRecord::encode(event, *seq, *ts_ms, &tip.mac, &key);
+                let start = batch.len();
+                batch.extend_from_slice(&line);
+                batch.push(b'\n');
+                tip.digest.update(&batch[start..]);
+                if tip.first_mac.is_none() {
+                    tip.first_mac = Some(mac.clone());
+                }
+                tip.mac = mac;
+                last_seq = *seq;
+            }
+
+            let written = (&self.file)
+                .write_all(&batch)
+                .and_then(|()| self.file.sync_data())
+                .map_err(Error::io(format!("appending to {}", self.path.display())));
+            let mut state = self.lock();
+            if let Err(e) = written {
+                tip.mac = before;
+                drop(self.fail(&mut state, &e));
+                continue;
+            }
+            tip.seq = last_seq;
+            state.durable_seq = last_seq;
+            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.wakers)
+                .into_iter()
+                .partition(|(seq, _)| *seq <= last_seq);
+            state.wakers = waiting;
+            drop(state);
+            self.changed.notify_all();
+            for (_, waker) in ready {
+                waker.wake();
+            }
+            spare = events;
+            spare.clear();
+            head_due = true;
+            anchor_due = true;
+            if headed.elapsed() >= HEAD_INTERVAL {
+                self.checkpoint_head(&tip, &mut head_due, &mut headed);
+            }
+            if anchored.elapsed() >= self.checkpoint_interval {
+                self.anchor(&tip, &mut anchor_due, &mut anchored, false);
+            }
+        }
+    }
+
+    /// Replaces the head checkpoint if records came since the last; a failure closes the log
+    /// for later appends (the records already acknowledged are durable in the log itself).
+    fn checkpoint_head(&self, tip: &Tip, due: &mut bool, at: &mut Instant) {
+        if !*due {
+            return;
+        }
+        *due = false;
+        *at = Instant::now();
+        match write_head(&self.path, &Head::new(tip.seq, &tip.mac, &self.key.hmac())) {
+            Ok(()) => {
+                let mut state = self.lock();
+                state.head_seq = tip.seq;
+                drop(state);
+                self.changed.notify_all();
+            }
+            Err(e) => {
+                let mut state = self.lock();
+                drop(self.fail(&mut state, &e));
+            }
+        }
+    }
+
+    /// Writes the anchor and sends a signed checkpoint to every sink, if records came since
+    /// the last (or `always`). An anchor that cannot be written closes the log (as a head that
+    /// cannot be); a sink that fails is logged and shown in the status.
+    fn anchor(&self, tip: &Tip, due: &mut bool, at: &mut Instant, always: bool) {
+        if !*due && !always {
+            return;
+        }
+        *due = false;
+        *at = Instant::now();
+        if tip.seq > 0 {
+            let anchor = Anchor {
+                seq: tip.seq,
+                mac: tip.mac.clone(),
+            };
+            if let Err(e) = self.anchor.write(&anchor) {
+                let mut state = self.lock();
+                drop(self.fail(&mut state, &e));
+                return;
+            }
+            self.publish(tip);
+        }
+        let mut state = self.lock();
+        state.anchored_seq = tip.seq;
+        drop(state);
+        self.changed.notify_all();
+    }
+
+    fn publish(&self, tip: &Tip) {
+        if self.sinks.is_empty() {
+            return;
+        }
+        let signed = self.key.signing_pair().map(|pair| {
+            Checkpoint::sign(
+                &pair,
+                &self.vault_id,
+                tip.first_mac.as_deref().unwrap_or_default(),
+                tip.seq,
+                &tip.mac,
+                &hex(tip.digest.clone().finish().as_ref()),
+                now_ms(),
+            )
+        });
+        let mut error = None;
+        match signed {
+            Ok(checkpoint) => {
+                for sink in &self.sinks {
+                    if let Err(e) = sink.publish(&checkpoint) {
+                        log::error!("audit checkpoint sink {sink:?}: {e}");
+                        error = Some(format!("{sink:?}: {e}"));
+                    }
+                }
+            }
+            Err(e) => error = Some(e.to_string()),
+        }
+        self.lock().sink_error = error;
+    }
+}
+
+/// Held by the writer thread: if it panics, the log fails for everyone instead of leaving
+/// them waiting for a batch that never comes.
+struct WriterGuard<'a> {
+    log: &'a Inner,
+}
+
+impl WriterGuard<'_> {
+    /// The writer stopped on purpose: nothing to do on drop.
+    fn release(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for WriterGuard<'_> {
+    fn drop(&mut self) {
+        let mut state = self.log.lock();
+        let error = Error::Unsupported("the audit log writer panicked".into());
+        drop(self.log.fail(&mut state, &error));
+    }
+}
