@@ -23,7 +23,7 @@ use crate::principal::Principals;
 use crate::revocation::Revocations;
 use crate::root_keks::RootKeks;
 use crate::service::Api;
-use crate::tls::LogRefusedHandshakes;
+use crate::tls::AuditRefusedHandshakes;
 
 /// How long after the request timeout a drain may still take before open connections are
 /// closed (see `serve`).
@@ -222,7 +222,7 @@ pub async fn serve(
     let incoming = crate::tls::incoming(
         listener,
         acceptor,
-        Arc::new(LogRefusedHandshakes),
+        Arc::new(AuditRefusedHandshakes::new(Arc::clone(gates.denials()))),
         limits.handshake_timeout(),
     );
     let serving = Server::builder()

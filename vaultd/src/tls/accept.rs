@@ -65,6 +65,15 @@ async fn accept_loop(
                 }
             },
         };
+        if let Err(turned) = hook.admit(peer) {
+            let hook = Arc::clone(&hook);
+            tokio::spawn(async move {
+                tokio::time::sleep(turned.hold).await;
+                drop(tcp);
+                hook.handshake_refused(peer, None, None, &turned.why);
+            });
+            continue;
+        }
         let Ok(permit) = Arc::clone(&in_progress).try_acquire_owned() else {
             drop(tcp);
             let why = HandshakeRefusal::Busy {

@@ -5,6 +5,7 @@
 //! and tonic serves the finished TLS streams.
 
 mod accept;
+mod audited;
 mod refused;
 mod verifier;
 
@@ -18,7 +19,8 @@ use rustls::server::WebPkiClientVerifier;
 use tokio_rustls::TlsAcceptor;
 
 pub use accept::{Incoming, MAX_HANDSHAKES_IN_PROGRESS, incoming};
-pub use refused::{HandshakeRefusal, HandshakeRefusalHook, LogRefusedHandshakes};
+pub use audited::AuditRefusedHandshakes;
+pub use refused::{HandshakeRefusal, HandshakeRefusalHook, LogRefusedHandshakes, TurnedAway};
 pub use verifier::RevocationCheckingVerifier;
 
 use crate::revocation::Revocations;

@@ -10,6 +10,16 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+/// A connection closed without a handshake: why, and after how long (holding it slows a
+/// client that reconnects in a loop, which would otherwise spin as fast as it can).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnedAway {
+    /// What to report.
+    pub why: HandshakeRefusal,
+    /// How long the connection is held, unanswered, before it is closed.
+    pub hold: Duration,
+}
+
 /// Why the TLS handshake turned a client away.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -33,6 +43,12 @@ pub enum HandshakeRefusal {
         /// How many were in progress.
         in_progress: usize,
     },
+    /// The address had too many handshakes refused in the last second: the connection was
+    /// closed unanswered (no handshake is spent on it).
+    CoolingDown {
+        /// Refused handshakes from the address in this second.
+        refused: u32,
+    },
 }
 
 impl fmt::Display for HandshakeRefusal {
@@ -51,6 +67,10 @@ impl fmt::Display for HandshakeRefusal {
             HandshakeRefusal::Busy { in_progress } => write!(
                 f,
                 "{in_progress} handshakes already in progress; connection closed"
+            ),
+            HandshakeRefusal::CoolingDown { refused } => write!(
+                f,
+                "{refused} handshakes from this address refused in the last second; connection closed without a handshake"
             ),
         }
     }
@@ -71,6 +91,14 @@ pub trait HandshakeRefusalHook: Send + Sync + fmt::Debug {
         principal: Option<&str>,
         why: &HandshakeRefusal,
     );
+
+    /// Whether a connection from `peer` may start a handshake now; if not, the refusal to
+    /// report and how long to hold the connection before closing it unanswered. Called on the
+    /// accept loop: return quickly.
+    fn admit(&self, peer: SocketAddr) -> Result<(), TurnedAway> {
+        let _ = peer;
+        Ok(())
+    }
 }
 
 /// The hook for now: a warning in the daemon's log.
