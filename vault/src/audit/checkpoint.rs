@@ -74,7 +74,7 @@ impl Checkpoint {
             public_key: &self.public_key,
         };
         let mut bytes = SIGNATURE_DOMAIN.to_vec();
-        bytes.extend_from_slice(&serde_json::to_vec(&signed).unwrap_or_default());
+        bytes.extend_from_slice(&serde_json::to_vec(&signed).expect("a checkpoint serializes"));
         bytes
     }
 
@@ -117,7 +117,7 @@ impl Checkpoint {
 
     /// The JSON line, without its newline.
     pub fn to_line(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        serde_json::to_string(self).expect("a checkpoint serializes")
     }
 }
 

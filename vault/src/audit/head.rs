@@ -95,7 +95,8 @@ pub(crate) fn read_head(log: &Path, macs: Macs<'_>) -> Result<Option<Head>, Erro
 pub(crate) fn write_head(log: &Path, head: &Head) -> Result<(), Error> {
     let path = head_path(log);
     let dir = crate::config::parent_dir(log);
-    let text = serde_json::to_vec(head).unwrap_or_default();
+    // Strings and integers only: this cannot fail, and an empty head would lose the anchor.
+    let text = serde_json::to_vec(head).expect("the audit head serializes");
     let temp = crate::config::synced_temp_file(dir, &text)?;
     temp.persist(&path)
         .map_err(|e| Error::io(format!("replacing {}", path.display()))(e.error))?;

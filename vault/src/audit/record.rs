@@ -157,8 +157,9 @@ impl AuditRecord {
             reason: self.reason.as_deref(),
             prev: &self.prev,
         };
-        // Serializing plain strings and integers into a Vec cannot fail.
-        serde_json::to_vec(&body).unwrap_or_default()
+        // Serializing plain strings and integers into a Vec cannot fail; an empty body
+        // would MAC the wrong bytes, so failing loudly is the only safe answer.
+        serde_json::to_vec(&body).expect("an audit record body serializes")
     }
 
     /// Parses one line of the log (without its newline) into the record it holds. A line of
@@ -218,7 +219,7 @@ impl AuditRecord {
 
     /// The canonical line, without the newline.
     pub fn to_line(&self) -> Vec<u8> {
-        serde_json::to_vec(self).unwrap_or_default()
+        serde_json::to_vec(self).expect("an audit record serializes")
     }
 }
 
