@@ -229,20 +229,30 @@ async fn a_re_encoded_copy_of_a_revoked_certificate_is_refused_in_the_handshake(
         assert!(Instant::now() < deadline, "{log}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // And it is a denial in the audit log, under the certificate and its principal.
-    let audited = sandbox.audit_records().into_iter().any(|r| {
-        r.op == "handshake"
-            && r.decision == vault::audit::Decision::Deny
-            && r.cert.as_deref() == Some(copy_fp.as_str())
-            && r.principal == "carol"
-            && r.peer
-                .as_deref()
-                .is_some_and(|p| p.starts_with("127.0.0.1:"))
-            && r.reason
-                .as_deref()
-                .is_some_and(|why| why.contains("revoked"))
-    });
-    assert!(audited, "the refused handshake is not in the audit log");
+    // And it is a denial in the audit log, under the certificate and its principal (the
+    // record is written after the log line, by the denial recorder).
+    let audited = || {
+        sandbox.audit_records().into_iter().any(|r| {
+            r.op == "handshake"
+                && r.decision == vault::audit::Decision::Deny
+                && r.cert.as_deref() == Some(copy_fp.as_str())
+                && r.principal == "carol"
+                && r.peer
+                    .as_deref()
+                    .is_some_and(|p| p.starts_with("127.0.0.1:"))
+                && r.reason
+                    .as_deref()
+                    .is_some_and(|why| why.contains("revoked"))
+        })
+    };
+    let deadline = Instant::now() + RELOAD_DEADLINE;
+    while !audited() {
+        assert!(
+            Instant::now() < deadline,
+            "the refused handshake is not in the audit log"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Nobody else is affected.
     let admin = daemon.tls_for("admin");
     assert_eq!(handshake_outcome(&daemon, admin).await, Ok(Code::Ok));

@@ -23,8 +23,9 @@ use super::refused::{HandshakeRefusal, HandshakeRefusalHook, TurnedAway};
 use crate::denials::{DenialRecorder, Denied, PACE, PARKED_PER_SOURCE, WINDOW};
 
 /// Refused handshakes an address may have in a second before its connections are closed
-/// unanswered for the rest of it.
-pub const REFUSED_PER_ADDRESS: u32 = 5;
+/// unanswered for the rest of it: enough for someone trying a few bad certificates to go
+/// on connecting, few enough that a client refused in a loop costs little processor time.
+pub const REFUSED_PER_ADDRESS: u32 = 20;
 /// Addresses counted in a second; beyond it, new addresses are not counted (and not turned
 /// away), so the map cannot grow without bound.
 const MAX_ADDRESSES: usize = 4096;
