@@ -72,8 +72,8 @@ pub fn print_list<'a>(rows: impl Iterator<Item = ListRow<'a>>, format: &FormatAr
         return;
     }
     println!(
-        "{:<32} {:<32} {:>7}  {}",
-        "SCOPE", "KEY", "VERSION", "UPDATED (UTC)"
+        "{:<32} {:<32} {:>7}  UPDATED (UTC)",
+        "SCOPE", "KEY", "VERSION"
     );
     for s in rows {
         println!(
