@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh --build
 cargo build --release --locked -q -p vaultd -p vaultctl
 bin="$PWD/target/release"
-dev="${VAULT_DEV_DIR:-$PWD/vault-dev}"
+dev="${VAULTCTL_DEV_DIR:-$PWD/vault-dev}"
 listen="${VAULTD_LISTEN:-127.0.0.1:8443}"
 
 out="$(mktemp)"
@@ -30,7 +30,7 @@ printf '\n\n'
 vaultctl status
 cat <<MSG
 
-vaultd is serving on ${VAULT_ADDR} (Ctrl-C stops it). In another shell:
+vaultd is serving on ${VAULTCTL_ADDR} (Ctrl-C stops it). In another shell:
 $(grep '^export ' "$out")
 export PATH="$bin:\$PATH"
 printf 's3cret' | vaultctl set global my-key && vaultctl get global my-key

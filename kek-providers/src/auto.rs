@@ -6,7 +6,7 @@
 //! URI would be: a probe that only asked "is it there?" could still fail at creation, and
 //! the created KEK is the proof that it works. The TPM and the keystore are found, not
 //! configured, so their failures are skips; a PKCS#11 token is only a candidate because
-//! `VAULT_PKCS11_URI` configures it, so its failures are errors (falling through to a weaker
+//! `VAULTCTL_PKCS11_URI` configures it, so its failures are errors (falling through to a weaker
 //! KEK would hide a mistake the user wants to hear about).
 
 use std::fmt;
@@ -20,9 +20,9 @@ use crate::tpm::{DEFAULT_DEVICE, Tcti, Tpm2Uri};
 use crate::{BuiltKek, Error, KekEnv};
 
 /// Names the TPM's TCTI (e.g. `swtpm:host=127.0.0.1,port=2321`) instead of the device.
-pub const TPM_TCTI_VAR: &str = "VAULT_TPM_TCTI";
+pub const TPM_TCTI_VAR: &str = "VAULTCTL_TPM_TCTI";
 /// A `pkcs11:` URI naming a token (and optionally a key): makes PKCS#11 a candidate.
-pub const PKCS11_URI_VAR: &str = "VAULT_PKCS11_URI";
+pub const PKCS11_URI_VAR: &str = "VAULTCTL_PKCS11_URI";
 const SESSION_BUS_VAR: &str = "DBUS_SESSION_BUS_ADDRESS";
 
 /// How long the TPM may take to connect and derive its storage root key (an ECC P-256
@@ -51,7 +51,7 @@ const KEYSTORE: &str = if cfg!(target_os = "macos") {
 pub enum AutoCandidate {
     /// A TPM 2.0 (`tpm2:`).
     Tpm,
-    /// The PKCS#11 token `VAULT_PKCS11_URI` names (`pkcs11:`).
+    /// The PKCS#11 token `VAULTCTL_PKCS11_URI` names (`pkcs11:`).
     Pkcs11,
     /// The OS keystore (`keyring:`).
     Keystore,
@@ -94,11 +94,11 @@ pub struct AutoChoice {
 
 /// What auto looks at: read from the environment by [`AutoProbe::from_env`].
 pub struct AutoProbe {
-    /// `VAULT_TPM_TCTI`.
+    /// `VAULTCTL_TPM_TCTI`.
     pub tpm_tcti: Option<String>,
     /// The TPM device used when `tpm_tcti` is not set (`/dev/tpmrm0`).
     pub tpm_device: PathBuf,
-    /// `VAULT_PKCS11_URI` (may carry a `pin-value`: never printed).
+    /// `VAULTCTL_PKCS11_URI` (may carry a `pin-value`: never printed).
     pub pkcs11_uri: Option<String>,
     /// `DBUS_SESSION_BUS_ADDRESS` (Linux and other Secret Service platforms).
     pub session_bus: Option<String>,
@@ -106,7 +106,7 @@ pub struct AutoProbe {
     pub file_uri: Option<String>,
 }
 
-/// Shows whether each variable is set, never `VAULT_PKCS11_URI` itself (it may hold a PIN).
+/// Shows whether each variable is set, never `VAULTCTL_PKCS11_URI` itself (it may hold a PIN).
 impl fmt::Debug for AutoProbe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AutoProbe")
@@ -139,8 +139,8 @@ impl AutoProbe {
         }
     }
 
-    /// Creates the first candidate that works. Errors: a malformed `VAULT_TPM_TCTI`, a
-    /// `VAULT_PKCS11_URI` whose token cannot be used, or no key file to fall back to.
+    /// Creates the first candidate that works. Errors: a malformed `VAULTCTL_TPM_TCTI`, a
+    /// `VAULTCTL_PKCS11_URI` whose token cannot be used, or no key file to fall back to.
     pub fn choose(&self, env: &KekEnv<'_>) -> Result<AutoChoice, Error> {
         let mut skipped = Vec::new();
         for candidate in [
@@ -438,14 +438,14 @@ mod tests {
             .map(|s| (s.candidate, s.reason.as_str()))
             .collect();
         let no_device = format!(
-            "no TPM device at {} (VAULT_TPM_TCTI is not set)",
+            "no TPM device at {} (VAULTCTL_TPM_TCTI is not set)",
             dir.path().join("no-tpmrm0").display()
         );
         assert_eq!(
             skipped,
             [
                 (AutoCandidate::Tpm, no_device.as_str()),
-                (AutoCandidate::Pkcs11, "VAULT_PKCS11_URI is not set"),
+                (AutoCandidate::Pkcs11, "VAULTCTL_PKCS11_URI is not set"),
                 (
                     AutoCandidate::Keystore,
                     "no D-Bus session bus for the Secret Service (DBUS_SESSION_BUS_ADDRESS is not set)"
@@ -486,7 +486,7 @@ mod tests {
             let err = choose(&probe, dir.path()).expect_err(tcti).to_string();
             assert!(
                 err.starts_with(
-                    "--kek auto: VAULT_TPM_TCTI is set, but KEK parameter tcti is invalid"
+                    "--kek auto: VAULTCTL_TPM_TCTI is set, but KEK parameter tcti is invalid"
                 ),
                 "{tcti}: {err}"
             );
@@ -524,7 +524,7 @@ mod tests {
             assert!(!format!("{probe:?}").contains("4711-secret"));
             let err = choose(&probe, dir.path()).expect_err(&uri).to_string();
             assert!(
-                err.starts_with("--kek auto: VAULT_PKCS11_URI is set, but ")
+                err.starts_with("--kek auto: VAULTCTL_PKCS11_URI is set, but ")
                     && err.contains(expected),
                 "{uri}: {err}"
             );
@@ -546,7 +546,7 @@ mod tests {
             "{err}"
         );
         assert!(
-            err.contains("; PKCS#11: VAULT_PKCS11_URI is not set; OS keystore: "),
+            err.contains("; PKCS#11: VAULTCTL_PKCS11_URI is not set; OS keystore: "),
             "{err}"
         );
         assert!(err.ends_with("pass --kek with a URI"), "{err}");

@@ -616,7 +616,7 @@ pub enum Error {
         "--kek auto: {variable} is set, but {source}; fix it, or unset {variable} to let auto pick another KEK"
     )]
     AutoConfigured {
-        /// The variable, e.g. `VAULT_PKCS11_URI`.
+        /// The variable, e.g. `VAULTCTL_PKCS11_URI`.
         variable: &'static str,
         /// What is wrong with what it names.
         source: Box<Error>,

@@ -1,4 +1,4 @@
-//! `vaultctl init --kek auto` with the TPM unreachable (VAULT_TPM_TCTI names a closed port),
+//! `vaultctl init --kek auto` with the TPM unreachable (VAULTCTL_TPM_TCTI names a closed port),
 //! no PKCS#11 token configured and a private unlocked gnome-keyring on the session bus: auto
 //! stores a new key in an entry of its own, pins the concrete `keyring:` URI, says why it
 //! skipped the TPM and PKCS#11, and the vault round-trips secrets. With the keyring locked
@@ -20,7 +20,7 @@ fn vaultctl(keyring: &Keyring) -> Vaultctl<'static> {
     let ctl = Vaultctl::new(
         move || {
             let mut command = Command::new(&binary);
-            command.env_remove("VAULT_PKCS11_URI");
+            command.env_remove("VAULTCTL_PKCS11_URI");
             command
         },
         &keyring.dir().join("home"),
@@ -45,7 +45,7 @@ fn auto_keeps_the_kek_in_the_keyring_when_no_device_answers() {
         );
         assert_eq!(
             notes[1],
-            "note: auto: skipped PKCS#11: VAULT_PKCS11_URI is not set"
+            "note: auto: skipped PKCS#11: VAULTCTL_PKCS11_URI is not set"
         );
         let stdout = out.stdout();
         let line = stdout

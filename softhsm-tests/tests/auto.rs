@@ -1,5 +1,5 @@
-//! `vaultctl init --kek auto` with the TPM unreachable (VAULT_TPM_TCTI names a closed port)
-//! and a private SoftHSM2 token configured in VAULT_PKCS11_URI: auto generates a new
+//! `vaultctl init --kek auto` with the TPM unreachable (VAULTCTL_TPM_TCTI names a closed port)
+//! and a private SoftHSM2 token configured in VAULTCTL_PKCS11_URI: auto generates a new
 //! non-extractable key on the token (or uses the key the URI names), pins the full URI, says
 //! why it skipped the TPM, and the vault round-trips secrets. A configured token that cannot
 //! be used (a wrong PIN) is an error, not a fall-through to a weaker KEK. A key auto
@@ -17,7 +17,7 @@ const VALUE: &str = "sealed-under-the-auto-picked-token";
 const CANNOT_LEAVE: &str = "cannot leave the token (sensitive and never extractable)";
 
 /// vaultctl on the token with the TPM unreachable, no session bus and `pkcs11_uri` as
-/// VAULT_PKCS11_URI.
+/// VAULTCTL_PKCS11_URI.
 fn vaultctl<'a>(hsm: &'a SoftHsm, pkcs11_uri: &str) -> Vaultctl<'a> {
     let binary = vaultctl_binary(hsm.dir());
     let ctl = Vaultctl::new(
@@ -32,11 +32,11 @@ fn vaultctl<'a>(hsm: &'a SoftHsm, pkcs11_uri: &str) -> Vaultctl<'a> {
     ctl.keep_hidden(hsm.so_pin());
     ctl.keep_secret(VALUE);
     ctl.set_tpm_tcti(&closed_tpm_tcti());
-    ctl.set_env("VAULT_PKCS11_URI", pkcs11_uri);
+    ctl.set_env("VAULTCTL_PKCS11_URI", pkcs11_uri);
     ctl
 }
 
-/// The token's URI without an object: what an operator puts in VAULT_PKCS11_URI.
+/// The token's URI without an object: what an operator puts in VAULTCTL_PKCS11_URI.
 fn token_uri(hsm: &SoftHsm) -> String {
     hsm.kek_uri("placeholder")
         .replace(";object=placeholder", "")
@@ -51,10 +51,11 @@ fn round_trip(ctl: &Vaultctl<'_>, vault: &str) {
     assert_eq!(got.stdout(), VALUE);
 }
 
-/// The one KEK URI `kek list --json` shows.
+/// The one KEK URI `kek list --format json` shows.
 fn pinned(ctl: &Vaultctl<'_>, vault: &str) -> String {
-    let out = ctl.ok(&["--vault", vault, "kek", "list", "--json"], b"");
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("kek list --json");
+    let out = ctl.ok(&["--vault", vault, "kek", "list", "--format", "json"], b"");
+    let doc: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("kek list --format json");
     let keks = doc["keks"].as_array().expect("a keks array");
     assert_eq!(keks.len(), 1, "{doc}");
     keks[0]["uri"].as_str().expect("a uri").to_owned()
@@ -80,7 +81,7 @@ fn auto_generates_a_key_on_the_configured_token_when_the_tpm_is_unreachable() {
         let stdout = out.stdout();
         assert!(
             stdout.contains(
-                "(auto: PKCS#11 because VAULT_PKCS11_URI names token \"vault-test\"; a new non-extractable AES-256 key \"vault-kek-"
+                "(auto: PKCS#11 because VAULTCTL_PKCS11_URI names token \"vault-test\"; a new non-extractable AES-256 key \"vault-kek-"
             ),
             "{stdout}"
         );
@@ -122,7 +123,7 @@ fn auto_uses_the_key_the_configured_uri_names() {
         let out = ctl.ok(&["--vault", &vault, "init", "--kek", "auto"], b"");
         assert!(
             out.stdout()
-                .contains("(auto: PKCS#11 because VAULT_PKCS11_URI names key \"made-before\" on token \"vault-test\")"),
+                .contains("(auto: PKCS#11 because VAULTCTL_PKCS11_URI names key \"made-before\" on token \"vault-test\")"),
             "{}",
             out.stdout()
         );
@@ -145,7 +146,7 @@ fn a_configured_token_that_refuses_the_pin_is_an_error_not_a_fall_through() {
         ctl.fails(
             &["--vault", &vault, "init", "--kek", "auto"],
             b"",
-            &["--kek auto: VAULT_PKCS11_URI is set, but "],
+            &["--kek auto: VAULTCTL_PKCS11_URI is set, but "],
         );
         // No vault, and no key file from a fall-through.
         assert!(!hsm.dir().join("vault/vault.json").exists());
@@ -178,7 +179,7 @@ fn objects(hsm: &SoftHsm) -> Vec<(String, String)> {
     objects
 }
 
-/// vaultctl on the token (as VAULT_PKCS11_URI) whose runs must never leave a key auto made on
+/// vaultctl on the token (as VAULTCTL_PKCS11_URI) whose runs must never leave a key auto made on
 /// the token nor fail to destroy one, with the operator's own key made before (`kek create`):
 /// no failed init or kek add may touch it. Returns the runner, the token's objects then, and
 /// the vault's path.

@@ -173,9 +173,9 @@ fn assert_unchanged(before: &BTreeMap<PathBuf, Vec<u8>>, dir: &str, what: &str) 
     }
 }
 
-/// Parses `seal --json` output.
+/// Parses `seal --format json` output.
 fn envelope_json(run: &Run) -> serde_json::Value {
-    serde_json::from_slice(&run.stdout).expect("seal --json writes JSON")
+    serde_json::from_slice(&run.stdout).expect("seal --format json writes JSON")
 }
 
 /// The decoded body of the envelope's stanza of `kind`.
@@ -325,11 +325,14 @@ fn round_trip(hsm: &SoftHsm, x_mechanism: &str, tag: u8, body_len: usize) {
     let got = ctl.ok(&["--vault", vault, "get", "skill:deploy", "key"], b"");
     assert_eq!(got.stdout, binary);
 
-    let listed = ctl.ok(&["--vault", vault, "list", "--json"], b"").stdout();
-    let rows: serde_json::Value = serde_json::from_str(&listed).expect("list --json is JSON");
+    let listed = ctl
+        .ok(&["--vault", vault, "list", "--format", "json"], b"")
+        .stdout();
+    let rows: serde_json::Value =
+        serde_json::from_str(&listed).expect("list --format json is JSON");
     let mut names: Vec<(String, u64)> = rows
         .as_array()
-        .expect("list --json is an array")
+        .expect("list --format json is an array")
         .iter()
         .map(|row| {
             (
@@ -391,7 +394,10 @@ fn round_trip(hsm: &SoftHsm, x_mechanism: &str, tag: u8, body_len: usize) {
         &sealed.stdout,
         &[KEK_ID, REJECTED],
     );
-    let json = envelope_json(&ctl.ok(&["--vault", vault, "seal", "--json"], data.as_bytes()));
+    let json = envelope_json(&ctl.ok(
+        &["--vault", vault, "seal", "--format", "json"],
+        data.as_bytes(),
+    ));
     let stanzas = json["stanzas"].as_array().expect("stanzas");
     assert_eq!(stanzas.len(), 1, "{json}");
     assert_eq!(stanzas[0]["label"], "vault-test/kek-1", "{json}");
@@ -428,10 +434,10 @@ fn round_trip(hsm: &SoftHsm, x_mechanism: &str, tag: u8, body_len: usize) {
         "{status}"
     );
     let status: serde_json::Value = serde_json::from_str(
-        &ctl.ok(&["--vault", vault, "status", "--json"], b"")
+        &ctl.ok(&["--vault", vault, "status", "--format", "json"], b"")
             .stdout(),
     )
-    .expect("status --json is JSON");
+    .expect("status --format json is JSON");
     assert_eq!(status["keks"][0]["id"], KEK_ID, "{status}");
     assert_eq!(status["keks"][0]["health"], "ok", "{status}");
     assert_eq!(status["keks"][0]["assurance"], "non-exportable", "{status}");
@@ -485,10 +491,10 @@ fn a_recovery_file_kek_is_listed_next_to_the_token_kek_and_opens_alone() {
         );
         assert!(rows[1].ends_with(&recovery), "{list}");
         let json: serde_json::Value = serde_json::from_str(
-            &ctl.ok(&["--vault", vault, "kek", "list", "--json"], b"")
+            &ctl.ok(&["--vault", vault, "kek", "list", "--format", "json"], b"")
                 .stdout(),
         )
-        .expect("kek list --json is JSON");
+        .expect("kek list --format json is JSON");
         let ids: Vec<&str> = json["keks"]
             .as_array()
             .expect("keks")
@@ -846,8 +852,10 @@ fn a_tampered_stanza_is_rejected_with_either_mechanism() {
             let vault = vault.as_str();
             let data = format!("caller data under {label}");
             ctl.keep_secret(&data);
-            let json =
-                envelope_json(&ctl.ok(&["--vault", vault, "seal", "--json"], data.as_bytes()));
+            let json = envelope_json(&ctl.ok(
+                &["--vault", vault, "seal", "--format", "json"],
+                data.as_bytes(),
+            ));
             let before = snapshot(Path::new(vault));
             let open = |envelope: &serde_json::Value| {
                 let file = ctl.path(&format!("{label}.json"));
@@ -892,8 +900,10 @@ fn a_tampered_stanza_is_rejected_with_either_mechanism() {
             // while the vault's pinned KEKs open the envelope through the intact file stanza.
             let recovery = format!("file:{}", ctl.path(&format!("{label}-recovery.key")));
             let both = ctl.init(&format!("{label}-with-recovery"), &[&uri, &recovery]);
-            let sealed =
-                envelope_json(&ctl.ok(&["--vault", &both, "seal", "--json"], data.as_bytes()));
+            let sealed = envelope_json(&ctl.ok(
+                &["--vault", &both, "seal", "--format", "json"],
+                data.as_bytes(),
+            ));
             let tampered = with_stanza_body(&sealed, "pkcs11", |b| b[20] ^= 0x01);
             let file = ctl.path(&format!("{label}-both.json"));
             fs::write(&file, tampered.to_string()).expect("write the envelope");

@@ -25,10 +25,10 @@ pub fn skip_notes(stderr: &str) -> Vec<String> {
 }
 
 impl Vaultctl<'_> {
-    /// From now on, every run has `tcti` as VAULT_TPM_TCTI, with tpm2-tss's own log
+    /// From now on, every run has `tcti` as VAULTCTL_TPM_TCTI, with tpm2-tss's own log
     /// silenced (TSS2_LOG): a TPM that does not answer is what these runs expect, not news.
     pub fn set_tpm_tcti(&self, tcti: &str) {
         self.set_env("TSS2_LOG", "all+none");
-        self.set_env("VAULT_TPM_TCTI", tcti);
+        self.set_env("VAULTCTL_TPM_TCTI", tcti);
     }
 }

@@ -8,16 +8,20 @@ use std::process::{Command, Stdio};
 
 /// What no stderr may contain: a panic and its backtrace (every run has `RUST_BACKTRACE=1`).
 const PANIC_MARKS: [&str; 3] = ["panicked", "stack backtrace", "RUST_BACKTRACE"];
-/// The variables that point vaultctl at a vault, a server or a cache; no run inherits them.
-const VAULT_ENV: [&str; 8] = [
-    "VAULT_DIR",
-    "VAULT_ADDR",
-    "VAULT_DEV_DIR",
-    "VAULT_CACERT",
-    "VAULT_CLIENT_CERT",
-    "VAULT_CLIENT_KEY",
-    "VAULT_CACHE_TTL",
-    "VAULT_REQUIRE_MLOCK",
+/// The variables that point vaultctl at a vault, a server or a cache, or set its waits; no
+/// run inherits them.
+const VAULT_ENV: [&str; 11] = [
+    "VAULTCTL_DIR",
+    "VAULTCTL_ADDR",
+    "VAULTCTL_DEV_DIR",
+    "VAULTCTL_CACERT",
+    "VAULTCTL_CLIENT_CERT",
+    "VAULTCTL_CLIENT_KEY",
+    "VAULTCTL_CACHE_TTL",
+    "VAULTCTL_REQUIRE_MLOCK",
+    "VAULTCTL_CONNECT_TIMEOUT",
+    "VAULTCTL_REQUEST_TIMEOUT",
+    "VAULTCTL_RETRIES",
 ];
 
 /// What one vaultctl run did.
@@ -51,7 +55,7 @@ pub enum ErrorLine {
 
 /// Runs vaultctl from one base [`Command`] (the binary, and what the fixture sets, such as
 /// `SOFTHSM2_CONF`), with its home, config and data directories in a home directory of the
-/// test's, without the `VAULT_*` variables of the test's environment; and checks every run:
+/// test's, without the `VAULTCTL_*` variables of the test's environment; and checks every run:
 /// no panic and nothing [forbidden](Self::forbid_on_stderr) on stderr, no
 /// [secret](Self::keep_secret) on stderr, no [hidden value](Self::keep_hidden) (a PIN) on
 /// stdout or stderr.

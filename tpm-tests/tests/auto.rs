@@ -1,6 +1,6 @@
-//! `vaultctl init --kek auto` on a private swtpm named by VAULT_TPM_TCTI: the TPM is the
+//! `vaultctl init --kek auto` on a private swtpm named by VAULTCTL_TPM_TCTI: the TPM is the
 //! strongest candidate, so auto takes it (without looking further: a broken
-//! VAULT_PKCS11_URI beside it goes unread), pins its concrete `tpm2:` URI, says why, and the
+//! VAULTCTL_PKCS11_URI beside it goes unread), pins its concrete `tpm2:` URI, says why, and the
 //! vault is tiered and round-trips secrets; with the swtpm gone the vault does not open, so
 //! the secrets really are behind the TPM.
 #![forbid(unsafe_code)]
@@ -27,7 +27,7 @@ fn auto_picks_the_tpm_and_the_vault_round_trips() {
     );
     ctl.set_tpm_tcti(&tpm.tcti());
     ctl.set_env(
-        "VAULT_PKCS11_URI",
+        "VAULTCTL_PKCS11_URI",
         "pkcs11:token=never-read?module-path=/nonexistent/module.so&pin-source=env:NONE",
     );
     ctl.check_error_line(ErrorLine::Last);
@@ -39,7 +39,7 @@ fn auto_picks_the_tpm_and_the_vault_round_trips() {
     let stdout = out.stdout();
     assert!(
         stdout.contains(&format!(
-            "kek: tpm2:tpm#v1 ({uri}) (auto: TPM because the TPM at {} (from VAULT_TPM_TCTI) answers; it is a software TPM (simulator), not dedicated hardware)\n",
+            "kek: tpm2:tpm#v1 ({uri}) (auto: TPM because the TPM at {} (from VAULTCTL_TPM_TCTI) answers; it is a software TPM (simulator), not dedicated hardware)\n",
             tpm.tcti()
         )),
         "{stdout}"

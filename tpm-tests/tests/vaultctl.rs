@@ -165,8 +165,9 @@ impl Vaultctl {
             b"",
             &["secret not found: global doomed"],
         );
-        let listed = self.ok(&["--vault", vault, "list", "--json"], b"");
-        let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("list --json");
+        let listed = self.ok(&["--vault", vault, "list", "--format", "json"], b"");
+        let rows: serde_json::Value =
+            serde_json::from_slice(&listed.stdout).expect("list --format json");
         let mut names: Vec<(String, String, u64)> = rows
             .as_array()
             .expect("an array")
@@ -225,13 +226,14 @@ impl Vaultctl {
         assert_eq!(got(self.ok(&open_args, b"")), CALLER_DATA);
     }
 
-    /// `seal --json` of [`CALLER_DATA`] into `<private dir>/<name>`; returns the path.
+    /// `seal --format json` of [`CALLER_DATA`] into `<private dir>/<name>`; returns the path.
     fn seal(&self, vault: &str, name: &str) -> String {
         let run = self.ok(
-            &["--vault", vault, "seal", "--json"],
+            &["--vault", vault, "seal", "--format", "json"],
             CALLER_DATA.as_bytes(),
         );
-        let json: serde_json::Value = serde_json::from_slice(&run.stdout).expect("seal --json");
+        let json: serde_json::Value =
+            serde_json::from_slice(&run.stdout).expect("seal --format json");
         let path = self.path(name);
         fs::write(&path, json.to_string()).expect("write the envelope");
         path
@@ -438,8 +440,9 @@ fn vault_on_the_tpm(mode: &str, tpm_extra: &str, cleared: &[&str]) {
         )),
         "{status}"
     );
-    let json = ctl.ok(&["--vault", vault, "status", "--json"], b"");
-    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("status --json");
+    let json = ctl.ok(&["--vault", vault, "status", "--format", "json"], b"");
+    let json: serde_json::Value =
+        serde_json::from_slice(&json.stdout).expect("status --format json");
     assert_eq!(json["mode"], mode);
     assert_eq!(json["keks"].as_array().map(Vec::len), Some(2), "{json}");
     assert_eq!(json["missing_keks"], serde_json::json!([]), "{json}");

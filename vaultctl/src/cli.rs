@@ -6,12 +6,14 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-/// vaultctl: store, fetch and seal secrets in a local vault directory.
+pub use crate::choices::{EnvelopeFormat, FormatArgs, ModeChoice, StoreChoice};
+
+/// vaultctl: store, fetch and seal secrets in a vault directory, or through vaultd (--addr).
 #[derive(Debug, Parser)]
 #[command(name = "vaultctl", version, about, max_term_width = 100)]
 pub struct Cli {
     /// The vault directory.
-    #[arg(long, global = true, env = "VAULT_DIR", value_name = "DIR")]
+    #[arg(long, global = true, env = "VAULTCTL_DIR", value_name = "DIR")]
     pub vault: Option<PathBuf>,
 
     /// Use this KEK URI instead of the ones pinned in the vault (repeatable).
@@ -22,35 +24,39 @@ pub struct Cli {
     #[arg(
         long,
         global = true,
-        env = "VAULT_CACHE_TTL",
+        env = "VAULTCTL_CACHE_TTL",
         value_name = "SECS",
         default_value_t = 300
     )]
     pub cache_ttl: u64,
 
     /// Talk to a vaultd at this address (`https://host:port`) instead of a local vault.
-    #[arg(long, global = true, env = "VAULT_ADDR", value_name = "URL")]
+    #[arg(long, global = true, env = "VAULTCTL_ADDR", value_name = "URL")]
     pub addr: Option<String>,
 
     /// Remote mode: the CA certificate that signed the daemon's certificate.
-    #[arg(long, global = true, env = "VAULT_CACERT", value_name = "PEM")]
+    #[arg(long, global = true, env = "VAULTCTL_CACERT", value_name = "PEM")]
     pub cacert: Option<PathBuf>,
 
     /// Remote mode: our client certificate (it names our principal).
-    #[arg(long, global = true, env = "VAULT_CLIENT_CERT", value_name = "PEM")]
+    #[arg(long, global = true, env = "VAULTCTL_CLIENT_CERT", value_name = "PEM")]
     pub client_cert: Option<PathBuf>,
 
     /// Remote mode: our client key.
-    #[arg(long, global = true, env = "VAULT_CLIENT_KEY", value_name = "PEM")]
+    #[arg(long, global = true, env = "VAULTCTL_CLIENT_KEY", value_name = "PEM")]
     pub client_key: Option<PathBuf>,
 
     /// Remote mode: take the CA and the admin certificate from a `vaultd --dev` directory.
-    #[arg(long, global = true, env = "VAULT_DEV_DIR", value_name = "DIR")]
+    #[arg(long, global = true, env = "VAULTCTL_DEV_DIR", value_name = "DIR")]
     pub dev_dir: Option<PathBuf>,
 
     /// Fail instead of warning when secret memory cannot be locked (mlock).
-    #[arg(long, global = true, env = "VAULT_REQUIRE_MLOCK")]
+    #[arg(long, global = true, env = "VAULTCTL_REQUIRE_MLOCK")]
     pub require_mlock: bool,
+
+    /// Remote mode: how long to wait for vaultd, and how often to send a read again.
+    #[command(flatten)]
+    pub client: crate::remote::ClientOptions,
 
     /// What to do.
     #[command(subcommand)]
@@ -104,6 +110,10 @@ pub enum Command {
     Resolve(crate::commands::resolve::ResolveArgs),
     /// Find plaintext secrets, and vault:// references to missing keys, in config files.
     Scan(crate::commands::scan::ScanArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions(crate::commands::docs::CompletionsArgs),
+    /// Print vaultctl's man page (roff) to stdout, or write one page per command to a directory.
+    Man(crate::commands::docs::ManArgs),
 }
 
 /// Arguments of `unlock`.
@@ -184,17 +194,17 @@ pub struct MinVersionArgs {
 pub struct InitArgs {
     /// KEK URI: `file:PATH`, `passphrase:env=NAME`, `passphrase:file=PATH`,
     /// `passphrase:prompt`, or `auto` (the strongest the machine offers: a TPM, the token in
-    /// VAULT_PKCS11_URI, the OS keystore, else a key file) (repeatable; default: a new key
+    /// VAULTCTL_PKCS11_URI, the OS keystore, else a key file) (repeatable; default: a new key
     /// file under ~/.config/vault/keys).
     #[arg(long = "kek", value_name = "URI")]
     pub keks: Vec<String>,
-    /// The store: `sqlite` (embedded, durable) or `memory` (lost on exit; for tests).
-    #[arg(long, default_value = "sqlite", value_name = "KIND")]
-    pub store: String,
-    /// `direct` (DEKs wrapped by the root KEKs) or `tiered` (by an epoch key the root KEKs
-    /// wrap); default: tiered for device KEKs (HSM, TPM, card) or a threshold, else direct.
-    #[arg(long, value_name = "MODE")]
-    pub mode: Option<String>,
+    /// The store.
+    #[arg(long, value_enum, default_value_t = StoreChoice::Sqlite, value_name = "KIND")]
+    pub store: StoreChoice,
+    /// How DEKs are wrapped (default: tiered for device KEKs (HSM, TPM, card) or a
+    /// threshold, else direct).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub mode: Option<ModeChoice>,
     /// Require any M of the given KEKs instead of any one (Shamir shares).
     #[arg(long, value_name = "M")]
     pub threshold: Option<usize>,
@@ -241,14 +251,6 @@ pub struct ListArgs {
     pub format: FormatArgs,
 }
 
-/// Output format choice.
-#[derive(Debug, Args)]
-pub struct FormatArgs {
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
 /// Input and output files of `seal` and `open`.
 #[derive(Debug, Args)]
 pub struct IoArgs {
@@ -269,9 +271,9 @@ pub struct SealArgs {
     /// Files and context.
     #[command(flatten)]
     pub io: IoArgs,
-    /// Write the JSON export form instead of binary.
-    #[arg(long)]
-    pub json: bool,
+    /// The envelope's form.
+    #[arg(long, value_enum, default_value_t = EnvelopeFormat::Binary, value_name = "FORM")]
+    pub format: EnvelopeFormat,
 }
 
 /// Arguments of `open`.
@@ -313,9 +315,9 @@ pub struct PkiIssueArgs {
     /// The PKI directory (default: `<vault dir>/tls`).
     #[arg(long, value_name = "DIR")]
     pub pki_dir: Option<PathBuf>,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
+    /// Output format.
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 /// Arguments of `pki revoke`: exactly one of a certificate (file or fingerprint), a serial

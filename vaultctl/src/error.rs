@@ -29,6 +29,15 @@ pub enum Error {
         /// The daemon's message.
         message: String,
     },
+    /// vaultd could not be reached: no connection, or no TLS session within the connect
+    /// timeout.
+    #[error("cannot reach vaultd at {addr}: {reason}")]
+    Unreachable {
+        /// The address given (`--addr`).
+        addr: String,
+        /// Why, with its causes.
+        reason: String,
+    },
     /// A check found problems (already reported on stdout).
     #[error("{0}")]
     Failed(String),

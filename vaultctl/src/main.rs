@@ -1,6 +1,7 @@
 //! vaultctl: the vault's command-line interface. Local mode works on a vault directory.
 #![forbid(unsafe_code)]
 
+mod choices;
 mod cli;
 mod commands;
 mod error;

@@ -8,7 +8,7 @@ use vault::{Kek, Vault};
 use crate::cli::Cli;
 use crate::error::Error;
 
-/// The vault directory: `--vault`, else `$VAULT_DIR`, else `$XDG_DATA_HOME/vault` or
+/// The vault directory: `--vault`, else `$VAULTCTL_DIR`, else `$XDG_DATA_HOME/vault` or
 /// `~/.local/share/vault`.
 pub fn vault_dir(cli: &Cli) -> Result<PathBuf, Error> {
     if let Some(dir) = &cli.vault {
@@ -17,9 +17,9 @@ pub fn vault_dir(cli: &Cli) -> Result<PathBuf, Error> {
     let data_home = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
-    data_home
-        .map(|d| d.join("vault"))
-        .ok_or_else(|| Error::Usage("no vault directory: pass --vault DIR or set VAULT_DIR".into()))
+    data_home.map(|d| d.join("vault")).ok_or_else(|| {
+        Error::Usage("no vault directory: pass --vault DIR or set VAULTCTL_DIR".into())
+    })
 }
 
 /// Opens the vault with the KEKs given by `--kek`, else with the ones pinned at init.

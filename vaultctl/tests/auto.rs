@@ -1,8 +1,8 @@
 //! `init --kek auto` and `kek add auto` with the real binary on a machine that offers no
-//! device: the TPM is a closed port (VAULT_TPM_TCTI, so the tests never depend on whether
+//! device: the TPM is a closed port (VAULTCTL_TPM_TCTI, so the tests never depend on whether
 //! this machine has /dev/tpmrm0), no PKCS#11 token is configured and there is no session bus.
 //! Auto then makes a key file and says why it skipped each stronger candidate; a broken
-//! VAULT_PKCS11_URI or VAULT_TPM_TCTI is an error rather than a silent fall-through. The
+//! VAULTCTL_PKCS11_URI or VAULTCTL_TPM_TCTI is an error rather than a silent fall-through. The
 //! TPM, PKCS#11 and keystore choices are tested on their emulators (tpm-tests,
 //! softhsm-tests, keystore-tests: tests/auto.rs).
 
@@ -16,8 +16,8 @@ use vault::Vault;
 
 /// Every variable auto reads, unset unless a test sets it.
 const AUTO_ENV: [&str; 3] = [
-    "VAULT_TPM_TCTI",
-    "VAULT_PKCS11_URI",
+    "VAULTCTL_TPM_TCTI",
+    "VAULTCTL_PKCS11_URI",
     "DBUS_SESSION_BUS_ADDRESS",
 ];
 
@@ -63,7 +63,7 @@ fn key_files(sb: &Sandbox) -> Vec<String> {
 fn with_nothing_stronger_auto_makes_a_key_file_and_names_each_reason() {
     let sb = Sandbox::new();
     let tcti = closed_tpm_tcti();
-    let env = [("VAULT_TPM_TCTI", tcti.as_str())];
+    let env = [("VAULTCTL_TPM_TCTI", tcti.as_str())];
     let out = run(&sb, &["init", "--kek", "auto"], &env, b"");
     assert_success(&out, &["init", "--kek", "auto"]);
 
@@ -77,7 +77,7 @@ fn with_nothing_stronger_auto_makes_a_key_file_and_names_each_reason() {
     );
     assert_eq!(
         notes[1],
-        "note: auto: skipped PKCS#11: VAULT_PKCS11_URI is not set"
+        "note: auto: skipped PKCS#11: VAULTCTL_PKCS11_URI is not set"
     );
     assert_eq!(
         notes[2],
@@ -124,7 +124,7 @@ fn an_unreachable_session_bus_is_skipped_with_its_reason() {
     let tcti = closed_tpm_tcti();
     let bus = format!("unix:path={}", sb.path("no-bus").display());
     let env = [
-        ("VAULT_TPM_TCTI", tcti.as_str()),
+        ("VAULTCTL_TPM_TCTI", tcti.as_str()),
         ("DBUS_SESSION_BUS_ADDRESS", bus.as_str()),
     ];
     let out = run(&sb, &["init", "--kek", "auto"], &env, b"");
@@ -147,16 +147,16 @@ fn a_broken_pkcs11_configuration_is_an_error_and_leaves_nothing_behind() {
         missing.display()
     );
     let env = [
-        ("VAULT_TPM_TCTI", tcti.as_str()),
-        ("VAULT_PKCS11_URI", uri.as_str()),
+        ("VAULTCTL_TPM_TCTI", tcti.as_str()),
+        ("VAULTCTL_PKCS11_URI", uri.as_str()),
     ];
     let out = run(&sb, &["init", "--kek", "auto"], &env, b"");
     assert_fails_with(
         &out,
-        "error: --kek auto: VAULT_PKCS11_URI is set, but cannot load PKCS#11 module",
+        "error: --kek auto: VAULTCTL_PKCS11_URI is set, but cannot load PKCS#11 module",
     );
     assert!(
-        stderr(&out).contains("unset VAULT_PKCS11_URI to let auto pick another KEK"),
+        stderr(&out).contains("unset VAULTCTL_PKCS11_URI to let auto pick another KEK"),
         "{}",
         stderr(&out)
     );
@@ -170,15 +170,15 @@ fn a_broken_pkcs11_configuration_is_an_error_and_leaves_nothing_behind() {
         missing.display()
     );
     let env = [
-        ("VAULT_TPM_TCTI", tcti.as_str()),
-        ("VAULT_PKCS11_URI", with_pin.as_str()),
+        ("VAULTCTL_TPM_TCTI", tcti.as_str()),
+        ("VAULTCTL_PKCS11_URI", with_pin.as_str()),
     ];
     let out = run(&sb, &["init", "--kek", "auto"], &env, b"");
     assert_fails_with(&out, "gives the PIN with pin-source=file:/PATH");
     assert!(!stderr(&out).contains(pin) && !stdout(&out).contains(pin));
 
     // Corrected (here: unset), the same command runs.
-    let env = [("VAULT_TPM_TCTI", tcti.as_str())];
+    let env = [("VAULTCTL_TPM_TCTI", tcti.as_str())];
     assert_success(&run(&sb, &["init", "--kek", "auto"], &env, b""), &["init"]);
 }
 
@@ -192,10 +192,10 @@ fn a_malformed_tpm_tcti_is_an_error() {
         let out = run(
             &sb,
             &["init", "--kek", "auto"],
-            &[("VAULT_TPM_TCTI", tcti)],
+            &[("VAULTCTL_TPM_TCTI", tcti)],
             b"",
         );
-        assert_fails_with(&out, "error: --kek auto: VAULT_TPM_TCTI is set, but ");
+        assert_fails_with(&out, "error: --kek auto: VAULTCTL_TPM_TCTI is set, but ");
         assert_fails_with(&out, expected);
         assert!(key_files(&sb).is_empty());
     }
@@ -206,7 +206,7 @@ fn auto_goes_with_other_keks_once() {
     let sb = Sandbox::new();
     let tcti = closed_tpm_tcti();
     let env = [
-        ("VAULT_TPM_TCTI", tcti.as_str()),
+        ("VAULTCTL_TPM_TCTI", tcti.as_str()),
         ("VAULT_TEST_RECOVERY", "recovery passphrase"),
     ];
     let out = run(&sb, &["init", "--kek", "auto", "--kek", "auto"], &env, b"");
@@ -230,7 +230,7 @@ fn kek_add_auto_adds_the_strongest_kek_found() {
     let sb = Sandbox::new();
     let first = sb.init_file_kek();
     let tcti = closed_tpm_tcti();
-    let env = [("VAULT_TPM_TCTI", tcti.as_str())];
+    let env = [("VAULTCTL_TPM_TCTI", tcti.as_str())];
     let out = run(&sb, &["kek", "add", "auto"], &env, b"");
     assert_success(&out, &["kek", "add", "auto"]);
     assert_eq!(skip_notes(&stderr(&out)).len(), 3, "{}", stderr(&out));

@@ -36,7 +36,7 @@ fn versions_list_and_delete() {
         b"one"
     );
 
-    let listed = stdout(&sb.ok(&["list", "--json"], b""));
+    let listed = stdout(&sb.ok(&["list", "--format", "json"], b""));
     let rows: serde_json::Value = serde_json::from_str(&listed).expect("json");
     let rows = rows.as_array().expect("array");
     assert_eq!(rows.len(), 2);
@@ -87,7 +87,7 @@ fn seal_and_open_caller_data_binary_and_json() {
     let opened = sb.ok(&["open", "--context", "backups"], &sealed.stdout);
     assert_eq!(opened.stdout, b"caller data");
 
-    let json = sb.ok(&["seal", "--json"], b"json data");
+    let json = sb.ok(&["seal", "--format", "json"], b"json data");
     assert!(stdout(&json).contains("\"format\": \"vault-envelope\""));
     assert_eq!(sb.ok(&["open"], &json.stdout).stdout, b"json data");
 

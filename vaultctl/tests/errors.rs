@@ -41,7 +41,7 @@ fn bad_scope_and_key_names() {
         );
         assert!(!stderr(&out).contains("panicked"));
     }
-    let listed = sb.ok(&["list", "--json"], b"");
+    let listed = sb.ok(&["list", "--format", "json"], b"");
     assert_eq!(listed.stdout.trim_ascii(), b"[]", "nothing was stored");
 }
 

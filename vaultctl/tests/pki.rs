@@ -98,7 +98,8 @@ fn issue_json_with_a_pki_dir() {
             "ci@build",
             "--pki-dir",
             dir_s,
-            "--json",
+            "--format",
+            "json",
         ],
         b"",
     );

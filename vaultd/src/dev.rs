@@ -81,7 +81,7 @@ impl DevDir {
         let pki = pki::PkiDir::new(self.tls());
         let show = |p: &Path| p.display().to_string();
         format!(
-            "export VAULT_ADDR=https://{addr}\nexport VAULT_CACERT={}\nexport VAULT_CLIENT_CERT={}\nexport VAULT_CLIENT_KEY={}\n",
+            "export VAULTCTL_ADDR=https://{addr}\nexport VAULTCTL_CACERT={}\nexport VAULTCTL_CLIENT_CERT={}\nexport VAULTCTL_CLIENT_KEY={}\n",
             show(&pki.ca_cert()),
             show(&pki.client_cert(DEV_ADMIN)),
             show(&pki.client_key(DEV_ADMIN)),

@@ -71,7 +71,10 @@ async fn misleading_characters_in_a_key_are_escaped_in_the_log_and_in_tail() {
         .expect("the refused put's record");
     assert_eq!(record.decision, Decision::Deny);
 
-    for args in [&["audit", "tail"][..], &["audit", "tail", "--json"]] {
+    for args in [
+        &["audit", "tail"][..],
+        &["audit", "tail", "--format", "json"],
+    ] {
         let shown = stdout(&local(&sandbox, args));
         assert!(
             !shown.contains('\u{202e}') && !shown.contains('\u{200d}'),
@@ -84,6 +87,16 @@ async fn misleading_characters_in_a_key_are_escaped_in_the_log_and_in_tail() {
     }
     let shown = stdout(&local(&sandbox, &["audit", "tail"]));
     assert!(shown.contains(r"invoice\u{202e}fdp.exe\u{200d}"), "{shown}");
+
+    let verified = stdout(&local(&sandbox, &["audit", "verify", "--format", "json"]));
+    let verified: serde_json::Value =
+        serde_json::from_str(&verified).expect("audit verify --format json");
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert_eq!(
+        verified["records"].as_u64(),
+        Some(sandbox.audit_records().len() as u64),
+        "{verified}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,10 +27,10 @@ fn printed_exports_make_vaultctl_work() {
     assert_eq!(
         names,
         [
-            "VAULT_ADDR",
-            "VAULT_CACERT",
-            "VAULT_CLIENT_CERT",
-            "VAULT_CLIENT_KEY"
+            "VAULTCTL_ADDR",
+            "VAULTCTL_CACERT",
+            "VAULTCTL_CLIENT_CERT",
+            "VAULTCTL_CLIENT_KEY"
         ],
         "printed: {:#?}",
         daemon.printed
@@ -88,4 +88,49 @@ fn printed_exports_make_vaultctl_work() {
     // Graceful stop: SIGTERM drains and exits 0.
     let exit = daemon.terminate();
     assert!(exit.success(), "vaultd exit after SIGTERM: {exit}");
+}
+
+#[test]
+fn hashicorp_vault_variables_are_not_read() {
+    let sandbox = Sandbox::new();
+    let daemon = sandbox.start();
+    let exports = daemon.exports();
+
+    // A machine set up for HashiCorp Vault: its names point elsewhere, ours at vaultd.
+    let mut beside_hashicorp = exports.clone();
+    for (name, value) in [
+        ("VAULT_ADDR", "https://127.0.0.1:1"),
+        ("VAULT_CACERT", "/nonexistent/ca.pem"),
+        ("VAULT_CLIENT_CERT", "/nonexistent/client.pem"),
+        ("VAULT_CLIENT_KEY", "/nonexistent/client.key"),
+    ] {
+        beside_hashicorp.push((name.to_owned(), value.to_owned()));
+    }
+    let status = check(
+        &vaultctl_with(&beside_hashicorp, &["status"], b""),
+        "status",
+    );
+    assert!(status.contains("locked:  no"), "status: {status}");
+
+    // The old names alone, even pointing at this daemon, leave vaultctl in local mode.
+    let old_names: Vec<(String, String)> = exports
+        .iter()
+        .map(|(name, value)| (name.replacen("VAULTCTL_", "VAULT_", 1), value.clone()))
+        .collect();
+    assert!(old_names.iter().any(|(name, _)| name == "VAULT_ADDR"));
+    let before = sandbox.audit_records().len();
+    let no_vault = sandbox.root().join("no-vault-here");
+    let no_vault = no_vault.to_str().expect("utf-8 path");
+    let local = vaultctl_with(&old_names, &["--vault", no_vault, "list"], b"");
+    let stderr = String::from_utf8_lossy(&local.stderr);
+    assert!(!local.status.success(), "no vault there: {stderr}");
+    assert!(
+        stderr.contains(no_vault) && !stderr.contains("vaultd"),
+        "a local error about the directory: {stderr}"
+    );
+    assert_eq!(
+        sandbox.audit_records().len(),
+        before,
+        "nothing reached the daemon"
+    );
 }

@@ -74,7 +74,7 @@ async fn a_passphrase_kek_unlocks_with_the_passphrase_given() {
             "passphrase:file={};m=8192;t=1;p=1",
             passphrase_file.display()
         ))
-        .env_remove("VAULT_ADDR")
+        .env_remove("VAULTCTL_ADDR")
         .output()
         .expect("run vaultctl");
     assert!(

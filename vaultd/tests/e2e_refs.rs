@@ -27,7 +27,7 @@ fn exec_and_resolve_read_vault_refs_from_the_daemon() {
     let daemon = sandbox.start();
     let exports = daemon.exports();
     assert!(
-        exports.iter().any(|(name, _)| name == "VAULT_ADDR"),
+        exports.iter().any(|(name, _)| name == "VAULTCTL_ADDR"),
         "{:#?}",
         daemon.printed
     );

@@ -129,7 +129,7 @@ fn a_vault_on_the_yubikey_round_trips_and_survives_a_wrong_pin_and_the_card_pull
     assert!(keks.contains(&kek_id) && keks.contains(&uri), "{keks}");
     let sealed = ctl
         .ok(
-            &["--vault", &vault, "seal", "--json"],
+            &["--vault", &vault, "seal", "--format", "json"],
             CALLER_DATA.as_bytes(),
         )
         .stdout;

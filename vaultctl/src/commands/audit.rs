@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use vault::audit::{self, AuditRecord, display_text, escape_text, json_printable};
 
-use crate::cli::Cli;
+use crate::cli::{Cli, FormatArgs};
 use crate::error::Error;
 use crate::open::{open_vault, vault_dir};
 
@@ -52,6 +52,9 @@ pub struct VerifyArgs {
     /// vault: the records' form and chain and the signed digests, not their MACs.
     #[arg(long, value_name = "HEX", requires = "checkpoints")]
     pub public_key: Option<String>,
+    /// Output format.
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 /// Arguments of `audit tail`.
@@ -63,10 +66,10 @@ pub struct TailArgs {
     /// How many records.
     #[arg(short = 'n', long = "lines", default_value_t = 10, value_name = "N")]
     pub count: usize,
-    /// Print the records as JSON lines, as stored (characters that could mislead a terminal
-    /// written as JSON escapes).
-    #[arg(long)]
-    pub json: bool,
+    /// Output format; `json` prints the records as JSON lines, as stored (characters that
+    /// could mislead a terminal written as JSON escapes).
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 /// Runs an `audit` subcommand.
@@ -101,6 +104,14 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> Result<(), Error> {
     let path = log_path(cli, &args.log)?;
     if let (Some(file), Some(public_key)) = (&args.checkpoints, &args.public_key) {
         let report = audit::verify_checkpoints(&path, file, public_key, None)?;
+        if args.format.json() {
+            let doc = serde_json::json!({
+                "ok": true, "records": report.records, "macs_checked": false,
+                "checkpoints": { "checked": report.checked, "newest_seq": report.newest_seq, "other_logs": report.other_logs },
+            });
+            println!("{doc}");
+            return Ok(());
+        }
         println!(
             "audit log matches its signed checkpoints: {} records, {} checkpoint(s) checked, the newest at seq {}{} (records' MACs not checked: that needs the vault's KEKs)",
             report.records,
@@ -118,6 +129,9 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> Result<(), Error> {
     } else {
         ""
     };
+    if args.format.json() {
+        return verify_json(&path, args, &key, &report);
+    }
     let anchor = report.anchor_seq.map_or_else(
         || ", no anchor yet".to_owned(),
         |seq| format!(", anchored at seq {seq}"),
@@ -139,6 +153,29 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// `verify --format json` once the log verified: its report and, with --checkpoints, theirs.
+fn verify_json(
+    path: &std::path::Path,
+    args: &VerifyArgs,
+    key: &audit::AuditKey,
+    report: &audit::VerifyReport,
+) -> Result<(), Error> {
+    let checkpoints = match &args.checkpoints {
+        Some(file) => {
+            let public_key = key.checkpoint_public_key()?;
+            let c = audit::verify_checkpoints(path, file, &public_key, Some(key))?;
+            serde_json::json!({ "checked": c.checked, "newest_seq": c.newest_seq, "other_logs": c.other_logs })
+        }
+        None => serde_json::Value::Null,
+    };
+    let doc = serde_json::json!({
+        "ok": true, "records": report.records, "head_seq": report.head_seq,
+        "anchor_seq": report.anchor_seq, "macs_checked": true, "checkpoints": checkpoints,
+    });
+    println!("{doc}");
+    Ok(())
+}
+
 fn other_logs(n: u64) -> String {
     if n == 0 {
         String::new()
@@ -150,7 +187,7 @@ fn other_logs(n: u64) -> String {
 fn tail(cli: &Cli, args: &TailArgs) -> Result<(), Error> {
     let path = log_path(cli, &args.log)?;
     for record in audit::tail(&path, args.count)? {
-        if args.json {
+        if args.format.json() {
             let line = serde_json::to_string(&record).map_err(|e| Error::Failed(e.to_string()))?;
             println!("{}", json_printable(&line));
         } else {
@@ -162,7 +199,6 @@ fn tail(cli: &Cli, args: &TailArgs) -> Result<(), Error> {
 
 /// Runs an `audit` subcommand against the daemon (its own log).
 pub fn run_remote(command: &AuditCommand, client: &crate::remote::Client) -> Result<(), Error> {
-    let mut api = client.api.clone();
     match command {
         AuditCommand::Verify(args) => {
             if args.checkpoints.is_some() {
@@ -171,7 +207,17 @@ pub fn run_remote(command: &AuditCommand, client: &crate::remote::Client) -> Res
                         .into(),
                 ));
             }
-            let report = client.call(api.audit_verify(proto::v1::AuditVerifyRequest {}))?;
+            let report = client.call_idempotent(|mut api| async move {
+                api.audit_verify(proto::v1::AuditVerifyRequest {}).await
+            })?;
+            if args.format.json() {
+                let doc = serde_json::json!({
+                    "ok": true, "records": report.records, "head_seq": report.head_seq,
+                    "anchor_seq": report.anchor_seq, "macs_checked": true,
+                });
+                println!("{doc}");
+                return Ok(());
+            }
             println!(
                 "audit log ok: {} records, chain head at seq {}, anchored at seq {}",
                 report.records, report.head_seq, report.anchor_seq
@@ -179,9 +225,11 @@ pub fn run_remote(command: &AuditCommand, client: &crate::remote::Client) -> Res
         }
         AuditCommand::Tail(args) => {
             let count = u32::try_from(args.count).unwrap_or(u32::MAX);
-            let reply = client.call(api.audit_tail(proto::v1::AuditTailRequest { count }))?;
+            let reply = client.call_idempotent(|mut api| async move {
+                api.audit_tail(proto::v1::AuditTailRequest { count }).await
+            })?;
             for line in reply.records {
-                if args.json {
+                if args.format.json() {
                     println!("{}", json_printable(&line));
                 } else {
                     let record: AuditRecord = serde_json::from_str(&line).map_err(|e| {
@@ -192,7 +240,9 @@ pub fn run_remote(command: &AuditCommand, client: &crate::remote::Client) -> Res
             }
         }
         AuditCommand::PublicKey => {
-            let status = client.call(api.status(proto::v1::StatusRequest {}))?;
+            let status = client.call_idempotent(|mut api| async move {
+                api.status(proto::v1::StatusRequest {}).await
+            })?;
             let key = status
                 .audit
                 .map(|a| a.checkpoint_public_key)
@@ -270,7 +320,7 @@ fn printable(text: &str) -> String {
 }
 
 /// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-fn utc_time(ms: i64) -> String {
+pub(crate) fn utc_time(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);
     let in_day = ms.rem_euclid(86_400_000);
     // Days to a civil date (H. Hinnant's algorithm).

@@ -17,7 +17,7 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
     if Vault::read_config(&dir).is_ok() {
         return Err(vault::Error::AlreadyInitialised { dir }.into());
     }
-    let store: StoreKind = args.store.parse()?;
+    let store = StoreKind::from(args.store);
     let default_kek = args.keks.is_empty() && cli.keks.is_empty();
     let uris = match (args.keks.is_empty(), cli.keks.is_empty()) {
         (false, _) => args.keks.clone(),
@@ -62,11 +62,7 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         })
         .collect();
     let options = InitOptions {
-        mode: args
-            .mode
-            .as_deref()
-            .map(str::parse::<WrapMode>)
-            .transpose()?,
+        mode: args.mode.map(WrapMode::from),
         threshold: args.threshold,
         ..InitOptions::new(store)
     };

@@ -170,7 +170,7 @@ fn remove(cli: &Cli, args: &KekIdArgs) -> Result<(), Error> {
 fn list(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
     let config = Vault::read_config(&vault_dir(cli)?)?;
     let rows = rows(&config);
-    if args.json {
+    if args.json() {
         let keks: Vec<serde_json::Value> = rows
             .iter()
             .map(|(id, uri, role)| serde_json::json!({ "id": id, "uri": uri, "role": role }))
@@ -231,7 +231,7 @@ fn check(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
         KekCheck::Unreachable(why) => ("unreachable", why.clone()),
         KekCheck::Failed(why) => ("failed", why.clone()),
     };
-    if args.json {
+    if args.json() {
         let rows: Vec<serde_json::Value> = results
             .iter()
             .map(|(id, r)| {

@@ -1,6 +1,7 @@
 //! One file per group of subcommands.
 
 pub(crate) mod audit;
+pub(crate) mod docs;
 mod env_file;
 pub(crate) mod exec;
 mod exec_child;
@@ -8,13 +9,14 @@ mod init;
 mod kek;
 pub(crate) mod keys;
 mod pki;
-mod refs;
+pub(crate) mod refs;
 pub(crate) mod resolve;
 pub(crate) mod scan;
 mod secrets;
 mod status;
 mod transit;
 
+pub use secrets::{ListRow, print_list};
 pub use transit::envelope_bytes;
 
 use crate::cli::{Cli, Command};
@@ -22,11 +24,17 @@ use crate::error::Error;
 
 /// Runs the parsed command line.
 pub fn run(cli: &Cli) -> Result<(), Error> {
-    // `pki` and `scan` only touch local files, so they run here even with --addr; `exec` and
-    // `resolve` read vault:// references from vaultd themselves in remote mode.
+    // `pki` and `scan` only touch local files, and `completions` and `man` none, so they run
+    // here even with --addr; `exec` and `resolve` read vault:// references from vaultd
+    // themselves in remote mode.
     if !matches!(
         cli.command,
-        Command::Pki(_) | Command::Scan(_) | Command::Exec(_) | Command::Resolve(_)
+        Command::Pki(_)
+            | Command::Scan(_)
+            | Command::Exec(_)
+            | Command::Resolve(_)
+            | Command::Completions(_)
+            | Command::Man(_)
     ) && let Some(remote) = crate::remote::Remote::from_cli(cli)?
     {
         return crate::remote::run(cli, &remote);
@@ -52,5 +60,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Scan(args) => scan::run(cli, args),
         Command::Exec(args) => exec::run(cli, args),
         Command::Resolve(args) => resolve::run(cli, args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man(args) => docs::man(args),
     }
 }

@@ -54,7 +54,7 @@ fn init(cli: &Cli, args: &PkiInitArgs) -> Result<(), Error> {
 fn issue(cli: &Cli, args: &PkiIssueArgs) -> Result<(), Error> {
     let pki = pki_dir(cli, args.pki_dir.as_ref())?;
     let issued = pki.issue_client(&args.principal).map_err(from_pki)?;
-    if args.json {
+    if args.format.json() {
         let doc = serde_json::json!({
             "principal": args.principal,
             "cert": issued.cert.display().to_string(),

@@ -60,7 +60,7 @@ impl PolicyArgs {
     }
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit_ms) = if let Some(ms) = text.strip_suffix("ms") {
         (ms, 1)
     } else {
@@ -115,7 +115,12 @@ impl VaultSource for Source {
                     key: key.to_owned(),
                     version,
                 };
-                let mut value = client.call(client.api.clone().get(request))?.value;
+                let mut value = client
+                    .call_idempotent(|mut api| {
+                        let request = request.clone();
+                        async move { api.get(request).await }
+                    })?
+                    .value;
                 let secret = SecretBytes::from_slice(&value);
                 value.zeroize();
                 Ok(secret?)

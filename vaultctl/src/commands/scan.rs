@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use config_scan::{Allowlist, Lookup, Options, Severity, VaultIndex, VaultRef};
 use vault::StoreKind;
 
-use crate::cli::Cli;
+use crate::cli::{Cli, FormatArgs};
 use crate::error::Error;
 
 /// Arguments of `scan`.
@@ -18,10 +18,10 @@ pub struct ScanArgs {
     /// Files and directories to scan (TOML, YAML, JSON, INI and .env files inside them).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// `human`: `path:line: severity kind key=... value=... fp=...` lines; `json`: one
-    /// document of schema vault-scan/1, for CI.
-    #[arg(long, value_enum, default_value_t = ScanFormat::Human)]
-    pub format: ScanFormat,
+    /// Output format: `text` prints `path:line: severity kind key=... value=... fp=...`
+    /// lines and a summary; `json` one document of schema vault-scan/1, for CI.
+    #[command(flatten)]
+    pub format: FormatArgs,
     /// Accepted findings, by fingerprint or `GLOB KIND` (default: `.vault-scan-allow` in
     /// each scanned directory, if present).
     #[arg(long, value_name = "FILE")]
@@ -35,15 +35,6 @@ pub struct ScanArgs {
     /// Do not check `vault://` references against the vault.
     #[arg(long)]
     pub no_vault: bool,
-}
-
-/// Output formats of `scan`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ScanFormat {
-    /// One line per finding and a summary.
-    Human,
-    /// A JSON document (schema vault-scan/1).
-    Json,
 }
 
 /// Runs `scan`.
@@ -65,17 +56,16 @@ pub fn run(cli: &Cli, args: &ScanArgs) -> Result<(), Error> {
         index.as_ref().map(|i| i as &dyn VaultIndex),
     )
     .map_err(scan_error)?;
-    match args.format {
-        ScanFormat::Json => println!("{:#}", report.json()),
-        ScanFormat::Human => {
-            print!("{}", report.human());
-            eprint!("{}", report.human_notes());
-            if report.unchecked_refs > 0 {
-                eprintln!(
-                    "note: {} vault:// references not checked: no vault (give --vault DIR)",
-                    report.unchecked_refs
-                );
-            }
+    if args.format.json() {
+        println!("{:#}", report.json());
+    } else {
+        print!("{}", report.human());
+        eprint!("{}", report.human_notes());
+        if report.unchecked_refs > 0 {
+            eprintln!(
+                "note: {} vault:// references not checked: no vault (give --vault DIR)",
+                report.unchecked_refs
+            );
         }
     }
     let blocking = report.count(Severity::Blocking);
@@ -97,7 +87,7 @@ fn scan_error(e: config_scan::Error) -> Error {
     }
 }
 
-/// The vault's names, to check references against: `--vault`/`VAULT_DIR` must be a vault;
+/// The vault's names, to check references against: `--vault`/`VAULTCTL_DIR` must be a vault;
 /// the default directory is used when it holds one. Only the store's name list is read, so no
 /// KEK is needed and nothing is decrypted. Remote mode and in-memory vaults are not checked.
 fn open_index(cli: &Cli, args: &ScanArgs) -> Result<Option<StoreIndex>, Error> {

@@ -1,6 +1,7 @@
 //! `set`, `get`, `list`, `delete`: secrets stored in the vault.
 
-use crate::cli::{Cli, GetArgs, ListArgs, NameArgs, SetArgs};
+use crate::cli::{Cli, FormatArgs, GetArgs, ListArgs, NameArgs, SetArgs};
+use crate::commands::audit::utc_time;
 use crate::error::Error;
 use crate::io::{MAX_SECRET_INPUT, read_secret, write_output};
 use crate::open::open_vault;
@@ -32,28 +33,64 @@ pub fn delete(cli: &Cli, args: &NameArgs) -> Result<(), Error> {
 pub fn list(cli: &Cli, args: &ListArgs) -> Result<(), Error> {
     let vault = open_vault(cli)?;
     let secrets = vault.list(args.scope.as_deref())?;
-    if args.format.json {
-        let rows: Vec<serde_json::Value> = secrets
-            .iter()
+    let rows = secrets.iter().map(|s| ListRow {
+        scope: &s.scope,
+        key: &s.key,
+        version: s.version,
+        versions: s.versions,
+        created_at_ms: s.created_at,
+        updated_at_ms: s.updated_at,
+    });
+    print_list(rows, &args.format);
+    Ok(())
+}
+
+/// One secret as `list` shows it (local or from vaultd); never its value.
+pub struct ListRow<'a> {
+    pub scope: &'a str,
+    pub key: &'a str,
+    pub version: u64,
+    pub versions: u64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// `list`'s output: a table with UTC dates, or a JSON array with the times as Unix
+/// milliseconds and as RFC 3339 text.
+pub fn print_list<'a>(rows: impl Iterator<Item = ListRow<'a>>, format: &FormatArgs) {
+    if format.json() {
+        let rows: Vec<serde_json::Value> = rows
             .map(|s| {
                 serde_json::json!({
-                    "scope": s.scope, "key": s.key, "version": s.version,
-                    "versions": s.versions, "created_at_ms": s.created_at, "updated_at_ms": s.updated_at,
+                    "scope": s.scope, "key": s.key, "version": s.version, "versions": s.versions,
+                    "created_at_ms": s.created_at_ms, "updated_at_ms": s.updated_at_ms,
+                    "created_at": utc_time(s.created_at_ms), "updated_at": utc_time(s.updated_at_ms),
                 })
             })
             .collect();
         println!("{}", serde_json::Value::Array(rows));
-        return Ok(());
+        return;
     }
     println!(
-        "{:<32} {:<32} {:>7} {:>20}",
-        "SCOPE", "KEY", "VERSION", "UPDATED (unix ms)"
+        "{:<32} {:<32} {:>7}  UPDATED (UTC)",
+        "SCOPE", "KEY", "VERSION"
     );
-    for s in &secrets {
+    for s in rows {
         println!(
-            "{:<32} {:<32} {:>7} {:>20}",
-            s.scope, s.key, s.version, s.updated_at
+            "{:<32} {:<32} {:>7}  {}",
+            s.scope,
+            s.key,
+            s.version,
+            human_time(s.updated_at_ms)
         );
     }
-    Ok(())
+}
+
+/// Unix milliseconds as `YYYY-MM-DD HH:MM:SS` (UTC).
+fn human_time(ms: i64) -> String {
+    let iso = utc_time(ms);
+    match iso.split_once('T') {
+        Some((date, time)) => format!("{date} {}", time.get(..8).unwrap_or(time)),
+        None => iso,
+    }
 }

@@ -7,7 +7,7 @@ use crate::open::open_vault;
 pub fn run(cli: &Cli, args: &FormatArgs) -> Result<(), Error> {
     let status = open_vault(cli)?.status()?;
     let mem = status.memory;
-    if args.json {
+    if args.json() {
         let keks: Vec<serde_json::Value> = status
             .keks
             .iter()

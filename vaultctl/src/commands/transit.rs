@@ -2,16 +2,16 @@
 
 use envelope::MAX_PAYLOAD_LEN;
 
-use crate::cli::{Cli, OpenArgs, SealArgs};
+use crate::cli::{Cli, EnvelopeFormat, OpenArgs, SealArgs};
 use crate::error::Error;
 use crate::io::{read_public, read_secret, stdout_is_terminal, write_output};
 use crate::open::open_vault;
 
 pub fn seal(cli: &Cli, args: &SealArgs) -> Result<(), Error> {
     let io = &args.io;
-    if io.output.is_none() && !args.json && stdout_is_terminal() {
+    if io.output.is_none() && args.format == EnvelopeFormat::Binary && stdout_is_terminal() {
         return Err(Error::Usage(
-            "refusing to write a binary envelope to a terminal: use --out FILE, --json, or redirect stdout".into(),
+            "refusing to write a binary envelope to a terminal: use --out FILE, --format json, or redirect stdout".into(),
         ));
     }
     let vault = open_vault(cli)?;
@@ -21,7 +21,7 @@ pub fn seal(cli: &Cli, args: &SealArgs) -> Result<(), Error> {
         MAX_PAYLOAD_LEN,
     )?;
     let sealed = vault.seal_data(&io.context, None, data.expose_secret())?;
-    if args.json {
+    if args.format == EnvelopeFormat::Json {
         let mut text = envelope::to_json(&sealed)?;
         text.push('\n');
         write_output(io.output.as_deref(), text.as_bytes())

@@ -4,7 +4,7 @@ use proto::v1 as pb;
 
 use super::Remote;
 use super::client::Client;
-use crate::cli::{Cli, Command, KekCommand};
+use crate::cli::{Cli, Command, EnvelopeFormat, KekCommand};
 use crate::error::Error;
 use crate::io::{MAX_SECRET_INPUT, read_public, read_secret, stdout_is_terminal, write_output};
 
@@ -49,7 +49,10 @@ fn run_remote(command: &Command, client: &Client) -> Result<(), Error> {
                 key: args.name.key.clone(),
                 version: args.version,
             };
-            let reply = client.call(api.get(request))?;
+            let reply = client.call_idempotent(|mut api| {
+                let request = request.clone();
+                async move { api.get(request).await }
+            })?;
             write_output(None, &reply.value)?;
         }
         Command::Delete(args) => {
@@ -61,39 +64,29 @@ fn run_remote(command: &Command, client: &Client) -> Result<(), Error> {
             println!("deleted {} {}", args.scope, args.key);
         }
         Command::List(args) => {
-            let reply = client.call(api.list(pb::ListRequest {
+            let request = pb::ListRequest {
                 scope: args.scope.clone(),
-            }))?;
-            if args.format.json {
-                let rows: Vec<serde_json::Value> = reply
-                    .secrets
-                    .iter()
-                    .map(|s| {
-                        serde_json::json!({
-                            "scope": s.scope, "key": s.key, "version": s.version, "versions": s.versions,
-                            "created_at_ms": s.created_at_ms, "updated_at_ms": s.updated_at_ms,
-                        })
-                    })
-                    .collect();
-                println!("{}", serde_json::Value::Array(rows));
-            } else {
-                println!(
-                    "{:<32} {:<32} {:>7} {:>20}",
-                    "SCOPE", "KEY", "VERSION", "UPDATED (unix ms)"
-                );
-                for s in &reply.secrets {
-                    println!(
-                        "{:<32} {:<32} {:>7} {:>20}",
-                        s.scope, s.key, s.version, s.updated_at_ms
-                    );
-                }
-            }
+            };
+            let reply = client.call_idempotent(|mut api| {
+                let request = request.clone();
+                async move { api.list(request).await }
+            })?;
+            let rows = reply.secrets.iter().map(|s| crate::commands::ListRow {
+                scope: &s.scope,
+                key: &s.key,
+                version: s.version,
+                versions: s.versions,
+                created_at_ms: s.created_at_ms,
+                updated_at_ms: s.updated_at_ms,
+            });
+            crate::commands::print_list(rows, &args.format);
         }
         Command::Seal(args) => {
             let io = &args.io;
-            if io.output.is_none() && !args.json && stdout_is_terminal() {
+            if io.output.is_none() && args.format == EnvelopeFormat::Binary && stdout_is_terminal()
+            {
                 return Err(Error::Usage(
-                    "refusing to write a binary envelope to a terminal: use --out FILE, --json, or redirect stdout".into(),
+                    "refusing to write a binary envelope to a terminal: use --out FILE, --format json, or redirect stdout".into(),
                 ));
             }
             let data = read_secret(
@@ -106,7 +99,7 @@ fn run_remote(command: &Command, client: &Client) -> Result<(), Error> {
                 plaintext: data.expose_secret().to_vec(),
             };
             let sealed = client.call(api.seal(request))?.envelope;
-            if args.json {
+            if args.format == EnvelopeFormat::Json {
                 let mut text = envelope::to_json(&sealed)?;
                 text.push('\n');
                 write_output(io.output.as_deref(), text.as_bytes())?;
@@ -122,12 +115,16 @@ fn run_remote(command: &Command, client: &Client) -> Result<(), Error> {
                 context: io.context.clone(),
                 envelope: binary,
             };
-            let reply = client.call(api.open(request))?;
+            let reply = client.call_idempotent(|mut api| {
+                let request = request.clone();
+                async move { api.open(request).await }
+            })?;
             write_output(io.output.as_deref(), &reply.plaintext)?;
         }
         Command::Status(args) => {
-            let s = client.call(api.status(pb::StatusRequest {}))?;
-            if args.json {
+            let s = client
+                .call_idempotent(|mut api| async move { api.status(pb::StatusRequest {}).await })?;
+            if args.json() {
                 let audit = s.audit.as_ref().map(|a| {
                     serde_json::json!({
                         "state": a.state, "reason": a.reason, "records": a.records,
@@ -187,11 +184,24 @@ fn run_remote(command: &Command, client: &Client) -> Result<(), Error> {
             let reply = client.call(api.rotate(pb::RotateRequest {}))?;
             println!("started epoch {}", reply.epoch);
         }
-        Command::Kek(KekCommand::Check(_)) => {
-            let reply = client.call(api.kek_check(pb::KekCheckRequest {}))?;
+        Command::Kek(KekCommand::Check(args)) => {
+            let reply = client.call_idempotent(|mut api| async move {
+                api.kek_check(pb::KekCheckRequest {}).await
+            })?;
             let bad = reply.results.iter().filter(|r| r.state != "ok").count();
-            for r in &reply.results {
-                println!("{:<40} {:<12} {}", r.id, r.state, r.detail);
+            if args.json() {
+                let rows: Vec<serde_json::Value> = reply
+                    .results
+                    .iter()
+                    .map(
+                        |r| serde_json::json!({ "id": r.id, "state": r.state, "detail": r.detail }),
+                    )
+                    .collect();
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                for r in &reply.results {
+                    println!("{:<40} {:<12} {}", r.id, r.state, r.detail);
+                }
             }
             if bad > 0 {
                 return Err(Error::Failed(format!(

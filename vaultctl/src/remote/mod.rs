@@ -1,12 +1,14 @@
 //! Remote mode: the same commands against a `vaultd` over mutual TLS, chosen by `--addr` /
-//! `VAULT_ADDR`. The client certificate decides who we are; the daemon's gates decide what
+//! `VAULTCTL_ADDR`. The client certificate decides who we are; the daemon's gates decide what
 //! we may do.
 
 mod client;
 mod commands;
+mod options;
 
 pub use client::Client;
 pub use commands::run;
+pub use options::ClientOptions;
 
 use std::path::PathBuf;
 
@@ -24,6 +26,8 @@ pub struct Remote {
     pub cert: PathBuf,
     /// Our client key.
     pub key: PathBuf,
+    /// Timeouts and retries.
+    pub options: ClientOptions,
 }
 
 impl Remote {
@@ -46,17 +50,18 @@ impl Remote {
         };
         Ok(Some(Remote {
             addr: addr.clone(),
-            ca: pick(&cli.cacert, "ca.pem", "--cacert / VAULT_CACERT")?,
+            ca: pick(&cli.cacert, "ca.pem", "--cacert / VAULTCTL_CACERT")?,
             cert: pick(
                 &cli.client_cert,
                 "clients/admin.pem",
-                "--client-cert / VAULT_CLIENT_CERT",
+                "--client-cert / VAULTCTL_CLIENT_CERT",
             )?,
             key: pick(
                 &cli.client_key,
                 "clients/admin.key",
-                "--client-key / VAULT_CLIENT_KEY",
+                "--client-key / VAULTCTL_CLIENT_KEY",
             )?,
+            options: cli.client.clone(),
         }))
     }
 }

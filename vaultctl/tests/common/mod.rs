@@ -31,8 +31,13 @@ impl Sandbox {
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_vaultctl"));
         cmd.arg("--vault").arg(self.vault_dir()).args(args);
-        cmd.env_remove("VAULT_DIR")
-            .env("HOME", self.root.path().join("home"))
+        // Nothing from the test's own environment points vaultctl elsewhere.
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("VAULTCTL_") {
+                cmd.env_remove(name);
+            }
+        }
+        cmd.env("HOME", self.root.path().join("home"))
             .env("XDG_CONFIG_HOME", self.root.path().join("config"))
             .env("XDG_DATA_HOME", self.root.path().join("data"));
         cmd

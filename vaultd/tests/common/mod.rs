@@ -417,12 +417,12 @@ pub fn vaultctl() -> PathBuf {
 }
 
 /// Runs the vaultctl binary with `exports` (a daemon's `export NAME=VALUE` lines, see
-/// [`Daemon::exports`]) as its environment and none of the test's own VAULT_* variables,
+/// [`Daemon::exports`]) as its environment and none of the test's own VAULTCTL_* variables,
 /// feeding `stdin`, as a user who pasted what the daemon printed would.
 pub fn vaultctl_with(exports: &[(String, String)], args: &[&str], stdin: &[u8]) -> Output {
     let mut command = Command::new(vaultctl());
     for (name, _) in std::env::vars() {
-        if name.starts_with("VAULT_") {
+        if name.starts_with("VAULTCTL_") {
             command.env_remove(name);
         }
     }
