@@ -29,6 +29,8 @@ ls /usr/lib/llvm-*/lib/libclang.so.1 >/dev/null 2>&1 || need+=(libclang1-14 libc
 command -v gnome-keyring-daemon >/dev/null 2>&1 || need+=(gnome-keyring)
 command -v secret-tool >/dev/null 2>&1 || need+=(libsecret-tools)
 { command -v dbus-run-session && command -v dbus-daemon; } >/dev/null 2>&1 || need+=(dbus)
+# systemd-analyze verifies the systemd unit in packaging/ (vaultd's systemd_unit test).
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
