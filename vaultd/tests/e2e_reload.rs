@@ -193,7 +193,7 @@ async fn sighup_under_load_applies_a_new_acl_without_failing_a_call() {
     for loader in loaders {
         loader.await.expect("a loader panicked");
     }
-    let failures = failures.lock().expect("failures");
+    let failures = std::mem::take(&mut *failures.lock().expect("failures"));
     assert!(
         failures.is_empty(),
         "{} failed calls, first: {:?}",

@@ -40,10 +40,11 @@ fn service_values(text: &str, key: &str) -> Vec<String> {
     for line in text.lines().map(str::trim) {
         if line.starts_with('[') {
             in_service = line == "[Service]";
-        } else if in_service && let Some((name, value)) = line.split_once('=') {
-            if name.trim() == key {
-                values.push(value.trim().to_owned());
-            }
+        } else if in_service
+            && let Some((name, value)) = line.split_once('=')
+            && name.trim() == key
+        {
+            values.push(value.trim().to_owned());
         }
     }
     values
