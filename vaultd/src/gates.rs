@@ -387,3 +387,33 @@ pub fn status_of(e: &vault::Error) -> Status {
         _ => Status::internal(text),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Limits;
+
+    #[test]
+    fn a_reload_keeps_the_rate_limiter_unless_rate_or_burst_change() {
+        let limits = Limits::default();
+        let rules = Rules::new(Acl::default(), &limits);
+        let same = rules.replacing(Acl::default(), &limits);
+        assert!(Arc::ptr_eq(&rules.limiter, &same.limiter));
+        let faster = Limits {
+            rate_per_second: limits.rate_per_second + 1,
+            ..limits.clone()
+        };
+        assert!(!Arc::ptr_eq(
+            &rules.limiter,
+            &rules.replacing(Acl::default(), &faster).limiter
+        ));
+        let larger = Limits {
+            burst: limits.burst + 1,
+            max_secret_bytes: 7,
+            ..limits
+        };
+        let replaced = rules.replacing(Acl::default(), &larger);
+        assert!(!Arc::ptr_eq(&rules.limiter, &replaced.limiter));
+        assert_eq!(replaced.max_secret_bytes, 7);
+    }
+}

@@ -288,6 +288,23 @@ async fn a_refused_reload_is_logged_and_audited_and_the_running_configuration_st
         refused.contains("limits.request_timeout_ms cannot change while vaultd runs"),
         "{refused}"
     );
+    // A valid file, with a revocation list that would not be taken (its watcher keeps the
+    // last good one too).
+    sandbox.write_config(&config("new-*", ""));
+    let revoked = sandbox.pki().revoked();
+    let good_list = std::fs::read(&revoked).expect("revoked.txt");
+    std::fs::write(&revoked, "not an entry\n").expect("break revoked.txt");
+    let stderr = hup_and_wait(&daemon, "reload refused", 4).await;
+    let refused = stderr
+        .lines()
+        .filter(|l| l.contains("reload refused"))
+        .nth(3)
+        .expect("the fourth refusal");
+    assert!(
+        refused.contains("revocation list would not be taken"),
+        "{refused}"
+    );
+    std::fs::write(&revoked, good_list).expect("restore revoked.txt");
     // The probe's rule is still the one the daemon started with.
     assert!(probe_reads(&mut probe, "old-1").await);
     assert!(!probe_reads(&mut probe, "new-1").await);
@@ -312,6 +329,7 @@ async fn a_refused_reload_is_logged_and_audited_and_the_running_configuration_st
             (Decision::Deny, "FAILED_PRECONDITION"),
             (Decision::Deny, "FAILED_PRECONDITION"),
             (Decision::Deny, "FAILED_PRECONDITION"),
+            (Decision::Deny, "FAILED_PRECONDITION"),
             (Decision::Allow, "OK"),
         ]
     );
@@ -323,6 +341,7 @@ async fn a_refused_reload_is_logged_and_audited_and_the_running_configuration_st
         "{}",
         reason(2)
     );
+    assert!(reason(3).contains("revoked.txt"), "{}", reason(3));
     sandbox.verify_audit().expect("the audit log verifies");
 }
 
