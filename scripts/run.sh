@@ -5,7 +5,7 @@
 # vaultctl at it, and keeps serving until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --build
 cargo build --release --locked -q -p vaultd -p vaultctl
 bin="$PWD/target/release"
 dev="${VAULT_DEV_DIR:-$PWD/vault-dev}"

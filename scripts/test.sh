@@ -31,6 +31,10 @@ trap 'kill "$pcscd_pid" 2>/dev/null || true' EXIT
 step "tests"
 cargo test --workspace --locked
 
+step "the CI recipe's steps as written (examples/ci)"
+cargo build --locked -q -p vaultctl
+PATH="$PWD/target/debug:$PATH" scripts/ci-recipe.py examples/ci/github-actions.yml
+
 step "benchmarks build and run once"
 cargo bench -p benches --locked -- --test
 
