@@ -135,10 +135,11 @@ pub fn open_audit(
     Ok(audit)
 }
 
-/// Serves until SIGTERM or SIGINT (SIGHUP reloads with `load_config`, see `crate::reload`;
-/// systemd is notified, see `crate::notify`), then drains in-flight calls (closing connections still
+/// Serves until SIGTERM or SIGINT, then drains in-flight calls (closing connections still
 /// open after the request timeout and `DRAIN_MARGIN`), waits for calls still running
 /// detached, closes the audit log (a last checkpoint and anchor) and drops every key.
+/// SIGHUP reloads with `load_config` (see `crate::reload`); a service manager is told what
+/// happens (see `crate::notify`).
 /// `new_audit_log` is `--new-audit-log`. `on_listening` receives the bound address (the port
 /// may have been 0).
 pub async fn serve(
@@ -202,7 +203,7 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| StartError::Serve(e.to_string()))?;
     // The handlers are installed before anyone learns the address: a SIGTERM sent as soon as
-    // the daemon says it listens drains it instead of killing it.
+    // the daemon says it listens drains it, and a SIGHUP reloads it, instead of killing it.
     let signals = ShutdownSignals::install();
     let hangups = Hangups::install();
     on_listening(bound);
