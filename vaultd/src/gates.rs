@@ -10,12 +10,14 @@ use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
+use arc_swap::{ArcSwap, Guard};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio_util::task::TaskTracker;
 use tonic::{Code, Request, Status};
 use vault::audit::{AuditEvent, AuditLog, Decision, Stage};
 
 use crate::acl::{Acl, Operation};
+use crate::config::Limits;
 use crate::denials::{DenialRecorder, Denied};
 use crate::pool::KekPool;
 use crate::principal::{Caller, Principals};
@@ -35,13 +37,77 @@ pub struct Ask<'a> {
     pub names_a_secret: bool,
 }
 
+/// The rules a reload replaces (see `crate::reload`): the ACL, the rate limit and the
+/// largest secret. Swapped whole, so one request sees one set; read without a lock.
+#[derive(Debug)]
+pub struct Rules {
+    /// The access rules.
+    pub acl: Acl,
+    limiter: Arc<DefaultKeyedRateLimiter<Arc<str>>>,
+    /// `limits.rate_per_second` and `limits.burst` the limiter was made with.
+    rate: (u32, u32),
+    /// `limits.max_secret_bytes`.
+    pub max_secret_bytes: usize,
+}
+
+impl Rules {
+    /// The rules of `acl` and `limits`, with a new rate limiter.
+    pub fn new(acl: Acl, limits: &Limits) -> Self {
+        let rate = NonZeroU32::new(limits.rate_per_second).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(limits.burst).unwrap_or(NonZeroU32::MIN);
+        Rules {
+            acl,
+            limiter: Arc::new(RateLimiter::keyed(
+                Quota::per_second(rate).allow_burst(burst),
+            )),
+            rate: (limits.rate_per_second, limits.burst),
+            max_secret_bytes: limits.max_secret_bytes,
+        }
+    }
+
+    /// The rules of `acl` and `limits` to replace `self` with: the rate limiter (and what
+    /// each principal has used of it) carries over unless the rate or the burst changed.
+    pub fn replacing(&self, acl: Acl, limits: &Limits) -> Self {
+        let mut rules = Rules::new(acl, limits);
+        if rules.rate == self.rate {
+            rules.limiter = Arc::clone(&self.limiter);
+        }
+        rules
+    }
+
+    /// The gates this set decides: principal known, rate limit, ACL.
+    fn check(&self, caller: &Caller, ask: Ask<'_>) -> Result<(), Status> {
+        if !self.acl.knows(&caller.id) {
+            return Err(Status::unauthenticated(format!(
+                "principal {} is not known to this vault",
+                caller.id
+            )));
+        }
+        if self.limiter.check_key(&caller.id).is_err() {
+            return Err(Status::resource_exhausted(format!(
+                "rate limit of principal {} exceeded; retry later",
+                caller.id
+            )));
+        }
+        if !self.acl.allows(&caller.id, ask.op, ask.scope, ask.key) {
+            return Err(Status::permission_denied(format!(
+                "principal {} may not {} {} {}",
+                caller.id,
+                ask.op.as_str(),
+                ask.scope,
+                ask.key
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// Everything the gates need, shared by all requests.
 #[derive(Debug)]
 pub struct Gates {
     pub(crate) vault: Arc<vault::Vault>,
-    acl: Acl,
+    rules: ArcSwap<Rules>,
     principals: Arc<Principals>,
-    limiter: DefaultKeyedRateLimiter<Arc<str>>,
     audit: Arc<AuditLog>,
     denials: Arc<DenialRecorder>,
     pub(crate) pool: KekPool,
@@ -112,23 +178,18 @@ pub fn audit_unavailable(error: &vault::Error, what: &str) -> Status {
 }
 
 impl Gates {
-    /// Gates over `vault` with these rules, limits and log.
+    /// Gates over `vault` with these rules and log.
     pub fn new(
         vault: Arc<vault::Vault>,
-        acl: Acl,
+        rules: Rules,
         principals: Arc<Principals>,
-        rate_per_second: u32,
-        burst: u32,
         audit: Arc<AuditLog>,
         pool: KekPool,
     ) -> Self {
-        let rate = NonZeroU32::new(rate_per_second).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
         Gates {
             vault,
-            acl,
+            rules: ArcSwap::from_pointee(rules),
             principals,
-            limiter: RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst)),
             denials: Arc::new(DenialRecorder::new(Arc::clone(&audit))),
             audit,
             pool,
@@ -136,9 +197,16 @@ impl Gates {
         }
     }
 
-    /// The ACL, for filtering lists.
-    pub fn acl(&self) -> &Acl {
-        &self.acl
+    /// The rules in force now (for filtering lists, transit bindings, sizes). A short-lived
+    /// guard: read what is needed and drop it, never hold it across an await.
+    pub fn rules(&self) -> Guard<Arc<Rules>> {
+        self.rules.load()
+    }
+
+    /// Puts `rules` in force for the requests that pass the gates from now on; requests
+    /// already past them finish under the rules they were admitted with.
+    pub fn replace_rules(&self, rules: Rules) {
+        self.rules.store(Arc::new(rules));
     }
 
     /// The audit log.
@@ -173,28 +241,10 @@ impl Gates {
                     .await);
             }
         };
-        if !self.acl.knows(&caller.id) {
-            let status = Status::unauthenticated(format!(
-                "principal {} is not known to this vault",
-                caller.id
-            ));
-            return Err(self.deny(Some(&caller), peer, ask, status).await);
-        }
-        if self.limiter.check_key(&caller.id).is_err() {
-            let status = Status::resource_exhausted(format!(
-                "rate limit of principal {} exceeded; retry later",
-                caller.id
-            ));
-            return Err(self.deny(Some(&caller), peer, ask, status).await);
-        }
-        if !self.acl.allows(&caller.id, ask.op, ask.scope, ask.key) {
-            let status = Status::permission_denied(format!(
-                "principal {} may not {} {} {}",
-                caller.id,
-                ask.op.as_str(),
-                ask.scope,
-                ask.key
-            ));
+        // One load of the rules for the three gates they decide; the guard is gone before
+        // the denial is awaited.
+        let decided = self.rules.load().check(&caller, ask);
+        if let Err(status) = decided {
             return Err(self.deny(Some(&caller), peer, ask, status).await);
         }
         if let Err(status) = crate::service::checks::check_names(&ask) {
@@ -335,5 +385,35 @@ pub fn status_of(e: &vault::Error) -> Status {
         },
         E::Store { .. } | E::Io { .. } => Status::unavailable(text),
         _ => Status::internal(text),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Limits;
+
+    #[test]
+    fn a_reload_keeps_the_rate_limiter_unless_rate_or_burst_change() {
+        let limits = Limits::default();
+        let rules = Rules::new(Acl::default(), &limits);
+        let same = rules.replacing(Acl::default(), &limits);
+        assert!(Arc::ptr_eq(&rules.limiter, &same.limiter));
+        let faster = Limits {
+            rate_per_second: limits.rate_per_second + 1,
+            ..limits.clone()
+        };
+        assert!(!Arc::ptr_eq(
+            &rules.limiter,
+            &rules.replacing(Acl::default(), &faster).limiter
+        ));
+        let larger = Limits {
+            burst: limits.burst + 1,
+            max_secret_bytes: 7,
+            ..limits
+        };
+        let replaced = rules.replacing(Acl::default(), &larger);
+        assert!(!Arc::ptr_eq(&rules.limiter, &replaced.limiter));
+        assert_eq!(replaced.max_secret_bytes, 7);
     }
 }

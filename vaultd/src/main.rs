@@ -86,6 +86,19 @@ fn main() -> ExitCode {
         },
         None => config,
     };
+    // SIGHUP builds the configuration again the same way: the file read anew, the same
+    // environment and flags, and --dev's additions.
+    let load_config: vaultd::reload::LoadConfig = {
+        let (file, dev) = (cli.config.clone(), dev.clone());
+        Box::new(move || {
+            let env = |name: &str| std::env::var(name).ok();
+            let config = Config::load(file.as_deref(), &env, &overrides)?;
+            match &dev {
+                Some(dev) => dev.prepare(config),
+                None => Ok(config),
+            }
+        })
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&e),
@@ -94,6 +107,7 @@ fn main() -> ExitCode {
         config,
         cli.config.as_deref(),
         cli.new_audit_log,
+        load_config,
         |addr| {
             println!("vaultd listening on https://{addr}");
             if let Some(dev) = &dev {

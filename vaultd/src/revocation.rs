@@ -130,6 +130,28 @@ impl Revocations {
         }
     }
 
+    /// Whether the file as it is now could be taken (a reload checks this before it changes
+    /// anything): its entry count, or why it would not be taken. Changes nothing.
+    pub fn check(&self) -> Result<usize, NotTaken> {
+        let (_, list) = read(&self.path).map_err(|e| NotTaken::Unusable(e.to_string()))?;
+        let current = self.current();
+        if list.is_empty() && !current.is_empty() {
+            return Err(NotTaken::Emptied {
+                path: self.path.display().to_string(),
+                kept: current.len(),
+            });
+        }
+        Ok(list.len())
+    }
+
+    /// Looks at the file now, as the watcher does (SIGHUP: no wait for the next poll), and
+    /// logs the outcome as the watcher would.
+    pub fn poll_now(&self) -> Polled {
+        let polled = self.poll();
+        self.report(polled.clone(), Instant::now());
+        polled
+    }
+
     /// Puts `list` in force unless it would empty a set that has entries.
     fn take(&self, list: RevocationList) -> Result<usize, NotTaken> {
         let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());

@@ -17,13 +17,14 @@ use vault::{Kek, Vault};
 
 use crate::acl::Acl;
 use crate::config::Config;
-use crate::gates::Gates;
+use crate::gates::{Gates, Rules};
 use crate::pool::KekPool;
 use crate::principal::Principals;
+use crate::reload::{Hangups, LoadConfig, Reloader};
 use crate::revocation::Revocations;
 use crate::root_keks::RootKeks;
 use crate::service::Api;
-use crate::tls::AuditRefusedHandshakes;
+use crate::tls::{AuditRefusedHandshakes, Handshakes};
 
 /// How long after the request timeout a drain may still take before open connections are
 /// closed (see `serve`).
@@ -137,12 +138,15 @@ pub fn open_audit(
 /// Serves until SIGTERM or SIGINT, then drains in-flight calls (closing connections still
 /// open after the request timeout and `DRAIN_MARGIN`), waits for calls still running
 /// detached, closes the audit log (a last checkpoint and anchor) and drops every key.
+/// SIGHUP reloads with `load_config` (see `crate::reload`); a service manager is told what
+/// happens (see `crate::notify`).
 /// `new_audit_log` is `--new-audit-log`. `on_listening` receives the bound address (the port
 /// may have been 0).
 pub async fn serve(
     config: Config,
     config_file: Option<&Path>,
     new_audit_log: bool,
+    load_config: LoadConfig,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), StartError> {
     check_files(&config, config_file)?;
@@ -157,7 +161,7 @@ pub async fn serve(
     revocations.watch();
     let principals = Arc::new(Principals::new(Arc::clone(&revocations)));
     let health_principals = Arc::clone(&principals);
-    let acl = Acl::new(&config.acl)?;
+    let rules = Rules::new(Acl::new(&config.acl)?, &config.limits);
     let limits = &config.limits;
     let pool = KekPool::new(
         limits.kek_threads,
@@ -165,18 +169,19 @@ pub async fn serve(
     );
     let gates = Arc::new(Gates::new(
         Arc::clone(&vault),
-        acl,
+        rules,
         principals,
-        limits.rate_per_second,
-        limits.burst,
         audit,
         pool,
     ));
     let keks = RootKeks::new(config.vault_dir.clone(), config.kek.clone(), keks);
-    let api = Api::new(Arc::clone(&gates), limits.max_secret_bytes, keks);
+    let api = Api::new(Arc::clone(&gates), keks);
     flush_denials_every_window(&gates);
 
-    let acceptor = crate::tls::acceptor(&tls_dir, revocations)?;
+    let handshakes = Arc::new(arc_swap::ArcSwap::from_pointee(Handshakes {
+        acceptor: crate::tls::acceptor(&tls_dir, Arc::clone(&revocations))?,
+        deadline: limits.handshake_timeout(),
+    }));
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     // Health is not behind the gates (it reveals nothing and is not audited), but a
     // connection opened before its certificate was revoked gets no new Watch either.
@@ -198,9 +203,22 @@ pub async fn serve(
         .local_addr()
         .map_err(|e| StartError::Serve(e.to_string()))?;
     // The handlers are installed before anyone learns the address: a SIGTERM sent as soon as
-    // the daemon says it listens drains it instead of killing it.
+    // the daemon says it listens drains it, and a SIGHUP reloads it, instead of killing it.
     let signals = ShutdownSignals::install();
+    let hangups = Hangups::install();
     on_listening(bound);
+    let notifier = crate::notify::Notifier::new();
+    notifier.ready_when_unlocked(&vault, bound.to_string());
+    let reloader = Reloader::new(
+        load_config,
+        config.clone(),
+        config_file.map(Path::to_path_buf),
+        Arc::clone(&gates),
+        revocations,
+        Arc::clone(&handshakes),
+        Arc::clone(&notifier),
+    );
+    reloader.on_hangups(hangups);
 
     // tonic's graceful shutdown waits for every connection to close, without a limit: one
     // client that stops reading (a hung or stopped process) would keep the daemon from
@@ -209,6 +227,7 @@ pub async fn serve(
     let (signalled, drain_started) = tokio::sync::oneshot::channel();
     let shutdown = async move {
         signals.received().await;
+        notifier.stopping();
         let _ = signalled.send(());
     };
     let drain_deadline = limits.request_timeout() + DRAIN_MARGIN;
@@ -219,11 +238,10 @@ pub async fn serve(
         }
     };
     // The one place refused handshakes are reported (see `tls::HandshakeRefusalHook`).
-    let incoming = crate::tls::incoming(
+    let incoming = crate::tls::incoming_with(
         listener,
-        acceptor,
+        handshakes,
         Arc::new(AuditRefusedHandshakes::new(Arc::clone(gates.denials()))),
-        limits.handshake_timeout(),
     );
     let serving = Server::builder()
         .timeout(Duration::from_millis(limits.request_timeout_ms))

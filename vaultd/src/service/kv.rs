@@ -13,7 +13,8 @@ pub(super) async fn put(
 ) -> Result<Response<pb::PutResponse>, Status> {
     let m = request.get_ref();
     let ask = m.ask();
-    if let Err(status) = check_value_size(m, api.max_secret_bytes) {
+    let max_secret_bytes = api.gates.rules().max_secret_bytes;
+    if let Err(status) = check_value_size(m, max_secret_bytes) {
         // Refused before anything could change: one record.
         let caller = api.gates.admit(&request, ask).await?;
         let call = CallRecord::new(&caller, request.remote_addr(), ask);
@@ -91,11 +92,11 @@ pub(super) async fn list(
     let all = api
         .read_on_pool(call, move |v| v.list(wanted.as_deref()).map_err(vault_err))
         .await?;
-    let acl = api.gates.acl();
+    let rules = api.gates.rules();
     Ok(Response::new(pb::ListResponse {
         secrets: all
             .into_iter()
-            .filter(|s| acl.visible(&caller.id, &s.scope, &s.key))
+            .filter(|s| rules.acl.visible(&caller.id, &s.scope, &s.key))
             .map(|s| pb::SecretInfo {
                 scope: s.scope,
                 key: s.key,

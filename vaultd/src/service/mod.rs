@@ -21,17 +21,15 @@ use crate::root_keks::RootKeks;
 #[derive(Debug, Clone)]
 pub struct Api {
     gates: Arc<Gates>,
-    max_secret_bytes: usize,
     keks: Arc<RootKeks>,
 }
 
 impl Api {
     /// The service over `gates`; `keks` are the root KEKs the vault was opened with, which
     /// `Lock` drops and `Unlock` builds again.
-    pub fn new(gates: Arc<Gates>, max_secret_bytes: usize, keks: RootKeks) -> Self {
+    pub fn new(gates: Arc<Gates>, keks: RootKeks) -> Self {
         Api {
             gates,
-            max_secret_bytes,
             keks: Arc::new(keks),
         }
     }

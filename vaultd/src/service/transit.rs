@@ -19,13 +19,13 @@ use crate::gates::{Ask, CallRecord};
 /// gates identify it; the gates then admit that same caller (or refuse the request) before
 /// any work runs. The certificate is only parsed here when some rule binds contexts.
 fn bound_to<Req>(api: &Api, request: &Request<Req>, context: &str) -> Option<String> {
-    let acl = api.gates.acl();
-    if !acl.has_bindings() {
+    let rules = api.gates.rules();
+    if !rules.acl.has_bindings() {
         return None;
     }
     let certs = request.peer_certs()?;
     let caller = pki::principal_of(certs.first()?.as_ref()).ok()?;
-    acl.binds_caller(&caller, context).then_some(caller)
+    rules.acl.binds_caller(&caller, context).then_some(caller)
 }
 
 pub(super) async fn seal(

@@ -9,6 +9,7 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
@@ -29,6 +30,27 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// The stream of TLS connections tonic serves (`serve_with_incoming_shutdown`).
 pub type Incoming = ReceiverStream<io::Result<TlsStream<TcpStream>>>;
 
+/// How new connections are handshaken: the acceptor (certificates, verifier) and the
+/// deadline. A reload swaps it whole; a connection keeps the one it was accepted with.
+#[derive(Clone)]
+pub struct Handshakes {
+    /// The acceptor of new connections.
+    pub acceptor: TlsAcceptor,
+    /// How long a handshake may take.
+    pub deadline: Duration,
+}
+
+impl std::fmt::Debug for Handshakes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handshakes")
+            .field("deadline", &self.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The handshake settings in force, read once per accepted connection.
+pub type SharedHandshakes = Arc<ArcSwap<Handshakes>>;
+
 /// Accepts connections on `listener` and runs their handshakes with `acceptor`, each within
 /// `deadline`; refused handshakes go to `hook`. Stops, closing the listener, when the
 /// returned stream is dropped (tonic drops it when shutdown begins).
@@ -38,8 +60,19 @@ pub fn incoming(
     hook: Arc<dyn HandshakeRefusalHook>,
     deadline: Duration,
 ) -> Incoming {
+    let settings = Arc::new(ArcSwap::from_pointee(Handshakes { acceptor, deadline }));
+    incoming_with(listener, settings, hook)
+}
+
+/// Like [`incoming`], with the acceptor and deadline read from `settings` for each new
+/// connection, so that replacing them changes how the next connections are handshaken.
+pub fn incoming_with(
+    listener: TcpListener,
+    settings: SharedHandshakes,
+    hook: Arc<dyn HandshakeRefusalHook>,
+) -> Incoming {
     let (ready, incoming) = mpsc::channel(READY_QUEUE);
-    tokio::spawn(accept_loop(listener, acceptor, hook, deadline, ready));
+    tokio::spawn(accept_loop(listener, settings, hook, ready));
     ReceiverStream::new(incoming)
 }
 
@@ -47,9 +80,8 @@ type Ready = mpsc::Sender<io::Result<TlsStream<TcpStream>>>;
 
 async fn accept_loop(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    settings: SharedHandshakes,
     hook: Arc<dyn HandshakeRefusalHook>,
-    deadline: Duration,
     ready: Ready,
 ) {
     let in_progress = Arc::new(Semaphore::new(MAX_HANDSHAKES_IN_PROGRESS));
@@ -82,9 +114,9 @@ async fn accept_loop(
             hook.handshake_refused(peer, None, None, &why);
             continue;
         };
-        let (acceptor, hook, ready) = (acceptor.clone(), Arc::clone(&hook), ready.clone());
+        let (settings, hook, ready) = (settings.load_full(), Arc::clone(&hook), ready.clone());
         tokio::spawn(async move {
-            let outcome = handshake(&acceptor, tcp, deadline).await;
+            let outcome = handshake(&settings.acceptor, tcp, settings.deadline).await;
             drop(permit);
             match outcome {
                 Ok(stream) => {

@@ -18,7 +18,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tokio_rustls::TlsAcceptor;
 
-pub use accept::{Incoming, MAX_HANDSHAKES_IN_PROGRESS, incoming};
+pub use accept::{
+    Handshakes, Incoming, MAX_HANDSHAKES_IN_PROGRESS, SharedHandshakes, incoming, incoming_with,
+};
 pub use audited::AuditRefusedHandshakes;
 pub use refused::{HandshakeRefusal, HandshakeRefusalHook, LogRefusedHandshakes, TurnedAway};
 pub use verifier::RevocationCheckingVerifier;

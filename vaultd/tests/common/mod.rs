@@ -199,49 +199,64 @@ impl DaemonBuilder<'_> {
             command.env_remove(var);
         }
         command.envs(self.env.iter().map(|(k, v)| (k, v)));
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr);
-        let mut child = command.spawn().expect("spawn vaultd");
-        let stdout = child.stdout.take().expect("the daemon's stdout");
-        let mut lines = BufReader::new(stdout);
-        let mut printed = Vec::new();
-        let mut addr = None;
-        loop {
-            let mut line = String::new();
-            let read = lines
-                .read_line(&mut line)
-                .expect("read the daemon's stdout");
-            if read == 0 {
-                let status = child.wait().expect("wait for vaultd");
-                let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                return Err(format!(
-                    "vaultd exited before it listened ({status}); printed {printed:?}; stderr:\n{stderr}"
-                ));
-            }
-            let line = line.trim_end().to_owned();
-            if let Some(rest) = line.strip_prefix("vaultd listening on https://") {
-                addr = Some(rest.parse::<SocketAddr>().expect("the listening address"));
-            }
-            let last = line == "vaultctl status";
-            printed.push(line);
-            // In dev mode the block of instructions ends with this line.
-            if last {
-                break;
-            }
-        }
-        let addr = addr.expect("a 'vaultd listening on' line before the instructions");
-        Ok(Daemon {
-            pid: child.id(),
-            child: Some(child),
-            addr,
-            dev_dir: self.sandbox.dev_dir(),
-            printed,
-            stderr_path,
-            _stdout: lines,
-        })
+        command.stderr(stderr);
+        spawn_listening(command, stderr_path, self.sandbox.dev_dir(), true)
     }
+}
+
+/// Spawns a vaultd `command` (its stderr already set) and waits for its "listening" line
+/// (and, with `dev_block`, the instructions `--dev` prints after it); `dev_dir` is where the
+/// TLS material of its clients is (`<dev_dir>/tls`). `Err` holds its exit status and stderr
+/// if it exits before listening.
+pub fn spawn_listening(
+    mut command: Command,
+    stderr_path: PathBuf,
+    dev_dir: PathBuf,
+    dev_block: bool,
+) -> Result<Daemon, String> {
+    command.stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut child = command.spawn().expect("spawn vaultd");
+    let stdout = child.stdout.take().expect("the daemon's stdout");
+    let mut lines = BufReader::new(stdout);
+    let mut printed = Vec::new();
+    let mut addr = None;
+    loop {
+        let mut line = String::new();
+        let read = lines
+            .read_line(&mut line)
+            .expect("read the daemon's stdout");
+        if read == 0 {
+            let status = child.wait().expect("wait for vaultd");
+            let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+            return Err(format!(
+                "vaultd exited before it listened ({status}); printed {printed:?}; stderr:\n{stderr}"
+            ));
+        }
+        let line = line.trim_end().to_owned();
+        if let Some(rest) = line.strip_prefix("vaultd listening on https://") {
+            addr = Some(rest.parse::<SocketAddr>().expect("the listening address"));
+        }
+        let last = if dev_block {
+            line == "vaultctl status"
+        } else {
+            addr.is_some()
+        };
+        printed.push(line);
+        // In dev mode the block of instructions ends with this line.
+        if last {
+            break;
+        }
+    }
+    let addr = addr.expect("a 'vaultd listening on' line before the instructions");
+    Ok(Daemon {
+        pid: child.id(),
+        child: Some(child),
+        addr,
+        dev_dir,
+        printed,
+        stderr_path,
+        _stdout: lines,
+    })
 }
 
 /// A running vaultd.
@@ -283,7 +298,24 @@ impl Daemon {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
-    /// Sends a signal (`"TERM"`, `"KILL"`) with kill(1).
+    /// Waits until the daemon has logged a line holding `needle` `count` times (polled,
+    /// at most 20 s); returns its stderr then. Panics with the stderr if it never does.
+    pub async fn wait_for_log(&self, needle: &str, count: usize) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let stderr = self.stderr();
+            if stderr.lines().filter(|l| l.contains(needle)).count() >= count {
+                return stderr;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {count} line(s) with {needle:?} in the daemon's stderr:\n{stderr}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Sends a signal (`"TERM"`, `"KILL"`, `"HUP"`) with kill(1).
     pub fn signal(&self, signal: &str) {
         send_signal(self.pid, signal);
     }
