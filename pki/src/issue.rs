@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use rcgen::{Issuer, KeyPair};
 use zeroize::Zeroizing;
 
-use crate::certs::client_params;
+use crate::certs::{client_params, server_params};
 use crate::dir::PkiDir;
 use crate::error::Error;
-use crate::files::{check_private, private_dir, read, write_new};
+use crate::files::{check_private, private_dir, read, replace, write_new};
 use crate::principal::{fingerprint, validate_principal};
 
 /// A client certificate just issued.
@@ -43,18 +43,7 @@ impl PkiDir {
             }
         }
 
-        let ca_key = self.load_ca_key()?;
-        let ca_pem = read(&self.ca_cert())?;
-        let ca_pem = std::str::from_utf8(&ca_pem).map_err(|_| Error::BadCertificate {
-            from: Some(self.ca_cert()),
-            reason: "not a PEM text file".into(),
-        })?;
-        let issuer =
-            Issuer::from_ca_cert_pem(ca_pem, &ca_key).map_err(|e| Error::BadCertificate {
-                from: Some(self.ca_cert()),
-                reason: e.to_string(),
-            })?;
-
+        let issuer = self.ca_issuer()?;
         let generate = |what| move |source| Error::Generate { what, source };
         let key = KeyPair::generate().map_err(generate("the client key"))?;
         let cert = client_params(principal)?
@@ -73,6 +62,40 @@ impl PkiDir {
             cert: cert_path,
             key: key_path,
             fingerprint: fingerprint(cert.der()),
+        })
+    }
+
+    /// Issues a new server certificate for `hosts` (DNS names and IPs; 1 year; serverAuth)
+    /// with a new key, signed by the directory's CA, and replaces `server.key` and
+    /// `server.pem` with them: how the server certificate is renewed or given other names.
+    /// vaultd loads the pair at start and on SIGHUP; between the two replacements the pair
+    /// does not match, and a reload then keeps the certificate it has.
+    pub fn renew_server(&self, hosts: &[String]) -> Result<(), Error> {
+        let params = server_params(hosts)?;
+        let issuer = self.ca_issuer()?;
+        let generate = |what| move |source| Error::Generate { what, source };
+        let key = KeyPair::generate().map_err(generate("the server key"))?;
+        let cert = params
+            .signed_by(&key, &issuer)
+            .map_err(generate("the server certificate"))?;
+        replace(
+            &self.server_key(),
+            Zeroizing::new(key.serialize_pem()).as_bytes(),
+        )?;
+        replace(&self.server_cert(), cert.pem().as_bytes())
+    }
+
+    /// The directory's CA as an issuer: its certificate and its key.
+    fn ca_issuer(&self) -> Result<Issuer<'static, KeyPair>, Error> {
+        let ca_key = self.load_ca_key()?;
+        let ca_pem = read(&self.ca_cert())?;
+        let ca_pem = std::str::from_utf8(&ca_pem).map_err(|_| Error::BadCertificate {
+            from: Some(self.ca_cert()),
+            reason: "not a PEM text file".into(),
+        })?;
+        Issuer::from_ca_cert_pem(ca_pem, ca_key).map_err(|e| Error::BadCertificate {
+            from: Some(self.ca_cert()),
+            reason: e.to_string(),
         })
     }
 

@@ -197,3 +197,13 @@ fn errors_and_debug_never_show_key_material() {
     assert!(shown.contains("ca.key"), "{shown}");
     assert!(!shown.contains(&body[20..40]), "{shown}");
 }
+
+#[test]
+fn renewing_without_a_ca_key_says_so_and_keeps_the_pair() {
+    let (_tmp, pki) = created();
+    let old_cert = der_of(&pki.server_cert());
+    std::fs::remove_file(pki.ca_key()).unwrap();
+    let err = pki.renew_server(&hosts()).unwrap_err();
+    assert!(matches!(err, Error::NoCa { .. }), "{err}");
+    assert_eq!(der_of(&pki.server_cert()), old_cert);
+}

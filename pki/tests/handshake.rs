@@ -132,3 +132,24 @@ fn a_host_not_in_the_server_certificate_is_refused_by_the_client() {
     let err = handshake(&mut client, &mut server).unwrap_err();
     assert!(err.starts_with("client:"), "{err}");
 }
+
+#[test]
+fn a_renewed_server_certificate_is_new_and_serves_its_new_hosts_only() {
+    let (_tmp, pki) = created();
+    pki.issue_client("alice").unwrap();
+    let old_cert = common::der_of(&pki.server_cert());
+    pki.renew_server(&["vault.example.org".to_string()])
+        .unwrap();
+    assert_ne!(common::der_of(&pki.server_cert()), old_cert);
+    assert_eq!(common::mode(&pki.server_key()), 0o600);
+
+    let (mut srv, mut cli) = (
+        server(&pki),
+        client(&pki, &pki, "alice", "vault.example.org"),
+    );
+    handshake(&mut cli, &mut srv).unwrap();
+    // The old names are gone with the old certificate.
+    let (mut srv, mut cli) = (server(&pki), client(&pki, &pki, "alice", "localhost"));
+    let err = handshake(&mut cli, &mut srv).unwrap_err();
+    assert!(err.starts_with("client:"), "{err}");
+}

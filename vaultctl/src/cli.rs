@@ -293,9 +293,12 @@ pub enum PkiCommand {
     Issue(PkiIssueArgs),
     /// Revoke a client certificate (by cert file or fingerprint), a serial or a key.
     Revoke(PkiRevokeArgs),
+    /// Renew the server certificate (a new key and certificate from the CA, for --host
+    /// names); vaultd takes it on SIGHUP (`systemctl reload vaultd`).
+    RenewServer(PkiInitArgs),
 }
 
-/// Arguments of `pki init`.
+/// Arguments of `pki init` and `pki renew-server`.
 #[derive(Debug, Args)]
 pub struct PkiInitArgs {
     /// A DNS name or IP address the server certificate covers (repeatable).

@@ -206,3 +206,42 @@ fn revoke_by_serial_key_hash_or_unknown_fingerprint() {
     );
     assert_eq!(revoked(&tls).len(), 3);
 }
+
+#[test]
+fn renew_server_replaces_the_pair_for_the_hosts_given() {
+    let sb = Sandbox::new();
+    let tls = sb.vault_dir().join("tls");
+    sb.ok(&["pki", "init"], b"");
+    let old = std::fs::read(tls.join("server.pem")).expect("server.pem");
+    let out = sb.ok(&["pki", "renew-server", "--host", "vault.example.org"], b"");
+    assert!(
+        stdout(&out).contains("vault.example.org"),
+        "{}",
+        stdout(&out)
+    );
+    let new = std::fs::read(tls.join("server.pem")).expect("server.pem");
+    assert_ne!(new, old);
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&new).expect("PEM");
+    let cert = pem.parse_x509().expect("a certificate");
+    let san = cert
+        .subject_alternative_name()
+        .expect("extensions")
+        .expect("a SAN");
+    let names: Vec<String> = san
+        .value
+        .general_names
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(names, ["DNSName(vault.example.org)"]);
+
+    // Without the CA key (an offline CA): a clear error, and the pair stays.
+    std::fs::remove_file(tls.join("ca.key")).expect("remove ca.key");
+    let out = sb.run(&["pki", "renew-server"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("ca.key"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read(tls.join("server.pem")).expect("server.pem"),
+        new
+    );
+}

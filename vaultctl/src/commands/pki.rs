@@ -13,6 +13,7 @@ pub fn run(cli: &Cli, command: &PkiCommand) -> Result<(), Error> {
         PkiCommand::Init(args) => init(cli, args),
         PkiCommand::Issue(args) => issue(cli, args),
         PkiCommand::Revoke(args) => revoke(cli, args),
+        PkiCommand::RenewServer(args) => renew_server(cli, args),
     }
 }
 
@@ -48,6 +49,21 @@ fn init(cli: &Cli, args: &PkiInitArgs) -> Result<(), Error> {
     println!("  server key:         {}", pki.server_key().display());
     println!("  revocation list:    {}", pki.revoked().display());
     println!("next: vaultctl pki issue --principal <id>");
+    Ok(())
+}
+
+fn renew_server(cli: &Cli, args: &PkiInitArgs) -> Result<(), Error> {
+    let pki = pki_dir(cli, args.pki_dir.as_ref())?;
+    pki.renew_server(&args.hosts).map_err(from_pki)?;
+    println!(
+        "renewed the server certificate for {} (valid for a year)",
+        args.hosts.join(", ")
+    );
+    println!("  server certificate: {}", pki.server_cert().display());
+    println!("  server key:         {}", pki.server_key().display());
+    println!(
+        "next: copy both to vaultd's TLS directory if this is not it, then send vaultd SIGHUP"
+    );
     Ok(())
 }
 
