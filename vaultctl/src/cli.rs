@@ -104,6 +104,10 @@ pub enum Command {
     Resolve(crate::commands::resolve::ResolveArgs),
     /// Find plaintext secrets, and vault:// references to missing keys, in config files.
     Scan(crate::commands::scan::ScanArgs),
+    /// Copy the vault directory into a new backup directory (consistent while vaultd serves).
+    Backup(crate::commands::backup::BackupArgs),
+    /// Restore a backup into the (new or empty) vault directory, checking its KEKs open it.
+    Restore(crate::commands::backup::RestoreArgs),
 }
 
 /// Arguments of `unlock`.

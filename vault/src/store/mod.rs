@@ -15,6 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub use heads::{HeadAuth, KeyHead};
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
+pub(crate) use sqlite::STORE_FILE;
 
 use crate::Error;
 

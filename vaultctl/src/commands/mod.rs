@@ -1,6 +1,7 @@
 //! One file per group of subcommands.
 
 pub(crate) mod audit;
+pub(crate) mod backup;
 mod env_file;
 pub(crate) mod exec;
 mod exec_child;
@@ -22,11 +23,17 @@ use crate::error::Error;
 
 /// Runs the parsed command line.
 pub fn run(cli: &Cli) -> Result<(), Error> {
-    // `pki` and `scan` only touch local files, so they run here even with --addr; `exec` and
-    // `resolve` read vault:// references from vaultd themselves in remote mode.
+    // `pki`, `scan`, `backup` and `restore` only touch local files, so they run here even
+    // with --addr; `exec` and `resolve` read vault:// references from vaultd themselves in
+    // remote mode.
     if !matches!(
         cli.command,
-        Command::Pki(_) | Command::Scan(_) | Command::Exec(_) | Command::Resolve(_)
+        Command::Pki(_)
+            | Command::Scan(_)
+            | Command::Exec(_)
+            | Command::Resolve(_)
+            | Command::Backup(_)
+            | Command::Restore(_)
     ) && let Some(remote) = crate::remote::Remote::from_cli(cli)?
     {
         return crate::remote::run(cli, &remote);
@@ -52,5 +59,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Scan(args) => scan::run(cli, args),
         Command::Exec(args) => exec::run(cli, args),
         Command::Resolve(args) => resolve::run(cli, args),
+        Command::Backup(args) => backup::backup(cli, args),
+        Command::Restore(args) => backup::restore(cli, args),
     }
 }
