@@ -315,6 +315,22 @@ impl VaultConfig {
     }
 }
 
+/// Takes the vault lock of `dir` (an exclusive `flock` on `vault.lock`), waiting for it: no
+/// configuration change happens while the returned file is open.
+pub(crate) fn lock_vault(dir: &Path) -> Result<File, Error> {
+    let lock_path = dir.join(LOCK_FILE);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(Error::io(format!("opening {}", lock_path.display())))?;
+    lock.lock()
+        .map_err(Error::io(format!("locking {}", lock_path.display())))?;
+    Ok(lock)
+}
+
 /// A temporary file (0600) in `dir` holding `bytes`, synced: renamed over a file, it
 /// replaces it whole or not at all, even across a crash.
 pub(crate) fn synced_temp_file(dir: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile, Error> {

@@ -324,6 +324,42 @@ pub enum AuditDefect {
     },
     /// The log (or its head) is in the unkeyed format 1 of older versions.
     Legacy,
+    /// A closed segment's file is gone (`records`: the seqs it held, when the segments
+    /// around it show them).
+    SegmentMissing {
+        /// The file it should be in.
+        file: String,
+        /// Its number.
+        segment: u64,
+        /// The first and last seq it held.
+        records: Option<(u64, u64)>,
+    },
+    /// A segment file holds another segment than its name says: segment files were renamed,
+    /// reordered or replaced.
+    SegmentMisplaced {
+        /// The file.
+        file: String,
+        /// The segment its name says.
+        expected: u64,
+        /// The segment its first record says.
+        found: u64,
+    },
+    /// A closed segment's file is numbered at or after the current segment: it is not part
+    /// of this log.
+    SegmentStray {
+        /// The file.
+        file: String,
+        /// The current segment's number.
+        current: u64,
+    },
+    /// The head checkpoint names a record before the current segment, which the writer never
+    /// leaves it at: an older head file was put back.
+    HeadBehind {
+        /// The seq it names.
+        head_seq: u64,
+        /// The current segment's first seq.
+        segment_start: u64,
+    },
     /// A checkpoint's signature does not verify under the given public key.
     CheckpointForged,
     /// A signed checkpoint names a record the log holds with another MAC, or the log's bytes
