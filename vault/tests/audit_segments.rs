@@ -194,7 +194,8 @@ fn a_rotation_cut_short_is_undone_at_open() {
     fs::write(segment_path(&path, 2), b"someone else's").expect("squat");
     let err = log.rotate("blocked").expect_err("blocked rotation");
     assert!(matches!(err, Error::AuditRotation { .. }), "{err}");
-    log.append(&event(8)).expect("append after a failed rotation");
+    log.append(&event(8))
+        .expect("append after a failed rotation");
     drop(log);
     fs::remove_file(segment_path(&path, 2)).expect("remove");
     let report = verify(&path).expect("verify");

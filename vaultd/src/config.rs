@@ -32,10 +32,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("VAULTD_MLOCKALL", "hardening.mlockall"),
     ("VAULTD_AUDIT_CHECKPOINT_FILE", "audit.checkpoint_file"),
     ("VAULTD_AUDIT_SYSLOG", "audit.syslog"),
-    (
-        "VAULTD_AUDIT_MAX_SEGMENT_BYTES",
-        "audit.max_segment_bytes",
-    ),
+    ("VAULTD_AUDIT_MAX_SEGMENT_BYTES", "audit.max_segment_bytes"),
 ];
 
 /// The least `audit.max_segment_bytes` other than 0: smaller segments would rotate at almost

@@ -73,16 +73,18 @@ async fn wait_for(acked: &AtomicU64, at_least: u64) {
 async fn rotation_under_load_chains_segments_and_verify_names_a_deleted_one() {
     let sandbox = Sandbox::new();
     let daemon = sandbox.start();
-    let (stop, acked) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let (stop, acked) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let writer = start_writer(daemon.client("admin").await, stop.clone(), acked.clone());
     for n in 1..=3u64 {
         wait_for(&acked, n * 20).await;
         let exports = daemon.exports();
-        let rotated = tokio::task::spawn_blocking(move || {
-            vaultctl_with(&exports, &["audit", "rotate"], b"")
-        })
-        .await
-        .expect("vaultctl");
+        let rotated =
+            tokio::task::spawn_blocking(move || vaultctl_with(&exports, &["audit", "rotate"], b""))
+                .await
+                .expect("vaultctl");
         assert!(rotated.status.success(), "{}", text(&rotated));
         assert!(
             text(&rotated).contains(&format!("closed segment {n} as audit.jsonl.00000{n}")),
@@ -94,7 +96,11 @@ async fn rotation_under_load_chains_segments_and_verify_names_a_deleted_one() {
     stop.store(true, Ordering::Relaxed);
     writer.await.expect("writer");
     let remote = vaultctl_with(&daemon.exports(), &["audit", "verify"], b"");
-    assert!(text(&remote).contains("in 4 segment(s)"), "{}", text(&remote));
+    assert!(
+        text(&remote).contains("in 4 segment(s)"),
+        "{}",
+        text(&remote)
+    );
     assert!(daemon.terminate().success());
 
     let log = sandbox.audit_log();
@@ -102,10 +108,17 @@ async fn rotation_under_load_chains_segments_and_verify_names_a_deleted_one() {
     let opening: Vec<_> = first.iter().filter(|r| r.op == SEGMENT_OP).collect();
     assert_eq!(opening.len(), 3, "one opening record per new segment");
     let rotate_calls = first.iter().filter(|r| r.op == "audit_rotate").count();
-    assert_eq!(rotate_calls, 6, "each rotation is a started and an outcome record");
+    assert_eq!(
+        rotate_calls, 6,
+        "each rotation is a started and an outcome record"
+    );
     let verified = local(&sandbox.vault_dir(), &["audit", "verify"]);
     assert!(verified.status.success(), "{}", text(&verified));
-    assert!(text(&verified).contains("in 4 segment(s)"), "{}", text(&verified));
+    assert!(
+        text(&verified).contains("in 4 segment(s)"),
+        "{}",
+        text(&verified)
+    );
 
     std::fs::remove_file(segment_path(&log, 2)).expect("delete the middle segment");
     let refused = local(&sandbox.vault_dir(), &["audit", "verify"]);
@@ -149,7 +162,11 @@ async fn start_up_reads_only_the_current_segment_of_a_1_gib_history() {
         file.set_len(350 << 20).expect("grow it");
     }
     let history: u64 = (1..=3)
-        .map(|n| std::fs::metadata(segment_path(&log, n)).expect("stat").len())
+        .map(|n| {
+            std::fs::metadata(segment_path(&log, n))
+                .expect("stat")
+                .len()
+        })
         .sum();
     assert!(history >= 1 << 30, "{history} bytes");
     let started = Instant::now();
@@ -173,7 +190,10 @@ async fn start_up_reads_only_the_current_segment_of_a_1_gib_history() {
 async fn a_backup_under_write_load_restores_every_acknowledged_write() {
     let sandbox = Sandbox::new();
     let daemon = sandbox.start();
-    let (stop, acked) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+    let (stop, acked) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
     let writer = start_writer(daemon.client("admin").await, stop.clone(), acked.clone());
     wait_for(&acked, 50).await;
     let before = acked.load(Ordering::SeqCst);

@@ -87,7 +87,8 @@ pub(crate) enum Macs<'a> {
 
 /// What every verified record is shown to: the record, the SHA-256 of its segment up to and
 /// including its line, and the MAC of its segment's first record.
-pub(crate) type Each<'e> = dyn FnMut(&AuditRecord, &digest::Context, &str) -> Result<(), Error> + 'e;
+pub(crate) type Each<'e> =
+    dyn FnMut(&AuditRecord, &digest::Context, &str) -> Result<(), Error> + 'e;
 
 pub(crate) fn damaged(log: &Path, line: Option<u64>, defect: AuditDefect) -> Error {
     Error::AuditDamaged {
@@ -260,7 +261,9 @@ pub(crate) fn check_segment(
         }
         digest.update(&buf);
         digest.update(b"\n");
-        let first_mac = first.as_ref().map_or(record.mac.as_str(), |f| f.mac.as_str());
+        let first_mac = first
+            .as_ref()
+            .map_or(record.mac.as_str(), |f| f.mac.as_str());
         each(&record, &digest, first_mac)?;
         last = Some(Link {
             seq: record.seq,
@@ -424,8 +427,15 @@ pub(crate) fn finish(
             };
             return Err(damaged(log, None, defect));
         }
-        if before.as_ref().is_some_and(|b| b.seq == a.seq && b.mac != a.mac) {
-            return Err(damaged(log, Some(1), AuditDefect::AnchorMismatch { seq: a.seq }));
+        if before
+            .as_ref()
+            .is_some_and(|b| b.seq == a.seq && b.mac != a.mac)
+        {
+            return Err(damaged(
+                log,
+                Some(1),
+                AuditDefect::AnchorMismatch { seq: a.seq },
+            ));
         }
     }
     match (&head, &before) {
@@ -437,7 +447,11 @@ pub(crate) fn finish(
             return Err(damaged(log, None, defect));
         }
         (Some(h), Some(b)) if h.seq == b.seq && h.mac != b.mac => {
-            return Err(damaged(log, Some(1), AuditDefect::HeadMismatch { seq: h.seq }));
+            return Err(damaged(
+                log,
+                Some(1),
+                AuditDefect::HeadMismatch { seq: h.seq },
+            ));
         }
         (Some(h), Some(b)) if h.seq < b.seq => {
             let defect = AuditDefect::HeadBehind {

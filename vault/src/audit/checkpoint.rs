@@ -202,23 +202,29 @@ pub fn verify_checkpoints(
     let mut checked = vec![false; checkpoints.len()];
     let mut starts = HashSet::new();
     // Without the key the head's tag is not checked either: the checkpoints stand for it.
-    let chain = check(log, is_live(log)?, macs, None, &mut |record, digest, start| {
-        starts.insert(start.to_owned());
-        for (at, c) in checkpoints.iter().enumerate() {
-            if c.seq != record.seq || c.log_start != start {
-                continue;
+    let chain = check(
+        log,
+        is_live(log)?,
+        macs,
+        None,
+        &mut |record, digest, start| {
+            starts.insert(start.to_owned());
+            for (at, c) in checkpoints.iter().enumerate() {
+                if c.seq != record.seq || c.log_start != start {
+                    continue;
+                }
+                if c.mac != record.mac || c.log_sha256 != hex(digest.clone().finish().as_ref()) {
+                    return Err(damaged(
+                        log,
+                        None,
+                        AuditDefect::CheckpointMismatch { seq: c.seq },
+                    ));
+                }
+                checked[at] = true;
             }
-            if c.mac != record.mac || c.log_sha256 != hex(digest.clone().finish().as_ref()) {
-                return Err(damaged(
-                    log,
-                    None,
-                    AuditDefect::CheckpointMismatch { seq: c.seq },
-                ));
-            }
-            checked[at] = true;
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     if !starts.contains(&newest.log_start) {
         return Err(damaged(log, Some(1), AuditDefect::CheckpointOtherLog));
     }

@@ -111,9 +111,6 @@ mod writer;
 
 pub use anchor::{Anchor, AuditAnchor, NoAnchor, VaultAnchor};
 pub use chain::{is_live, verify};
-pub use rotation::Rotated;
-pub use segment::{SEGMENT_OP, segment_path};
-pub use tail::{tail, tail_verified};
 pub use checkpoint::{
     CHECKPOINT_FORMAT, Checkpoint, CheckpointReport, CheckpointSink, FileSink, verify_checkpoints,
 };
@@ -122,6 +119,9 @@ pub use head::{head_path, verified_head};
 pub use key::{AUDIT_KEY_LEN, AuditKey};
 pub use log::{AuditLog, AuditOptions, AuditStatus, CHECKPOINT_INTERVAL, Durable, HEAD_INTERVAL};
 pub use record::{AuditRecord, MAX_FIELD_LEN};
+pub use rotation::Rotated;
+pub use segment::{SEGMENT_OP, segment_path};
+pub use tail::{tail, tail_verified};
 
 /// What the daemon decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -81,7 +81,12 @@ impl AuditLog {
 impl Inner {
     /// Rotates in the writer thread: every record up to `tip.seq` is durable, and `seq` is
     /// reserved for the new segment's opening record.
-    pub(super) fn rotate_segment(&self, tip: &mut Tip, seq: u64, why: &str) -> Result<Rotated, Error> {
+    pub(super) fn rotate_segment(
+        &self,
+        tip: &mut Tip,
+        seq: u64,
+        why: &str,
+    ) -> Result<Rotated, Error> {
         self.write_head_now(tip);
         self.anchor(tip, &mut true, &mut Instant::now(), true);
         self.check_open(&self.lock())?;
@@ -90,7 +95,8 @@ impl Inner {
         let archive = segment_path(&self.path, closed);
         let next = next_path(&self.path);
         let event = opening_event(number, &archive, tip.seq, &tip.mac, why);
-        let (mac, mut line) = AuditRecord::encode(&event, seq, now_ms(), &tip.mac, &self.key.hmac());
+        let (mac, mut line) =
+            AuditRecord::encode(&event, seq, now_ms(), &tip.mac, &self.key.hmac());
         line.push(b'\n');
         let file = match prepare_next(&self.path, &next, &archive, &line) {
             Ok(file) => file,
@@ -99,7 +105,11 @@ impl Inner {
         if let Err(e) = std::fs::rename(&next, &self.path) {
             let _ = std::fs::remove_file(&archive);
             let _ = std::fs::remove_file(&next);
-            let e = Error::io(format!("renaming {} to {}", next.display(), self.path.display()))(e);
+            let e = Error::io(format!(
+                "renaming {} to {}",
+                next.display(),
+                self.path.display()
+            ))(e);
             return Err(self.rotation_failed(tip, seq, e));
         }
         // The new segment is current: from here, a failure closes the log.
@@ -107,7 +117,10 @@ impl Inner {
             let mut state = self.lock();
             return Err(self.fail(&mut state, &e));
         }
-        *self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = file;
+        *self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = file;
         let mut segment_digest = digest::Context::new(&digest::SHA256);
         segment_digest.update(&line);
         *tip = Tip {
@@ -140,10 +153,14 @@ impl Inner {
     fn rotation_failed(&self, tip: &mut Tip, seq: u64, error: Error) -> Error {
         log::error!("audit log {}: {error}", self.path.display());
         let event = failed_rotation_event(&error);
-        let (mac, mut line) = AuditRecord::encode(&event, seq, now_ms(), &tip.mac, &self.key.hmac());
+        let (mac, mut line) =
+            AuditRecord::encode(&event, seq, now_ms(), &tip.mac, &self.key.hmac());
         line.push(b'\n');
         let written = {
-            let file = self.file.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let file = self
+                .file
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             (&*file).write_all(&line).and_then(|()| file.sync_data())
         };
         match written {

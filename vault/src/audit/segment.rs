@@ -36,8 +36,10 @@ pub(crate) fn next_path(log: &Path) -> PathBuf {
 
 /// The file name of `path`, for messages.
 pub(crate) fn file_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// The closed segments of `log` found beside it, by number, oldest first.
@@ -160,9 +162,6 @@ mod tests {
             .map(|(n, _)| n)
             .collect();
         assert_eq!(numbers, vec![2, 10, 1_000_000]);
-        assert_eq!(
-            segment_path(&log, 3),
-            dir.path().join("audit.jsonl.000003")
-        );
+        assert_eq!(segment_path(&log, 3), dir.path().join("audit.jsonl.000003"));
     }
 }

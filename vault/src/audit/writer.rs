@@ -8,11 +8,11 @@ use std::time::Instant;
 
 use ring::digest;
 
+use super::AuditEvent;
 use super::anchor::Anchor;
 use super::checkpoint::Checkpoint;
 use super::head::{Head, write_head};
 use super::log::{HEAD_INTERVAL, Inner};
-use super::AuditEvent;
 use super::record::{AuditRecord, hex};
 use crate::Error;
 use crate::store::now_ms;

@@ -82,8 +82,10 @@ pub fn backup(vault_dir: &Path, audit_log: &Path, out: &Path) -> Result<BackupRe
     };
     // A passphrase KEK's parameters are written before it is pinned, and never replaced.
     for name in passphrase_params(vault_dir)? {
-        let bytes = std::fs::read(vault_dir.join(&name))
-            .map_err(Error::io(format!("reading {}", vault_dir.join(&name).display())))?;
+        let bytes = std::fs::read(vault_dir.join(&name)).map_err(Error::io(format!(
+            "reading {}",
+            vault_dir.join(&name).display()
+        )))?;
         files.push(write_file(out, &name, &bytes)?);
     }
     let manifest = Manifest {
@@ -97,7 +99,9 @@ pub fn backup(vault_dir: &Path, audit_log: &Path, out: &Path) -> Result<BackupRe
         .map_err(|e| Error::Backup(format!("writing the manifest: {e}")))?;
     synced_temp_file(out, &text)?
         .persist(out.join(MANIFEST_FILE))
-        .map_err(|e| Error::io(format!("writing {}", out.join(MANIFEST_FILE).display()))(e.error))?;
+        .map_err(|e| {
+            Error::io(format!("writing {}", out.join(MANIFEST_FILE).display()))(e.error)
+        })?;
     sync_dir(out)?;
     Ok(BackupReport {
         dir: out.to_path_buf(),
@@ -204,8 +208,8 @@ fn create_out(out: &Path) -> Result<(), Error> {
     match DirBuilder::new().mode(0o700).create(out) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            let mut entries = std::fs::read_dir(out)
-                .map_err(Error::io(format!("reading {}", out.display())))?;
+            let mut entries =
+                std::fs::read_dir(out).map_err(Error::io(format!("reading {}", out.display())))?;
             if entries.next().is_some() {
                 return Err(Error::Backup(format!(
                     "{} is not empty: a backup goes into a new (or empty) directory",
@@ -268,7 +272,11 @@ fn passphrase_params(dir: &Path) -> Result<Vec<String>, Error> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(Error::io(format!("listing {}", dir.display())))? {
         let entry = entry.map_err(Error::io(format!("listing {}", dir.display())))?;
-        if let Some(name) = entry.file_name().to_str().filter(|n| is_passphrase_params(n)) {
+        if let Some(name) = entry
+            .file_name()
+            .to_str()
+            .filter(|n| is_passphrase_params(n))
+        {
             names.push(name.to_owned());
         }
     }

@@ -59,8 +59,10 @@ pub fn restore(backup: &Path, target: &Path, keks: Vec<Kek>) -> Result<RestoreRe
         if file.name == AUDIT_HEAD_FILE {
             continue;
         }
-        let bytes = std::fs::read(backup.join(&file.name))
-            .map_err(Error::io(format!("reading {}", backup.join(&file.name).display())))?;
+        let bytes = std::fs::read(backup.join(&file.name)).map_err(Error::io(format!(
+            "reading {}",
+            backup.join(&file.name).display()
+        )))?;
         write_new(&staging.path().join(&file.name), &bytes)?;
     }
     sync_dir(staging.path())?;
@@ -160,7 +162,12 @@ fn open_copy(
 /// Reads the manifest of the backup in `backup` and checks every file it lists against it.
 fn read_manifest(backup: &Path) -> Result<Manifest, Error> {
     let path = backup.join(MANIFEST_FILE);
-    let bad = |why: String| Error::Backup(format!("{} is not a usable backup: {why}", backup.display()));
+    let bad = |why: String| {
+        Error::Backup(format!(
+            "{} is not a usable backup: {why}",
+            backup.display()
+        ))
+    };
     let bytes = match std::fs::metadata(&path) {
         Ok(meta) if meta.len() > MAX_MANIFEST_LEN => {
             return Err(bad(format!("{MANIFEST_FILE} is {} bytes long", meta.len())));
@@ -188,10 +195,14 @@ fn read_manifest(backup: &Path) -> Result<Manifest, Error> {
     }
     for file in &manifest.files {
         if !is_backup_file(&file.name) {
-            return Err(bad(format!("it lists {:?}, which no backup holds", file.name)));
+            return Err(bad(format!(
+                "it lists {:?}, which no backup holds",
+                file.name
+            )));
         }
         let path = backup.join(&file.name);
-        let bytes = std::fs::read(&path).map_err(Error::io(format!("reading {}", path.display())))?;
+        let bytes =
+            std::fs::read(&path).map_err(Error::io(format!("reading {}", path.display())))?;
         if u64::try_from(bytes.len()).ok() != Some(file.bytes) || sha256_hex(&bytes) != file.sha256
         {
             return Err(bad(format!(

@@ -14,8 +14,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use heads::{HeadAuth, KeyHead};
 pub use memory::MemoryStore;
-pub use sqlite::SqliteStore;
 pub(crate) use sqlite::STORE_FILE;
+pub use sqlite::SqliteStore;
 
 use crate::Error;
 

@@ -118,7 +118,9 @@ fn rotate(cli: &Cli, args: &LogArgs) -> Result<(), Error> {
     log.append(&event(audit::Stage::Started, None, None, "OK"))?;
     // Nothing else appends to this log here: the record just written is the newest.
     let call = Some(log.status().records);
-    let rotated = log.rotate(&format!("asked for locally with vaultctl audit rotate by uid {uid}"));
+    let rotated = log.rotate(&format!(
+        "asked for locally with vaultctl audit rotate by uid {uid}"
+    ));
     let (version, status) = match &rotated {
         Ok(r) => (Some(r.segment), "OK"),
         Err(_) => (None, "INTERNAL"),

@@ -41,10 +41,10 @@ pub fn backup(cli: &Cli, args: &BackupArgs) -> Result<(), Error> {
         .clone()
         .unwrap_or_else(|| dir.join("audit.jsonl"));
     let report = vault::backup::backup(&dir, &audit_log, &args.out)?;
-    let head = report
-        .manifest
-        .audit_head_seq
-        .map_or_else(|| "no audit head".to_owned(), |seq| format!("audit head at seq {seq}"));
+    let head = report.manifest.audit_head_seq.map_or_else(
+        || "no audit head".to_owned(),
+        |seq| format!("audit head at seq {seq}"),
+    );
     println!(
         "backed up vault {} into {}: {} files, {head}",
         report.manifest.vault_id,
@@ -71,9 +71,11 @@ pub fn restore(cli: &Cli, args: &RestoreArgs) -> Result<(), Error> {
         report.secrets,
         report.keks_ok.join(", "),
         report.audit_log.display(),
-        report.audit_head_seq.map_or_else(String::new, |seq| format!(
-            " (its first record names the old log's head, seq {seq})"
-        )),
+        report
+            .audit_head_seq
+            .map_or_else(String::new, |seq| format!(
+                " (its first record names the old log's head, seq {seq})"
+            )),
     );
     Ok(())
 }
