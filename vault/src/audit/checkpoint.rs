@@ -11,9 +11,10 @@ use std::sync::Mutex;
 use ring::signature::{self, Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 
-use super::chain::{Macs, check, damaged, is_live};
+use super::chain::{Macs, damaged, is_live};
 use super::key::unhex;
 use super::record::hex;
+use super::walk::check;
 use super::{AuditDefect, AuditKey};
 use crate::Error;
 

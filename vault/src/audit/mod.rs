@@ -107,6 +107,7 @@ mod record;
 mod rotation;
 mod segment;
 mod tail;
+mod walk;
 mod writer;
 
 pub use anchor::{Anchor, AuditAnchor, NoAnchor, VaultAnchor};

@@ -4,9 +4,10 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 
-use super::chain::{Line, Macs, check, damaged, is_live, next_line, open_reader, report};
+use super::chain::{Line, Macs, damaged, is_live, next_line, open_reader, report};
 use super::record::AuditRecord;
 use super::segment::closed_segments;
+use super::walk::check;
 use super::{AuditAnchor, AuditDefect, AuditKey};
 use crate::Error;
 
