@@ -81,6 +81,7 @@ mod tests {
                 anchored_seq: 5,
                 checkpoint_public_key: "ab".repeat(32),
                 sink_error: String::new(),
+                segment: 3,
             }),
             cache_lookups: 3,
             cache_hits: 2,

@@ -292,16 +292,7 @@ impl VaultConfig {
         keys: &IntegrityKeys,
         change: impl FnOnce(&mut VaultConfig) -> Result<T, Error>,
     ) -> Result<(VaultConfig, T), Error> {
-        let lock_path = dir.join(LOCK_FILE);
-        let lock = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&lock_path)
-            .map_err(Error::io(format!("opening {}", lock_path.display())))?;
-        lock.lock()
-            .map_err(Error::io(format!("locking {}", lock_path.display())))?;
+        let lock = lock_vault(dir)?;
         let mut config = VaultConfig::read_verified(dir, keys)?;
         let result = change(&mut config)?;
         mac_config(&mut config, keys);
@@ -322,6 +313,22 @@ impl VaultConfig {
         })?;
         synced_temp_file(dir, &text)
     }
+}
+
+/// Takes the vault lock of `dir` (an exclusive `flock` on `vault.lock`), waiting for it: no
+/// configuration change happens while the returned file is open.
+pub(crate) fn lock_vault(dir: &Path) -> Result<File, Error> {
+    let lock_path = dir.join(LOCK_FILE);
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .map_err(Error::io(format!("opening {}", lock_path.display())))?;
+    lock.lock()
+        .map_err(Error::io(format!("locking {}", lock_path.display())))?;
+    Ok(lock)
 }
 
 /// A temporary file (0600) in `dir` holding `bytes`, synced: renamed over a file, it
@@ -346,7 +353,7 @@ pub(crate) fn synced_temp_file(dir: &Path, bytes: &[u8]) -> Result<tempfile::Nam
 /// naming the same device and inode means the configuration has not changed since.
 #[derive(Debug)]
 pub(crate) struct ConfigVersion {
-    _file: File,
+    file: File,
     inode: (u64, u64),
 }
 
@@ -359,9 +366,20 @@ impl ConfigVersion {
             .metadata()
             .map_err(Error::io(format!("reading {}", path.display())))?;
         Ok(ConfigVersion {
-            _file: file,
+            file,
             inode: (meta.dev(), meta.ino()),
         })
+    }
+
+    /// The bytes of this version (read from the file held open, whatever the path names now).
+    pub(crate) fn bytes(&self) -> Result<Vec<u8>, Error> {
+        use std::io::Read;
+        let mut bytes = Vec::new();
+        (&self.file)
+            .take(MAX_CONFIG_LEN + 1)
+            .read_to_end(&mut bytes)
+            .map_err(Error::io(format!("reading {CONFIG_FILE}")))?;
+        Ok(bytes)
     }
 
     /// Whether the configuration file of `dir` is still this version (one `stat`).

@@ -241,6 +241,18 @@ pub enum Error {
         /// The failure.
         reason: String,
     },
+    /// Rotating the audit log failed before the new segment took over; the log goes on in its
+    /// current segment, with a record saying so.
+    #[error("rotating audit log {} failed: {reason}; the log goes on in its current segment", path.display())]
+    AuditRotation {
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A backup could not be made, or does not restore.
+    #[error("{0}")]
+    Backup(String),
 }
 
 impl Error {

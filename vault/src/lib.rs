@@ -8,6 +8,7 @@
 
 mod admin;
 pub mod audit;
+pub mod backup;
 mod cache;
 mod config;
 mod error;

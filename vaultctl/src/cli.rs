@@ -114,6 +114,10 @@ pub enum Command {
     Completions(crate::commands::docs::CompletionsArgs),
     /// Print vaultctl's man page (roff) to stdout, or write one page per command to a directory.
     Man(crate::commands::docs::ManArgs),
+    /// Copy the vault directory into a new backup directory (consistent while vaultd serves).
+    Backup(crate::commands::backup::BackupArgs),
+    /// Restore a backup into the (new or empty) vault directory, checking its KEKs open it.
+    Restore(crate::commands::backup::RestoreArgs),
 }
 
 /// Arguments of `unlock`.

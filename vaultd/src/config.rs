@@ -32,7 +32,12 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("VAULTD_MLOCKALL", "hardening.mlockall"),
     ("VAULTD_AUDIT_CHECKPOINT_FILE", "audit.checkpoint_file"),
     ("VAULTD_AUDIT_SYSLOG", "audit.syslog"),
+    ("VAULTD_AUDIT_MAX_SEGMENT_BYTES", "audit.max_segment_bytes"),
 ];
+
+/// The least `audit.max_segment_bytes` other than 0: smaller segments would rotate at almost
+/// every batch.
+pub const MIN_SEGMENT_BYTES: u64 = 4096;
 
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
@@ -200,7 +205,14 @@ pub struct AuditConfig {
     pub syslog_socket: PathBuf,
     /// Seconds between checkpoints while records arrive (also written at shutdown).
     pub checkpoint_interval_secs: u64,
+    /// Close the audit log's current segment and start the next once it holds this many
+    /// bytes (0: only `vaultctl audit rotate` rotates). Start-up reads the current segment
+    /// only, so this bounds what it reads.
+    pub max_segment_bytes: u64,
 }
+
+/// The default `audit.max_segment_bytes`: 64 MiB.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
 
 impl Default for AuditConfig {
     fn default() -> Self {
@@ -209,6 +221,7 @@ impl Default for AuditConfig {
             syslog: false,
             syslog_socket: PathBuf::new(),
             checkpoint_interval_secs: vault::audit::CHECKPOINT_INTERVAL.as_secs(),
+            max_segment_bytes: DEFAULT_SEGMENT_BYTES,
         }
     }
 }
@@ -377,6 +390,11 @@ impl Config {
             self.audit.checkpoint_file = file;
         }
         set(&mut self.audit.syslog, env, "VAULTD_AUDIT_SYSLOG")?;
+        set(
+            &mut self.audit.max_segment_bytes,
+            env,
+            "VAULTD_AUDIT_MAX_SEGMENT_BYTES",
+        )?;
         Ok(())
     }
 
@@ -434,6 +452,15 @@ impl Config {
             if value == 0 {
                 return Err(ConfigError::invalid(field, "must be at least 1"));
             }
+        }
+        let segment = self.audit.max_segment_bytes;
+        if segment != 0 && segment < MIN_SEGMENT_BYTES {
+            return Err(ConfigError::invalid(
+                "audit.max_segment_bytes",
+                format!(
+                    "{segment} is below {MIN_SEGMENT_BYTES}: give at least {MIN_SEGMENT_BYTES}, or 0 to rotate only with `vaultctl audit rotate`"
+                ),
+            ));
         }
         if limits.max_secret_bytes > limits.max_message_bytes {
             return Err(ConfigError::invalid(

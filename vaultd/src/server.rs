@@ -125,12 +125,15 @@ pub fn open_audit(
     options.sinks = crate::checkpoint_sinks::from_config(&config.audit)?;
     options.checkpoint_interval = Duration::from_secs(config.audit.checkpoint_interval_secs);
     options.new_log = new_log;
+    options.max_segment_bytes = config.audit.max_segment_bytes;
     let audit = AuditLog::open(&config.audit_log_path(), vault.audit_key()?, options)?;
+    let status = audit.status();
     log::info!(
-        "audit log {}: {} records; its checkpoints verify with public key {}",
+        "audit log {}: {} records, segment {}; its checkpoints verify with public key {}",
         audit.path().display(),
-        audit.status().records,
-        audit.status().checkpoint_public_key
+        status.records,
+        status.segment,
+        status.checkpoint_public_key
     );
     Ok(audit)
 }

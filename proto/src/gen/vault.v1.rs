@@ -208,6 +208,9 @@ pub struct AuditStatus {
     /// The last error of a checkpoint sink, if its last send failed; empty otherwise.
     #[prost(string, tag = "7")]
     pub sink_error: ::prost::alloc::string::String,
+    /// The current segment's number (1 until the log is first rotated).
+    #[prost(uint64, tag = "8")]
+    pub segment: u64,
 }
 /// Unlock rebuilds the root KEKs from their sources (key files and PIN sources are read
 /// again: Lock dropped what they held).
@@ -284,6 +287,26 @@ pub struct AuditVerifyResponse {
     /// The seq the vault's anchor names; 0 when it has none.
     #[prost(uint64, tag = "3")]
     pub anchor_seq: u64,
+    /// Segments verified (the current segment's number).
+    #[prost(uint64, tag = "4")]
+    pub segments: u64,
+}
+#[allow(clippy::all)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AuditRotateRequest {}
+#[allow(clippy::all)]
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct AuditRotateResponse {
+    /// The segment closed, and the file it is kept in now (a name beside the log).
+    #[prost(uint64, tag = "1")]
+    pub closed: u64,
+    #[prost(string, tag = "2")]
+    pub archive: ::prost::alloc::string::String,
+    /// The new current segment, and the seq of its first record.
+    #[prost(uint64, tag = "3")]
+    pub segment: u64,
+    #[prost(uint64, tag = "4")]
+    pub first_seq: u64,
 }
 /// Generated client implementations.
 pub mod vault_service_client {
@@ -693,6 +716,31 @@ pub mod vault_service_client {
                 .insert(GrpcMethod::new("vault.v1.VaultService", "AuditVerify"));
             self.inner.unary(req, path, codec).await
         }
+        /// Closes the audit log's current segment and starts the next, chained to it (admin).
+        pub async fn audit_rotate(
+            &mut self,
+            request: impl tonic::IntoRequest<super::AuditRotateRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::AuditRotateResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = tonic_prost::ProstCodec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/vault.v1.VaultService/AuditRotate",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("vault.v1.VaultService", "AuditRotate"));
+            self.inner.unary(req, path, codec).await
+        }
     }
 }
 /// Generated server implementations.
@@ -781,6 +829,14 @@ pub mod vault_service_server {
             request: tonic::Request<super::AuditVerifyRequest>,
         ) -> std::result::Result<
             tonic::Response<super::AuditVerifyResponse>,
+            tonic::Status,
+        >;
+        /// Closes the audit log's current segment and starts the next, chained to it (admin).
+        async fn audit_rotate(
+            &self,
+            request: tonic::Request<super::AuditRotateRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::AuditRotateResponse>,
             tonic::Status,
         >;
     }
@@ -1509,6 +1565,51 @@ pub mod vault_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = AuditVerifySvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/vault.v1.VaultService/AuditRotate" => {
+                    #[allow(non_camel_case_types)]
+                    struct AuditRotateSvc<T: VaultService>(pub Arc<T>);
+                    impl<
+                        T: VaultService,
+                    > tonic::server::UnaryService<super::AuditRotateRequest>
+                    for AuditRotateSvc<T> {
+                        type Response = super::AuditRotateResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::AuditRotateRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as VaultService>::audit_rotate(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = AuditRotateSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -1,7 +1,6 @@
-//! Reading an audit log back: verifying its chain against its head checkpoint and its
-//! anchor, and its tail.
+//! Reading an audit log back: verifying the chain of each segment, across segments, against
+//! the head checkpoint and the anchor.
 
-use std::collections::VecDeque;
 use std::fs::{File, TryLockError};
 use std::io::{self, BufRead, BufReader, ErrorKind, Read};
 use std::path::Path;
@@ -9,26 +8,47 @@ use std::path::Path;
 use ring::{digest, hmac};
 use serde::Deserialize;
 
-use super::head::{Head, read_head};
+use super::head::Head;
 use super::record::{AuditRecord, ZERO_MAC};
+use super::segment::number_of;
+use super::walk::check;
 use super::{Anchor, AuditAnchor, AuditDefect, AuditKey, VerifyReport};
 use crate::Error;
 
 /// No record line is longer: text fields are escaped and cut to `MAX_FIELD_LEN`, and JSON
 /// escapes at most double them.
-const MAX_LINE: usize = 64 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 
-/// A log that verified: what appending continues from.
+/// A record's place in the chain: its seq and MAC (seq 0 and zeros before the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Link {
+    pub(crate) seq: u64,
+    pub(crate) mac: String,
+}
+
+impl Link {
+    /// Before the log's first record.
+    pub(crate) fn start() -> Self {
+        Link {
+            seq: 0,
+            mac: ZERO_MAC.to_owned(),
+        }
+    }
+}
+
+/// A segment (or a log) that verified: what appending continues from.
 pub(crate) struct Chain {
     /// Records in the log (the newest seq).
     pub(crate) records: u64,
     /// The newest record's MAC (zeros if none).
     pub(crate) last_mac: String,
-    /// The first record's MAC: names this log in checkpoints.
+    /// The current segment's first record's MAC: names it in checkpoints.
     pub(crate) first_mac: Option<String>,
+    /// The current segment's number.
+    pub(crate) segment: u64,
     /// The head checkpoint as found.
     pub(crate) head: Option<Head>,
-    /// SHA-256 of the complete lines read (what checkpoints sign).
+    /// SHA-256 of the current segment's complete lines (what checkpoints sign).
     pub(crate) digest: digest::Context,
     /// A last line without a newline after the records (not read when the log is live).
     pub(crate) torn: Option<TornTail>,
@@ -38,6 +58,7 @@ impl std::fmt::Debug for Chain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Chain")
             .field("records", &self.records)
+            .field("segment", &self.segment)
             .field("head", &self.head)
             .field("torn", &self.torn)
             .finish_non_exhaustive()
@@ -65,6 +86,11 @@ pub(crate) enum Macs<'a> {
     Unchecked,
 }
 
+/// What every verified record is shown to: the record, the SHA-256 of its segment up to and
+/// including its line, and the MAC of its segment's first record.
+pub(crate) type Each<'e> =
+    dyn FnMut(&AuditRecord, &digest::Context, &str) -> Result<(), Error> + 'e;
+
 pub(crate) fn damaged(log: &Path, line: Option<u64>, defect: AuditDefect) -> Error {
     Error::AuditDamaged {
         path: log.to_path_buf(),
@@ -73,7 +99,7 @@ pub(crate) fn damaged(log: &Path, line: Option<u64>, defect: AuditDefect) -> Err
     }
 }
 
-enum Line {
+pub(crate) enum Line {
     End,
     Complete,
     /// At the end of the file without a newline.
@@ -82,7 +108,7 @@ enum Line {
 }
 
 /// Reads the next line into `buf` (without its newline), reading at most [`MAX_LINE`] + 1 bytes.
-fn next_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Line> {
+pub(crate) fn next_line(reader: &mut impl BufRead, buf: &mut Vec<u8>) -> io::Result<Line> {
     buf.clear();
     let limit = u64::try_from(MAX_LINE).unwrap_or(u64::MAX) + 1;
     if reader.by_ref().take(limit).read_until(b'\n', buf)? == 0 {
@@ -106,35 +132,74 @@ pub(crate) fn open_reader(log: &Path) -> Result<Option<BufReader<File>>, Error> 
     }
 }
 
-/// Verifies `log` against its head checkpoint and `anchor`, calling `each` with every record
-/// that verified and the SHA-256 of the log up to and including its line. A last line
-/// without a newline is not read: if `live` (a writer holds the log) it is a write in
-/// progress and is ignored, else it is returned as [`Chain::torn`] for the caller to report
-/// or trim. Every other problem is an error, and one found after the records (such as a log
-/// shorter than its head) is reported rather than the torn tail.
-pub(crate) fn check(
-    log: &Path,
+/// The first record of the segment at `path`, if it has a complete, parseable one.
+pub(crate) fn first_record(path: &Path) -> Option<AuditRecord> {
+    let mut reader = open_reader(path).ok()??;
+    let mut buf = Vec::new();
+    match next_line(&mut reader, &mut buf).ok()? {
+        Line::Complete => AuditRecord::parse_line(&buf).ok(),
+        _ => None,
+    }
+}
+
+/// The first record of an open segment file (read at its start, whatever the file's
+/// position), if it has a complete, parseable one.
+pub(crate) fn first_record_in(file: &File) -> Option<AuditRecord> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; MAX_LINE + 1];
+    let mut filled = 0usize;
+    while filled < buf.len() {
+        match file.read_at(&mut buf[filled..], u64::try_from(filled).ok()?) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(_) => return None,
+        }
+    }
+    let end = buf[..filled].iter().position(|b| *b == b'\n')?;
+    AuditRecord::parse_line(&buf[..end]).ok()
+}
+
+/// One segment that verified.
+pub(crate) struct Segment {
+    /// Its first record, if it has one.
+    pub(crate) first: Option<AuditRecord>,
+    /// Its newest record (the link it continued from if it is empty).
+    pub(crate) last: Link,
+    /// SHA-256 of its complete lines.
+    pub(crate) digest: digest::Context,
+    /// An incomplete last line (see [`check`]).
+    pub(crate) torn: Option<TornTail>,
+}
+
+/// Verifies the records of the segment at `path` (read from `reader`), each record's MAC
+/// under `macs`, their seqs and links from `after` (the record before the segment), and the
+/// head's and the anchor's MACs where they fall in it. Without `after` (start-up, which reads
+/// no older segment) the first record is taken as it is if it opens a segment, and must be
+/// the log's first record otherwise. A last line without a newline is not read: if `live` (a
+/// writer holds the log) it is a write in progress and is ignored, else it is returned as
+/// [`Segment::torn`] for the caller to report or trim.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn check_segment(
+    path: &Path,
+    reader: Option<BufReader<File>>,
     live: bool,
     macs: Macs<'_>,
+    after: Option<&Link>,
+    head: Option<&Head>,
     anchor: Option<&Anchor>,
-    mut each: impl FnMut(&AuditRecord, &digest::Context) -> Result<(), Error>,
-) -> Result<Chain, Error> {
-    // The head first: a writer only moves it after the log, so the log read next reaches it.
-    // Without the key its tag cannot be checked, so it proves nothing and is not read.
-    let head = match macs {
-        Macs::Keyed(_) => read_head(log, macs)?,
-        Macs::Unchecked => None,
-    };
-    let keyed = matches!(macs, Macs::Keyed(_));
-    let mut records = 0u64;
-    let mut last_mac = ZERO_MAC.to_owned();
-    let mut first_mac = None;
+    each: &mut Each<'_>,
+) -> Result<Segment, Error> {
+    let mut last = after.cloned();
+    let mut first: Option<AuditRecord> = None;
     let mut torn = None;
     let mut digest = digest::Context::new(&digest::SHA256);
-    let Some(mut reader) = open_reader(log)? else {
-        return finish(
-            log, keyed, records, last_mac, first_mac, head, digest, torn, anchor,
-        );
+    let Some(mut reader) = reader else {
+        return Ok(Segment {
+            first,
+            last: last.unwrap_or_else(Link::start),
+            digest,
+            torn,
+        });
     };
     let mut buf = Vec::new();
     let mut line_no = 0u64;
@@ -142,9 +207,9 @@ pub(crate) fn check(
     let mut offset = 0u64;
     loop {
         let line = next_line(&mut reader, &mut buf)
-            .map_err(Error::io(format!("reading {}", log.display())))?;
+            .map_err(Error::io(format!("reading {}", path.display())))?;
         line_no += 1;
-        let at = |defect| damaged(log, Some(line_no), defect);
+        let at = |defect| damaged(path, Some(line_no), defect);
         let len = u64::try_from(buf.len()).unwrap_or(u64::MAX);
         match line {
             Line::End => break,
@@ -165,18 +230,27 @@ pub(crate) fn check(
             Line::Complete => offset += len + 1,
         }
         let record = AuditRecord::parse_line(&buf).map_err(at)?;
-        let expected = records + 1;
-        if record.seq != expected {
-            return Err(at(seq_defect(log, line_no, expected, record.seq)));
-        }
+        let expected_prev = match &last {
+            Some(link) => {
+                let expected = link.seq + 1;
+                if record.seq != expected {
+                    return Err(at(seq_defect(path, line_no, expected, record.seq)));
+                }
+                link.mac.clone()
+            }
+            // The first record read at start-up: the log's first, or a segment's.
+            None if record.seq == 1 => ZERO_MAC.to_owned(),
+            None if number_of(&record).is_some() => record.prev.clone(),
+            None => return Err(at(seq_defect(path, line_no, 1, record.seq))),
+        };
         record.check_form(&buf).map_err(at)?;
         if let Macs::Keyed(key) = macs {
             record.check_mac(key).map_err(at)?;
         }
-        if record.prev != last_mac {
+        if record.prev != expected_prev {
             return Err(at(AuditDefect::ChainBroken { seq: record.seq }));
         }
-        if let Some(h) = head.as_ref().filter(|h| h.seq == record.seq)
+        if let Some(h) = head.filter(|h| h.seq == record.seq)
             && h.mac != record.mac
         {
             return Err(at(AuditDefect::HeadMismatch { seq: h.seq }));
@@ -188,62 +262,101 @@ pub(crate) fn check(
         }
         digest.update(&buf);
         digest.update(b"\n");
-        each(&record, &digest)?;
-        records = record.seq;
-        if first_mac.is_none() {
-            first_mac = Some(record.mac.clone());
+        let first_mac = first
+            .as_ref()
+            .map_or(record.mac.as_str(), |f| f.mac.as_str());
+        each(&record, &digest, first_mac)?;
+        last = Some(Link {
+            seq: record.seq,
+            mac: record.mac.clone(),
+        });
+        if first.is_none() {
+            first = Some(record);
         }
-        last_mac = record.mac;
     }
-    finish(
-        log, keyed, records, last_mac, first_mac, head, digest, torn, anchor,
-    )
+    Ok(Segment {
+        first,
+        last: last.unwrap_or_else(Link::start),
+        digest,
+        torn,
+    })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn finish(
+/// Checks a verified chain (the whole log, or its current segment at start-up) against the
+/// head and the anchor that fall at or after its start, and returns it.
+pub(crate) fn finish(
     log: &Path,
-    keyed: bool,
-    records: u64,
-    last_mac: String,
-    first_mac: Option<String>,
+    macs: Macs<'_>,
+    segment: Segment,
+    number: u64,
     head: Option<Head>,
-    digest: digest::Context,
-    torn: Option<TornTail>,
     anchor: Option<&Anchor>,
 ) -> Result<Chain, Error> {
-    if let Some(a) = anchor.filter(|a| records < a.seq) {
-        let defect = if records == 0 && head.is_none() {
-            AuditDefect::LogMissing { anchor_seq: a.seq }
-        } else {
-            AuditDefect::AnchorTruncated {
-                log_seq: records,
-                anchor_seq: a.seq,
-            }
-        };
-        return Err(damaged(log, None, defect));
+    let records = segment.last.seq;
+    // The record before the segment's first: its seq and MAC are the first record's claims.
+    let before = segment.first.as_ref().map(|f| Link {
+        seq: f.seq - 1,
+        mac: f.prev.clone(),
+    });
+    if let Some(a) = anchor {
+        if records < a.seq {
+            let defect = if records == 0 && head.is_none() {
+                AuditDefect::LogMissing { anchor_seq: a.seq }
+            } else {
+                AuditDefect::AnchorTruncated {
+                    log_seq: records,
+                    anchor_seq: a.seq,
+                }
+            };
+            return Err(damaged(log, None, defect));
+        }
+        if before
+            .as_ref()
+            .is_some_and(|b| b.seq == a.seq && b.mac != a.mac)
+        {
+            return Err(damaged(
+                log,
+                Some(1),
+                AuditDefect::AnchorMismatch { seq: a.seq },
+            ));
+        }
     }
-    match &head {
-        Some(h) if records < h.seq => Err(damaged(
-            log,
-            None,
-            AuditDefect::Truncated {
+    match (&head, &before) {
+        (Some(h), _) if records < h.seq => {
+            let defect = AuditDefect::Truncated {
                 log_seq: records,
                 head_seq: h.seq,
-            },
-        )),
-        None if keyed && records > 0 => {
-            Err(damaged(log, None, AuditDefect::HeadMissing { records }))
+            };
+            return Err(damaged(log, None, defect));
         }
-        _ => Ok(Chain {
-            records,
-            last_mac,
-            first_mac,
-            head,
-            digest,
-            torn,
-        }),
+        (Some(h), Some(b)) if h.seq == b.seq && h.mac != b.mac => {
+            return Err(damaged(
+                log,
+                Some(1),
+                AuditDefect::HeadMismatch { seq: h.seq },
+            ));
+        }
+        (Some(h), Some(b)) if h.seq < b.seq => {
+            let defect = AuditDefect::HeadBehind {
+                head_seq: h.seq,
+                segment_start: b.seq + 1,
+            };
+            return Err(damaged(log, None, defect));
+        }
+        (None, _) if matches!(macs, Macs::Keyed(_)) && records > 0 => {
+            return Err(damaged(log, None, AuditDefect::HeadMissing { records }));
+        }
+        _ => {}
     }
+    Ok(Chain {
+        records,
+        last_mac: segment.last.mac,
+        first_mac: segment.first.map(|f| f.mac),
+        segment: number,
+        head,
+        digest: segment.digest,
+        torn: segment.torn,
+    })
 }
 
 /// Why line `line_no` has seq `found` instead of `expected`: records deleted, or reordered
@@ -282,8 +395,9 @@ fn find_seq(log: &Path, after: u64, seq: u64) -> Option<u64> {
     }
 }
 
-/// Whether another open file holds `log` locked: an [`super::AuditLog`] is writing it.
-pub(crate) fn is_live(log: &Path) -> Result<bool, Error> {
+/// Whether another open file holds `log` locked: an [`super::AuditLog`] (a running vaultd)
+/// is writing it. `false` if it does not exist.
+pub fn is_live(log: &Path) -> Result<bool, Error> {
     let file = match File::open(log) {
         Ok(file) => file,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
@@ -297,12 +411,15 @@ pub(crate) fn is_live(log: &Path) -> Result<bool, Error> {
     }
 }
 
-/// Verifies the audit log at `path` with its `key`: every line a canonical record with its
-/// text escaped, seqs from 1 without gaps, each record's MAC over its contents, each `prev`
-/// the previous record's MAC, the head checkpoint's MAC and its record present with the same
-/// MAC, and the log reaching the `anchor` (the vault's copy of an earlier head) with the same
-/// MAC there. The first problem found is returned as [`Error::AuditDamaged`] with its line
-/// number. Safe while a daemon appends to the log.
+/// Verifies the audit log at `path` (the current segment) and its closed segments beside it
+/// with its `key`: every line a canonical record with its text escaped, seqs from 1 without
+/// gaps across the segments in the order of their numbers, each record's MAC over its
+/// contents, each `prev` the previous record's MAC (the first record of a segment links to
+/// the last of the one before), the head checkpoint's MAC and its record present with the
+/// same MAC, and the log reaching the `anchor` (the vault's copy of an earlier head) with the
+/// same MAC there. A missing segment file, or one holding another segment than its name
+/// says, is named. The first problem found is returned as [`Error::AuditDamaged`] with its
+/// file and line number. Safe while a daemon appends to the log and rotates it.
 ///
 /// Read-only and strict: a last line without a newline, left by a crash in the middle of a
 /// write, is [`AuditDefect::TornTail`] (after every record before it verified) unless a
@@ -320,7 +437,7 @@ pub fn verify(
         is_live(path)?,
         Macs::Keyed(&hmac),
         anchor.as_ref(),
-        |_, _| Ok(()),
+        &mut |_, _, _| Ok(()),
     )?;
     report(path, &chain, anchor.as_ref())
 }
@@ -341,79 +458,6 @@ pub(crate) fn report(
         records: chain.records,
         head_seq: chain.head.as_ref().map_or(0, |h| h.seq),
         anchor_seq: anchor.map(|a| a.seq),
+        segments: chain.segment,
     })
-}
-
-/// The last `n` records of the audit log at `path`, oldest first, after verifying the whole
-/// log as [`verify`] does.
-pub fn tail_verified(
-    path: &Path,
-    key: &AuditKey,
-    anchor: &dyn AuditAnchor,
-    n: usize,
-) -> Result<Vec<AuditRecord>, Error> {
-    let anchor = anchor.read()?;
-    let hmac = key.hmac();
-    let mut last = VecDeque::with_capacity(n.min(4096));
-    let chain = check(
-        path,
-        is_live(path)?,
-        Macs::Keyed(&hmac),
-        anchor.as_ref(),
-        |record, _| {
-            if n > 0 {
-                if last.len() == n {
-                    last.pop_front();
-                }
-                last.push_back(record.clone());
-            }
-            Ok(())
-        },
-    )?;
-    report(path, &chain, anchor.as_ref())?;
-    Ok(last.into())
-}
-
-/// The last `n` records of the audit log at `path`, oldest first. Parses them but does not
-/// verify the chain (use [`verify`] or [`tail_verified`]); a last line without a newline (a
-/// write in progress) is skipped. Reads the whole file.
-pub fn tail(path: &Path, n: usize) -> Result<Vec<AuditRecord>, Error> {
-    let file = File::open(path).map_err(Error::io(format!("opening {}", path.display())))?;
-    let mut reader = BufReader::with_capacity(1 << 16, file);
-    let mut last: VecDeque<(u64, Vec<u8>)> = VecDeque::with_capacity(n.min(4096));
-    let mut buf = Vec::new();
-    let mut line_no = 0u64;
-    loop {
-        let line = next_line(&mut reader, &mut buf)
-            .map_err(Error::io(format!("reading {}", path.display())))?;
-        line_no += 1;
-        match line {
-            Line::End | Line::Unterminated => break,
-            Line::TooLong => {
-                let reason = format!("longer than {MAX_LINE} bytes");
-                return Err(damaged(
-                    path,
-                    Some(line_no),
-                    AuditDefect::Malformed { reason },
-                ));
-            }
-            Line::Complete if n == 0 => {}
-            Line::Complete => {
-                let reused = if last.len() == n {
-                    last.pop_front().map(|(_, v)| v)
-                } else {
-                    None
-                };
-                let mut kept = reused.unwrap_or_default();
-                kept.clear();
-                kept.extend_from_slice(&buf);
-                last.push_back((line_no, kept));
-            }
-        }
-    }
-    last.into_iter()
-        .map(|(line_no, bytes)| {
-            AuditRecord::parse_line(&bytes).map_err(|defect| damaged(path, Some(line_no), defect))
-        })
-        .collect()
 }

@@ -1,6 +1,7 @@
 //! Signed checkpoints: what the log sends to sinks outside the vault (an append-only file,
 //! syslog), and how an auditor checks a log against them without the audit key.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -10,9 +11,10 @@ use std::sync::Mutex;
 use ring::signature::{self, Ed25519KeyPair, KeyPair};
 use serde::{Deserialize, Serialize};
 
-use super::chain::{Macs, check, damaged, is_live, open_reader};
+use super::chain::{Macs, damaged, is_live};
 use super::key::unhex;
-use super::record::{AuditRecord, hex};
+use super::record::hex;
+use super::walk::check;
 use super::{AuditDefect, AuditKey};
 use crate::Error;
 
@@ -31,14 +33,15 @@ pub struct Checkpoint {
     pub format: String,
     /// The vault's id.
     pub vault: String,
-    /// The MAC of the log's first record: names the log (a new log has another).
+    /// The MAC of the first record of the log's segment the checkpoint is of: names the
+    /// segment (a new log, or the next segment, has another).
     pub log_start: String,
     /// The newest record's seq.
     pub seq: u64,
     /// Its MAC.
     pub mac: String,
-    /// SHA-256 (lowercase hex) of the log's bytes from its start through line `seq` and its
-    /// newline: lets an auditor without the audit key check every record up to here.
+    /// SHA-256 (lowercase hex) of the segment's bytes from its start through record `seq` and
+    /// its newline: lets an auditor without the audit key check every record up to here.
     pub log_sha256: String,
     /// When the checkpoint was made (Unix milliseconds).
     pub ts_ms: i64,
@@ -173,16 +176,18 @@ pub struct CheckpointReport {
     pub checked: u64,
     /// The newest checkpoint's seq.
     pub newest_seq: u64,
-    /// Checkpoints of earlier logs of the vault (before a `--new-audit-log`), not compared.
+    /// Checkpoints of no segment of this log (of earlier logs of the vault, before a
+    /// `--new-audit-log`), not compared.
     pub other_logs: u64,
 }
 
-/// Checks the log at `log` against the signed checkpoints in `file`, each of which must verify
-/// under `public_key` (hex; `vaultctl audit public-key` prints it). Every checkpoint of this
-/// log (same first record) must name a record the log holds with the same MAC, and the
-/// SHA-256 of the log up to that record must be the signed one; the newest checkpoint must be
-/// of this log. With `key`, every record's MAC is verified too; without it, the records'
-/// form and chain links are, and the signed digests stand for their contents.
+/// Checks the log at `log` (every segment) against the signed checkpoints in `file`, each of
+/// which must verify under `public_key` (hex; `vaultctl audit public-key` prints it). A
+/// checkpoint names its segment by the MAC of the segment's first record (`log_start`). Every
+/// checkpoint of one of this log's segments must name a record of that segment with the same
+/// MAC, and the SHA-256 of the segment up to that record must be the signed one; the newest
+/// checkpoint must be of this log. With `key`, every record's MAC is verified too; without it,
+/// the records' form and chain links are, and the signed digests stand for their contents.
 pub fn verify_checkpoints(
     log: &Path,
     file: &Path,
@@ -193,45 +198,57 @@ pub fn verify_checkpoints(
     let Some(newest) = checkpoints.last() else {
         return Err(damaged(file, None, AuditDefect::NoCheckpoint));
     };
-    let log_start = first_mac(log)?;
-    if log_start.as_deref() != Some(newest.log_start.as_str()) {
-        return Err(damaged(log, Some(1), AuditDefect::CheckpointOtherLog));
-    }
-    let ours: Vec<&Checkpoint> = checkpoints
-        .iter()
-        .filter(|c| c.log_start == newest.log_start)
-        .collect();
-    let other_logs = u64::try_from(checkpoints.len() - ours.len()).unwrap_or(u64::MAX);
     let hmac = key.map(AuditKey::hmac);
     let macs = hmac.as_ref().map_or(Macs::Unchecked, Macs::Keyed);
-    let mut checked = 0u64;
+    let mut checked = vec![false; checkpoints.len()];
+    let mut starts = HashSet::new();
     // Without the key the head's tag is not checked either: the checkpoints stand for it.
-    let chain = check(log, is_live(log)?, macs, None, |record, digest| {
-        for c in ours.iter().filter(|c| c.seq == record.seq) {
-            if c.mac != record.mac || c.log_sha256 != hex(digest.clone().finish().as_ref()) {
-                return Err(damaged(
-                    log,
-                    None,
-                    AuditDefect::CheckpointMismatch { seq: c.seq },
-                ));
+    let chain = check(
+        log,
+        is_live(log)?,
+        macs,
+        None,
+        &mut |record, digest, start| {
+            starts.insert(start.to_owned());
+            for (at, c) in checkpoints.iter().enumerate() {
+                if c.seq != record.seq || c.log_start != start {
+                    continue;
+                }
+                if c.mac != record.mac || c.log_sha256 != hex(digest.clone().finish().as_ref()) {
+                    return Err(damaged(
+                        log,
+                        None,
+                        AuditDefect::CheckpointMismatch { seq: c.seq },
+                    ));
+                }
+                checked[at] = true;
             }
-            checked += 1;
+            Ok(())
+        },
+    )?;
+    if !starts.contains(&newest.log_start) {
+        return Err(damaged(log, Some(1), AuditDefect::CheckpointOtherLog));
+    }
+    let mut other_logs = 0u64;
+    for (at, c) in checkpoints.iter().enumerate() {
+        if !starts.contains(&c.log_start) {
+            other_logs += 1;
+        } else if !checked[at] {
+            // Of one of this log's segments, yet no record of it has its seq: cut.
+            let defect = if c.seq > chain.records {
+                AuditDefect::CheckpointTruncated {
+                    log_seq: chain.records,
+                    checkpoint_seq: c.seq,
+                }
+            } else {
+                AuditDefect::CheckpointMismatch { seq: c.seq }
+            };
+            return Err(damaged(log, None, defect));
         }
-        Ok(())
-    })?;
-    if let Some(c) = ours.iter().find(|c| c.seq > chain.records) {
-        return Err(damaged(
-            log,
-            None,
-            AuditDefect::CheckpointTruncated {
-                log_seq: chain.records,
-                checkpoint_seq: c.seq,
-            },
-        ));
     }
     Ok(CheckpointReport {
         records: chain.records,
-        checked,
+        checked: checked.iter().filter(|c| **c).count() as u64,
         newest_seq: newest.seq,
         other_logs,
     })
@@ -256,17 +273,4 @@ fn read_checkpoints(file: &Path, public_key: &str) -> Result<Vec<Checkpoint>, Er
         checkpoints.push(checkpoint);
     }
     Ok(checkpoints)
-}
-
-/// The MAC of the log's first record, if it has one.
-fn first_mac(log: &Path) -> Result<Option<String>, Error> {
-    let Some(reader) = open_reader(log)? else {
-        return Ok(None);
-    };
-    let Some(line) = reader.lines().next() else {
-        return Ok(None);
-    };
-    let line = line.map_err(Error::io(format!("reading {}", log.display())))?;
-    let record = AuditRecord::parse_line(line.as_bytes()).map_err(|d| damaged(log, Some(1), d))?;
-    Ok(Some(record.mac))
 }

@@ -44,8 +44,8 @@ impl Head {
     }
 }
 
-/// `<log>.head`.
-pub(crate) fn head_path(log: &Path) -> PathBuf {
+/// `<log>.head`: where the head checkpoint of the log at `log` is kept.
+pub fn head_path(log: &Path) -> PathBuf {
     let mut name = OsString::from(log.as_os_str());
     name.push(".head");
     PathBuf::from(name)
@@ -101,4 +101,10 @@ pub(crate) fn write_head(log: &Path, head: &Head) -> Result<(), Error> {
     temp.persist(&path)
         .map_err(|e| Error::io(format!("replacing {}", path.display()))(e.error))?;
     Ok(())
+}
+
+/// The head checkpoint of the log at `log` as (seq, MAC), its tag checked under `key`;
+/// `None` if there is none.
+pub fn verified_head(log: &Path, key: &super::AuditKey) -> Result<Option<(u64, String)>, Error> {
+    Ok(read_head(log, Macs::Keyed(&key.hmac()))?.map(|h| (h.seq, h.mac)))
 }

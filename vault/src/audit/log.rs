@@ -12,10 +12,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::anchor::AuditAnchor;
-use super::chain::{self, Chain, Macs};
+use super::chain::Chain;
 use super::checkpoint::CheckpointSink;
 use super::head::{Head, write_head};
-use super::opening::{create_new_log, new_log_event, open_or_create, refused, trim_torn_tail};
+use super::opening::{
+    check_current, create_new_log, finish_cut_rotation, new_log_event, open_or_create, refused,
+    trim_torn_tail,
+};
 use super::writer::Tip;
 use super::{AuditDefect, AuditEvent, AuditKey};
 use crate::Error;
@@ -41,19 +44,26 @@ pub struct AuditOptions {
     /// Start a new log where the anchor says one was (`vaultd --new-audit-log`); refused if
     /// the log exists. Its first record says so.
     pub new_log: bool,
+    /// Text added to the first record of a new log (with `new_log`): why it was started.
+    pub new_log_note: Option<String>,
     /// The vault's id, named in signed checkpoints.
     pub vault_id: String,
+    /// Rotate to a new segment once the current one holds this many bytes (checked when a
+    /// batch arrives, so a segment ends with at most one batch more); 0: never by size.
+    pub max_segment_bytes: u64,
 }
 
 impl AuditOptions {
-    /// Defaults: no sinks, [`CHECKPOINT_INTERVAL`], no new log.
+    /// Defaults: no sinks, [`CHECKPOINT_INTERVAL`], no new log, no rotation by size.
     pub fn new(anchor: Arc<dyn AuditAnchor>, vault_id: &str) -> Self {
         AuditOptions {
             anchor,
             sinks: Vec::new(),
             checkpoint_interval: CHECKPOINT_INTERVAL,
             new_log: false,
+            new_log_note: None,
             vault_id: vault_id.to_owned(),
+            max_segment_bytes: 0,
         }
     }
 }
@@ -73,23 +83,28 @@ pub struct AuditStatus {
     pub sink_error: Option<String>,
     /// The public key (hex) that verifies this log's signed checkpoints.
     pub checkpoint_public_key: String,
+    /// The current segment's number (1 until the log is first rotated).
+    pub segment: u64,
 }
 
 /// An open audit log, appended to by any number of threads (share it in an `Arc`).
 ///
-/// Opening verifies the whole log (MACs, chain, head, anchor) and holds an exclusive lock on
-/// it (`flock`), so one process writes it at a time. One writer thread does the I/O: callers
+/// Opening verifies the current segment (MACs, chain, head, anchor; not the closed segments,
+/// which [`super::verify`] checks) and holds an exclusive lock on it (`flock`), so one process
+/// writes it at a time. One writer thread does the I/O: callers
 /// enqueue a record and wait (blocking with [`AuditLog::append`], or as a future with
 /// [`AuditLog::append_async`]) until the batch holding it is written and fsynced.
 pub struct AuditLog {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
 
 pub(super) struct Inner {
     pub(super) path: PathBuf,
-    /// Opened for appending; holds the exclusive lock.
-    pub(super) file: File,
+    /// The current segment, opened for appending; holds the exclusive lock. Replaced by a
+    /// rotation.
+    pub(super) file: Mutex<File>,
+    pub(super) max_segment_bytes: u64,
     pub(super) key: AuditKey,
     pub(super) anchor: Arc<dyn AuditAnchor>,
     pub(super) sinks: Vec<Arc<dyn CheckpointSink>>,
@@ -124,6 +139,13 @@ pub(super) struct State {
     /// Why the log stopped taking appends, after a write failed.
     pub(super) failed: Option<String>,
     pub(super) sink_error: Option<String>,
+    /// The current segment's number.
+    pub(super) segment: u64,
+    /// A rotation asked for ([`AuditLog::rotate`]), and why.
+    pub(super) rotate_wanted: Option<String>,
+    /// Rotations done (asked for or by size), and what the last one did.
+    pub(super) rotations: u64,
+    pub(super) rotated: Option<Result<super::Rotated, String>>,
 }
 
 impl std::fmt::Debug for AuditLog {
@@ -141,7 +163,8 @@ impl std::fmt::Debug for AuditLog {
 impl AuditLog {
     /// Opens the audit log at `path` with its `key`, creating it (mode 0600) and its head
     /// checkpoint if neither the log, its head nor the anchor says records were written; its
-    /// directory must exist. An existing log is verified first (see [`super::verify`]) and
+    /// directory must exist. An existing log's current segment is verified first (as
+    /// [`super::verify`] does, without the closed segments before it, which are not read) and
     /// refused with [`Error::AuditRefused`] if it does not verify or does not reach the
     /// anchor; a missing log the anchor says held records is [`Error::AuditMissing`], unless
     /// `options.new_log`. A log that runs ahead of its head (a crash before the checkpoint)
@@ -171,20 +194,19 @@ impl AuditLog {
         }
         let anchor = if options.new_log { None } else { anchor };
         let hmac = key.hmac();
-        let check = || {
-            chain::check(path, false, Macs::Keyed(&hmac), anchor.as_ref(), |_, _| {
-                Ok(())
-            })
-        };
-        let mut chain = check().map_err(refused)?;
+        // Only the current segment is read: the closed ones are `verify`'s.
+        let check = || check_current(path, &hmac, anchor.as_ref()).map_err(refused);
+        let mut chain = check()?;
         if let Some(torn) = chain.torn {
             trim_torn_tail(&file, path, torn)?;
-            chain = check().map_err(refused)?;
+            chain = check()?;
         }
+        finish_cut_rotation(path, chain.segment, &file)?;
         let Chain {
             records,
             last_mac,
             first_mac,
+            segment,
             head,
             digest,
             torn,
@@ -201,10 +223,15 @@ impl AuditLog {
             write_head(path, &Head::new(records, &last_mac, &hmac))?;
             sync_dir(parent_dir(path))?;
         }
+        let segment_bytes = file
+            .metadata()
+            .map_err(Error::io(format!("reading the size of {}", path.display())))?
+            .len();
         let public_key = key.checkpoint_public_key()?;
         let inner = Arc::new(Inner {
             path: path.to_path_buf(),
-            file,
+            file: Mutex::new(file),
+            max_segment_bytes: options.max_segment_bytes,
             key,
             anchor: options.anchor,
             sinks: options.sinks,
@@ -216,6 +243,7 @@ impl AuditLog {
                 durable_seq: records,
                 head_seq: records,
                 anchored_seq: anchor.as_ref().map_or(0, |a| a.seq),
+                segment,
                 ..State::default()
             }),
             work: Condvar::new(),
@@ -226,6 +254,8 @@ impl AuditLog {
             mac: last_mac,
             first_mac,
             digest,
+            segment,
+            segment_bytes,
         };
         let writer = {
             let inner = Arc::clone(&inner);
@@ -239,7 +269,10 @@ impl AuditLog {
             writer: Mutex::new(Some(writer)),
         };
         if let Some(previous) = previous {
-            log.append(&new_log_event(previous.as_ref()))?;
+            log.append(&new_log_event(
+                previous.as_ref(),
+                options.new_log_note.as_deref(),
+            ))?;
             log.checkpoint()?;
         }
         Ok(log)
@@ -300,6 +333,7 @@ impl AuditLog {
             anchored_seq: state.anchored_seq,
             sink_error: state.sink_error.clone(),
             checkpoint_public_key: self.inner.public_key.clone(),
+            segment: state.segment,
         }
     }
 
@@ -318,7 +352,7 @@ impl AuditLog {
         }
     }
 
-    fn wait(&self, done: impl Fn(&State) -> bool) -> Result<(), Error> {
+    pub(super) fn wait(&self, done: impl Fn(&State) -> bool) -> Result<(), Error> {
         let mut state = self.inner.lock();
         loop {
             if done(&state) {

@@ -19,10 +19,10 @@
 //! `outcome-unknown` (the caller was answered UNAVAILABLE), then `late` with what it did. A
 //! read or a denial has one `outcome` record.
 //!
-//! # File format 2 (`audit.jsonl`, mode 0600)
+//! # File format 2 (`audit.jsonl` and its closed segments, mode 0600)
 //! One record per line, its fields always present and in this order (absent optional fields
 //! are `null`):
-//! `seq` (u64, 1, 2, 3... without gaps), `ts_ms` (i64, Unix milliseconds), `stage`
+//! `seq` (u64, 1, 2, 3... without gaps, across segments), `ts_ms` (i64, Unix milliseconds), `stage`
 //! (`"started"`, `"outcome"`, `"outcome-unknown"`, `"late"`), `call` (u64 or null),
 //! `principal`, `cert`, `peer`, `op`, `scope`, `key`, `version` (u64 or null), `decision`
 //! (`"allow"` or `"deny"`), `status` (a gRPC status name such as `"OK"` or
@@ -35,6 +35,26 @@
 //! `cert`, `peer`, `version`) is recognised and refused ([`AuditDefect::Legacy`]): anyone can
 //! recompute such a chain, so it cannot be verified as keyed. Keep such a log as evidence and
 //! start a new one.
+//!
+//! # Segments
+//! The log is a chain of segments. The current one is `audit.jsonl`; [`AuditLog::rotate`]
+//! (or [`AuditOptions::max_segment_bytes`]) closes it, keeping it as `audit.jsonl.000001`,
+//! `audit.jsonl.000002`... (its own number, zero-padded to six digits; the first segment is
+//! number 1), and starts the next one. Seqs and the MAC chain run on across segments: the
+//! first record of segment N (N >= 2) has the seq after the last of segment N-1 and its
+//! `prev` is that record's `mac`; it is an `outcome` record of op [`SEGMENT_OP`]
+//! (`audit-segment`) with `version` N and a `reason` naming the closed segment's file, last
+//! seq and MAC and why it was rotated. [`verify`] reads every segment in order of its number
+//! and names a missing one ([`AuditDefect::SegmentMissing`]), a file holding another segment
+//! than its name says ([`AuditDefect::SegmentMisplaced`]) and a stray one; opening (a daemon's
+//! start) reads only the current segment and the head, never the closed segments. A signed
+//! checkpoint covers one segment: `log_start` is its first record's MAC and `log_sha256` the
+//! digest of its bytes. Before closing a segment, its last record is anchored and
+//! checkpointed; after starting one, its first record is.
+//!
+//! A failed rotation leaves the current segment current, with an `audit-segment` record
+//! (decision `deny`, status `INTERNAL`) saying why. Copy closed segments elsewhere to archive
+//! them, but keep them (or put them back) for [`verify`]: it needs every one.
 //!
 //! # Head checkpoint (`audit.jsonl.head`)
 //! `{"seq":N,"mac":"...","tag":"..."}`: the newest record known durable and its MAC, with
@@ -84,17 +104,25 @@ mod key;
 mod log;
 mod opening;
 mod record;
+mod rotation;
+mod segment;
+mod tail;
+mod walk;
 mod writer;
 
 pub use anchor::{Anchor, AuditAnchor, NoAnchor, VaultAnchor};
-pub use chain::{tail, tail_verified, verify};
+pub use chain::{is_live, verify};
 pub use checkpoint::{
     CHECKPOINT_FORMAT, Checkpoint, CheckpointReport, CheckpointSink, FileSink, verify_checkpoints,
 };
 pub use escape::{display_text, escape_text, json_printable, needs_escape};
+pub use head::{head_path, verified_head};
 pub use key::{AUDIT_KEY_LEN, AuditKey};
 pub use log::{AuditLog, AuditOptions, AuditStatus, CHECKPOINT_INTERVAL, Durable, HEAD_INTERVAL};
 pub use record::{AuditRecord, MAX_FIELD_LEN};
+pub use rotation::Rotated;
+pub use segment::{SEGMENT_OP, segment_path};
+pub use tail::{tail, tail_verified};
 
 /// What the daemon decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -202,6 +230,8 @@ pub struct VerifyReport {
     pub head_seq: u64,
     /// The seq the vault's anchor names, if it has one.
     pub anchor_seq: Option<u64>,
+    /// Segments verified (the current segment's number: 1 for a log never rotated).
+    pub segments: u64,
 }
 
 /// What is wrong with an audit log; [`crate::Error::AuditDamaged`] says on which line.
@@ -295,6 +325,42 @@ pub enum AuditDefect {
     },
     /// The log (or its head) is in the unkeyed format 1 of older versions.
     Legacy,
+    /// A closed segment's file is gone (`records`: the seqs it held, when the segments
+    /// around it show them).
+    SegmentMissing {
+        /// The file it should be in.
+        file: String,
+        /// Its number.
+        segment: u64,
+        /// The first and last seq it held.
+        records: Option<(u64, u64)>,
+    },
+    /// A segment file holds another segment than its name says: segment files were renamed,
+    /// reordered or replaced.
+    SegmentMisplaced {
+        /// The file.
+        file: String,
+        /// The segment its name says.
+        expected: u64,
+        /// The segment its first record says.
+        found: u64,
+    },
+    /// A closed segment's file is numbered at or after the current segment: it is not part
+    /// of this log.
+    SegmentStray {
+        /// The file.
+        file: String,
+        /// The current segment's number.
+        current: u64,
+    },
+    /// The head checkpoint names a record before the current segment, which the writer never
+    /// leaves it at: an older head file was put back.
+    HeadBehind {
+        /// The seq it names.
+        head_seq: u64,
+        /// The current segment's first seq.
+        segment_start: u64,
+    },
     /// A checkpoint's signature does not verify under the given public key.
     CheckpointForged,
     /// A signed checkpoint names a record the log holds with another MAC, or the log's bytes
@@ -384,6 +450,39 @@ impl std::fmt::Display for AuditDefect {
             AuditDefect::LogMissing { anchor_seq } => write!(
                 f,
                 "the log and its head checkpoint are gone, but the vault's anchor (in vault.json) says the log held {anchor_seq} records: they were deleted"
+            ),
+            AuditDefect::SegmentMissing {
+                file,
+                segment,
+                records,
+            } => {
+                write!(f, "segment {segment} ({file}) is missing")?;
+                match records {
+                    Some((first, last)) => write!(
+                        f,
+                        ": records {first}..{last} were deleted with it (put the file back to verify the whole log)"
+                    ),
+                    None => f.write_str(" (put the file back to verify the whole log)"),
+                }
+            }
+            AuditDefect::SegmentMisplaced {
+                file,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{file} holds segment {found}, not segment {expected}: segment files were renamed, reordered or replaced"
+            ),
+            AuditDefect::SegmentStray { file, current } => write!(
+                f,
+                "{file} is numbered at or after the current segment ({current}): it is not a closed segment of this log; move it away"
+            ),
+            AuditDefect::HeadBehind {
+                head_seq,
+                segment_start,
+            } => write!(
+                f,
+                "the head checkpoint names seq {head_seq}, before the current segment, which starts at seq {segment_start}: an older head file was put back"
             ),
             AuditDefect::Legacy => f.write_str(
                 "it is in the unkeyed format 1 of older versions (records with a \"hash\", no \"mac\"), which cannot be told apart from a forgery"

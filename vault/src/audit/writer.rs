@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use ring::digest;
 
+use super::AuditEvent;
 use super::anchor::Anchor;
 use super::checkpoint::Checkpoint;
 use super::head::{Head, write_head};
@@ -23,8 +24,11 @@ pub(super) struct Tip {
     pub(super) mac: String,
     /// The first record's MAC (names the log in checkpoints).
     pub(super) first_mac: Option<String>,
-    /// SHA-256 of the log so far.
+    /// SHA-256 of the current segment so far.
     pub(super) digest: digest::Context,
+    /// The current segment's number and length.
+    pub(super) segment: u64,
+    pub(super) segment_bytes: u64,
 }
 
 impl Inner {
@@ -39,7 +43,11 @@ impl Inner {
         let (mut head_due, mut anchor_due) = (false, false);
         loop {
             let mut state = self.lock();
-            while state.queued.is_empty() && !state.closing && state.failed.is_none() {
+            while state.queued.is_empty()
+                && state.rotate_wanted.is_none()
+                && !state.closing
+                && state.failed.is_none()
+            {
                 if state.checkpoint_wanted {
                     state.checkpoint_wanted = false;
                     drop(state);
@@ -84,50 +92,45 @@ impl Inner {
                 guard.release();
                 return;
             }
+            // A rotation asked for, or due by size, takes the seq after the records queued
+            // now: they go to the closing segment, later ones to the next.
+            let size_due =
+                self.max_segment_bytes > 0 && tip.segment_bytes >= self.max_segment_bytes;
+            let rotation = state.rotate_wanted.take().or_else(|| {
+                size_due.then(|| {
+                    format!(
+                        "the segment reached {} bytes ([audit] max_segment_bytes = {})",
+                        tip.segment_bytes, self.max_segment_bytes
+                    )
+                })
+            });
+            let rotation = rotation.map(|why| {
+                let seq = state.next_seq;
+                state.next_seq += 1;
+                (seq, why)
+            });
             let events = std::mem::replace(&mut state.queued, std::mem::take(&mut spare));
             drop(state);
-            let key = self.key.hmac();
-            let mut batch = Vec::with_capacity(events.len() * 512);
-            let before = tip.mac.clone();
-            let mut last_seq = tip.seq;
-            for (seq, ts_ms, event) in &events {
-                let (mac, line) = AuditRecord::encode(event, *seq, *ts_ms, &tip.mac, &key);
-                let start = batch.len();
-                batch.extend_from_slice(&line);
-                batch.push(b'\n');
-                tip.digest.update(&batch[start..]);
-                if tip.first_mac.is_none() {
-                    tip.first_mac = Some(mac.clone());
+            if !events.is_empty() {
+                if !self.write_batch(&mut tip, &events) {
+                    continue;
                 }
-                tip.mac = mac;
-                last_seq = *seq;
+                spare = events;
+                spare.clear();
+                head_due = true;
+                anchor_due = true;
             }
-
-            let written = (&self.file)
-                .write_all(&batch)
-                .and_then(|()| self.file.sync_data())
-                .map_err(Error::io(format!("appending to {}", self.path.display())));
-            let mut state = self.lock();
-            if let Err(e) = written {
-                tip.mac = before;
-                drop(self.fail(&mut state, &e));
+            if let Some((seq, why)) = rotation {
+                let rotated = self.rotate_segment(&mut tip, seq, &why);
+                let mut state = self.lock();
+                state.rotated = Some(rotated.map_err(|e| e.to_string()));
+                state.rotations += 1;
+                drop(state);
+                self.changed.notify_all();
+                (head_due, anchor_due) = (false, false);
+                (headed, anchored) = (Instant::now(), Instant::now());
                 continue;
             }
-            tip.seq = last_seq;
-            state.durable_seq = last_seq;
-            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.wakers)
-                .into_iter()
-                .partition(|(seq, _)| *seq <= last_seq);
-            state.wakers = waiting;
-            drop(state);
-            self.changed.notify_all();
-            for (_, waker) in ready {
-                waker.wake();
-            }
-            spare = events;
-            spare.clear();
-            head_due = true;
-            anchor_due = true;
             if headed.elapsed() >= HEAD_INTERVAL {
                 self.checkpoint_head(&tip, &mut head_due, &mut headed);
             }
@@ -135,6 +138,65 @@ impl Inner {
                 self.anchor(&tip, &mut anchor_due, &mut anchored, false);
             }
         }
+    }
+
+    /// Writes and fsyncs `events` as one batch to the current segment and tells their
+    /// callers; `false` if the write failed (the log is closed for appends then).
+    fn write_batch(&self, tip: &mut Tip, events: &[(u64, i64, AuditEvent)]) -> bool {
+        let key = self.key.hmac();
+        let mut batch = Vec::with_capacity(events.len() * 512);
+        let before = (tip.mac.clone(), tip.digest.clone(), tip.first_mac.clone());
+        let mut last_seq = tip.seq;
+        for (seq, ts_ms, event) in events {
+            let (mac, line) = AuditRecord::encode(event, *seq, *ts_ms, &tip.mac, &key);
+            let start = batch.len();
+            batch.extend_from_slice(&line);
+            batch.push(b'\n');
+            tip.digest.update(&batch[start..]);
+            if tip.first_mac.is_none() {
+                tip.first_mac = Some(mac.clone());
+            }
+            tip.mac = mac;
+            last_seq = *seq;
+        }
+        let written = {
+            let file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
+            (&*file)
+                .write_all(&batch)
+                .and_then(|()| file.sync_data())
+                .map_err(Error::io(format!("appending to {}", self.path.display())))
+        };
+        if let Err(e) = written {
+            (tip.mac, tip.digest, tip.first_mac) = before;
+            let mut state = self.lock();
+            drop(self.fail(&mut state, &e));
+            return false;
+        }
+        tip.seq = last_seq;
+        tip.segment_bytes += u64::try_from(batch.len()).unwrap_or(u64::MAX);
+        self.durable(last_seq, tip.segment);
+        true
+    }
+
+    /// Every record up to `seq` is durable, in segment `segment`: tells their callers.
+    pub(super) fn durable(&self, seq: u64, segment: u64) {
+        let mut state = self.lock();
+        state.durable_seq = seq;
+        state.segment = segment;
+        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.wakers)
+            .into_iter()
+            .partition(|(s, _)| *s <= seq);
+        state.wakers = waiting;
+        drop(state);
+        self.changed.notify_all();
+        for (_, waker) in ready {
+            waker.wake();
+        }
+    }
+
+    /// Replaces the head checkpoint with `tip` now.
+    pub(super) fn write_head_now(&self, tip: &Tip) {
+        self.checkpoint_head(tip, &mut true, &mut Instant::now());
     }
 
     /// Replaces the head checkpoint if records came since the last; a failure closes the log
@@ -162,7 +224,7 @@ impl Inner {
     /// Writes the anchor and sends a signed checkpoint to every sink, if records came since
     /// the last (or `always`). An anchor that cannot be written closes the log (as a head that
     /// cannot be); a sink that fails is logged and shown in the status.
-    fn anchor(&self, tip: &Tip, due: &mut bool, at: &mut Instant, always: bool) {
+    pub(super) fn anchor(&self, tip: &Tip, due: &mut bool, at: &mut Instant, always: bool) {
         if !*due && !always {
             return;
         }

@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use heads::{HeadAuth, KeyHead};
 pub use memory::MemoryStore;
+pub(crate) use sqlite::STORE_FILE;
 pub use sqlite::SqliteStore;
 
 use crate::Error;

@@ -28,6 +28,10 @@ pub enum AuditCommand {
     /// Print the public key that verifies the log's signed checkpoints (opens the vault's
     /// KEKs); give it to whoever checks them.
     PublicKey,
+    /// Close the log's current segment (kept as `audit.jsonl.NNNNNN`) and start the next,
+    /// chained to it. With --addr, vaultd does it; locally, only while no vaultd writes the
+    /// log (opens the vault's KEKs for the audit key).
+    Rotate(LogArgs),
 }
 
 /// Which audit log.
@@ -82,7 +86,59 @@ pub fn run(cli: &Cli, command: &AuditCommand) -> Result<(), Error> {
             println!("{}", key.checkpoint_public_key()?);
             Ok(())
         }
+        AuditCommand::Rotate(args) => rotate(cli, args),
     }
+}
+
+/// Rotates the log in this process: refused while a daemon writes it (it must rotate it
+/// itself, or its writes would go to the closed segment). Recorded as a started and an
+/// outcome record around the rotation, as the daemon records its calls.
+fn rotate(cli: &Cli, args: &LogArgs) -> Result<(), Error> {
+    let path = log_path(cli, args)?;
+    if audit::is_live(&path)? {
+        return Err(Error::Failed(format!(
+            "a running vaultd writes {}: rotate it through the daemon (`vaultctl --addr URL audit rotate`), or let `[audit] max_segment_bytes` do it",
+            path.display()
+        )));
+    }
+    let vault = open_vault(cli)?;
+    let vault_id = vault::Vault::read_config(vault.dir())?.id;
+    let options = audit::AuditOptions::new(std::sync::Arc::new(vault.audit_anchor()?), &vault_id);
+    let log = audit::AuditLog::open(&path, vault.audit_key()?, options)?;
+    let uid = std::fs::metadata("/proc/self").map_or_else(
+        |_| "unknown".to_owned(),
+        |m| std::os::unix::fs::MetadataExt::uid(&m).to_string(),
+    );
+    let event = |stage, call, version, status| audit::AuditEvent {
+        stage,
+        call,
+        principal: "vaultctl".into(),
+        op: "audit_rotate".into(),
+        version,
+        reason: Some(format!("local rotation by uid {uid}")),
+        ..audit::AuditEvent::new(audit::Decision::Allow, status)
+    };
+    log.append(&event(audit::Stage::Started, None, None, "OK"))?;
+    // Nothing else appends to this log here: the record just written is the newest.
+    let call = Some(log.status().records);
+    let rotated = log.rotate(&format!(
+        "asked for locally with vaultctl audit rotate by uid {uid}"
+    ));
+    let (version, status) = match &rotated {
+        Ok(r) => (Some(r.segment), "OK"),
+        Err(_) => (None, "INTERNAL"),
+    };
+    log.append(&event(audit::Stage::Outcome, call, version, status))?;
+    log.close();
+    let rotated = rotated?;
+    println!(
+        "closed segment {} as {}; segment {} begins at seq {}",
+        rotated.closed,
+        rotated.archive.display(),
+        rotated.segment,
+        rotated.first_seq
+    );
+    Ok(())
 }
 
 /// The log named by `--log`, else the vault directory's; it must exist.
@@ -137,8 +193,8 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> Result<(), Error> {
         |seq| format!(", anchored at seq {seq}"),
     );
     println!(
-        "audit log ok: {} records, chain head at seq {}{ahead}{anchor}",
-        report.records, report.head_seq
+        "audit log ok: {} records in {} segment(s), chain head at seq {}{ahead}{anchor}",
+        report.records, report.segments, report.head_seq
     );
     if let Some(file) = &args.checkpoints {
         let public_key = key.checkpoint_public_key()?;
@@ -219,8 +275,8 @@ pub fn run_remote(command: &AuditCommand, client: &crate::remote::Client) -> Res
                 return Ok(());
             }
             println!(
-                "audit log ok: {} records, chain head at seq {}, anchored at seq {}",
-                report.records, report.head_seq, report.anchor_seq
+                "audit log ok: {} records in {} segment(s), chain head at seq {}, anchored at seq {}",
+                report.records, report.segments, report.head_seq, report.anchor_seq
             );
         }
         AuditCommand::Tail(args) => {
@@ -238,6 +294,21 @@ pub fn run_remote(command: &AuditCommand, client: &crate::remote::Client) -> Res
                     println!("{}", text_line(&record));
                 }
             }
+        }
+        AuditCommand::Rotate(args) => {
+            if args.log.is_some() {
+                return Err(Error::Usage(
+                    "--log names a file: vaultd rotates its own log (drop --log, or run without --addr where the log is)".into(),
+                ));
+            }
+            let r = client.call(api.audit_rotate(proto::v1::AuditRotateRequest {}))?;
+            println!(
+                "closed segment {} as {}; segment {} begins at seq {}",
+                r.closed,
+                printable(&r.archive),
+                r.segment,
+                r.first_seq
+            );
         }
         AuditCommand::PublicKey => {
             let status = client.call_idempotent(|mut api| async move {

@@ -2,6 +2,7 @@
 
 pub(crate) mod audit;
 pub(crate) mod docs;
+pub(crate) mod backup;
 mod env_file;
 pub(crate) mod exec;
 mod exec_child;
@@ -24,9 +25,9 @@ use crate::error::Error;
 
 /// Runs the parsed command line.
 pub fn run(cli: &Cli) -> Result<(), Error> {
-    // `pki` and `scan` only touch local files, and `completions` and `man` none, so they run
-    // here even with --addr; `exec` and `resolve` read vault:// references from vaultd
-    // themselves in remote mode.
+    // `pki`, `scan`, `backup` and `restore` only touch local files, and `completions` and
+    // `man` none, so they run here even with --addr; `exec` and `resolve` read vault://
+    // references from vaultd themselves in remote mode.
     if !matches!(
         cli.command,
         Command::Pki(_)
@@ -35,6 +36,8 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
             | Command::Resolve(_)
             | Command::Completions(_)
             | Command::Man(_)
+            | Command::Backup(_)
+            | Command::Restore(_)
     ) && let Some(remote) = crate::remote::Remote::from_cli(cli)?
     {
         return crate::remote::run(cli, &remote);
@@ -62,5 +65,7 @@ pub fn run(cli: &Cli) -> Result<(), Error> {
         Command::Resolve(args) => resolve::run(cli, args),
         Command::Completions(args) => docs::completions(args),
         Command::Man(args) => docs::man(args),
+        Command::Backup(args) => backup::backup(cli, args),
+        Command::Restore(args) => backup::restore(cli, args),
     }
 }

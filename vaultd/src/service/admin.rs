@@ -1,4 +1,5 @@
-//! Administration: Status, Unlock, Lock, Rotate, KekCheck, and the audit log.
+//! Administration: Status, Unlock, Lock, Rotate, KekCheck, and the audit log (tail, verify,
+//! rotate).
 
 use std::sync::Arc;
 
@@ -72,6 +73,7 @@ fn audit_status(s: &vault::audit::AuditStatus) -> pb::AuditStatus {
         anchored_seq: s.anchored_seq,
         checkpoint_public_key: s.checkpoint_public_key.clone(),
         sink_error: s.sink_error.clone().unwrap_or_default(),
+        segment: s.segment,
     }
 }
 
@@ -196,5 +198,37 @@ pub(super) async fn audit_verify(
         records: report.records,
         head_seq: report.head_seq,
         anchor_seq: report.anchor_seq.unwrap_or(0),
+        segments: report.segments,
+    }))
+}
+
+/// A state change of the log: `started` goes to the segment being closed, `outcome` (with
+/// the new segment's number as its version) to the new one, after the record opening it.
+pub(super) async fn audit_rotate(
+    api: &Api,
+    request: Request<pb::AuditRotateRequest>,
+) -> Result<Response<pb::AuditRotateResponse>, Status> {
+    let audit = Arc::clone(api.gates.audit());
+    let rotated = api
+        .change(
+            &request,
+            request.get_ref().ask(),
+            move |_| {
+                audit
+                    .rotate("asked for by an audit_rotate call (its started record is the last of the closed segment)")
+                    .map_err(vault_err)
+            },
+            |rotated| Some(rotated.segment),
+        )
+        .await?;
+    Ok(Response::new(pb::AuditRotateResponse {
+        closed: rotated.closed,
+        archive: rotated
+            .archive
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        segment: rotated.segment,
+        first_seq: rotated.first_seq,
     }))
 }

@@ -170,4 +170,5 @@ admin_asks! {
     pb::KekCheckRequest => "kek_check", Admin, "*";
     pb::AuditTailRequest => "audit_tail", Audit, "*";
     pb::AuditVerifyRequest => "audit_verify", Audit, "*";
+    pb::AuditRotateRequest => "audit_rotate", Admin, "*";
 }

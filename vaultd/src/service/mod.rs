@@ -163,4 +163,11 @@ impl VaultService for Api {
     ) -> Result<Response<pb::AuditVerifyResponse>, Status> {
         admin::audit_verify(self, request).await
     }
+
+    async fn audit_rotate(
+        &self,
+        request: Request<pb::AuditRotateRequest>,
+    ) -> Result<Response<pb::AuditRotateResponse>, Status> {
+        admin::audit_rotate(self, request).await
+    }
 }
