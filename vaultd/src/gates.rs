@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Instant;
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio_util::task::TaskTracker;
@@ -17,6 +18,7 @@ use vault::audit::{AuditEvent, AuditLog, Decision, Stage};
 
 use crate::acl::{Acl, Operation};
 use crate::denials::{DenialRecorder, Denied};
+use crate::metrics::{DenialReason, Metrics};
 use crate::pool::KekPool;
 use crate::principal::{Caller, Principals};
 
@@ -48,6 +50,8 @@ pub struct Gates {
     /// The calls running detached from their requests (see `service::calls`): shutdown waits
     /// for them before the audit log closes.
     pub(crate) calls: TaskTracker,
+    /// What the request path counts.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// Who made an admitted call and what it asked: what each of its records repeats.
@@ -133,7 +137,19 @@ impl Gates {
             audit,
             pool,
             calls: TaskTracker::new(),
+            metrics: Arc::new(Metrics::unregistered()),
         }
+    }
+
+    /// The same gates, counting into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// What the request path counts.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The ACL, for filtering lists.
@@ -157,7 +173,9 @@ impl Gates {
         if !ask.op.is_administrative() && self.vault.is_locked() {
             let status =
                 Status::failed_precondition("the vault is locked: an admin must unlock it");
-            return Err(self.deny(None, peer, ask, status).await);
+            return Err(self
+                .deny(DenialReason::Locked, None, peer, ask, status)
+                .await);
         }
         let certs = request.peer_certs();
         let caller = match self
@@ -168,24 +186,28 @@ impl Gates {
             // A revoked certificate still names its principal: the denial is recorded under
             // that name, where an operator looks for it.
             Err(refused) => {
-                return Err(self
-                    .deny(refused.caller.as_ref(), peer, ask, refused.status)
-                    .await);
+                let reason = DenialReason::Unauthenticated;
+                let caller = refused.caller.as_ref();
+                return Err(self.deny(reason, caller, peer, ask, refused.status).await);
             }
         };
+        // The request's span (see `service`) names who is calling from here on.
+        tracing::Span::current().record("principal", &*caller.id);
         if !self.acl.knows(&caller.id) {
             let status = Status::unauthenticated(format!(
                 "principal {} is not known to this vault",
                 caller.id
             ));
-            return Err(self.deny(Some(&caller), peer, ask, status).await);
+            let reason = DenialReason::UnknownPrincipal;
+            return Err(self.deny(reason, Some(&caller), peer, ask, status).await);
         }
         if self.limiter.check_key(&caller.id).is_err() {
             let status = Status::resource_exhausted(format!(
                 "rate limit of principal {} exceeded; retry later",
                 caller.id
             ));
-            return Err(self.deny(Some(&caller), peer, ask, status).await);
+            let reason = DenialReason::RateLimited;
+            return Err(self.deny(reason, Some(&caller), peer, ask, status).await);
         }
         if !self.acl.allows(&caller.id, ask.op, ask.scope, ask.key) {
             let status = Status::permission_denied(format!(
@@ -195,22 +217,30 @@ impl Gates {
                 ask.scope,
                 ask.key
             ));
-            return Err(self.deny(Some(&caller), peer, ask, status).await);
+            return Err(self
+                .deny(DenialReason::Acl, Some(&caller), peer, ask, status)
+                .await);
         }
         if let Err(status) = crate::service::checks::check_names(&ask) {
-            return Err(self.deny(Some(&caller), peer, ask, status).await);
+            let reason = DenialReason::InvalidName;
+            return Err(self.deny(reason, Some(&caller), peer, ask, status).await);
         }
         Ok(caller)
     }
 
     async fn deny(
         &self,
+        reason: DenialReason,
         caller: Option<&Caller>,
         peer: Option<SocketAddr>,
         ask: Ask<'_>,
         status: Status,
     ) -> Status {
+        self.metrics.denied(reason);
         let (cert, principal) = (caller.map(|c| &*c.fingerprint), caller.map(|c| &*c.id));
+        if let Some(principal) = principal {
+            tracing::Span::current().record("principal", principal);
+        }
         let answer = self
             .denials
             .record(cert, principal, peer, Denied::from(ask), status)
@@ -240,24 +270,26 @@ impl Gates {
         outcome: &Result<T, Status>,
     ) -> impl Future<Output = Result<(), Status>> + Send + 'static {
         let event = call.event(Stage::Outcome, None, Some(outcome), None);
+        let (started, writes) = (Instant::now(), self.metrics.audit_writes());
         let durable = self.audit.append_async(event);
         async move {
-            durable
-                .await
-                .map_err(|e| audit_unavailable(&e, "the request was not completed"))
+            let written = durable.await;
+            writes.observe(started.elapsed().as_secs_f64());
+            written.map_err(|e| audit_unavailable(&e, "the request was not completed"))
         }
     }
 
     /// Records that `call` is about to change state, durably; the record's seq names the
     /// call in its later records. The change must not start unless this succeeded.
     pub async fn record_started(&self, call: &CallRecord) -> Result<u64, Status> {
+        let started = Instant::now();
         let durable = self
             .audit
             .append_async(call.event::<()>(Stage::Started, None, None, None));
         let seq = durable.seq();
-        durable
-            .await
-            .map_err(|e| audit_unavailable(&e, "the request was not carried out"))?;
+        let written = durable.await;
+        self.metrics.audit_written(started);
+        written.map_err(|e| audit_unavailable(&e, "the request was not carried out"))?;
         seq.ok_or_else(|| Status::internal("the audit log gave no seq"))
     }
 
@@ -273,9 +305,12 @@ impl Gates {
         version: Option<u64>,
     ) -> impl Future<Output = Result<(), Status>> + Send + 'static {
         let event = call.event(stage, Some(started), Some(outcome), version);
+        let (queued, writes) = (Instant::now(), self.metrics.audit_writes());
         let durable = self.audit.append_async(event);
         async move {
-            durable.await.map_err(|e| {
+            let written = durable.await;
+            writes.observe(queued.elapsed().as_secs_f64());
+            written.map_err(|e| {
                 audit_unavailable(
                     &e,
                     "the outcome of the request (which may have taken effect) is not recorded",
