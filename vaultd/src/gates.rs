@@ -188,6 +188,9 @@ impl Gates {
             Err(refused) => {
                 let reason = DenialReason::Unauthenticated;
                 let caller = refused.caller.as_ref();
+                if let Some(caller) = caller {
+                    tracing::Span::current().record("principal", &*caller.id);
+                }
                 return Err(self.deny(reason, caller, peer, ask, refused.status).await);
             }
         };
@@ -238,9 +241,6 @@ impl Gates {
     ) -> Status {
         self.metrics.denied(reason);
         let (cert, principal) = (caller.map(|c| &*c.fingerprint), caller.map(|c| &*c.id));
-        if let Some(principal) = principal {
-            tracing::Span::current().record("principal", principal);
-        }
         let answer = self
             .denials
             .record(cert, principal, peer, Denied::from(ask), status)

@@ -211,7 +211,6 @@ impl Drop for RequestTimer<'_> {
         self.span.record("outcome", outcome);
         tracing::debug!(
             parent: &self.span,
-            outcome,
             micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
             "answered"
         );

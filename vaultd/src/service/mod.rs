@@ -45,13 +45,15 @@ impl Api {
     }
 
     /// Runs one request of `method` in its span (method, then principal and outcome as they
-    /// are known), counted and timed by method and status code.
+    /// are known), counted and timed by method and status code. The span is at debug level:
+    /// an enabled span costs the log formatter a microsecond or two per request, a disabled
+    /// one next to nothing.
     async fn observed<T>(
         &self,
         method: Method,
         call: impl Future<Output = Result<Response<T>, Status>>,
     ) -> Result<Response<T>, Status> {
-        let span = tracing::info_span!(
+        let span = tracing::debug_span!(
             "request",
             method = method.as_str(),
             principal = Empty,
