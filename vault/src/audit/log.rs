@@ -298,7 +298,10 @@ impl AuditLog {
         AuditStatus {
             failed: state.failed.clone(),
             records: state.durable_seq,
-            queued: state.next_seq.saturating_sub(1).saturating_sub(state.durable_seq),
+            queued: state
+                .next_seq
+                .saturating_sub(1)
+                .saturating_sub(state.durable_seq),
             head_seq: state.head_seq,
             anchored_seq: state.anchored_seq,
             sink_error: state.sink_error.clone(),
