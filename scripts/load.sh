@@ -37,7 +37,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-VAULTD_RATE_PER_SECOND=10000000 VAULTD_BURST=10000000 \
+# Measured as deployed: logs at their default level, metrics on their own listener.
+VAULTD_RATE_PER_SECOND=10000000 VAULTD_BURST=10000000 VAULTD_METRICS_LISTEN=127.0.0.1:0 \
     target/release/vaultd --dev --dev-dir "$dir/dev" --listen 127.0.0.1:0 \
     >"$dir/vaultd.out" 2>"$dir/vaultd.err" &
 daemon=$!

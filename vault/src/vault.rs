@@ -477,6 +477,12 @@ impl Vault {
         self.cache.get(&scope, key, version)
     }
 
+    /// Lookups in the JIT cache since this vault was opened, and how many found a fresh
+    /// value (for a daemon's metrics: cheaper than [`Vault::status`], which asks the KEKs).
+    pub fn cache_stats(&self) -> (u64, u64) {
+        self.cache.stats()
+    }
+
     /// Deletes every version of `scope`/`key`.
     pub fn delete(&self, scope: &str, key: &str) -> Result<(), Error> {
         let scope = Scope::parse(scope)?.to_string();

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::acl::{Acl, Operation};
+use crate::logger::LogFormat;
 
 /// The environment variables `Config::load` reads, and the field each one sets. An empty
 /// variable counts as unset.
@@ -33,6 +34,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("VAULTD_AUDIT_CHECKPOINT_FILE", "audit.checkpoint_file"),
     ("VAULTD_AUDIT_SYSLOG", "audit.syslog"),
     ("VAULTD_AUDIT_MAX_SEGMENT_BYTES", "audit.max_segment_bytes"),
+    ("VAULTD_LOG_FORMAT", "log_format"),
+    ("VAULTD_METRICS_LISTEN", "metrics_listen"),
 ];
 
 /// The least `audit.max_segment_bytes` other than 0: smaller segments would rotate at almost
@@ -104,6 +107,16 @@ pub struct Config {
     pub audit_log: PathBuf,
     /// KEK URIs overriding the ones pinned in the vault; empty means the pinned ones.
     pub kek: Vec<String>,
+    /// How log lines are written: `text` or `json`.
+    pub log_format: LogFormat,
+    /// Where `/metrics`, `/healthz` and `/readyz` are served over plain HTTP; off when absent.
+    /// A port alone (`"9464"`) means loopback.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "deserialize_metrics_listen"
+    )]
+    pub metrics_listen: Option<SocketAddr>,
     /// TLS material.
     pub tls: TlsConfig,
     /// Sizes, rates and timeouts.
@@ -284,6 +297,8 @@ impl Default for Config {
             limits: Limits::default(),
             hardening: Hardening::default(),
             audit: AuditConfig::default(),
+            log_format: LogFormat::default(),
+            metrics_listen: None,
             acl: Vec::new(),
         }
     }
@@ -300,6 +315,10 @@ pub struct Overrides {
     pub audit_log: Option<PathBuf>,
     /// `--tls-dir`.
     pub tls_dir: Option<PathBuf>,
+    /// `--log-format`.
+    pub log_format: Option<LogFormat>,
+    /// `--metrics-listen`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Config {
@@ -395,6 +414,15 @@ impl Config {
             env,
             "VAULTD_AUDIT_MAX_SEGMENT_BYTES",
         )?;
+        set(&mut self.log_format, env, "VAULTD_LOG_FORMAT")?;
+        if let Some(value) = env("VAULTD_METRICS_LISTEN").filter(|v| !v.is_empty()) {
+            let addr = parse_metrics_listen(&value).map_err(|reason| ConfigError::Env {
+                var: "VAULTD_METRICS_LISTEN",
+                value: value.chars().take(80).collect(),
+                reason,
+            })?;
+            self.metrics_listen = Some(addr);
+        }
         Ok(())
     }
 
@@ -410,6 +438,12 @@ impl Config {
         }
         if let Some(dir) = &flags.tls_dir {
             self.tls.dir = dir.clone();
+        }
+        if let Some(format) = flags.log_format {
+            self.log_format = format;
+        }
+        if let Some(addr) = flags.metrics_listen {
+            self.metrics_listen = Some(addr);
         }
     }
 
@@ -515,6 +549,39 @@ impl Config {
         toml::to_string_pretty(&printable)
             .unwrap_or_else(|err| format!("# cannot print the configuration: {err}\n"))
     }
+}
+
+/// The address of the metrics listener: `HOST:PORT`, or a port alone for loopback
+/// (`127.0.0.1:PORT`).
+pub fn parse_metrics_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().map_err(|_| {
+        format!(
+            "{text:?} is not an address: give HOST:PORT (\"127.0.0.1:9464\", \"[::1]:9464\") or a \
+             port alone for loopback"
+        )
+    })
+}
+
+/// `metrics_listen` in the file: a string (`"127.0.0.1:9464"`, `"9464"`) or a port number.
+fn deserialize_metrics_listen<'de, D>(deserializer: D) -> Result<Option<SocketAddr>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Given {
+        Port(u16),
+        Text(String),
+    }
+    let addr = match Given::deserialize(deserializer)? {
+        Given::Port(port) => SocketAddr::from(([127, 0, 0, 1], port)),
+        Given::Text(text) => parse_metrics_listen(&text).map_err(serde::de::Error::custom)?,
+    };
+    Ok(Some(addr))
 }
 
 /// Reads and parses `var`; unset or empty is `None`.

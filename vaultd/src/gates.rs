@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::time::Instant;
 
 use arc_swap::{ArcSwap, Guard};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -19,6 +20,7 @@ use vault::audit::{AuditEvent, AuditLog, Decision, Stage};
 use crate::acl::{Acl, Operation};
 use crate::config::Limits;
 use crate::denials::{DenialRecorder, Denied};
+use crate::metrics::{DenialReason, Metrics};
 use crate::pool::KekPool;
 use crate::principal::{Caller, Principals};
 
@@ -76,27 +78,30 @@ impl Rules {
     }
 
     /// The gates this set decides: principal known, rate limit, ACL.
-    fn check(&self, caller: &Caller, ask: Ask<'_>) -> Result<(), Status> {
+    fn check(&self, caller: &Caller, ask: Ask<'_>) -> Result<(), (DenialReason, Status)> {
         if !self.acl.knows(&caller.id) {
-            return Err(Status::unauthenticated(format!(
+            let status = Status::unauthenticated(format!(
                 "principal {} is not known to this vault",
                 caller.id
-            )));
+            ));
+            return Err((DenialReason::UnknownPrincipal, status));
         }
         if self.limiter.check_key(&caller.id).is_err() {
-            return Err(Status::resource_exhausted(format!(
+            let status = Status::resource_exhausted(format!(
                 "rate limit of principal {} exceeded; retry later",
                 caller.id
-            )));
+            ));
+            return Err((DenialReason::RateLimited, status));
         }
         if !self.acl.allows(&caller.id, ask.op, ask.scope, ask.key) {
-            return Err(Status::permission_denied(format!(
+            let status = Status::permission_denied(format!(
                 "principal {} may not {} {} {}",
                 caller.id,
                 ask.op.as_str(),
                 ask.scope,
                 ask.key
-            )));
+            ));
+            return Err((DenialReason::Acl, status));
         }
         Ok(())
     }
@@ -114,6 +119,8 @@ pub struct Gates {
     /// The calls running detached from their requests (see `service::calls`): shutdown waits
     /// for them before the audit log closes.
     pub(crate) calls: TaskTracker,
+    /// What the request path counts.
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 /// Who made an admitted call and what it asked: what each of its records repeats.
@@ -194,6 +201,7 @@ impl Gates {
             audit,
             pool,
             calls: TaskTracker::new(),
+            metrics: Arc::new(Metrics::unregistered()),
         }
     }
 
@@ -207,6 +215,17 @@ impl Gates {
     /// already past them finish under the rules they were admitted with.
     pub fn replace_rules(&self, rules: Rules) {
         self.rules.store(Arc::new(rules));
+    }
+
+    /// The same gates, counting into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// What the request path counts.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The audit log.
@@ -225,7 +244,9 @@ impl Gates {
         if !ask.op.is_administrative() && self.vault.is_locked() {
             let status =
                 Status::failed_precondition("the vault is locked: an admin must unlock it");
-            return Err(self.deny(None, peer, ask, status).await);
+            return Err(self
+                .deny(DenialReason::Locked, None, peer, ask, status)
+                .await);
         }
         let certs = request.peer_certs();
         let caller = match self
@@ -236,30 +257,38 @@ impl Gates {
             // A revoked certificate still names its principal: the denial is recorded under
             // that name, where an operator looks for it.
             Err(refused) => {
-                return Err(self
-                    .deny(refused.caller.as_ref(), peer, ask, refused.status)
-                    .await);
+                let reason = DenialReason::Unauthenticated;
+                let caller = refused.caller.as_ref();
+                if let Some(caller) = caller {
+                    tracing::Span::current().record("principal", &*caller.id);
+                }
+                return Err(self.deny(reason, caller, peer, ask, refused.status).await);
             }
         };
+        // The request's span (see `service`) names who is calling from here on.
+        tracing::Span::current().record("principal", &*caller.id);
         // One load of the rules for the three gates they decide; the guard is gone before
         // the denial is awaited.
         let decided = self.rules.load().check(&caller, ask);
-        if let Err(status) = decided {
-            return Err(self.deny(Some(&caller), peer, ask, status).await);
+        if let Err((reason, status)) = decided {
+            return Err(self.deny(reason, Some(&caller), peer, ask, status).await);
         }
         if let Err(status) = crate::service::checks::check_names(&ask) {
-            return Err(self.deny(Some(&caller), peer, ask, status).await);
+            let reason = DenialReason::InvalidName;
+            return Err(self.deny(reason, Some(&caller), peer, ask, status).await);
         }
         Ok(caller)
     }
 
     async fn deny(
         &self,
+        reason: DenialReason,
         caller: Option<&Caller>,
         peer: Option<SocketAddr>,
         ask: Ask<'_>,
         status: Status,
     ) -> Status {
+        self.metrics.denied(reason);
         let (cert, principal) = (caller.map(|c| &*c.fingerprint), caller.map(|c| &*c.id));
         let answer = self
             .denials
@@ -290,24 +319,26 @@ impl Gates {
         outcome: &Result<T, Status>,
     ) -> impl Future<Output = Result<(), Status>> + Send + 'static {
         let event = call.event(Stage::Outcome, None, Some(outcome), None);
+        let (started, writes) = (Instant::now(), self.metrics.audit_writes());
         let durable = self.audit.append_async(event);
         async move {
-            durable
-                .await
-                .map_err(|e| audit_unavailable(&e, "the request was not completed"))
+            let written = durable.await;
+            writes.observe(started.elapsed().as_secs_f64());
+            written.map_err(|e| audit_unavailable(&e, "the request was not completed"))
         }
     }
 
     /// Records that `call` is about to change state, durably; the record's seq names the
     /// call in its later records. The change must not start unless this succeeded.
     pub async fn record_started(&self, call: &CallRecord) -> Result<u64, Status> {
+        let started = Instant::now();
         let durable = self
             .audit
             .append_async(call.event::<()>(Stage::Started, None, None, None));
         let seq = durable.seq();
-        durable
-            .await
-            .map_err(|e| audit_unavailable(&e, "the request was not carried out"))?;
+        let written = durable.await;
+        self.metrics.audit_written(started);
+        written.map_err(|e| audit_unavailable(&e, "the request was not carried out"))?;
         seq.ok_or_else(|| Status::internal("the audit log gave no seq"))
     }
 
@@ -323,9 +354,12 @@ impl Gates {
         version: Option<u64>,
     ) -> impl Future<Output = Result<(), Status>> + Send + 'static {
         let event = call.event(stage, Some(started), Some(outcome), version);
+        let (queued, writes) = (Instant::now(), self.metrics.audit_writes());
         let durable = self.audit.append_async(event);
         async move {
-            durable.await.map_err(|e| {
+            let written = durable.await;
+            writes.observe(queued.elapsed().as_secs_f64());
+            written.map_err(|e| {
                 audit_unavailable(
                     &e,
                     "the outcome of the request (which may have taken effect) is not recorded",

@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use vaultd::config::{Config, Overrides};
+use vaultd::config::{Config, Overrides, parse_metrics_listen};
 use vaultd::dev::DevDir;
+use vaultd::logger::LogFormat;
 
 /// vaultd: serves a vault over gRPC with mutual TLS.
 #[derive(Debug, Parser)]
@@ -31,6 +32,13 @@ struct Cli {
     /// The TLS directory (default: <vault dir>/tls).
     #[arg(long, global = true, value_name = "DIR")]
     tls_dir: Option<PathBuf>,
+    /// How log lines are written on stderr: text or json (VAULTD_LOG filters them).
+    #[arg(long, global = true, value_name = "FORMAT")]
+    log_format: Option<LogFormat>,
+    /// Serve /metrics, /healthz and /readyz over plain HTTP on this address (a port alone
+    /// means loopback).
+    #[arg(long, global = true, value_name = "ADDR", value_parser = parse_metrics_listen)]
+    metrics_listen: Option<SocketAddr>,
     /// Run a development vault: creates CA, certificates, a file KEK and the store in
     /// --dev-dir on first start, serves on loopback, and prints the vaultctl environment.
     #[arg(long)]
@@ -56,16 +64,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    vaultd::logger::init();
-    if let Err(e) = envelope::memory::harden_process() {
-        log::warn!("{e}");
-    }
+    // First, before anything is read; its warning waits for the logger.
+    let hardened = envelope::memory::harden_process();
     let cli = Cli::parse();
     let overrides = Overrides {
         listen: cli.listen,
         vault_dir: cli.vault_dir.clone(),
         audit_log: cli.audit_log.clone(),
         tls_dir: cli.tls_dir.clone(),
+        log_format: cli.log_format,
+        metrics_listen: cli.metrics_listen,
     };
     let env = |name: &str| std::env::var(name).ok();
     let config = match Config::load(cli.config.as_deref(), &env, &overrides) {
@@ -75,6 +83,15 @@ fn main() -> ExitCode {
     if let Some(Command::PrintConfig) = cli.command {
         print!("{}", config.to_toml());
         return ExitCode::SUCCESS;
+    }
+    let filter = std::env::var(vaultd::logger::FILTER_VAR).ok();
+    if let Err(e) = vaultd::logger::filter(filter.as_deref())
+        .and_then(|filter| vaultd::logger::init(config.log_format, filter))
+    {
+        return fail(&e);
+    }
+    if let Err(e) = hardened {
+        tracing::warn!("{e}");
     }
     let dev = cli.dev.then(|| DevDir {
         root: absolute(&cli.dev_dir),

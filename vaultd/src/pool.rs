@@ -4,6 +4,7 @@
 //! threads stuck on it stays bounded.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -30,7 +31,37 @@ pub enum Tracked<T> {
 #[derive(Debug, Clone)]
 pub struct KekPool {
     slots: Arc<Semaphore>,
+    threads: usize,
+    /// Calls waiting for a slot (for the metrics).
+    waiting: Arc<AtomicUsize>,
     deadline: Duration,
+}
+
+/// How full a [`KekPool`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLoad {
+    /// Its slots.
+    pub threads: usize,
+    /// Slots in use.
+    pub busy: usize,
+    /// Calls waiting for a slot.
+    pub waiting: usize,
+}
+
+/// Counts a call as waiting for a slot while it lives (also when its future is dropped).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Waiting(count)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl KekPool {
@@ -38,7 +69,18 @@ impl KekPool {
     pub fn new(threads: usize, deadline: Duration) -> Self {
         KekPool {
             slots: Arc::new(Semaphore::new(threads.max(1))),
+            threads: threads.max(1),
+            waiting: Arc::new(AtomicUsize::new(0)),
             deadline,
+        }
+    }
+
+    /// Slots in use and calls waiting, now.
+    pub fn load(&self) -> PoolLoad {
+        PoolLoad {
+            threads: self.threads,
+            busy: self.threads.saturating_sub(self.slots.available_permits()),
+            waiting: self.waiting.load(Ordering::Relaxed),
         }
     }
 
@@ -62,12 +104,15 @@ impl KekPool {
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Tracked<T> {
         let deadline = tokio::time::Instant::now() + self.deadline;
-        let permit = match tokio::time::timeout_at(
-            deadline,
-            Arc::clone(&self.slots).acquire_owned(),
-        )
-        .await
-        {
+        // A free slot is taken at once; only a call that has to wait is counted as waiting.
+        let acquired = match Arc::clone(&self.slots).try_acquire_owned() {
+            Ok(permit) => Ok(Ok(permit)),
+            Err(_) => {
+                let _waiting = Waiting::enter(&self.waiting);
+                tokio::time::timeout_at(deadline, Arc::clone(&self.slots).acquire_owned()).await
+            }
+        };
+        let permit = match acquired {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) => {
                 return Tracked::Done(Err(Status::unavailable("the vault is shutting down")));
@@ -132,6 +177,52 @@ mod tests {
         // Once the device answers, the slot is free again.
         tokio::time::sleep(Duration::from_millis(600)).await;
         assert_eq!(pool.run(|| 42).await.expect("free again"), 42);
+    }
+
+    /// Until `done` holds, polls every millisecond for at most 5 s (then fails the test).
+    async fn until(done: impl Fn() -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < deadline, "condition not reached in 5 s");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// The load counts the slots in use and the calls waiting for one, and both go back to
+    /// zero when the calls return.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn load_counts_busy_slots_and_waiting_calls() {
+        let pool = KekPool::new(1, Duration::from_secs(5));
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let busy = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(move || released.recv().is_ok()).await }
+        });
+        until(|| pool.load().busy == 1).await;
+        let queued = tokio::spawn({
+            let pool = pool.clone();
+            async move { pool.run(|| true).await }
+        });
+        until(|| pool.load().waiting == 1).await;
+        assert_eq!(
+            pool.load(),
+            PoolLoad {
+                threads: 1,
+                busy: 1,
+                waiting: 1
+            }
+        );
+        release.send(()).expect("release the busy call");
+        assert!(busy.await.expect("join").expect("ran"));
+        assert!(queued.await.expect("join").expect("ran"));
+        assert_eq!(
+            pool.load(),
+            PoolLoad {
+                threads: 1,
+                busy: 0,
+                waiting: 0
+            }
+        );
     }
 
     /// An overrun call is handed back: its late result arrives when the work returns.

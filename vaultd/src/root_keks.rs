@@ -10,12 +10,16 @@ use std::sync::{Mutex, MutexGuard};
 use envelope::SecretBytes;
 use vault::Kek;
 
+use crate::metrics::KekMetrics;
+
 /// The daemon's root KEKs and where they come from.
 #[derive(Debug)]
 pub struct RootKeks {
     dir: PathBuf,
     uris: Vec<String>,
     built: Mutex<Option<Vec<Kek>>>,
+    /// Wraps the KEKs built again at unlock, as the first ones were (see `metered`).
+    metrics: Option<KekMetrics>,
 }
 
 impl RootKeks {
@@ -25,7 +29,15 @@ impl RootKeks {
             dir,
             uris,
             built: Mutex::new(Some(keks)),
+            metrics: None,
         }
+    }
+
+    /// The same, with the KEKs built at unlock timed and counted by `metrics` (the ones
+    /// given to `new` must already be: see `KekMetrics::instrument`).
+    pub fn metered(mut self, metrics: KekMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The KEKs held now (none while locked).
@@ -48,7 +60,11 @@ impl RootKeks {
 
     /// Builds the KEKs again from their sources (or with `passphrase` for passphrase KEKs).
     pub fn build(&self, passphrase: Option<&SecretBytes>) -> Result<Vec<Kek>, vault::Error> {
-        Kek::build_all_with(&self.dir, &self.uris, passphrase)
+        let keks = Kek::build_all_with(&self.dir, &self.uris, passphrase)?;
+        Ok(match &self.metrics {
+            Some(metrics) => metrics.instrument(keks),
+            None => keks,
+        })
     }
 
     /// Holds `keks` (after a successful unlock).

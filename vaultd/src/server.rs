@@ -18,6 +18,9 @@ use vault::{Kek, Vault};
 use crate::acl::Acl;
 use crate::config::Config;
 use crate::gates::{Gates, Rules};
+use crate::health::Readiness;
+use crate::metrics::{KekMetrics, StateCollector};
+use crate::ops::Telemetry;
 use crate::pool::KekPool;
 use crate::principal::Principals;
 use crate::reload::{Hangups, LoadConfig, Reloader};
@@ -100,11 +103,11 @@ pub fn check_files(config: &Config, config_file: Option<&Path>) -> Result<(), St
     Ok(())
 }
 
-/// Opens the vault with its pinned KEKs (or the configured ones); KEKs that cannot be built
-/// are reported and skipped while another one remains.
-pub fn open_vault(config: &Config) -> Result<(Vault, Vec<Kek>), StartError> {
+/// Opens the vault with its pinned KEKs (or the configured ones), their calls measured by
+/// `metrics`; KEKs that cannot be built are reported and skipped while another one remains.
+pub fn open_vault(config: &Config, metrics: &KekMetrics) -> Result<(Vault, Vec<Kek>), StartError> {
     let dir = &config.vault_dir;
-    let keks = Kek::build_all(dir, &config.kek)?;
+    let keks = metrics.instrument(Kek::build_all(dir, &config.kek)?);
     let mut vault = Vault::open(dir, None, keks.clone())?;
     vault.set_cache_ttl(Duration::from_secs(config.limits.cache_ttl_secs));
     // A daemon seals many secrets: lease epoch wraps in large blocks.
@@ -156,7 +159,8 @@ pub async fn serve(
     if config.hardening.mlockall {
         envelope::memory::lock_all_memory().map_err(|e| StartError::Serve(e.to_string()))?;
     }
-    let (vault, keks) = open_vault(&config)?;
+    let telemetry = Telemetry::new();
+    let (vault, keks) = open_vault(&config, &telemetry.metrics().keks)?;
     let vault = Arc::new(vault);
     let audit = Arc::new(open_audit(&config, &vault, new_audit_log)?);
     let tls_dir = pki::PkiDir::new(config.tls_dir());
@@ -170,14 +174,18 @@ pub async fn serve(
         limits.kek_threads,
         Duration::from_millis(limits.request_timeout_ms),
     );
-    let gates = Arc::new(Gates::new(
-        Arc::clone(&vault),
-        rules,
-        principals,
-        audit,
-        pool,
-    ));
-    let keks = RootKeks::new(config.vault_dir.clone(), config.kek.clone(), keks);
+    let gates = Arc::new(
+        Gates::new(
+            Arc::clone(&vault),
+            rules,
+            principals,
+            Arc::clone(&audit),
+            pool.clone(),
+        )
+        .with_metrics(telemetry.metrics()),
+    );
+    let keks = RootKeks::new(config.vault_dir.clone(), config.kek.clone(), keks)
+        .metered(telemetry.metrics().keks.clone());
     let api = Api::new(Arc::clone(&gates), keks);
     flush_denials_every_window(&gates);
 
@@ -198,6 +206,23 @@ pub async fn serve(
     health_reporter
         .set_serving::<VaultServiceServer<Api>>()
         .await;
+    // Health follows readiness from here on; metrics and probes on their own listener.
+    let readiness = Arc::new(Readiness::new(Arc::clone(&vault), audit, api.root_keks()));
+    let state = StateCollector::new(
+        Arc::clone(&vault),
+        Arc::clone(gates.audit()),
+        pool,
+        Arc::clone(&readiness),
+    );
+    let _ops = crate::ops::start(
+        config.metrics_listen,
+        telemetry,
+        readiness,
+        state,
+        health_reporter.clone(),
+        <VaultServiceServer<Api> as tonic::server::NamedService>::NAME,
+    )
+    .await?;
 
     let listener = TcpListener::bind(config.listen)
         .await

@@ -111,6 +111,7 @@ rate_per_second = 12
         vault_dir: Some("/from/flag".into()),
         audit_log: Some("/from/flag/audit.jsonl".into()),
         tls_dir: None,
+        ..Overrides::default()
     };
     let all = Config::load(Some(&path), &env, &flags).expect("flags");
     assert_eq!(all.listen, addr("[::1]:3003"));

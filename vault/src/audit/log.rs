@@ -75,6 +75,8 @@ pub struct AuditStatus {
     pub failed: Option<String>,
     /// Records in the log that are durable (the newest durable seq).
     pub records: u64,
+    /// Records queued and not yet durable.
+    pub queued: u64,
     /// The seq the head checkpoint names.
     pub head_seq: u64,
     /// The seq last anchored in the vault's metadata.
@@ -329,6 +331,10 @@ impl AuditLog {
         AuditStatus {
             failed: state.failed.clone(),
             records: state.durable_seq,
+            queued: state
+                .next_seq
+                .saturating_sub(1)
+                .saturating_sub(state.durable_seq),
             head_seq: state.head_seq,
             anchored_seq: state.anchored_seq,
             sink_error: state.sink_error.clone(),

@@ -16,6 +16,9 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
         // The effective paths: an empty setting stands for a path under vault_dir.
         ("audit_log", a.audit_log_path() != b.audit_log_path()),
         ("kek", a.kek != b.kek),
+        // The logger is installed once, and the ops listener bound once.
+        ("log_format", a.log_format != b.log_format),
+        ("metrics_listen", a.metrics_listen != b.metrics_listen),
         // The revocation list is watched where it was found at start.
         ("tls.dir", a.tls_dir() != b.tls_dir()),
         (
@@ -48,6 +51,10 @@ pub fn restart_only_changes(running: &Config, new: &Config) -> Vec<&'static str>
         (
             "audit.checkpoint_interval_secs",
             aa.checkpoint_interval_secs != ab.checkpoint_interval_secs,
+        ),
+        (
+            "audit.max_segment_bytes",
+            aa.max_segment_bytes != ab.max_segment_bytes,
         ),
     ]
     .into_iter()

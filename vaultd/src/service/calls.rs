@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 use tonic::{Request, Status};
+use tracing::Instrument;
 use vault::audit::Stage;
 
 use super::Api;
@@ -40,11 +41,14 @@ impl Api {
         work: impl FnOnce(&vault::Vault) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
         let gates = Arc::clone(&self.gates);
-        let task = self.gates.calls.spawn(async move {
-            let vault = Arc::clone(&gates.vault);
-            let outcome = gates.pool.run(move || work(&vault)).await.and_then(|r| r);
-            gates.finish(&call, outcome).await
-        });
+        let task = self.gates.calls.spawn(
+            async move {
+                let vault = Arc::clone(&gates.vault);
+                let outcome = gates.pool.run(move || work(&vault)).await.and_then(|r| r);
+                gates.finish(&call, outcome).await
+            }
+            .in_current_span(),
+        );
         task.await
             .unwrap_or_else(|_| Err(Status::internal("a vault call failed unexpectedly")))
     }
@@ -62,40 +66,44 @@ impl Api {
         let call = CallRecord::new(&caller, request.remote_addr(), ask);
         let gates = Arc::clone(&self.gates);
         let (answer, answered) = oneshot::channel();
-        self.gates.calls.spawn(async move {
-            let started = match gates.record_started(&call).await {
-                Ok(seq) => seq,
-                Err(status) => {
-                    let _ = answer.send(Err(status));
-                    return;
-                }
-            };
-            let vault = Arc::clone(&gates.vault);
-            let version = |outcome: &Result<T, Status>| outcome.as_ref().ok().and_then(version_of);
-            match gates.pool.run_tracked(move || work(&vault)).await {
-                Tracked::Done(outcome) => {
-                    let outcome = outcome.and_then(|r| r);
-                    let recorded = gates
-                        .record_end(&call, started, Stage::Outcome, &outcome, version(&outcome))
-                        .await;
-                    let _ = answer.send(recorded.and(outcome));
-                }
-                Tracked::Overran { status, late } => {
-                    let unknown: Result<T, Status> = Err(status.clone());
-                    let recorded = gates
-                        .record_end(&call, started, Stage::OutcomeUnknown, &unknown, None)
-                        .await;
-                    let _ = answer.send(recorded.and(unknown));
-                    let outcome = late
-                        .await
-                        .unwrap_or_else(|_| Err(Status::internal("the vault call panicked")));
-                    // Nobody waits for this one: a failure is logged by the audit log.
-                    let _ = gates
-                        .record_end(&call, started, Stage::Late, &outcome, version(&outcome))
-                        .await;
+        self.gates.calls.spawn(
+            async move {
+                let started = match gates.record_started(&call).await {
+                    Ok(seq) => seq,
+                    Err(status) => {
+                        let _ = answer.send(Err(status));
+                        return;
+                    }
+                };
+                let vault = Arc::clone(&gates.vault);
+                let version =
+                    |outcome: &Result<T, Status>| outcome.as_ref().ok().and_then(version_of);
+                match gates.pool.run_tracked(move || work(&vault)).await {
+                    Tracked::Done(outcome) => {
+                        let outcome = outcome.and_then(|r| r);
+                        let recorded = gates
+                            .record_end(&call, started, Stage::Outcome, &outcome, version(&outcome))
+                            .await;
+                        let _ = answer.send(recorded.and(outcome));
+                    }
+                    Tracked::Overran { status, late } => {
+                        let unknown: Result<T, Status> = Err(status.clone());
+                        let recorded = gates
+                            .record_end(&call, started, Stage::OutcomeUnknown, &unknown, None)
+                            .await;
+                        let _ = answer.send(recorded.and(unknown));
+                        let outcome = late
+                            .await
+                            .unwrap_or_else(|_| Err(Status::internal("the vault call panicked")));
+                        // Nobody waits for this one: a failure is logged by the audit log.
+                        let _ = gates
+                            .record_end(&call, started, Stage::Late, &outcome, version(&outcome))
+                            .await;
+                    }
                 }
             }
-        });
+            .in_current_span(),
+        );
         answered
             .await
             .unwrap_or_else(|_| Err(Status::internal("a vault call failed unexpectedly")))

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod http;
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
