@@ -31,7 +31,7 @@ pub enum AuditCommand {
     /// Close the log's current segment (kept as `audit.jsonl.NNNNNN`) and start the next,
     /// chained to it. With --addr, vaultd does it; locally, only while no vaultd writes the
     /// log (opens the vault's KEKs for the audit key).
-    Rotate(LogArgs),
+    Rotate(RotateArgs),
 }
 
 /// Which audit log.
@@ -40,6 +40,17 @@ pub struct LogArgs {
     /// The audit log (default: `<vault dir>/audit.jsonl`).
     #[arg(long, value_name = "PATH")]
     pub log: Option<PathBuf>,
+}
+
+/// Arguments of `audit rotate`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// Which audit log.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// Output format.
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 /// Arguments of `audit verify`.
@@ -93,8 +104,8 @@ pub fn run(cli: &Cli, command: &AuditCommand) -> Result<(), Error> {
 /// Rotates the log in this process: refused while a daemon writes it (it must rotate it
 /// itself, or its writes would go to the closed segment). Recorded as a started and an
 /// outcome record around the rotation, as the daemon records its calls.
-fn rotate(cli: &Cli, args: &LogArgs) -> Result<(), Error> {
-    let path = log_path(cli, args)?;
+fn rotate(cli: &Cli, args: &RotateArgs) -> Result<(), Error> {
+    let path = log_path(cli, &args.log)?;
     if audit::is_live(&path)? {
         return Err(Error::Failed(format!(
             "a running vaultd writes {}: rotate it through the daemon (`vaultctl --addr URL audit rotate`), or let `[audit] max_segment_bytes` do it",
@@ -131,14 +142,30 @@ fn rotate(cli: &Cli, args: &LogArgs) -> Result<(), Error> {
     log.append(&event(audit::Stage::Outcome, call, version, status))?;
     log.close();
     let rotated = rotated?;
-    println!(
-        "closed segment {} as {}; segment {} begins at seq {}",
+    let archive = rotated.archive.display().to_string();
+    print_rotated(
+        &args.format,
         rotated.closed,
-        rotated.archive.display(),
+        &archive,
         rotated.segment,
-        rotated.first_seq
+        rotated.first_seq,
     );
     Ok(())
+}
+
+/// What `audit rotate` prints: the closed segment and its file, the new segment.
+fn print_rotated(format: &FormatArgs, closed: u64, archive: &str, segment: u64, first_seq: u64) {
+    if format.json() {
+        let doc = serde_json::json!({
+            "closed": closed, "archive": archive, "segment": segment, "first_seq": first_seq,
+        });
+        println!("{doc}");
+    } else {
+        println!(
+            "closed segment {closed} as {}; segment {segment} begins at seq {first_seq}",
+            printable(archive)
+        );
+    }
 }
 
 /// The log named by `--log`, else the vault directory's; it must exist.
@@ -296,19 +323,15 @@ pub fn run_remote(command: &AuditCommand, client: &crate::remote::Client) -> Res
             }
         }
         AuditCommand::Rotate(args) => {
-            if args.log.is_some() {
+            if args.log.log.is_some() {
                 return Err(Error::Usage(
                     "--log names a file: vaultd rotates its own log (drop --log, or run without --addr where the log is)".into(),
                 ));
             }
-            let r = client.call(api.audit_rotate(proto::v1::AuditRotateRequest {}))?;
-            println!(
-                "closed segment {} as {}; segment {} begins at seq {}",
-                r.closed,
-                printable(&r.archive),
-                r.segment,
-                r.first_seq
-            );
+            // A state change: sent once, never retried.
+            let request = proto::v1::AuditRotateRequest {};
+            let r = client.call(client.api.clone().audit_rotate(request))?;
+            print_rotated(&args.format, r.closed, &r.archive, r.segment, r.first_seq);
         }
         AuditCommand::PublicKey => {
             let status = client.call_idempotent(|mut api| async move {

@@ -1,8 +1,8 @@
 //! One file per group of subcommands.
 
 pub(crate) mod audit;
-pub(crate) mod docs;
 pub(crate) mod backup;
+pub(crate) mod docs;
 mod env_file;
 pub(crate) mod exec;
 mod exec_child;

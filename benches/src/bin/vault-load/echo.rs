@@ -103,6 +103,13 @@ impl VaultService for EchoVault {
     ) -> Reply<pb::AuditVerifyResponse> {
         ok(pb::AuditVerifyResponse::default())
     }
+
+    async fn audit_rotate(
+        &self,
+        _: Request<pb::AuditRotateRequest>,
+    ) -> Reply<pb::AuditRotateResponse> {
+        ok(pb::AuditRotateResponse::default())
+    }
 }
 
 /// A running echo server; dropping it stops the server and removes its certificates.
