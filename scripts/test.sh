@@ -19,6 +19,9 @@ cargo fmt --all -- --check
 step "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "supply chain: licenses, bans, sources, advisories (deny.toml)"
+scripts/deny.sh
+
 step "pcscd for the emulated PIV cards"
 # Started before any TPM test and kept for the whole run: vpcd (loaded by pcscd) binds
 # 35963/35964 without SO_REUSEADDR, inside the ephemeral port range, where the TIME_WAIT

@@ -269,7 +269,10 @@ pub async fn serve(
     let incoming = crate::tls::incoming_with(
         listener,
         handshakes,
-        Arc::new(AuditRefusedHandshakes::new(Arc::clone(gates.denials()))),
+        Arc::new(AuditRefusedHandshakes::new(
+            Arc::clone(gates.denials()),
+            Arc::clone(gates.metrics()),
+        )),
     );
     let serving = Server::builder()
         .timeout(Duration::from_millis(limits.request_timeout_ms))

@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::http::{get, metrics_addr, sample, scrape, until_status};
-use common::{Daemon, Sandbox, code};
+use common::{Daemon, Sandbox, code, handshake_outcome};
 use proto::v1 as pb;
 use tonic::Code;
 use tonic_health::pb::HealthCheckRequest;
@@ -100,7 +100,18 @@ async fn the_request_counters_equal_the_calls_made_under_load() {
     let refused = stranger.list(pb::ListRequest { scope: None }).await;
     assert_eq!(code(&refused), Code::Unauthenticated, "{refused:?}");
 
+    // One refused handshake: a client without a certificate. The daemon counts it as it
+    // refuses, which the client may learn first.
+    let anonymous = daemon.tls_without_identity();
+    assert!(handshake_outcome(&daemon, anonymous).await.is_err());
+    let handshake = r#"vaultd_gate_denials_total{reason="handshake"}"#;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sample(&scrape(addr), handshake) != Some(1.0) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     let after = scrape(addr);
+    assert_eq!(sample(&after, handshake), Some(1.0), "{after}");
     let gets = (CLIENTS * GETS_PER_CLIENT) as f64;
     assert_eq!(requests(&after, "get", "OK"), gets, "{after}");
     assert_eq!(requests(&after, "put", "OK"), f64::from(puts), "{after}");

@@ -48,16 +48,20 @@ pub enum DenialReason {
     Acl,
     /// A scope or key name that is not valid.
     InvalidName,
+    /// A TLS handshake refused (a revoked, unknown or expired certificate, none at all, or
+    /// an address cooling down): no request was ever read.
+    Handshake,
 }
 
 impl DenialReason {
-    const ALL: [DenialReason; 6] = [
+    const ALL: [DenialReason; 7] = [
         DenialReason::Locked,
         DenialReason::Unauthenticated,
         DenialReason::UnknownPrincipal,
         DenialReason::RateLimited,
         DenialReason::Acl,
         DenialReason::InvalidName,
+        DenialReason::Handshake,
     ];
 
     fn as_str(self) -> &'static str {
@@ -68,6 +72,7 @@ impl DenialReason {
             DenialReason::RateLimited => "rate_limited",
             DenialReason::Acl => "acl",
             DenialReason::InvalidName => "invalid_name",
+            DenialReason::Handshake => "handshake",
         }
     }
 }

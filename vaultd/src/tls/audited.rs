@@ -21,6 +21,7 @@ use tonic::Status;
 
 use super::refused::{HandshakeRefusal, HandshakeRefusalHook, TurnedAway};
 use crate::denials::{DenialRecorder, Denied, PACE, PARKED_PER_SOURCE, WINDOW};
+use crate::metrics::{DenialReason, Metrics};
 
 /// Refused handshakes an address may have in a second before its connections are closed
 /// unanswered for the rest of it: enough for someone trying a few bad certificates to go
@@ -35,6 +36,7 @@ const MAX_ADDRESSES: usize = 4096;
 #[derive(Debug)]
 pub struct AuditRefusedHandshakes {
     recorder: Arc<DenialRecorder>,
+    metrics: Arc<Metrics>,
     refused: Mutex<Second>,
 }
 
@@ -58,10 +60,11 @@ impl Second {
 }
 
 impl AuditRefusedHandshakes {
-    /// Refused handshakes go to `recorder`.
-    pub fn new(recorder: Arc<DenialRecorder>) -> Self {
+    /// Refused handshakes go to `recorder`, and are counted in `metrics`.
+    pub fn new(recorder: Arc<DenialRecorder>, metrics: Arc<Metrics>) -> Self {
         AuditRefusedHandshakes {
             recorder,
+            metrics,
             refused: Mutex::new(Second::new()),
         }
     }
@@ -84,6 +87,7 @@ impl HandshakeRefusalHook for AuditRefusedHandshakes {
         principal: Option<&str>,
         why: &HandshakeRefusal,
     ) {
+        self.metrics.denied(DenialReason::Handshake);
         // Logged like any other refusal, but for the connections of an address that is
         // cooling down: those come as fast as a looping client sends them.
         let cooling = matches!(why, HandshakeRefusal::CoolingDown { .. });
