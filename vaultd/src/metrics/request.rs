@@ -52,11 +52,13 @@ pub enum Method {
     AuditTail,
     /// AuditVerify.
     AuditVerify,
+    /// AuditRotate.
+    AuditRotate,
 }
 
 impl Method {
     /// Every method.
-    pub const ALL: [Method; 15] = [
+    pub const ALL: [Method; 16] = [
         Method::Put,
         Method::Get,
         Method::Delete,
@@ -72,6 +74,7 @@ impl Method {
         Method::KekCheck,
         Method::AuditTail,
         Method::AuditVerify,
+        Method::AuditRotate,
     ];
 
     /// The name in labels, logs and the audit log (`get`, `generate_data_key`, ...).
@@ -92,6 +95,7 @@ impl Method {
             Method::KekCheck => "kek_check",
             Method::AuditTail => "audit_tail",
             Method::AuditVerify => "audit_verify",
+            Method::AuditRotate => "audit_rotate",
         }
     }
 }

@@ -118,10 +118,19 @@ mod tests {
         new.tls.dir = running.tls_dir();
         assert_eq!(restart_only_changes(&running, &new), Vec::<&str>::new());
         new.kek = vec!["file:/k".into()];
+        new.log_format = crate::logger::LogFormat::Json;
+        new.metrics_listen = Some("127.0.0.1:9464".parse().expect("an address"));
         new.audit.syslog = true;
+        new.audit.max_segment_bytes = 1 << 20;
         assert_eq!(
             restart_only_changes(&running, &new),
-            ["kek", "audit.syslog"]
+            [
+                "kek",
+                "log_format",
+                "metrics_listen",
+                "audit.syslog",
+                "audit.max_segment_bytes"
+            ]
         );
         assert!(refusal(&["kek"]).starts_with("kek cannot change while vaultd runs"));
     }

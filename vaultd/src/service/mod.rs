@@ -212,6 +212,7 @@ impl VaultService for Api {
         &self,
         request: Request<pb::AuditRotateRequest>,
     ) -> Result<Response<pb::AuditRotateResponse>, Status> {
-        admin::audit_rotate(self, request).await
+        self.observed(Method::AuditRotate, admin::audit_rotate(self, request))
+            .await
     }
 }

@@ -1,7 +1,7 @@
 //! The `grpc_requests` fuzz target's check, shared by the target
 //! (fuzz/fuzz_targets/grpc_requests.rs) and the corpus replay (tests/fuzz_corpus.rs).
 //!
-//! The input's first byte picks the request type (its value modulo 15, in the order of the
+//! The input's first byte picks the request type (its value modulo 16, in the order of the
 //! service's RPCs); the rest is decoded as that message with prost, as tonic decodes a
 //! request, and goes through the service's checks of a request's own contents
 //! (`vaultd::service::checks`): the ask the gates and the audit log see, the name validation
@@ -103,7 +103,7 @@ fn admin<M: Asks + Message + Default + PartialEq + Debug>(
 /// request's contents pass the service's checks.
 pub fn check_grpc_request(data: &[u8]) -> Option<bool> {
     let (&selector, bytes) = data.split_first()?;
-    let valid = match selector % 15 {
+    let valid = match selector % 16 {
         0 => {
             let m: pb::PutRequest = decoded(bytes)?;
             assert_secret_ask(&m, &m.scope, &m.key, Operation::Write);
@@ -178,9 +178,14 @@ pub fn check_grpc_request(data: &[u8]) -> Option<bool> {
             assert!((1..=MAX_AUDIT_TAIL as usize).contains(&count), "{count}");
             names_pass(&m)
         }
-        _ => names_pass(&admin::<pb::AuditVerifyRequest>(
+        14 => names_pass(&admin::<pb::AuditVerifyRequest>(
             bytes,
             Operation::Audit,
+            "*",
+        )?),
+        _ => names_pass(&admin::<pb::AuditRotateRequest>(
+            bytes,
+            Operation::Admin,
             "*",
         )?),
     };
