@@ -5,7 +5,8 @@
 #   scripts/deny.sh [ADVISORY_DB_ARCHIVE]
 #
 # The advisories check reads the RustSec database. Given an archive of it (a tarball with
-# `advisory-db/` at its root; default ../shared/advisory-db.tar.gz when that exists), it is
+# `advisory-db/` at its root: the argument, else $VAULT_ADVISORY_DB_ARCHIVE, else
+# ../shared/advisory-db.tar.gz beside the checkout when that exists), it is
 # unpacked into a temporary directory and checked against with fetching disabled: for
 # machines that reach the package registries but not the database's git host. Without one,
 # cargo-deny fetches the database as usual.
@@ -20,7 +21,7 @@ fi
 
 cargo deny --locked check bans licenses sources
 
-archive="${1:-../shared/advisory-db.tar.gz}"
+archive="${1:-${VAULT_ADVISORY_DB_ARCHIVE:-../shared/advisory-db.tar.gz}}"
 if [ ! -f "$archive" ]; then
     echo "no advisory database archive at $archive: fetching the RustSec database" >&2
     cargo deny --locked check advisories
