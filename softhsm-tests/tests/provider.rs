@@ -285,6 +285,75 @@ fn tiered_vault_with_aes_key_wrap_pad() {
 // ---------------------------------------------------------------------------------------
 // The key and its stanzas
 
+/// What a daemon may run on its async workers: a tiered vault on the token seals and opens
+/// with its epoch key alone once it holds a lease of wraps, renews that lease ahead of need
+/// without ever wrapping past it, and goes to the token (outside `without_devices`) only
+/// to start the lease; a direct vault on the token never runs without it.
+#[test]
+fn calls_that_need_only_keys_in_memory_run_without_the_token() {
+    in_private_token(|hsm| {
+        let uri = hsm.kek_uri("vault-kek");
+        create_key(&uri);
+        let dir = hsm.dir().join("tiered");
+        let kek = registry_kek(&uri, &dir);
+        let vault = Vault::init_with(&dir, &options(WrapMode::Tiered), vec![kek]).expect("init");
+        let lease = 8;
+        vault.set_epoch_lease(lease);
+        let seal = |v: &Vault| v.seal_data("ctx", None, b"payload");
+
+        // No lease yet: sealing would write vault.json; it is left for the pool.
+        assert!(vault.epoch_lease_low());
+        assert!(vault.without_devices(seal).is_none());
+        let first = seal(&vault).expect("seal where the token may be used");
+        let opened = vault
+            .without_devices(|v| v.open_data("ctx", None, &first))
+            .expect("the epoch key is in memory")
+            .expect("open");
+        assert_eq!(opened.expose_secret(), b"payload");
+
+        // The rest of the lease seals in memory; the last quarter asks for a renewal ahead.
+        let mut sealed = vec![first];
+        for n in 1..lease {
+            assert_eq!(vault.epoch_lease_low(), n > lease - lease / 4, "after {n}");
+            let envelope = vault.without_devices(seal).expect("within the lease");
+            sealed.push(envelope.expect("seal"));
+        }
+        assert!(vault.epoch_lease_low());
+        // Exhausted: the next seal would renew, so it is not run here.
+        assert!(vault.without_devices(seal).is_none());
+        vault.renew_epoch_lease().expect("renew ahead");
+        assert!(!vault.epoch_lease_low());
+        for _ in 0..lease / 2 {
+            sealed.push(vault.without_devices(seal).expect("renewed").expect("seal"));
+        }
+        // Every wrap was leased first: vault.json reserves at least as many as were made.
+        let config = Vault::read_config(&dir).expect("vault.json");
+        let reserved: u64 = config.epochs.iter().map(|e| e.wraps_reserved).sum();
+        assert!(reserved >= sealed.len() as u64, "{reserved} reserved");
+        assert_eq!(reserved, 2 * lease, "two leases");
+        for envelope in &sealed {
+            let opened = vault
+                .without_devices(|v| v.open_data("ctx", None, envelope))
+                .expect("in memory")
+                .expect("open");
+            assert_eq!(opened.expose_secret(), b"payload");
+        }
+
+        let dir = hsm.dir().join("direct");
+        let kek = registry_kek(&uri, &dir);
+        let vault = Vault::init_with(&dir, &options(WrapMode::Direct), vec![kek]).expect("init");
+        assert!(!vault.epoch_lease_low(), "no epochs in direct mode");
+        assert!(vault.without_devices(seal).is_none());
+        let envelope = seal(&vault).expect("seal on the token");
+        assert!(
+            vault
+                .without_devices(|v| v.open_data("ctx", None, &envelope))
+                .is_none()
+        );
+        vault.renew_epoch_lease().expect("a no-op in direct mode");
+    });
+}
+
 #[test]
 fn a_created_key_cannot_leave_the_token() {
     in_private_token(|hsm| {

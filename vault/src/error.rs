@@ -88,6 +88,10 @@ pub enum Error {
     /// No KEK was given.
     #[error("no KEK given: a vault needs at least one KEK")]
     NoKek,
+    /// A call run where no KEK device may be used wanted one (see `Vault::without_devices`,
+    /// which discards this answer and says so).
+    #[error("this call needs a KEK device, and was run where none may be used")]
+    DeviceRuledOut,
     /// The vault is locked: keys are zeroized and nothing opens until `unlock`.
     #[error("the vault is locked; run `vaultctl unlock` (with its KEKs) first")]
     Locked,

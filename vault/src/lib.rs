@@ -12,6 +12,7 @@ pub mod backup;
 mod cache;
 mod config;
 mod error;
+mod in_memory;
 mod keyring;
 mod names;
 mod rewrap;

@@ -128,7 +128,7 @@ impl Vault {
                     let new = envelope::rewrap(
                         &version.envelope,
                         &ctx,
-                        keyring.unwrap_keks().as_slice(),
+                        keyring.unwrap_keks()?.as_slice(),
                         keks.as_slice(),
                     )?;
                     report.reencrypted += u64::from(new.reencrypted);

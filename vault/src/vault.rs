@@ -538,12 +538,39 @@ impl Vault {
         sealed: &[u8],
         ctx: &Context<'_>,
     ) -> Result<SecretBytes, Error> {
-        match envelope::open(sealed, ctx, keyring.unwrap_keks().as_slice()) {
+        match envelope::open(sealed, ctx, keyring.unwrap_keks()?.as_slice()) {
             Err(envelope::Error::NoUsableKek { .. }) if keyring.open_new_epochs(&self.dir)? => Ok(
-                envelope::open(sealed, ctx, keyring.unwrap_keks().as_slice())?,
+                envelope::open(sealed, ctx, keyring.unwrap_keks()?.as_slice())?,
             ),
             other => Ok(other?),
         }
+    }
+
+    /// Runs `call` where no KEK device may be used (a daemon's async worker): `Some` of its
+    /// result when it needed only keys in memory, `None` when it would have asked a device
+    /// (an HSM or TPM wrap or unwrap, an epoch opened or started, the epoch lease renewed,
+    /// which also writes `vault.json`). It was stopped before anything happened; run it
+    /// again where devices may be used.
+    pub fn without_devices<T>(&self, call: impl FnOnce(&Vault) -> T) -> Option<T> {
+        crate::in_memory::without_devices(|| call(self))
+    }
+
+    /// Whether this process's epoch lease is running low (tiered mode): [`renew_epoch_lease`]
+    /// then leases the next block before sealing would have to wait for it.
+    ///
+    /// [`renew_epoch_lease`]: Vault::renew_epoch_lease
+    pub fn epoch_lease_low(&self) -> bool {
+        self.read_keyring()
+            .as_ref()
+            .is_some_and(|k| k.lease_running_low(self.lease()))
+    }
+
+    /// Leases the next block of epoch wraps ahead of need (tiered mode; a no-op when the lease
+    /// is not low or another renewal is under way). Writes `vault.json`, and starts an epoch
+    /// with the root KEKs if the current one closed: run it where devices may be used. Seals
+    /// go on meanwhile.
+    pub fn renew_epoch_lease(&self) -> Result<(), Error> {
+        self.with_keyring(|keyring| keyring.renew_lease_ahead(&self.dir, &self.id, self.lease()))
     }
 
     /// Whether every root KEK this vault was unlocked with computes in process memory (see
@@ -573,7 +600,7 @@ impl Vault {
             let rewrapped = envelope::rewrap(
                 sealed,
                 &Context::new(&scope, context, 0),
-                keyring.unwrap_keks().as_slice(),
+                keyring.unwrap_keks()?.as_slice(),
                 keks.as_slice(),
             )?;
             Ok(rewrapped.envelope)

@@ -183,6 +183,56 @@ fn two_processes_never_exceed_max_wraps() {
     }
 }
 
+/// As a daemon runs them: writes where no device may be used when the lease allows it, else
+/// where it may (which renews), and the lease renewed ahead whenever it runs low. Renewals
+/// ahead, by two processes, never take an epoch past its limit, and lose nothing.
+#[test]
+fn renewing_the_lease_ahead_never_exceeds_max_wraps() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let options = InitOptions {
+        epoch_policy: EpochPolicy {
+            max_wraps: 7,
+            max_age_secs: 3600,
+        },
+        ..tiered()
+    };
+    let a = kek("a");
+    let first = Vault::init_with(dir.path(), &options, vec![a.clone()]).expect("init");
+    let second = Vault::open(dir.path(), None, vec![a.clone()]).expect("open");
+    first.set_epoch_lease(4);
+    second.set_epoch_lease(3);
+    let writers = [&first, &second];
+    let mut in_memory = 0;
+    for n in 0..60 {
+        let writer = writers[(n / 3 + n % 2) % 2];
+        let (key, value) = (format!("k{n}"), secret(n));
+        match writer.without_devices(|v| v.set("global", &key, &value)) {
+            Some(written) => {
+                written.expect("set in memory");
+                in_memory += 1;
+            }
+            None => {
+                writer.set("global", &key, &value).expect("set");
+            }
+        }
+        if writer.epoch_lease_low() {
+            writer.renew_epoch_lease().expect("renew ahead");
+        }
+    }
+    assert!(in_memory > 30, "{in_memory} of 60 written in memory");
+    let config = Vault::read_config(dir.path()).expect("config");
+    for epoch in &config.epochs {
+        assert!(epoch.wraps_reserved <= 7, "{epoch:?}");
+    }
+    for (epoch, count) in per_epoch(dir.path()) {
+        assert!(count <= 7, "epoch {epoch} wraps {count}");
+    }
+    let third = Vault::open(dir.path(), None, vec![a]).expect("open");
+    for n in 0..60 {
+        assert_eq!(value(&third, "global", &format!("k{n}")), secret(n));
+    }
+}
+
 #[test]
 fn a_process_reads_secrets_under_an_epoch_another_one_started() {
     let dir = tempfile::tempdir().expect("tempdir");

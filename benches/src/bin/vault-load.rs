@@ -13,6 +13,10 @@
 //! seal >= 0.5, set for 64-byte values: other sizes are reported). `--mode mix` runs `--mix`
 //! against both; `--mode all` (default) does both.
 //! Exit code 1 on any failed call, or with `--check` on a ratio below its target.
+//!
+//! `--limit-addr` (with `--limit-ca`, `--limit-cert`, `--limit-key`) compares with another
+//! vaultd instead of the echo, e.g. a hardware-KEK daemon with the same daemon on a software
+//! KEK; `--target` then sets one ratio every operation must reach.
 #![forbid(unsafe_code)]
 
 #[path = "vault-load/echo.rs"]
@@ -89,6 +93,42 @@ struct Cli {
     /// mirrors a server started with `serve_with_incoming` on a plain listener).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     echo_nodelay: bool,
+    /// Compare with the vaultd at this address instead of the echo (it gets the same
+    /// setup: the keys read, an envelope of its own to open).
+    #[arg(long, value_name = "URL", requires_all = ["limit_ca", "limit_cert", "limit_key"])]
+    limit_addr: Option<String>,
+    /// The CA of --limit-addr's server certificate (PEM).
+    #[arg(long, value_name = "FILE")]
+    limit_ca: Option<PathBuf>,
+    /// The client certificate for --limit-addr (PEM).
+    #[arg(long, value_name = "FILE")]
+    limit_cert: Option<PathBuf>,
+    /// The client key for --limit-addr (PEM).
+    #[arg(long, value_name = "FILE")]
+    limit_key: Option<PathBuf>,
+    /// The ratio every operation must reach against --limit-addr (at any value size).
+    #[arg(long, value_name = "RATIO", requires = "limit_addr")]
+    target: Option<f64>,
+    /// What the measured daemon is, for the report (`tpm tiered`).
+    #[arg(long, value_name = "TEXT")]
+    label: Option<String>,
+    /// What the --limit-addr daemon is, for the report (`software tiered`).
+    #[arg(long, value_name = "TEXT", requires = "limit_addr")]
+    limit_label: Option<String>,
+}
+
+impl Cli {
+    /// The ratio `op` must reach, if any: `--target` against another daemon, else the
+    /// echo's per-operation targets at [`TARGET_SIZE`]-byte values.
+    fn target(&self, op: Op) -> Option<f64> {
+        if self.limit_addr.is_some() {
+            return self.target;
+        }
+        if self.value_bytes != TARGET_SIZE {
+            return None;
+        }
+        TARGETS.into_iter().find(|(o, ..)| *o == op).map(|t| t.2)
+    }
 }
 
 /// Which phases run.
@@ -155,31 +195,51 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         .any(|(_, m)| m.has(Op::Seal) || m.has(Op::Open));
 
     let runtime = tokio::runtime::Runtime::new().map_err(|e| format!("runtime: {e}"))?;
-    let envelope = runtime.block_on(load::setup(
-        &vault,
-        cli.clients,
-        cli.value_bytes,
-        needs_envelope,
-    ))?;
-    let echo = Echo::start(
-        cli.value_bytes,
-        envelope.len().max(cli.value_bytes),
-        cli.echo_nodelay,
-    )?;
-    let limit = Target {
-        addr: echo.addr.clone(),
-        ca: echo.ca.clone(),
-        cert: echo.cert.clone(),
-        key: echo.key.clone(),
+    let setup = |target: &Target| {
+        runtime.block_on(load::setup(
+            target,
+            cli.clients,
+            cli.value_bytes,
+            needs_envelope,
+        ))
     };
+    let envelope = setup(&vault)?;
+    // The limit: another vaultd with the same setup, or the echo.
+    let (limit, limit_envelope, echo) = match &cli.limit_addr {
+        Some(addr) => {
+            let limit = Target {
+                addr: addr.clone(),
+                ca: cli.limit_ca.clone().unwrap_or_default(),
+                cert: cli.limit_cert.clone().unwrap_or_default(),
+                key: cli.limit_key.clone().unwrap_or_default(),
+            };
+            let envelope = setup(&limit)?;
+            (limit, envelope, None)
+        }
+        None => {
+            let echo = Echo::start(
+                cli.value_bytes,
+                envelope.len().max(cli.value_bytes),
+                cli.echo_nodelay,
+            )?;
+            let limit = Target {
+                addr: echo.addr.clone(),
+                ca: echo.ca.clone(),
+                cert: echo.cert.clone(),
+                key: echo.key.clone(),
+            };
+            (limit, envelope.clone(), Some(echo))
+        }
+    };
+    let limit_name = if echo.is_some() { "echo" } else { "vaultd" };
     eprintln!(
-        "vault-load: {} clients, {}-byte values (envelope {} bytes), {:.1} s warm-up + {:.1} s per phase; limit: echo on {}",
+        "vault-load: {} clients, {}-byte values (envelope {} bytes), {:.1} s warm-up + {:.1} s per phase; limit: {limit_name} on {}",
         cli.clients,
         cli.value_bytes,
         envelope.len(),
         warmup.as_secs_f64(),
         window.as_secs_f64(),
-        echo.addr
+        limit.addr
     );
     let comparisons = runtime.block_on(async {
         let mut comparisons = Vec::new();
@@ -192,13 +252,17 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 value_bytes: cli.value_bytes,
                 envelope: envelope.clone(),
             };
+            let limit_plan = Plan {
+                envelope: limit_envelope.clone(),
+                ..plan.clone()
+            };
             let mut both: Option<(PhaseResult, PhaseResult)> = None;
             for round in 1..=cli.rounds {
                 eprintln!(
-                    "vault-load: {title}: round {round}/{}: limit (echo)...",
+                    "vault-load: {title}: round {round}/{}: limit ({limit_name})...",
                     cli.rounds
                 );
-                let l = load::run(&limit, &plan).await?;
+                let l = load::run(&limit, &limit_plan).await?;
                 eprintln!(
                     "vault-load: {title}: round {round}/{}: vaultd...",
                     cli.rounds
@@ -294,6 +358,9 @@ fn report(cli: &Cli, comparisons: &[Comparison]) -> u64 {
 /// whether one is below its target.
 fn targets(cli: &Cli, comparisons: &[Comparison]) -> bool {
     let mut below = false;
+    if cli.limit_addr.is_some() {
+        return against_daemon(cli, comparisons);
+    }
     if cli.value_bytes != TARGET_SIZE {
         println!();
         println!(
@@ -307,7 +374,10 @@ fn targets(cli: &Cli, comparisons: &[Comparison]) -> bool {
         "{:<14} {:>12} {:>12} {:>7} {:>8}  result",
         "target", "vaultd ops/s", "limit ops/s", "ratio", "needed"
     );
-    for (op, label, target) in TARGETS {
+    for (op, label, _) in TARGETS {
+        let Some(target) = cli.target(op) else {
+            continue;
+        };
         // Prefer the phase that runs this operation alone.
         let found = comparisons
             .iter()
@@ -334,12 +404,37 @@ fn targets(cli: &Cli, comparisons: &[Comparison]) -> bool {
     below
 }
 
-/// The target of `op` (at [`TARGET_SIZE`] only), from the phase `targets` takes it from.
-fn target_of(cli: &Cli, comparisons: &[Comparison], c: &Comparison, op: Op) -> Option<f64> {
-    if cli.value_bytes != TARGET_SIZE {
-        return None;
+/// Against another daemon: every operation of every phase against `--target`; whether one
+/// is below it.
+fn against_daemon(cli: &Cli, comparisons: &[Comparison]) -> bool {
+    let Some(target) = cli.target else {
+        return false;
+    };
+    let mut below = false;
+    println!();
+    for c in comparisons {
+        for op in c.vault.ops.keys() {
+            let (v, l) = (c.vault.ops_per_sec(*op), c.limit.ops_per_sec(*op));
+            let r = ratio(v, l);
+            below |= r < target;
+            println!(
+                "target {:<6} {v:>12.0} {l:>12.0} {r:>7.3} >= {target}  {} ({})",
+                op.name(),
+                if r >= target { "ok" } else { "BELOW TARGET" },
+                c.title
+            );
+        }
     }
-    let (_, _, target) = TARGETS.into_iter().find(|(o, ..)| *o == op)?;
+    below
+}
+
+/// The target of `op`, on the phase `targets` takes it from (against the echo: the one
+/// that runs it alone; against another daemon: every phase).
+fn target_of(cli: &Cli, comparisons: &[Comparison], c: &Comparison, op: Op) -> Option<f64> {
+    let target = cli.target(op)?;
+    if cli.limit_addr.is_some() {
+        return Some(target);
+    }
     let chosen = comparisons
         .iter()
         .filter(|c| c.vault.ops.contains_key(&op))
@@ -365,6 +460,8 @@ fn json_rows(cli: &Cli, comparisons: &[Comparison]) -> Vec<LoadRow> {
                 vaultd_p99_ms: vault.quantile_us(0.99) / 1000.0,
                 limit_p99_ms: limit.quantile_us(0.99) / 1000.0,
                 target: target_of(cli, comparisons, c, *op),
+                label: cli.label.clone(),
+                limit_label: cli.limit_label.clone(),
             });
         }
     }

@@ -28,6 +28,12 @@ pub struct LoadRow {
     pub limit_p99_ms: f64,
     /// The lowest vaultd/limit ratio accepted, where the daemon issue set one.
     pub target: Option<f64>,
+    /// What the measured daemon is, when it is not the only one (`tpm tiered`).
+    #[serde(default)]
+    pub label: Option<String>,
+    /// What the limit is when it is another daemon (`software tiered`); else the echo.
+    #[serde(default)]
+    pub limit_label: Option<String>,
 }
 
 impl LoadRow {
@@ -39,13 +45,25 @@ impl LoadRow {
         Row {
             group: LOAD_GROUP.into(),
             benchmark: format!(
-                "{}_{size} ({}, {} clients)",
-                self.op, self.phase, self.clients
+                "{}{}_{size} ({}, {} clients)",
+                self.label
+                    .as_ref()
+                    .map_or(String::new(), |l| format!("{l} ")),
+                self.op,
+                self.phase,
+                self.clients
             ),
             ops_per_sec: Some(self.vaultd_ops_per_sec),
             median_us: Some(self.vaultd_p50_ms * 1e3),
             p99_ms: Some(self.vaultd_p99_ms),
-            limit: Some(format!("echo_{}_{size}", self.op)),
+            limit: Some(format!(
+                "{}_{}_{size}",
+                self.limit_label
+                    .as_deref()
+                    .unwrap_or("echo")
+                    .replace(' ', "_"),
+                self.op
+            )),
             limit_ops_per_sec: Some(self.limit_ops_per_sec),
             ratio,
             target: self.target,
@@ -80,6 +98,8 @@ mod tests {
             vaultd_p99_ms: 20.0,
             limit_p99_ms: 5.0,
             target: Some(0.5),
+            label: None,
+            limit_label: None,
         }
         .to_row();
         assert_eq!(row.benchmark, "seal_1MiB (seal only, 4 clients)");
@@ -89,5 +109,30 @@ mod tests {
         assert_eq!(size_label(64), "64B");
         assert_eq!(size_label(1024), "1KiB");
         assert_eq!(size_label(1000), "1000B");
+    }
+
+    #[test]
+    fn a_row_against_another_daemon_names_both() {
+        let row = LoadRow {
+            phase: "mix seal=1,open=1".into(),
+            op: "open".into(),
+            value_bytes: 64,
+            clients: 8,
+            vaultd_ops_per_sec: 950.0,
+            limit_ops_per_sec: 1000.0,
+            vaultd_p50_ms: 1.0,
+            vaultd_p99_ms: 2.0,
+            limit_p99_ms: 2.0,
+            target: Some(0.9),
+            label: Some("tpm tiered".into()),
+            limit_label: Some("software tiered".into()),
+        }
+        .to_row();
+        assert_eq!(
+            row.benchmark,
+            "tpm tiered open_64B (mix seal=1,open=1, 8 clients)"
+        );
+        assert_eq!(row.limit.as_deref(), Some("software_tiered_open_64B"));
+        assert_eq!(row.result, Verdict::Pass);
     }
 }

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use envelope::{Context, Dek, KekId, KekProvider, SoftwareKek};
@@ -114,6 +114,46 @@ pub(crate) struct Epochs {
     checked_at: Option<Instant>,
     /// Everything that unwraps epoch stanzas, newest first, shared with readers.
     unwrap_set: Arc<[Arc<dyn KekProvider>]>,
+    /// Whether a renewal ahead of exhaustion is under way (see [`renew_ahead`]).
+    renewing: bool,
+}
+
+/// Wraps reserved for this process in `vault.json`: `granted` on epoch `number`, whose key
+/// is `key` and which closes by age at `closes_at`.
+struct Reservation {
+    number: u32,
+    granted: u64,
+    key: Arc<SoftwareKek>,
+    closes_at: Instant,
+}
+
+/// Leases another block of wraps while the current one still lasts, so that sealing never
+/// waits for a renewal: `vault.json` is updated (and an epoch started, if the current one
+/// closed) without holding the epochs, which go on wrapping meanwhile; the block is added
+/// when it is granted. Does nothing if another renewal is under way or the lease is not
+/// low (see [`Epochs::lease_running_low`]).
+pub(crate) fn renew_ahead(
+    epochs: &Mutex<Epochs>,
+    dir: &Path,
+    vault_id: &str,
+    root: &RootSet,
+    keys: &IntegrityKeys,
+    lease: u64,
+) -> Result<(), Error> {
+    let lock = || epochs.lock().unwrap_or_else(PoisonError::into_inner);
+    let open = {
+        let mut epochs = lock();
+        if !epochs.lease_running_low(lease) {
+            return Ok(());
+        }
+        epochs.renewing = true;
+        epochs.open.clone()
+    };
+    let reserved = reserve(dir, vault_id, root, keys, lease.max(1), &open);
+    let mut epochs = lock();
+    epochs.renewing = false;
+    epochs.install(reserved?);
+    Ok(())
 }
 
 impl Epochs {
@@ -212,12 +252,16 @@ impl Epochs {
             None => false,
         };
         if !fresh {
-            self.renew_lease(dir, vault_id, root, keys, lease.max(1))?;
+            // Renewing writes vault.json, and may open or start an epoch with the root KEKs.
+            crate::in_memory::device_allowed()?;
+            let reserved = reserve(dir, vault_id, root, keys, lease.max(1), &self.open)?;
+            self.install(reserved);
             // Renewal just read the configuration under the vault lock.
             self.checked = None;
             self.checked_at = Some(Instant::now());
         }
-        self.lease_left -= 1;
+        // Never below zero: a wrap beyond the lease would break the epoch's limit.
+        self.lease_left = self.lease_left.checked_sub(1).ok_or(Error::Locked)?;
         let (number, _) = self.current.ok_or(Error::Locked)?;
         self.open.get(&number).cloned().ok_or(Error::Locked)
     }
@@ -251,67 +295,101 @@ impl Epochs {
         Ok(())
     }
 
-    /// Leases wraps on the newest open epoch, or starts a new epoch if it is closed.
-    fn renew_lease(
-        &mut self,
-        dir: &Path,
-        vault_id: &str,
-        root: &RootSet,
-        keys: &IntegrityKeys,
-        lease: u64,
-    ) -> Result<(), Error> {
-        let (config, (number, granted, new_key)) = VaultConfig::update(dir, keys, |config| {
-            let now = now_ms();
-            let policy = config.epoch_policy;
-            if let Some(last) = config
-                .epochs
-                .last_mut()
-                .filter(|e| !e.is_closed(&policy, now))
-            {
-                let granted = lease.min(policy.max_wraps - last.wraps_reserved);
-                last.wraps_reserved += granted;
-                return Ok((last.number, granted, None));
-            }
-            let number = config.epochs.last().map_or(1, |e| e.number + 1);
-            let granted = lease.min(policy.max_wraps).max(1);
-            let (record, key) = new_epoch(vault_id, number, granted, root)?;
-            config.epochs.push(record);
-            Ok((number, granted, Some(key)))
-        })?;
-        let key = match new_key {
-            Some(key) => key,
-            None => match self.open.get(&number) {
-                Some(key) => Arc::clone(key),
-                // Another process started this epoch: open it with the root KEKs.
-                None => {
-                    let record = config
-                        .epochs
-                        .iter()
-                        .find(|e| e.number == number)
-                        .ok_or(Error::Locked)?;
-                    open_epoch(vault_id, record, root)?
-                }
-            },
-        };
-        let created = config
-            .epochs
-            .iter()
-            .find(|e| e.number == number)
-            .map_or_else(now_ms, |e| e.created_at_ms);
-        let max_age_ms = i64::try_from(config.epoch_policy.max_age_secs.saturating_mul(1000))
-            .unwrap_or(i64::MAX);
-        let left_ms = created
-            .saturating_add(max_age_ms)
-            .saturating_sub(now_ms())
-            .max(0);
-        let now = Instant::now();
-        let closes_at = now
-            .checked_add(Duration::from_millis(left_ms.unsigned_abs()))
-            .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
-        self.open.insert(number, key);
-        self.current = Some((number, closes_at));
-        self.lease_left = granted;
-        self.refresh_unwrap_set();
-        Ok(())
+    /// Whether this process should lease more wraps ahead of need: it has no lease yet, or
+    /// less than a quarter of a `lease` left, and no renewal is under way.
+    pub(crate) fn lease_running_low(&self, lease: u64) -> bool {
+        !self.renewing && (self.current.is_none() || self.lease_left < lease.div_ceil(4))
     }
+
+    /// Takes `reserved` into this process's lease: more wraps on the current epoch, or a
+    /// lease on a newer one. A block on an older epoch than the current one (a renewal that
+    /// raced a newer one) is not used: its wraps stay reserved, never wrapped.
+    fn install(&mut self, reserved: Reservation) {
+        let Reservation {
+            number,
+            granted,
+            key,
+            closes_at,
+        } = reserved;
+        self.open.entry(number).or_insert(key);
+        match self.current {
+            Some((current, _)) if current > number => {}
+            Some((current, _)) if current == number => {
+                self.current = Some((number, closes_at));
+                self.lease_left += granted;
+            }
+            _ => {
+                self.current = Some((number, closes_at));
+                self.lease_left = granted;
+            }
+        }
+        self.refresh_unwrap_set();
+    }
+}
+
+/// Reserves `lease` wraps on the newest epoch in `vault.json` (under the vault lock), or
+/// starts a new epoch if it is closed; `open` are the epoch keys this process holds, so that
+/// only an epoch another process started is opened with the root KEKs.
+fn reserve(
+    dir: &Path,
+    vault_id: &str,
+    root: &RootSet,
+    keys: &IntegrityKeys,
+    lease: u64,
+    open: &BTreeMap<u32, Arc<SoftwareKek>>,
+) -> Result<Reservation, Error> {
+    let (config, (number, granted, new_key)) = VaultConfig::update(dir, keys, |config| {
+        let now = now_ms();
+        let policy = config.epoch_policy;
+        if let Some(last) = config
+            .epochs
+            .last_mut()
+            .filter(|e| !e.is_closed(&policy, now))
+        {
+            let granted = lease.min(policy.max_wraps - last.wraps_reserved);
+            last.wraps_reserved += granted;
+            return Ok((last.number, granted, None));
+        }
+        let number = config.epochs.last().map_or(1, |e| e.number + 1);
+        let granted = lease.min(policy.max_wraps).max(1);
+        let (record, key) = new_epoch(vault_id, number, granted, root)?;
+        config.epochs.push(record);
+        Ok((number, granted, Some(key)))
+    })?;
+    let key = match new_key {
+        Some(key) => key,
+        None => match open.get(&number) {
+            Some(key) => Arc::clone(key),
+            // Another process started this epoch: open it with the root KEKs.
+            None => {
+                let record = config
+                    .epochs
+                    .iter()
+                    .find(|e| e.number == number)
+                    .ok_or(Error::Locked)?;
+                open_epoch(vault_id, record, root)?
+            }
+        },
+    };
+    let created = config
+        .epochs
+        .iter()
+        .find(|e| e.number == number)
+        .map_or_else(now_ms, |e| e.created_at_ms);
+    let max_age_ms =
+        i64::try_from(config.epoch_policy.max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let left_ms = created
+        .saturating_add(max_age_ms)
+        .saturating_sub(now_ms())
+        .max(0);
+    let now = Instant::now();
+    let closes_at = now
+        .checked_add(Duration::from_millis(left_ms.unsigned_abs()))
+        .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
+    Ok(Reservation {
+        number,
+        granted,
+        key,
+        closes_at,
+    })
 }

@@ -14,7 +14,7 @@ use envelope::KekProvider;
 
 pub(crate) use config_mac::{mac_config, verify_config};
 pub(crate) use epochs::{
-    CONFIG_RECHECK, EPOCH_KIND, Epochs, new_epoch, new_epoch_for_init, reseal_epoch,
+    CONFIG_RECHECK, EPOCH_KIND, Epochs, new_epoch, new_epoch_for_init, renew_ahead, reseal_epoch,
 };
 pub(crate) use integrity::{
     IntegrityKeys, add_to_integrity_key, drop_from_integrity_key, new_integrity_key,
@@ -125,7 +125,10 @@ impl Keyring {
         lease: u64,
     ) -> Result<SealKeks<'_>, Error> {
         match self.epochs() {
-            None => Ok(SealKeks::Root(self.root.wrap_set()?)),
+            None => {
+                self.root.usable_here()?;
+                Ok(SealKeks::Root(self.root.wrap_set()?))
+            }
             Some(mut epochs) => {
                 let key = epochs.wrap_key(dir, vault_id, &self.root, &self.integrity, lease)?;
                 Ok(SealKeks::Epoch([key as Arc<dyn KekProvider>]))
@@ -133,9 +136,33 @@ impl Keyring {
         }
     }
 
+    /// Whether the epoch lease should be renewed ahead of need (tiered mode; see
+    /// [`Epochs::lease_running_low`]).
+    pub(crate) fn lease_running_low(&self, lease: u64) -> bool {
+        self.epochs().is_some_and(|e| e.lease_running_low(lease))
+    }
+
+    /// Renews the epoch lease ahead of need without holding up wraps meanwhile (tiered
+    /// mode; see [`renew_ahead`]).
+    pub(crate) fn renew_lease_ahead(
+        &self,
+        dir: &Path,
+        vault_id: &str,
+        lease: u64,
+    ) -> Result<(), Error> {
+        match &self.epochs {
+            None => Ok(()),
+            Some(epochs) => renew_ahead(epochs, dir, vault_id, &self.root, &self.integrity, lease),
+        }
+    }
+
     /// Opens the epochs other processes started since unlock (tiered mode); whether there
     /// were any.
     pub(crate) fn open_new_epochs(&self, dir: &Path) -> Result<bool, Error> {
+        if self.epochs.is_some() {
+            // Opening an epoch unwraps its key with the root KEKs.
+            self.root.usable_here()?;
+        }
         match self.epochs() {
             None => Ok(false),
             Some(mut epochs) => epochs.open_new(
@@ -146,10 +173,13 @@ impl Keyring {
     }
 
     /// The KEKs that open stored envelopes.
-    pub(crate) fn unwrap_keks(&self) -> UnwrapKeks<'_> {
+    pub(crate) fn unwrap_keks(&self) -> Result<UnwrapKeks<'_>, Error> {
         match self.epochs() {
-            None => UnwrapKeks::Root(self.root.unwrap_set()),
-            Some(epochs) => UnwrapKeks::Epochs(epochs.unwrap_set()),
+            None => {
+                self.root.usable_here()?;
+                Ok(UnwrapKeks::Root(self.root.unwrap_set()))
+            }
+            Some(epochs) => Ok(UnwrapKeks::Epochs(epochs.unwrap_set())),
         }
     }
 }

@@ -186,6 +186,16 @@ impl RootSet {
         &self.providers
     }
 
+    /// Ok when every root KEK computes in process memory, or devices may be used here (see
+    /// `crate::in_memory`).
+    pub(crate) fn usable_here(&self) -> Result<(), Error> {
+        if self.providers.iter().all(|p| p.computes_in_process()) {
+            Ok(())
+        } else {
+            crate::in_memory::device_allowed()
+        }
+    }
+
     /// What wraps: every root KEK must be here, or a key wrapped now could not be opened by
     /// the missing one later (a recovery KEK would silently stop covering new secrets).
     pub(crate) fn wrap_set(&self) -> Result<&[Arc<dyn KekProvider>], Error> {

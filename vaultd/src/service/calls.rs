@@ -10,6 +10,7 @@
 //! - A read on the pool: the work -> its `outcome` record, written before the value leaves.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::sync::oneshot;
 use tonic::{Request, Status};
@@ -107,5 +108,30 @@ impl Api {
         answered
             .await
             .unwrap_or_else(|_| Err(Status::internal("a vault call failed unexpectedly")))
+    }
+
+    /// Queues a renewal of the epoch lease on the pool when it runs low (tiered mode), at
+    /// most one at a time: the renewal writes `vault.json` (and starts an epoch with the
+    /// root KEKs when the current one closed), which must not hold up an async worker.
+    pub(super) fn renew_lease_ahead(&self) {
+        if !self.gates.vault.epoch_lease_low() || self.lease_renewal.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (gates, queued) = (Arc::clone(&self.gates), Arc::clone(&self.lease_renewal));
+        tokio::spawn(async move {
+            let vault = Arc::clone(&gates.vault);
+            let renewed = gates.pool.run(move || vault.renew_epoch_lease()).await;
+            queued.store(false, Ordering::Release);
+            match renewed {
+                Ok(Ok(())) => {}
+                // Sealing renews the lease itself when it runs out; this one only saves it
+                // the wait.
+                Ok(Err(e)) => log::warn!("renewing the epoch lease ahead of need failed: {e}"),
+                Err(status) => log::warn!(
+                    "renewing the epoch lease ahead of need did not run: {}",
+                    status.message()
+                ),
+            }
+        });
     }
 }

@@ -1,6 +1,6 @@
 //! The VaultService RPCs: each one names what it asks for, passes the gates, runs on the
-//! bounded pool (or inline when it only needs software keys), and is audited (`calls`). One
-//! file per RPC group: `kv`, `transit`, `admin`.
+//! bounded pool (or inline when it needs only keys in memory), and is audited (`calls`).
+//! One file per RPC group: `kv`, `transit`, `admin`.
 
 mod admin;
 mod calls;
@@ -9,6 +9,7 @@ mod kv;
 mod transit;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use proto::v1 as pb;
 use proto::v1::vault_service_server::VaultService;
@@ -25,6 +26,8 @@ use crate::root_keks::RootKeks;
 pub struct Api {
     gates: Arc<Gates>,
     keks: Arc<RootKeks>,
+    /// Whether a renewal of the epoch lease is queued on the pool (see `calls`).
+    lease_renewal: Arc<AtomicBool>,
 }
 
 impl Api {
@@ -34,6 +37,7 @@ impl Api {
         Api {
             gates,
             keks: Arc::new(keks),
+            lease_renewal: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -63,22 +67,27 @@ impl Api {
         answer
     }
 
-    /// Gates, the call inline, and the audit record, around `work`: for reads that only use
-    /// software keys in memory (no store, no device), where a hop to the pool would cost more
-    /// than the work. Falls back to the pool when a KEK calls out of the process (an HSM).
+    /// Gates, then `work` inline when it needs only keys in memory (seal, open, rewrap of
+    /// a tiered vault with its epoch lease, or of a direct vault whose KEKs compute in
+    /// process), where a hop to the pool would cost more than the work; on the pool when it
+    /// would reach a device (see `vault::Vault::without_devices`). Either way one `outcome`
+    /// record. A lease running low is renewed on the pool meanwhile, so sealing does not
+    /// wait for it.
     async fn call_in_memory<Req, T: Send + 'static>(
         &self,
         request: &Request<Req>,
         ask: Ask<'_>,
-        work: impl FnOnce(&vault::Vault) -> Result<T, Status> + Send + 'static,
+        work: impl Fn(&vault::Vault) -> Result<T, Status> + Send + 'static,
     ) -> Result<T, Status> {
-        if !self.gates.vault.keks_are_software() {
-            return self.call(request, ask, work).await;
-        }
         let caller = self.gates.admit(request, ask).await?;
         let call = CallRecord::new(&caller, request.remote_addr(), ask);
-        let outcome = work(&self.gates.vault);
-        self.gates.finish(&call, outcome).await
+        match self.gates.vault.without_devices(&work) {
+            Some(outcome) => {
+                self.renew_lease_ahead();
+                self.gates.finish(&call, outcome).await
+            }
+            None => self.read_on_pool(call, work).await,
+        }
     }
 }
 

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# vaultd on a tiered vault whose root KEK is a TPM (a private swtpm) against the same daemon
+# on a tiered vault whose root KEK is a key file, loaded alternately in the same run: in
+# tiered mode a seal or open uses only the epoch key in memory, so the device should cost
+# (almost) nothing once the vault is unlocked.
+#
+#   scripts/load-tiered.sh [vault-load args...]   e.g. --clients 8 --mode mix --mix seal=1,open=1
+#
+# Builds release, starts swtpm, makes both vaults (init, TLS, an admin client), starts both
+# daemons with the rate limit raised, runs vault-load with the TPM daemon measured and the
+# software one as its limit (target ratio 0.9 unless given), and stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --release -p vaultd -p vaultctl -p benches \
+    --bin vaultd --bin vaultctl --bin vault-load >&2
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/vault-load-tiered.XXXXXX")
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A free pair of loopback ports (swtpm's server p and control p + 1), below the ephemeral
+# range: the swtpm TCTI's TIME_WAIT sockets must not take them.
+port=$(python3 - <<'EOF'
+import socket
+for p in range(21000, 30000, 2):
+    try:
+        socks = [socket.socket() for _ in range(2)]
+        for s, q in zip(socks, (p, p + 1)):
+            s.bind(("127.0.0.1", q))
+        for s in socks:
+            s.close()
+        print(p)
+        break
+    except OSError:
+        for s in socks:
+            s.close()
+EOF
+)
+tcti="swtpm:host=127.0.0.1,port=$port"
+mkdir -p "$dir/tpm"
+"${VAULT_SWTPM:-swtpm}" socket --tpm2 --tpmstate "dir=$dir/tpm" \
+    --server "type=tcp,port=$port,bindaddr=127.0.0.1" \
+    --ctrl "type=tcp,port=$((port + 1)),bindaddr=127.0.0.1" \
+    --flags not-need-init,startup-clear >"$dir/swtpm.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do
+    tpm2_getrandom --tcti "$tcti" 8 --hex >/dev/null 2>&1 && break
+    sleep 0.05
+done
+tpm2_getrandom --tcti "$tcti" 8 --hex >/dev/null
+
+vaultctl=target/release/vaultctl
+# A tiered vault on `kek` in $dir/$name, served by a vaultd; prints its address.
+serve() {
+    local name=$1 kek=$2 root="$dir/$1"
+    VAULTCTL_DIR="$root/vault" "$vaultctl" init --mode tiered --kek "$kek" >/dev/null
+    "$vaultctl" pki init --pki-dir "$root/tls" --host 127.0.0.1 >/dev/null
+    "$vaultctl" pki issue --pki-dir "$root/tls" --principal admin >/dev/null
+    install -m 600 /dev/null "$root/vaultd.toml"
+    cat >"$root/vaultd.toml" <<EOF
+listen = "127.0.0.1:0"
+vault_dir = "$root/vault"
+tls.dir = "$root/tls"
+[[acl]]
+principal = "admin"
+scopes = ["*"]
+operations = ["read", "write", "delete", "list", "seal", "open"]
+EOF
+    VAULTD_RATE_PER_SECOND=10000000 VAULTD_BURST=10000000 \
+        target/release/vaultd --config "$root/vaultd.toml" >"$root/out" 2>"$root/err" &
+    pids+=($!)
+    for _ in $(seq 300); do
+        addr=$(sed -n 's/^vaultd listening on \(https:\/\/[^ ]*\)$/\1/p' "$root/out")
+        [ -n "$addr" ] && return 0
+        sleep 0.1
+    done
+    echo "load-tiered.sh: vaultd ($name) did not start:" >&2
+    cat "$root/err" >&2
+    exit 2
+}
+
+serve tpm "tpm2:tcti=$tcti"
+tpm_addr=$addr
+serve software "file:$dir/software.key"
+software_addr=$addr
+echo "load-tiered.sh: TPM vaultd on $tpm_addr, software vaultd on $software_addr" >&2
+
+client() { echo "--$1" "$dir/$2/tls/$3"; }
+target/release/vault-load --addr "$tpm_addr" $(client ca tpm ca.pem) \
+    $(client cert tpm clients/admin.pem) $(client key tpm clients/admin.key) \
+    --limit-addr "$software_addr" $(client limit-ca software ca.pem) \
+    $(client limit-cert software clients/admin.pem) $(client limit-key software clients/admin.key) \
+    --label "tpm tiered" --limit-label "software tiered" --target 0.9 \
+    --value-bytes 64 --seconds 10 --rounds 5 --warmup 1 "$@"
