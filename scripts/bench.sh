@@ -23,7 +23,10 @@
 #             vpcd's ports);
 #   load      vaultd under 64 mTLS clients with 64-byte values against an in-process tonic
 #             echo limit (KV get >= 0.6, transit seal >= 0.5), and transit seal/open of 1 MiB
-#             payloads with 8 clients (reported), through scripts/load.sh.
+#             payloads with 8 clients (reported), through scripts/load.sh;
+#   tiered    vaultd on a tiered vault with a TPM root KEK (private swtpm) against the same
+#             daemon with a key-file root KEK, alternating in one run: KV get, transit seal,
+#             and seal+open, 8 and 64 clients, 64 B (>= 0.9), through scripts/load-tiered.sh.
 # Each group starts its own emulator (the fixtures start pcscd, swtpm, the token, the D-Bus
 # session and gnome-keyring); without one it skips, saying so, and its rows read "not
 # measured". Missing system packages are installed first when run as root
@@ -39,7 +42,7 @@ cd "$(dirname "$0")/.."
 # libtss2 prints every failing TPM command itself; the TPM fixture provokes some on purpose.
 export TSS2_LOG="${TSS2_LOG:-all+none}"
 
-all=(envelope keyring software pkcs11 yubikey keystore tpm load)
+all=(envelope keyring software pkcs11 yubikey keystore tpm load tiered)
 check=0
 quick=0
 groups=()
@@ -48,7 +51,9 @@ for arg in "$@"; do
     case "$arg" in
         --check) check=1 ;;
         --quick) quick=1 ;;
-        envelope | keyring | software | pkcs11 | yubikey | keystore | tpm | load) groups+=("$arg") ;;
+        envelope | keyring | software | pkcs11 | yubikey | keystore | tpm | load | tiered)
+            groups+=("$arg")
+            ;;
         *) args+=("$arg") ;;
     esac
 done
@@ -105,11 +110,20 @@ criterion_groups=()
 loads=()
 for group in "${groups[@]}"; do
     if [ "$group" = load ]; then
-        loads=("$out/load-64B.json" "$out/load-1MiB.json")
+        loads+=("$out/load-64B.json" "$out/load-1MiB.json")
         scripts/load.sh --mode split --json "$out/load-64B.json" "${load_64[@]}" ||
             failed+=("load (64 B)")
         scripts/load.sh --mode mix --mix seal=1,open=1 --value-bytes 1048576 --clients 8 \
             --json "$out/load-1MiB.json" "${load_1mib[@]}" || failed+=("load (1 MiB)")
+        continue
+    fi
+    if [ "$group" = tiered ]; then
+        for clients in 8 64; do
+            loads+=("$out/load-tiered-$clients.json")
+            scripts/load-tiered.sh --mode all --mix seal=1,open=1 --clients "$clients" \
+                --json "$out/load-tiered-$clients.json" "${load_64[@]}" ||
+                failed+=("tiered ($clients clients)")
+        done
         continue
     fi
     criterion_groups+=("$group")

@@ -56,29 +56,39 @@ impl Inner {
                     state = self.lock();
                     continue;
                 }
-                // Idle with an old head: bring it up to date before sleeping.
-                if head_due {
+                // Idle with an old head: bring it up to date once HEAD_INTERVAL has passed
+                // since the last one. Not at once: under steady load the queue is empty
+                // between nearly every two batches, and a head (a file written, synced
+                // and renamed) after each would cost more than the batches.
+                let head_left = HEAD_INTERVAL.saturating_sub(headed.elapsed());
+                if head_due && head_left.is_zero() {
                     drop(state);
                     self.checkpoint_head(&tip, &mut head_due, &mut headed);
                     state = self.lock();
                     continue;
                 }
-                if anchor_due && anchored.elapsed() >= self.checkpoint_interval {
+                let anchor_left = self.checkpoint_interval.saturating_sub(anchored.elapsed());
+                if anchor_due && anchor_left.is_zero() {
                     drop(state);
                     self.anchor(&tip, &mut anchor_due, &mut anchored, false);
                     state = self.lock();
                     continue;
                 }
-                state = if anchor_due {
-                    let left = self.checkpoint_interval.saturating_sub(anchored.elapsed());
-                    self.work
-                        .wait_timeout(state, left)
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .0
-                } else {
-                    self.work
+                let wake_in = [(head_due, head_left), (anchor_due, anchor_left)]
+                    .into_iter()
+                    .filter_map(|(due, left)| due.then_some(left))
+                    .min();
+                state = match wake_in {
+                    Some(left) => {
+                        self.work
+                            .wait_timeout(state, left)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0
+                    }
+                    None => self
+                        .work
                         .wait(state)
-                        .unwrap_or_else(PoisonError::into_inner)
+                        .unwrap_or_else(PoisonError::into_inner),
                 };
             }
             if state.failed.is_some() || (state.closing && state.queued.is_empty()) {
