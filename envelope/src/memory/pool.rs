@@ -13,6 +13,38 @@ const CLASSES: [usize; 9] = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
 const CHUNK: usize = 64 * 1024;
 /// Free slots a thread keeps per class before handing them back to the global lists.
 const THREAD_CACHE_MAX: usize = 64;
+/// Released mappings kept (zeroed, still locked) for the next large secret, so that opening
+/// 64 KiB or 1 MiB does not cost an mmap, an mlock, an munlock and an munmap each time.
+const CACHED_MAPPINGS: usize = 8;
+/// The largest mapping kept (a 1 MiB transit payload and its envelope fit); larger ones go
+/// back to the kernel when released.
+const MAX_CACHED_MAPPING: usize = 2 << 20;
+/// The most bytes kept in all: kept mappings stay locked, and RLIMIT_MEMLOCK is shared with
+/// every other secret.
+const MAX_CACHED_BYTES: usize = 4 << 20;
+
+/// Released mappings as (address, mapped length), at most [`CACHED_MAPPINGS`].
+static MAPPINGS: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
+
+fn lock_mappings() -> std::sync::MutexGuard<'static, Vec<(usize, usize)>> {
+    // As for the free lists: every push and take is complete, so a poisoned lock is usable.
+    MAPPINGS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A kept mapping for `mapped` bytes: the smallest that holds them, and at most twice as
+/// large (a 4 MiB mapping is not spent on a 64 KiB secret).
+fn take_mapping(mapped: usize) -> Option<(usize, usize)> {
+    let mut kept = lock_mappings();
+    let best = kept
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, len))| *len >= mapped && *len / 2 <= mapped)
+        .min_by_key(|(_, (_, len))| *len)
+        .map(|(at, _)| at)?;
+    Some(kept.swap_remove(best))
+}
 
 /// Where a buffer's memory came from, and so how to release it.
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +164,9 @@ fn alloc_mapping(len: usize) -> Result<(NonNull<u8>, Kind), Error> {
     let mapped = len
         .checked_next_multiple_of(page)
         .ok_or(Error::OutOfMemory)?;
+    if let Some((addr, len)) = take_mapping(mapped) {
+        return Ok((to_ptr(addr)?, Kind::Mapping(len)));
+    }
     let ptr = os::map(mapped).ok_or(Error::OutOfMemory)?;
     if let Err(e) = account_lock(mapped, os::lock(ptr, mapped)) {
         os::unmap(ptr, mapped);
@@ -140,11 +175,24 @@ fn alloc_mapping(len: usize) -> Result<(NonNull<u8>, Kind), Error> {
     Ok((ptr, Kind::Mapping(mapped)))
 }
 
+/// Keeps a released (zeroized) mapping for reuse, or unmaps it.
+fn free_mapping(ptr: NonNull<u8>, len: usize) {
+    if len <= MAX_CACHED_MAPPING {
+        let mut kept = lock_mappings();
+        let bytes: usize = kept.iter().map(|(_, len)| len).sum();
+        if kept.len() < CACHED_MAPPINGS && bytes + len <= MAX_CACHED_BYTES {
+            kept.push((ptr.as_ptr() as usize, len));
+            return;
+        }
+    }
+    os::unmap(ptr, len);
+}
+
 /// Releases zeroized memory: a slot goes back to a free list, a mapping is unmapped.
 #[inline]
 pub(crate) fn free(ptr: NonNull<u8>, kind: Kind) {
     match kind {
-        Kind::Mapping(len) => os::unmap(ptr, len),
+        Kind::Mapping(len) => free_mapping(ptr, len),
         Kind::Slot(class) => {
             let c = usize::from(class);
             let addr = ptr.as_ptr() as usize;
@@ -227,6 +275,45 @@ mod tests {
         // The list is usable again: the bad entry was taken off it.
         let buf = super::super::LockedBuf::zeroed(100).expect("alloc");
         assert!(buf.as_slice().iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn released_mappings_are_reused_zeroed_and_never_shared() {
+        use super::super::LockedBuf;
+        let mut first = LockedBuf::zeroed(64 * 1024).expect("alloc");
+        first.as_mut_slice().fill(0x5A);
+        drop(first);
+        // Whichever kept mappings they get (other tests run meanwhile), each is zeroed in
+        // its whole capacity, at most twice what was asked, and no two buffers share one.
+        let mut taken: Vec<_> = (0..=CACHED_MAPPINGS)
+            .map(|_| LockedBuf::zeroed(60 * 1024).expect("alloc"))
+            .collect();
+        for buf in &mut taken {
+            let capacity = buf.capacity();
+            assert!(
+                (60 * 1024..=2 * 64 * 1024).contains(&capacity),
+                "{capacity}"
+            );
+            buf.extend_within_capacity(capacity);
+            assert!(
+                buf.as_slice().iter().all(|&b| b == 0),
+                "a kept mapping is zeroed"
+            );
+        }
+        let mut addrs: Vec<usize> = taken
+            .iter()
+            .map(|b| b.as_slice().as_ptr() as usize)
+            .collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        assert_eq!(addrs.len(), taken.len(), "a mapping handed out twice");
+        drop(taken);
+        // A kept mapping far larger than asked is not spent on a small secret.
+        let big = LockedBuf::zeroed(MAX_CACHED_MAPPING).expect("alloc");
+        let big_addr = big.as_slice().as_ptr() as usize;
+        drop(big);
+        let small = LockedBuf::zeroed(64 * 1024).expect("alloc");
+        assert_ne!(small.as_slice().as_ptr() as usize, big_addr);
     }
 
     #[test]
