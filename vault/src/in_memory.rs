@@ -25,11 +25,28 @@ thread_local! {
 /// Runs `call` with devices ruled out: `Some` of its result if it needed none, `None` if it
 /// wanted one (and was stopped before using it).
 pub(crate) fn without_devices<T>(call: impl FnOnce() -> T) -> Option<T> {
-    let outer = (RULED_OUT.replace(true), WANTED.replace(false));
+    let outer = Outer {
+        ruled_out: RULED_OUT.replace(true),
+        wanted: WANTED.replace(false),
+    };
     let result = call();
-    let wanted = WANTED.replace(outer.1);
-    RULED_OUT.set(outer.0);
+    let wanted = WANTED.get();
+    drop(outer);
     (!wanted).then_some(result)
+}
+
+/// The state around a [`without_devices`] call, put back when it ends, also by a panic:
+/// the thread (a daemon's async worker) goes on to run other calls.
+struct Outer {
+    ruled_out: bool,
+    wanted: bool,
+}
+
+impl Drop for Outer {
+    fn drop(&mut self) {
+        RULED_OUT.set(self.ruled_out);
+        WANTED.set(self.wanted);
+    }
 }
 
 /// Ok where a device may be used; inside [`without_devices`], the error that stops the
@@ -57,6 +74,14 @@ mod tests {
             device_allowed().is_ok(),
             "outside, devices are allowed again"
         );
+    }
+
+    #[test]
+    fn a_panicking_call_leaves_devices_allowed() {
+        let panicked =
+            std::panic::catch_unwind(|| without_devices(|| -> u8 { panic!("in the call") }));
+        assert!(panicked.is_err());
+        assert!(device_allowed().is_ok());
     }
 
     #[test]

@@ -138,7 +138,9 @@ async fn a_log_that_cannot_be_written_fails_requests_and_shows_in_status() {
     let audit = status.audit.expect("the audit part of status");
     assert_eq!(audit.state, "failed");
     assert!(audit.reason.contains("audit.jsonl.head"), "{audit:?}");
-    assert!(audit.records >= 3, "{audit:?}");
+    // The first put's two records at least; the head of its batch is written up to
+    // HEAD_INTERVAL later, which may be the write that fails.
+    assert!(audit.records >= 2, "{audit:?}");
     let shown = vaultctl_with(&daemon.exports(), &["status"], b"");
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(
