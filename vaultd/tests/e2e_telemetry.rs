@@ -100,18 +100,19 @@ async fn the_request_counters_equal_the_calls_made_under_load() {
     let refused = stranger.list(pb::ListRequest { scope: None }).await;
     assert_eq!(code(&refused), Code::Unauthenticated, "{refused:?}");
 
-    // One refused handshake: a client without a certificate. The daemon counts it as it
-    // refuses, which the client may learn first.
+    // Refused handshakes: a client without a certificate (its channel may try more than
+    // once). The daemon counts each as it refuses, which the client may learn first.
     let anonymous = daemon.tls_without_identity();
     assert!(handshake_outcome(&daemon, anonymous).await.is_err());
     let handshake = r#"vaultd_gate_denials_total{reason="handshake"}"#;
+    let refused_handshakes = || sample(&scrape(addr), handshake).unwrap_or(0.0);
     let deadline = Instant::now() + Duration::from_secs(5);
-    while sample(&scrape(addr), handshake) != Some(1.0) && Instant::now() < deadline {
+    while refused_handshakes() < 1.0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
     let after = scrape(addr);
-    assert_eq!(sample(&after, handshake), Some(1.0), "{after}");
+    assert!(sample(&after, handshake).unwrap_or(0.0) >= 1.0, "{after}");
     let gets = (CLIENTS * GETS_PER_CLIENT) as f64;
     assert_eq!(requests(&after, "get", "OK"), gets, "{after}");
     assert_eq!(requests(&after, "put", "OK"), f64::from(puts), "{after}");
