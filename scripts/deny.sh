@@ -6,7 +6,8 @@
 #
 # The advisories check reads the RustSec database. Given an archive of it (a tarball with
 # `advisory-db/` at its root: the argument, else $VAULT_ADVISORY_DB_ARCHIVE, else
-# ../shared/advisory-db.tar.gz beside the checkout when that exists), it is
+# ../shared/advisory-db.tar.gz beside the checkout, or beside the local checkout this one was
+# cloned from, when that exists), it is
 # unpacked into a temporary directory and checked against with fetching disabled: for
 # machines that reach the package registries but not the database's git host. Without one,
 # cargo-deny fetches the database as usual.
@@ -22,6 +23,12 @@ fi
 cargo deny --locked check bans licenses sources
 
 archive="${1:-${VAULT_ADVISORY_DB_ARCHIVE:-../shared/advisory-db.tar.gz}}"
+# A clone of a local checkout finds the snapshot beside the checkout it was cloned from.
+origin="$(git config --get remote.origin.url 2>/dev/null || true)"
+if [ ! -f "$archive" ] && [ -z "${1:-}" ] && [ -z "${VAULT_ADVISORY_DB_ARCHIVE:-}" ] &&
+    [ -d "$origin" ] && [ -f "$origin/../shared/advisory-db.tar.gz" ]; then
+    archive="$origin/../shared/advisory-db.tar.gz"
+fi
 if [ ! -f "$archive" ]; then
     echo "no advisory database archive at $archive: fetching the RustSec database" >&2
     cargo deny --locked check advisories
