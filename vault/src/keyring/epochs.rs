@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::collections::btree_map::Entry;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use envelope::{Context, Dek, KekId, KekProvider, SoftwareKek};
@@ -114,46 +114,17 @@ pub(crate) struct Epochs {
     checked_at: Option<Instant>,
     /// Everything that unwraps epoch stanzas, newest first, shared with readers.
     unwrap_set: Arc<[Arc<dyn KekProvider>]>,
-    /// Whether a renewal ahead of exhaustion is under way (see [`renew_ahead`]).
+    /// Whether a renewal ahead of exhaustion is under way (see [`Epochs::begin_renewal`]).
     renewing: bool,
 }
 
 /// Wraps reserved for this process in `vault.json`: `granted` on epoch `number`, whose key
 /// is `key` and which closes by age at `closes_at`.
-struct Reservation {
+pub(crate) struct Reservation {
     number: u32,
     granted: u64,
     key: Arc<SoftwareKek>,
     closes_at: Instant,
-}
-
-/// Leases another block of wraps while the current one still lasts, so that sealing never
-/// waits for a renewal: `vault.json` is updated (and an epoch started, if the current one
-/// closed) without holding the epochs, which go on wrapping meanwhile; the block is added
-/// when it is granted. Does nothing if another renewal is under way or the lease is not
-/// low (see [`Epochs::lease_running_low`]).
-pub(crate) fn renew_ahead(
-    epochs: &Mutex<Epochs>,
-    dir: &Path,
-    vault_id: &str,
-    root: &RootSet,
-    keys: &IntegrityKeys,
-    lease: u64,
-) -> Result<(), Error> {
-    let lock = || epochs.lock().unwrap_or_else(PoisonError::into_inner);
-    let open = {
-        let mut epochs = lock();
-        if !epochs.lease_running_low(lease) {
-            return Ok(());
-        }
-        epochs.renewing = true;
-        epochs.open.clone()
-    };
-    let reserved = reserve(dir, vault_id, root, keys, lease.max(1), &open);
-    let mut epochs = lock();
-    epochs.renewing = false;
-    epochs.install(reserved?);
-    Ok(())
 }
 
 impl Epochs {
@@ -301,6 +272,27 @@ impl Epochs {
         !self.renewing && (self.current.is_none() || self.lease_left < lease.div_ceil(4))
     }
 
+    /// Starts a renewal ahead of exhaustion when the lease runs low and none is under way:
+    /// the epoch keys held, for [`reserve`], which runs without the epochs' lock so that
+    /// wraps go on meanwhile; [`Epochs::end_renewal`] adds the block it granted.
+    pub(crate) fn begin_renewal(&mut self, lease: u64) -> Option<BTreeMap<u32, Arc<SoftwareKek>>> {
+        if !self.lease_running_low(lease) {
+            return None;
+        }
+        self.renewing = true;
+        Some(self.open.clone())
+    }
+
+    /// Ends a renewal begun by [`Epochs::begin_renewal`] with what [`reserve`] gave.
+    pub(crate) fn end_renewal(
+        &mut self,
+        reserved: Result<Reservation, Error>,
+    ) -> Result<(), Error> {
+        self.renewing = false;
+        self.install(reserved?);
+        Ok(())
+    }
+
     /// Takes `reserved` into this process's lease: more wraps on the current epoch, or a
     /// lease on a newer one. A block on an older epoch than the current one (a renewal that
     /// raced a newer one) is not used: its wraps stay reserved, never wrapped.
@@ -330,7 +322,7 @@ impl Epochs {
 /// Reserves `lease` wraps on the newest epoch in `vault.json` (under the vault lock), or
 /// starts a new epoch if it is closed; `open` are the epoch keys this process holds, so that
 /// only an epoch another process started is opened with the root KEKs.
-fn reserve(
+pub(crate) fn reserve(
     dir: &Path,
     vault_id: &str,
     root: &RootSet,

@@ -14,7 +14,7 @@ use envelope::KekProvider;
 
 pub(crate) use config_mac::{mac_config, verify_config};
 pub(crate) use epochs::{
-    CONFIG_RECHECK, EPOCH_KIND, Epochs, new_epoch, new_epoch_for_init, renew_ahead, reseal_epoch,
+    CONFIG_RECHECK, EPOCH_KIND, Epochs, new_epoch, new_epoch_for_init, reseal_epoch, reserve,
 };
 pub(crate) use integrity::{
     IntegrityKeys, add_to_integrity_key, drop_from_integrity_key, new_integrity_key,
@@ -142,18 +142,29 @@ impl Keyring {
         self.epochs().is_some_and(|e| e.lease_running_low(lease))
     }
 
-    /// Renews the epoch lease ahead of need without holding up wraps meanwhile (tiered
-    /// mode; see [`renew_ahead`]).
+    /// Leases another block of wraps while the current one still lasts (tiered mode), so
+    /// that sealing never waits for a renewal: `vault.json` is updated (and an epoch
+    /// started, if the current one closed) without holding the epochs, which go on wrapping
+    /// meanwhile; the block is added when it is granted. Does nothing if the lease is not
+    /// low or another renewal is under way (see [`Epochs::begin_renewal`]).
     pub(crate) fn renew_lease_ahead(
         &self,
         dir: &Path,
         vault_id: &str,
         lease: u64,
     ) -> Result<(), Error> {
-        match &self.epochs {
-            None => Ok(()),
-            Some(epochs) => renew_ahead(epochs, dir, vault_id, &self.root, &self.integrity, lease),
-        }
+        let Some(open) = self.epochs().and_then(|mut e| e.begin_renewal(lease)) else {
+            return Ok(());
+        };
+        let reserved = reserve(
+            dir,
+            vault_id,
+            &self.root,
+            &self.integrity,
+            lease.max(1),
+            &open,
+        );
+        self.epochs().ok_or(Error::Locked)?.end_renewal(reserved)
     }
 
     /// Opens the epochs other processes started since unlock (tiered mode); whether there
