@@ -26,15 +26,8 @@ const MAX_CACHED_BYTES: usize = 4 << 20;
 /// Released mappings as (address, mapped length), at most [`CACHED_MAPPINGS`].
 static MAPPINGS: Mutex<Vec<(usize, usize)>> = Mutex::new(Vec::new());
 
-fn lock_mappings() -> std::sync::MutexGuard<'static, Vec<(usize, usize)>> {
-    // As for the free lists: every push and take is complete, so a poisoned lock is usable.
-    MAPPINGS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
 /// A kept mapping for `mapped` bytes: the smallest that holds them, and at most twice as
-/// large (a 4 MiB mapping is not spent on a 64 KiB secret).
+/// large (a 2 MiB mapping is not spent on a 64 KiB secret).
 fn take_mapping(mapped: usize) -> Option<(usize, usize)> {
     let mut kept = lock_mappings();
     let best = kept
@@ -88,10 +81,17 @@ thread_local! {
 }
 
 fn lock_global() -> std::sync::MutexGuard<'static, FreeLists> {
-    // A panic while holding the lock cannot leave the lists inconsistent (each push/pop is
-    // complete), so a poisoned lock is still usable.
-    GLOBAL
-        .lock()
+    lock(&GLOBAL)
+}
+
+fn lock_mappings() -> std::sync::MutexGuard<'static, Vec<(usize, usize)>> {
+    lock(&MAPPINGS)
+}
+
+/// One of the pool's lists. A panic while holding the lock cannot leave a list inconsistent
+/// (each push and pop is complete), so a poisoned lock is still usable.
+fn lock<T>(list: &'static Mutex<T>) -> std::sync::MutexGuard<'static, T> {
+    list.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
