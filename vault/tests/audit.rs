@@ -191,6 +191,64 @@ fn concurrent_appends_make_one_contiguous_chain() {
     assert_eq!(mode & 0o777, 0o600);
 }
 
+/// Wakes the thread that polls a future in [`block_on`].
+struct ThreadWaker(std::thread::Thread);
+
+impl std::task::Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Runs `future` to completion on this thread.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let waker = Arc::new(ThreadWaker(std::thread::current())).into();
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn a_written_append_is_in_the_file_when_it_resolves_and_durable_when_the_log_closes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.jsonl");
+    let log = Arc::new(open_log(&path).expect("open"));
+    // Readers' records (written) and changes' (fsynced) in the same batches.
+    let threads: Vec<_> = (0..8)
+        .map(|t| {
+            let (log, path) = (Arc::clone(&log), path.clone());
+            std::thread::spawn(move || {
+                let principal = format!("svc-{t}");
+                for i in 0..40 {
+                    let key = format!("k{i}");
+                    if t % 2 == 0 {
+                        block_on(log.append_written(event(&principal, &key))).expect("written");
+                    } else {
+                        block_on(log.append_async(event(&principal, &key))).expect("durable");
+                    }
+                    // Resolved: another process reading the file now finds the record.
+                    let found = audit::tail(&path, usize::MAX)
+                        .expect("tail")
+                        .iter()
+                        .any(|r| r.principal == principal && r.key.as_deref() == Some(&key));
+                    assert!(found, "{principal} {key} not in the file when it resolved");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("thread");
+    }
+    drop(log);
+    let report = verify(&path).expect("verify");
+    assert_eq!((report.records, report.head_seq), (320, 320));
+}
+
 #[test]
 fn appends_per_second_with_64_threads() {
     const THREADS: usize = 64;

@@ -311,8 +311,9 @@ impl Gates {
     }
 
     /// Records the one `outcome` record of a call that changed nothing (queued by this call,
-    /// durable when the future resolves); the error is the answer to give when the log cannot
-    /// take it.
+    /// written to the log file when the future resolves: it outlives a crash or kill of
+    /// vaultd, and its batch's fsync follows at once; a read need not wait for the disk as a
+    /// change does); the error is the answer to give when the log cannot take it.
     pub fn record_outcome<T>(
         &self,
         call: &CallRecord,
@@ -320,7 +321,7 @@ impl Gates {
     ) -> impl Future<Output = Result<(), Status>> + Send + 'static {
         let event = call.event(Stage::Outcome, None, Some(outcome), None);
         let (started, writes) = (Instant::now(), self.metrics.audit_writes());
-        let durable = self.audit.append_async(event);
+        let durable = self.audit.append_written(event);
         async move {
             let written = durable.await;
             writes.observe(started.elapsed().as_secs_f64());

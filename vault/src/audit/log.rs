@@ -95,7 +95,8 @@ pub struct AuditStatus {
 /// which [`super::verify`] checks) and holds an exclusive lock on it (`flock`), so one process
 /// writes it at a time. One writer thread does the I/O: callers
 /// enqueue a record and wait (blocking with [`AuditLog::append`], or as a future with
-/// [`AuditLog::append_async`]) until the batch holding it is written and fsynced.
+/// [`AuditLog::append_async`]) until the batch holding it is written and fsynced, or only
+/// until it is written ([`AuditLog::append_written`]).
 pub struct AuditLog {
     pub(super) inner: Arc<Inner>,
     writer: Mutex<Option<JoinHandle<()>>>,
@@ -130,10 +131,15 @@ pub(super) struct State {
     pub(super) queued: Vec<(u64, i64, AuditEvent)>,
     /// Every record up to this seq is written and fsynced.
     pub(super) durable_seq: u64,
+    /// Every record up to this seq is written to the file (in the page cache: it outlives
+    /// the process, not a power loss, until `durable_seq` reaches it).
+    pub(super) written_seq: u64,
     pub(super) head_seq: u64,
     pub(super) anchored_seq: u64,
     /// Futures waiting for a seq to become durable.
     pub(super) wakers: Vec<(u64, Waker)>,
+    /// Futures waiting for a seq to be written.
+    pub(super) written_wakers: Vec<(u64, Waker)>,
     /// A caller waits for an anchor of everything durable ([`AuditLog::checkpoint`]).
     pub(super) checkpoint_wanted: bool,
     /// The log is closing: the writer drains the queue, checkpoints and stops.
@@ -243,6 +249,7 @@ impl AuditLog {
             state: Mutex::new(State {
                 next_seq: records + 1,
                 durable_seq: records,
+                written_seq: records,
                 head_seq: records,
                 anchored_seq: anchor.as_ref().map_or(0, |a| a.seq),
                 segment,
@@ -299,6 +306,20 @@ impl AuditLog {
         Durable {
             inner: Arc::clone(&self.inner),
             seq: self.inner.enqueue(event),
+            until: Until::Fsynced,
+        }
+    }
+
+    /// Records `event`; the future resolves once it is written to the file, before its batch
+    /// is fsynced: it then outlives a crash or kill of this process, and the fsync follows at
+    /// once, so only a power loss in between can lose it. For the records of calls that
+    /// change nothing (a read's outcome), whose answer need not wait for the disk; a change
+    /// waits for the fsync ([`AuditLog::append_async`]) before it takes effect.
+    pub fn append_written(&self, event: AuditEvent) -> Durable {
+        Durable {
+            inner: Arc::clone(&self.inner),
+            seq: self.inner.enqueue(event),
+            until: Until::Written,
         }
     }
 
@@ -377,11 +398,22 @@ impl AuditLog {
     }
 }
 
-/// Resolves when a record is durable (see [`AuditLog::append_async`]).
+/// Resolves when a record is durable, or written (see [`AuditLog::append_async`] and
+/// [`AuditLog::append_written`]).
 #[derive(Debug)]
 pub struct Durable {
     inner: Arc<Inner>,
     seq: Result<u64, Error>,
+    until: Until,
+}
+
+/// How far a [`Durable`] waits.
+#[derive(Debug, Clone, Copy)]
+enum Until {
+    /// The record is in the file.
+    Written,
+    /// The record is in the file and fsynced.
+    Fsynced,
 }
 
 impl Durable {
@@ -408,13 +440,21 @@ impl Future for Durable {
             Err(e) => return Poll::Ready(Err(self.inner.failed_error(&e.to_string()))),
         };
         let mut state = self.inner.lock();
-        if state.durable_seq >= seq {
+        let reached = match self.until {
+            Until::Written => state.written_seq,
+            Until::Fsynced => state.durable_seq,
+        };
+        if reached >= seq {
             return Poll::Ready(Ok(()));
         }
         if let Err(e) = self.inner.check_open(&state) {
             return Poll::Ready(Err(e));
         }
-        state.wakers.push((seq, cx.waker().clone()));
+        let waker = (seq, cx.waker().clone());
+        match self.until {
+            Until::Written => state.written_wakers.push(waker),
+            Until::Fsynced => state.wakers.push(waker),
+        }
         Poll::Pending
     }
 }
@@ -446,7 +486,7 @@ impl Inner {
     pub(super) fn fail(&self, state: &mut State, error: &Error) -> Error {
         log::error!("audit log {}: {error}", self.path.display());
         state.failed = Some(error.to_string());
-        for (_, waker) in state.wakers.drain(..) {
+        for (_, waker) in state.wakers.drain(..).chain(state.written_wakers.drain(..)) {
             waker.wake();
         }
         self.changed.notify_all();

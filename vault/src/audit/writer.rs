@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::sync::PoisonError;
+use std::task::Waker;
 use std::time::Instant;
 
 use ring::digest;
@@ -171,11 +172,13 @@ impl Inner {
         }
         let written = {
             let file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-            (&*file)
-                .write_all(&batch)
-                .and_then(|()| file.sync_data())
-                .map_err(Error::io(format!("appending to {}", self.path.display())))
-        };
+            (&*file).write_all(&batch).and_then(|()| {
+                // In the file: the callers that wait only for that go on while it syncs.
+                self.written(last_seq);
+                file.sync_data()
+            })
+        }
+        .map_err(Error::io(format!("appending to {}", self.path.display())));
         if let Err(e) = written {
             (tip.mac, tip.digest, tip.first_mac) = before;
             let mut state = self.lock();
@@ -192,14 +195,25 @@ impl Inner {
     pub(super) fn durable(&self, seq: u64, segment: u64) {
         let mut state = self.lock();
         state.durable_seq = seq;
+        state.written_seq = state.written_seq.max(seq);
         state.segment = segment;
-        let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut state.wakers)
-            .into_iter()
-            .partition(|(s, _)| *s <= seq);
-        state.wakers = waiting;
+        let mut ready = take_ready(&mut state.wakers, seq);
+        ready.append(&mut take_ready(&mut state.written_wakers, seq));
         drop(state);
         self.changed.notify_all();
-        for (_, waker) in ready {
+        for waker in ready {
+            waker.wake();
+        }
+    }
+
+    /// Every record up to `seq` is written to the file, not yet fsynced: tells the callers
+    /// that wait only for that.
+    fn written(&self, seq: u64) {
+        let mut state = self.lock();
+        state.written_seq = seq;
+        let ready = take_ready(&mut state.written_wakers, seq);
+        drop(state);
+        for waker in ready {
             waker.wake();
         }
     }
@@ -287,6 +301,15 @@ impl Inner {
         }
         self.lock().sink_error = error;
     }
+}
+
+/// Removes from `wakers` those waiting for `seq` or an earlier one.
+fn take_ready(wakers: &mut Vec<(u64, Waker)>, seq: u64) -> Vec<Waker> {
+    let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(wakers)
+        .into_iter()
+        .partition(|(s, _)| *s <= seq);
+    *wakers = waiting;
+    ready.into_iter().map(|(_, waker)| waker).collect()
 }
 
 /// Held by the writer thread: if it panics, the log fails for everyone instead of leaving

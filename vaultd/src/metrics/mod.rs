@@ -122,7 +122,7 @@ impl Metrics {
         let audit_writes = Histogram::new(AUDIT_BUCKETS);
         registry.register(
             "vaultd_audit_write_duration_seconds",
-            "Time a request waits for its audit record to be written and fsynced",
+            "Time a request waits for its audit record: written (a read), or written and fsynced (a change)",
             audit_writes.clone(),
         );
         Metrics {
