@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio_rustls::TlsAcceptor;
@@ -24,6 +25,8 @@ use super::verifier::{PRESENTED, Presented};
 pub const MAX_HANDSHAKES_IN_PROGRESS: usize = 512;
 /// Completed handshakes waiting for tonic to take them.
 const READY_QUEUE: usize = 64;
+/// How long a refused connection is drained after its alert before it is closed.
+const ALERT_LINGER: Duration = Duration::from_millis(250);
 /// Pause after an accept error such as EMFILE, so a full descriptor table is not spun on.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
@@ -142,13 +145,15 @@ async fn handshake(
 ) -> Result<TlsStream<TcpStream>, (Presented, HandshakeRefusal)> {
     let (outcome, presented) = PRESENTED
         .scope(RefCell::new(Presented::default()), async {
-            let outcome = tokio::time::timeout(deadline, acceptor.accept(tcp)).await;
+            let outcome =
+                tokio::time::timeout(deadline, acceptor.accept(tcp).into_fallible()).await;
             (outcome, PRESENTED.with(|slot| slot.take()))
         })
         .await;
     match outcome {
         Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(error)) => {
+        Ok(Err((error, tcp))) => {
+            close_after_alert(tcp).await;
             let why = match presented.refusal.clone() {
                 Some(refusal) => refusal,
                 None => refusal_of(&error),
@@ -157,6 +162,21 @@ async fn handshake(
         }
         Err(_elapsed) => Err((presented, HandshakeRefusal::TimedOut(deadline))),
     }
+}
+
+/// Closes a refused connection so that its client reads the alert (`certificate_revoked`,
+/// ...) rather than a reset: a socket closed while the client's last flight is still unread
+/// sends an RST, which can overtake the alert. Sends FIN after the alert, then reads and
+/// discards what the client still sends until it closes or `ALERT_LINGER` passes (while
+/// the handshake's slot is held, so refused clients cannot pile up sockets).
+async fn close_after_alert(mut tcp: TcpStream) {
+    let _ = tokio::time::timeout(ALERT_LINGER, async {
+        if tcp.shutdown().await.is_ok() {
+            let mut discard = [0u8; 4096];
+            while matches!(tcp.read(&mut discard).await, Ok(n) if n > 0) {}
+        }
+    })
+    .await;
 }
 
 /// The refusal a failed handshake's error stands for, when the verifier gave none.
