@@ -26,7 +26,11 @@
 #             payloads with 8 clients (reported), through scripts/load.sh;
 #   tiered    vaultd on a tiered vault with a TPM root KEK (private swtpm) against the same
 #             daemon with a key-file root KEK, alternating in one run: KV get, transit seal,
-#             and seal+open, 8 and 64 clients, 64 B (>= 0.9), through scripts/load-tiered.sh.
+#             and seal+open, 8 and 64 clients, 64 B (>= 0.9), through scripts/load-tiered.sh;
+#   direct    vaultd on a direct-mode vault whose KEK is on a private SoftHSM2 token (every
+#             seal and open wraps or unwraps on the token, through the KEK pool), seal+open
+#             of 64 B with 8 clients against the echo (>= 0.6, and 20,000 ops/s on the
+#             reference machine), through scripts/load-softhsm.sh.
 # Each group starts its own emulator (the fixtures start pcscd, swtpm, the token, the D-Bus
 # session and gnome-keyring); without one it skips, saying so, and its rows read "not
 # measured". Missing system packages are installed first when run as root
@@ -42,7 +46,7 @@ cd "$(dirname "$0")/.."
 # libtss2 prints every failing TPM command itself; the TPM fixture provokes some on purpose.
 export TSS2_LOG="${TSS2_LOG:-all+none}"
 
-all=(envelope keyring software pkcs11 yubikey keystore tpm load tiered)
+all=(envelope keyring software pkcs11 yubikey keystore tpm load tiered direct)
 check=0
 quick=0
 groups=()
@@ -51,7 +55,7 @@ for arg in "$@"; do
     case "$arg" in
         --check) check=1 ;;
         --quick) quick=1 ;;
-        envelope | keyring | software | pkcs11 | yubikey | keystore | tpm | load | tiered)
+        envelope | keyring | software | pkcs11 | yubikey | keystore | tpm | load | tiered | direct)
             groups+=("$arg")
             ;;
         *) args+=("$arg") ;;
@@ -124,6 +128,12 @@ for group in "${groups[@]}"; do
                 --json "$out/load-tiered-$clients.json" "${load_64[@]}" ||
                 failed+=("tiered ($clients clients)")
         done
+        continue
+    fi
+    if [ "$group" = direct ]; then
+        loads+=("$out/load-direct.json")
+        scripts/load-softhsm.sh --mode mix --mix seal=1,open=1 --clients 8 --target 0.6 \
+            --json "$out/load-direct.json" "${load_64[@]}" || failed+=("direct (SoftHSM)")
         continue
     fi
     criterion_groups+=("$group")

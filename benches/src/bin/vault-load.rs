@@ -16,7 +16,9 @@
 //!
 //! `--limit-addr` (with `--limit-ca`, `--limit-cert`, `--limit-key`) compares with another
 //! vaultd instead of the echo, e.g. a hardware-KEK daemon with the same daemon on a software
-//! KEK; `--target` then sets one ratio every operation must reach.
+//! KEK; `--target` then sets one ratio every operation must reach. `--target` against the
+//! echo does the same (every operation of every phase, at any size), in place of the
+//! per-operation targets.
 #![forbid(unsafe_code)]
 
 #[path = "vault-load/echo.rs"]
@@ -106,8 +108,9 @@ struct Cli {
     /// The client key for --limit-addr (PEM).
     #[arg(long, value_name = "FILE")]
     limit_key: Option<PathBuf>,
-    /// The ratio every operation must reach against --limit-addr (at any value size).
-    #[arg(long, value_name = "RATIO", requires = "limit_addr")]
+    /// The ratio every operation of every phase must reach against its limit (--limit-addr
+    /// or the echo), at any value size, in place of the echo's per-operation targets.
+    #[arg(long, value_name = "RATIO")]
     target: Option<f64>,
     /// What the measured daemon is, for the report (`tpm tiered`).
     #[arg(long, value_name = "TEXT")]
@@ -118,10 +121,10 @@ struct Cli {
 }
 
 impl Cli {
-    /// The ratio `op` must reach, if any: `--target` against another daemon, else the
-    /// echo's per-operation targets at [`TARGET_SIZE`]-byte values.
+    /// The ratio `op` must reach, if any: `--target`, or against another daemon none, else
+    /// the echo's per-operation targets at [`TARGET_SIZE`]-byte values.
     fn target(&self, op: Op) -> Option<f64> {
-        if self.limit_addr.is_some() {
+        if self.target.is_some() || self.limit_addr.is_some() {
             return self.target;
         }
         if self.value_bytes != TARGET_SIZE {
@@ -358,8 +361,8 @@ fn report(cli: &Cli, comparisons: &[Comparison]) -> u64 {
 /// whether one is below its target.
 fn targets(cli: &Cli, comparisons: &[Comparison]) -> bool {
     let mut below = false;
-    if cli.limit_addr.is_some() {
-        return against_daemon(cli, comparisons);
+    if cli.target.is_some() || cli.limit_addr.is_some() {
+        return against_target(cli, comparisons);
     }
     if cli.value_bytes != TARGET_SIZE {
         println!();
@@ -401,9 +404,8 @@ fn targets(cli: &Cli, comparisons: &[Comparison]) -> bool {
     below
 }
 
-/// Against another daemon: every operation of every phase against `--target`; whether one
-/// is below it.
-fn against_daemon(cli: &Cli, comparisons: &[Comparison]) -> bool {
+/// Every operation of every phase against `--target` (if given); whether one is below it.
+fn against_target(cli: &Cli, comparisons: &[Comparison]) -> bool {
     let Some(target) = cli.target else {
         return false;
     };
@@ -429,7 +431,7 @@ fn against_daemon(cli: &Cli, comparisons: &[Comparison]) -> bool {
 /// that runs it alone; against another daemon: every phase).
 fn target_of(cli: &Cli, comparisons: &[Comparison], c: &Comparison, op: Op) -> Option<f64> {
     let target = cli.target(op)?;
-    if cli.limit_addr.is_some() {
+    if cli.target.is_some() {
         return Some(target);
     }
     let chosen = comparisons

@@ -1,5 +1,5 @@
-//! The writer: appends records with group commit on one writer thread, checkpoints the head
-//! at most every `HEAD_INTERVAL`, and anchors it (and sends signed checkpoints to the sinks)
+//! The writer: appends records with group commit on one writer thread (and fsyncs them on a
+//! sync thread beside it), checkpoints the head at most every `HEAD_INTERVAL`, and anchors it (and sends signed checkpoints to the sinks)
 //! every checkpoint interval while records arrive, and when it closes.
 
 use std::fs::{File, TryLockError};
@@ -93,13 +93,15 @@ pub struct AuditStatus {
 ///
 /// Opening verifies the current segment (MACs, chain, head, anchor; not the closed segments,
 /// which [`super::verify`] checks) and holds an exclusive lock on it (`flock`), so one process
-/// writes it at a time. One writer thread does the I/O: callers
-/// enqueue a record and wait (blocking with [`AuditLog::append`], or as a future with
+/// writes it at a time. One writer thread writes batches and one sync thread fsyncs them,
+/// each fsync covering whatever was written before it began: callers enqueue a record and
+/// wait (blocking with [`AuditLog::append`], or as a future with
 /// [`AuditLog::append_async`]) until the batch holding it is written and fsynced, or only
 /// until it is written ([`AuditLog::append_written`]).
 pub struct AuditLog {
     pub(super) inner: Arc<Inner>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// The writer and sync threads, joined on close.
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 pub(super) struct Inner {
@@ -117,6 +119,8 @@ pub(super) struct Inner {
     pub(super) state: Mutex<State>,
     /// Signalled when records are queued (or the log closes): wakes the writer.
     pub(super) work: Condvar,
+    /// Signalled when records are written (or the writer stops): wakes the sync thread.
+    pub(super) sync_work: Condvar,
     /// Signalled when a batch is durable, a checkpoint is made, or the log fails.
     pub(super) changed: Condvar,
 }
@@ -144,6 +148,8 @@ pub(super) struct State {
     pub(super) checkpoint_wanted: bool,
     /// The log is closing: the writer drains the queue, checkpoints and stops.
     pub(super) closing: bool,
+    /// The writer stopped (everything it wrote is durable): so does the sync thread.
+    pub(super) sync_stop: bool,
     /// Why the log stopped taking appends, after a write failed.
     pub(super) failed: Option<String>,
     pub(super) sink_error: Option<String>,
@@ -256,6 +262,7 @@ impl AuditLog {
                 ..State::default()
             }),
             work: Condvar::new(),
+            sync_work: Condvar::new(),
             changed: Condvar::new(),
         });
         let tip = Tip {
@@ -266,16 +273,32 @@ impl AuditLog {
             segment,
             segment_bytes,
         };
+        // The sync thread first: the writer stops it when it stops itself.
+        let syncer = {
+            let inner = Arc::clone(&inner);
+            std::thread::Builder::new()
+                .name("audit-sync".into())
+                .spawn(move || inner.run_syncer())
+                .map_err(Error::io("starting the audit log sync thread"))?
+        };
         let writer = {
             let inner = Arc::clone(&inner);
             std::thread::Builder::new()
                 .name("audit-writer".into())
                 .spawn(move || inner.run_writer(tip))
-                .map_err(Error::io("starting the audit log writer"))?
+        };
+        let writer = match writer {
+            Ok(writer) => writer,
+            Err(e) => {
+                inner.lock().sync_stop = true;
+                inner.sync_work.notify_all();
+                let _ = syncer.join();
+                return Err(Error::io("starting the audit log writer")(e));
+            }
         };
         let log = AuditLog {
             inner,
-            writer: Mutex::new(Some(writer)),
+            threads: Mutex::new(vec![writer, syncer]),
         };
         if let Some(previous) = previous {
             log.append(&new_log_event(
@@ -364,18 +387,15 @@ impl AuditLog {
         }
     }
 
-    /// Writes what is queued, checkpoints and anchors it, and stops the writer: later appends
+    /// Writes what is queued, checkpoints and anchors it, and stops the threads: later appends
     /// fail. Dropping the log does the same.
     pub fn close(&self) {
         self.inner.lock().closing = true;
         self.inner.work.notify_all();
-        let writer = self
-            .writer
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        if let Some(writer) = writer {
-            let _ = writer.join();
+        let threads =
+            std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for thread in threads {
+            let _ = thread.join();
         }
     }
 

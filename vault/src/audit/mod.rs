@@ -106,6 +106,7 @@ mod opening;
 mod record;
 mod rotation;
 mod segment;
+mod sync;
 mod tail;
 mod walk;
 mod writer;

@@ -1,6 +1,7 @@
-//! The writer thread of an [`super::AuditLog`]: group-committed batches, the head checkpoint
-//! at most every `HEAD_INTERVAL`, and the anchor and signed checkpoints every checkpoint
-//! interval while records arrive and when the log closes.
+//! The writer thread of an [`super::AuditLog`]: group-committed batches (written here,
+//! fsynced by the sync thread), the head checkpoint at most every `HEAD_INTERVAL`, and the
+//! anchor and signed checkpoints every checkpoint interval while records arrive and when the
+//! log closes. A head or anchor only ever names durable records: each fsyncs first.
 
 use std::io::Write;
 use std::sync::PoisonError;
@@ -15,6 +16,7 @@ use super::checkpoint::Checkpoint;
 use super::head::{Head, write_head};
 use super::log::{HEAD_INTERVAL, Inner};
 use super::record::{AuditRecord, hex};
+use super::sync::FailOnPanic;
 use crate::Error;
 use crate::store::now_ms;
 
@@ -37,7 +39,10 @@ impl Inner {
     /// then checkpoints the head and anchors it; on close, drains the queue and does both a
     /// last time.
     pub(super) fn run_writer(&self, mut tip: Tip) {
-        let guard = WriterGuard { log: self };
+        let guard = FailOnPanic {
+            log: self,
+            what: "the audit log writer panicked",
+        };
         let mut spare = Vec::new();
         let mut headed = Instant::now();
         let mut anchored = Instant::now();
@@ -99,6 +104,8 @@ impl Inner {
                     self.checkpoint_head(&tip, &mut head_due, &mut headed);
                     self.anchor(&tip, &mut anchor_due, &mut anchored, true);
                 }
+                self.lock().sync_stop = true;
+                self.sync_work.notify_all();
                 self.changed.notify_all();
                 guard.release();
                 return;
@@ -151,8 +158,9 @@ impl Inner {
         }
     }
 
-    /// Writes and fsyncs `events` as one batch to the current segment and tells their
-    /// callers; `false` if the write failed (the log is closed for appends then).
+    /// Writes `events` as one batch to the current segment, tells the callers that wait only
+    /// for that and hands the fsync to the sync thread; `false` if the write failed (the log
+    /// is closed for appends then).
     fn write_batch(&self, tip: &mut Tip, events: &[(u64, i64, AuditEvent)]) -> bool {
         let key = self.key.hmac();
         let mut batch = Vec::with_capacity(events.len() * 512);
@@ -172,13 +180,10 @@ impl Inner {
         }
         let written = {
             let file = self.file.lock().unwrap_or_else(PoisonError::into_inner);
-            (&*file).write_all(&batch).and_then(|()| {
-                // In the file: the callers that wait only for that go on while it syncs.
-                self.written(last_seq);
-                file.sync_data()
-            })
-        }
-        .map_err(Error::io(format!("appending to {}", self.path.display())));
+            (&*file)
+                .write_all(&batch)
+                .map_err(Error::io(format!("appending to {}", self.path.display())))
+        };
         if let Err(e) = written {
             (tip.mac, tip.digest, tip.first_mac) = before;
             let mut state = self.lock();
@@ -187,16 +192,47 @@ impl Inner {
         }
         tip.seq = last_seq;
         tip.segment_bytes += u64::try_from(batch.len()).unwrap_or(u64::MAX);
-        self.durable(last_seq, tip.segment);
+        self.written(last_seq);
         true
     }
 
-    /// Every record up to `seq` is durable, in segment `segment`: tells their callers.
+    /// Fsyncs the current segment unless everything up to `tip` is durable already (the sync
+    /// thread may be behind); `false` if that failed (the log is closed for appends then).
+    fn make_durable(&self, tip: &Tip) -> bool {
+        if self.lock().durable_seq >= tip.seq {
+            return true;
+        }
+        let synced = self
+            .file
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .sync_data()
+            .map_err(Error::io(format!("fsyncing {}", self.path.display())));
+        match synced {
+            Ok(()) => {
+                self.mark_durable(tip.seq);
+                true
+            }
+            Err(e) => {
+                let mut state = self.lock();
+                drop(self.fail(&mut state, &e));
+                false
+            }
+        }
+    }
+
+    /// Every record up to `seq` is durable, in segment `segment` (written by a rotation,
+    /// which fsyncs itself): tells their callers.
     pub(super) fn durable(&self, seq: u64, segment: u64) {
+        self.lock().segment = segment;
+        self.mark_durable(seq);
+    }
+
+    /// Every record up to `seq` is written and fsynced: tells their callers.
+    pub(super) fn mark_durable(&self, seq: u64) {
         let mut state = self.lock();
-        state.durable_seq = seq;
+        state.durable_seq = state.durable_seq.max(seq);
         state.written_seq = state.written_seq.max(seq);
-        state.segment = segment;
         let mut ready = take_ready(&mut state.wakers, seq);
         ready.append(&mut take_ready(&mut state.written_wakers, seq));
         drop(state);
@@ -207,12 +243,13 @@ impl Inner {
     }
 
     /// Every record up to `seq` is written to the file, not yet fsynced: tells the callers
-    /// that wait only for that.
+    /// that wait only for that, and the sync thread.
     fn written(&self, seq: u64) {
         let mut state = self.lock();
         state.written_seq = seq;
         let ready = take_ready(&mut state.written_wakers, seq);
         drop(state);
+        self.sync_work.notify_one();
         for waker in ready {
             waker.wake();
         }
@@ -231,6 +268,9 @@ impl Inner {
         }
         *due = false;
         *at = Instant::now();
+        if !self.make_durable(tip) {
+            return;
+        }
         match write_head(&self.path, &Head::new(tip.seq, &tip.mac, &self.key.hmac())) {
             Ok(()) => {
                 let mut state = self.lock();
@@ -254,6 +294,9 @@ impl Inner {
         }
         *due = false;
         *at = Instant::now();
+        if !self.make_durable(tip) {
+            return;
+        }
         if tip.seq > 0 {
             let anchor = Anchor {
                 seq: tip.seq,
@@ -310,25 +353,4 @@ fn take_ready(wakers: &mut Vec<(u64, Waker)>, seq: u64) -> Vec<Waker> {
         .partition(|(s, _)| *s <= seq);
     *wakers = waiting;
     ready.into_iter().map(|(_, waker)| waker).collect()
-}
-
-/// Held by the writer thread: if it panics, the log fails for everyone instead of leaving
-/// them waiting for a batch that never comes.
-struct WriterGuard<'a> {
-    log: &'a Inner,
-}
-
-impl WriterGuard<'_> {
-    /// The writer stopped on purpose: nothing to do on drop.
-    fn release(self) {
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for WriterGuard<'_> {
-    fn drop(&mut self) {
-        let mut state = self.log.lock();
-        let error = Error::Unsupported("the audit log writer panicked".into());
-        drop(self.log.fail(&mut state, &error));
-    }
 }
