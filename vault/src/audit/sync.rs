@@ -5,8 +5,9 @@
 //! before its own write.
 
 use std::sync::PoisonError;
+use std::time::Duration;
 
-use super::log::Inner;
+use super::log::{Inner, UNWAITED_SYNC_DELAY};
 use crate::Error;
 
 impl Inner {
@@ -26,7 +27,21 @@ impl Inner {
                         return;
                     }
                     if state.written_seq > state.durable_seq {
-                        break state.written_seq;
+                        // Unless someone waits for it, an fsync may wait for later records
+                        // to share it, for at most UNWAITED_SYNC_DELAY.
+                        let waited = state.fsync_waiters > 0 || !state.wakers.is_empty();
+                        let left = state.unsynced_since.map_or(Duration::ZERO, |since| {
+                            UNWAITED_SYNC_DELAY.saturating_sub(since.elapsed())
+                        });
+                        if waited || left.is_zero() {
+                            break state.written_seq;
+                        }
+                        state = self
+                            .sync_work
+                            .wait_timeout(state, left)
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .0;
+                        continue;
                     }
                     state = self
                         .sync_work

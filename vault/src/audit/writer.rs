@@ -233,6 +233,9 @@ impl Inner {
         let mut state = self.lock();
         state.durable_seq = state.durable_seq.max(seq);
         state.written_seq = state.written_seq.max(seq);
+        if state.durable_seq >= state.written_seq {
+            state.unsynced_since = None;
+        }
         let mut ready = take_ready(&mut state.wakers, seq);
         ready.append(&mut take_ready(&mut state.written_wakers, seq));
         drop(state);
@@ -247,6 +250,7 @@ impl Inner {
     fn written(&self, seq: u64) {
         let mut state = self.lock();
         state.written_seq = seq;
+        state.unsynced_since.get_or_insert_with(Instant::now);
         let ready = take_ready(&mut state.written_wakers, seq);
         drop(state);
         self.sync_work.notify_one();
