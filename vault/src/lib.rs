@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+mod bulk;
 pub mod audit;
 pub mod backup;
 mod cache;
@@ -31,7 +32,7 @@ pub use names::{MAX_KEY_LEN, MAX_SCOPE_COMPONENT, Scope, check_key, shorten_name
 pub use rewrap::{RewrapOptions, RewrapProgress, RewrapReport};
 pub use status::{KekStatus, Status};
 pub use store::{
-    HeadAuth, KeyHead, MemoryStore, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore,
+    BatchSealer, HeadAuth, KeyHead, MemoryStore, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore,
     SqliteStore, StoreKind, StoredVersion, open_store,
 };
 pub use upgrade::{UpgradeReport, legacy_kek_uris, upgrade};

@@ -10,7 +10,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::heads::{self, HeadAuth, KeyHead};
 use super::{
-    Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind, StoredVersion,
+    BatchSealer, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind, StoredVersion,
     not_found, now_ms,
 };
 use crate::Error;
@@ -112,17 +112,49 @@ impl SqliteStore {
         key: &str,
     ) -> Result<Option<KeyHead>, Error> {
         let stored = tx
-            .query_row(
+            .prepare_cached(
                 "SELECT latest, deleted_through, tag FROM key_heads WHERE scope = ?1 AND key = ?2",
-                params![scope, key],
-                |row| Ok((stored_head(row.get(0)?, row.get(1)?), row.get(2)?)),
             )
-            .optional()
+            .and_then(|mut stmt| {
+                stmt.query_row(params![scope, key], |row| {
+                    Ok((stored_head(row.get(0)?, row.get(1)?), row.get(2)?))
+                })
+                .optional()
+            })
             .map_err(Error::store("reading the version counter"))?;
         if stored.is_none() && has_rows(tx, scope, key)? {
             return Err(heads::rows_without_head(&self.path, scope, key));
         }
         heads::checked(&self.path, auth, scope, key, stored)
+    }
+
+    /// Adds the next version of `scope`/`key` in the write transaction `tx`.
+    fn add_version(
+        &self,
+        tx: &Connection,
+        auth: &dyn HeadAuth,
+        scope: &str,
+        key: &str,
+        seal: &mut Sealer<'_>,
+    ) -> Result<u64, Error> {
+        let head = self.head(tx, auth, scope, key)?.unwrap_or_default();
+        let version = head.latest + 1;
+        let envelope = seal(version)?;
+        // REPLACE: a row someone put at this version before the vault wrote it is not ours.
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO secrets (scope, key, version, envelope, written_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![scope, key, version as i64, envelope, now_ms()])
+        })
+        .map_err(Error::store("writing the secret"))?;
+        let head = KeyHead {
+            latest: version,
+            ..head
+        };
+        write_head(tx, auth, scope, key, &head)?;
+        Ok(version)
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -141,11 +173,8 @@ fn stored_head(latest: i64, deleted_through: i64) -> KeyHead {
 }
 
 fn has_rows(conn: &Connection, scope: &str, key: &str) -> Result<bool, Error> {
-    conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM secrets WHERE scope = ?1 AND key = ?2)",
-        params![scope, key],
-        |row| row.get(0),
-    )
+    conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM secrets WHERE scope = ?1 AND key = ?2)")
+        .and_then(|mut stmt| stmt.query_row(params![scope, key], |row| row.get(0)))
     .map_err(Error::store("reading the secret"))
 }
 
@@ -156,17 +185,19 @@ fn write_head(
     key: &str,
     head: &KeyHead,
 ) -> Result<(), Error> {
-    tx.execute(
+    tx.prepare_cached(
         "INSERT OR REPLACE INTO key_heads (scope, key, latest, deleted_through, tag)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
             scope,
             key,
             head.latest as i64,
             head.deleted_through as i64,
             auth.tag(scope, key, head)
-        ],
-    )
+        ])
+    })
     .map_err(Error::store("writing the version counter"))?;
     Ok(())
 }
@@ -189,22 +220,28 @@ impl SecretStore for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::store("starting a write"))?;
-        let head = self.head(&tx, auth, scope, key)?.unwrap_or_default();
-        let version = head.latest + 1;
-        let envelope = seal(version)?;
-        // REPLACE: a row someone put at this version before the vault wrote it is not ours.
-        tx.execute(
-            "INSERT OR REPLACE INTO secrets (scope, key, version, envelope, written_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![scope, key, version as i64, envelope, now_ms()],
-        )
-        .map_err(Error::store("writing the secret"))?;
-        let head = KeyHead {
-            latest: version,
-            ..head
-        };
-        write_head(&tx, auth, scope, key, &head)?;
+        let version = self.add_version(&tx, auth, scope, key, seal)?;
         tx.commit().map_err(Error::store("committing the secret"))?;
         Ok(version)
+    }
+
+    fn set_many(
+        &self,
+        names: &[(&str, &str)],
+        auth: &dyn HeadAuth,
+        seal: &mut BatchSealer<'_>,
+    ) -> Result<Vec<u64>, Error> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::store("starting a write"))?;
+        let mut versions = Vec::with_capacity(names.len());
+        for (n, (scope, key)) in names.iter().enumerate() {
+            let version = self.add_version(&tx, auth, scope, key, &mut |v| seal(n, v))?;
+            versions.push(version);
+        }
+        tx.commit().map_err(Error::store("committing the secrets"))?;
+        Ok(versions)
     }
 
     fn get(
