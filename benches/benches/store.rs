@@ -37,7 +37,7 @@ const LARGE: usize = 1_000_000;
 /// Secrets per `set_many` transaction while filling.
 const FILL_CHUNK: usize = 50_000;
 /// The one scope the secrets are in.
-const SCOPE: &str = "bench";
+const SCOPE: &str = "global";
 
 struct Settings {
     json: Option<PathBuf>,

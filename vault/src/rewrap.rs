@@ -15,18 +15,23 @@ use serde::{Deserialize, Serialize};
 use crate::admin::stanza_ids;
 use crate::config::{VaultConfig, WrapMode, synced_temp_file};
 use crate::keyring::{EPOCH_KIND, Keyring, reseal_epoch};
-use crate::store::{Replacement, ScanPosition};
-use crate::{Error, Vault};
+use crate::store::{Replacement, ScanPosition, StoredVersion};
+use crate::{Error, Vault, in_memory};
 
 /// Where a run's position is saved.
 const PROGRESS_FILE: &str = "rewrap.json";
+/// Fewer stale versions than this per thread are rewrapped on the calling thread alone: a
+/// thread costs more than that many rewraps.
+const MIN_PER_THREAD: usize = 64;
 
 /// How to run a rewrap.
 #[derive(Debug, Clone, Copy)]
 pub struct RewrapOptions {
     /// Count what would change, write nothing.
     pub dry_run: bool,
-    /// Versions per transaction.
+    /// Versions per transaction (and per saved position): large enough that the fsyncs of
+    /// the commit and of the position are a small part of a batch, small enough that a
+    /// batch's envelopes, held three times (read, new, compared), stay a few MB.
     pub batch: usize,
 }
 
@@ -34,7 +39,7 @@ impl Default for RewrapOptions {
     fn default() -> Self {
         RewrapOptions {
             dry_run: false,
-            batch: 256,
+            batch: 4096,
         }
     }
 }
@@ -108,40 +113,29 @@ impl Vault {
                 total: self.store.count_versions()?,
                 rewrapped: saved.rewrapped,
             };
+            let batch_size = options.batch.max(1);
+            // The wraps of a batch leased at once: a lease renewal (which writes vault.json)
+            // at most once per batch, not every few dozen secrets.
+            let lease = self.lease().max(batch_size as u64);
             loop {
-                let page = self
-                    .store
-                    .scan(saved.after.as_ref(), options.batch.max(1))?;
-                let Some(last) = page.last() else { break };
-                let mut batch = Vec::new();
-                for version in &page {
-                    counts.examined += 1;
-                    if target.holds(&stanza_ids(&version.envelope)?) {
-                        continue;
+                let page = self.store.scan(saved.after.as_ref(), batch_size)?;
+                let Some(last) = page.last().map(StoredVersion::position) else {
+                    break;
+                };
+                counts.examined += page.len() as u64;
+                let mut stale = Vec::new();
+                for version in page {
+                    if !target.holds(&stanza_ids(&version.envelope)?) {
+                        stale.push(version);
                     }
-                    counts.rewrapped += 1;
-                    if options.dry_run {
-                        continue;
-                    }
-                    let ctx = Context::new(&version.scope, &version.key, version.version);
-                    let keks = keyring.seal_keks(&self.dir, &self.id, self.lease())?;
-                    let new = envelope::rewrap(
-                        &version.envelope,
-                        &ctx,
-                        keyring.unwrap_keks()?.as_slice(),
-                        keks.as_slice(),
-                    )?;
-                    report.reencrypted += u64::from(new.reencrypted);
-                    batch.push(Replacement {
-                        scope: version.scope.clone(),
-                        key: version.key.clone(),
-                        version: version.version,
-                        old: version.envelope.clone(),
-                        new: new.envelope,
-                    });
                 }
-                saved.after = Some(last.position());
+                counts.rewrapped += stale.len() as u64;
+                saved.after = Some(last);
                 if !options.dry_run {
+                    // The crypto before the write transaction, which only swaps envelopes
+                    // that are still the ones read.
+                    let (batch, reencrypted) = self.rewrap_batch(keyring, lease, stale)?;
+                    report.reencrypted += reencrypted;
                     self.store.replace(&batch)?;
                     for r in &batch {
                         self.cache.invalidate(&r.scope, &r.key);
@@ -159,6 +153,76 @@ impl Vault {
             report.progress = counts;
             Ok(report)
         })
+    }
+
+    /// The replacements of `stale` and how many were re-encrypted (v1), made on every core
+    /// when the batch is large enough to be worth a thread.
+    fn rewrap_batch(
+        &self,
+        keyring: &Keyring,
+        lease: u64,
+        stale: Vec<StoredVersion>,
+    ) -> Result<(Vec<Replacement>, u64), Error> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Inside `without_devices` the rule is this thread's: its work stays here.
+        let threads = if in_memory::devices_ruled_out() {
+            1
+        } else {
+            cores.min(stale.len() / MIN_PER_THREAD).max(1)
+        };
+        let rewrap_all = |part: &[StoredVersion]| -> Result<Vec<(Replacement, bool)>, Error> {
+            part.iter()
+                .map(|version| self.rewrap_one(keyring, lease, version))
+                .collect()
+        };
+        let made: Vec<(Replacement, bool)> = if threads == 1 {
+            rewrap_all(&stale)?
+        } else {
+            let share = stale.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = stale
+                    .chunks(share)
+                    .map(|part| scope.spawn(move || rewrap_all(part)))
+                    .collect();
+                let mut made = Vec::with_capacity(stale.len());
+                for worker in workers {
+                    // A panic in a worker is the same panic here.
+                    let part = worker
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                    made.extend(part);
+                }
+                Ok::<_, Error>(made)
+            })?
+        };
+        let reencrypted = made.iter().filter(|(_, again)| *again).count() as u64;
+        Ok((made.into_iter().map(|(r, _)| r).collect(), reencrypted))
+    }
+
+    /// The replacement of one stale version, and whether it was re-encrypted.
+    fn rewrap_one(
+        &self,
+        keyring: &Keyring,
+        lease: u64,
+        version: &StoredVersion,
+    ) -> Result<(Replacement, bool), Error> {
+        let ctx = Context::new(&version.scope, &version.key, version.version);
+        // One wrap of the epoch's budget per envelope, as for any seal.
+        let keks = keyring.seal_keks(&self.dir, &self.id, lease)?;
+        let new = envelope::rewrap(
+            &version.envelope,
+            &ctx,
+            keyring.unwrap_keks()?.as_slice(),
+            keks.as_slice(),
+        )?;
+        let replacement = Replacement {
+            scope: version.scope.clone(),
+            key: version.key.clone(),
+            version: version.version,
+            old: version.envelope.clone(),
+            new: new.envelope,
+        };
+        Ok((replacement, new.reencrypted))
     }
 
     /// Wraps epoch keys whose envelopes are not exactly under the current root KEKs again.
