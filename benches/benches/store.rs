@@ -15,7 +15,7 @@
 //! --store`) and prints them.
 //!
 //! ```text
-//! cargo bench -p benches --bench store -- [--quick] [--json FILE] [--secrets N]
+//! cargo bench -p benches --bench store -- [--quick] [--json FILE] [--secrets N] [--gets-only]
 //! ```
 
 use std::hint::black_box;
@@ -47,6 +47,8 @@ struct Settings {
     gets: usize,
     /// Gets on each vault before measuring.
     warmup: usize,
+    /// `--gets-only`: no rewrap (to profile the gets).
+    gets_only: bool,
 }
 
 fn settings() -> Settings {
@@ -57,6 +59,7 @@ fn settings() -> Settings {
         rounds: 6,
         gets: 100_000,
         warmup: 200_000,
+        gets_only: false,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -65,6 +68,7 @@ fn settings() -> Settings {
                 s.gets = 30_000;
                 s.warmup = 100_000;
             }
+            "--gets-only" => s.gets_only = true,
             "--json" => s.json = args.next().map(PathBuf::from),
             "--secrets" => {
                 s.large = args
@@ -112,9 +116,11 @@ fn filled_vault(dir: &Path, count: usize) -> Vault {
             .collect();
         vault.set_many(&entries).expect("set_many");
     }
+    let bytes = std::fs::metadata(dir.join("secrets.db")).map_or(0, |m| m.len());
     eprintln!(
-        "store: {count} secrets filled in {:.1} s",
-        started.elapsed().as_secs_f64()
+        "store: {count} secrets filled in {:.1} s ({} MB)",
+        started.elapsed().as_secs_f64(),
+        bytes >> 20
     );
     vault
 }
@@ -236,7 +242,9 @@ fn main() {
     let rewrap_small = filled_vault(&dir("rewrap-small"), REWRAP_SMALL);
     let large = filled_vault(&dir("large"), s.large);
     let mut rows = get_rows(&s, &small, &large);
-    rows.extend(rewrap_rows(s.large, &rewrap_small, &large));
+    if !s.gets_only {
+        rows.extend(rewrap_rows(s.large, &rewrap_small, &large));
+    }
     let json = serde_json::to_string_pretty(&rows).expect("rows as JSON");
     println!("{json}");
     if let Some(path) = &s.json {
