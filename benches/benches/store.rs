@@ -172,7 +172,10 @@ fn get_rows(s: &Settings, small: &Vault, large: &Vault) -> Vec<StoreRow> {
         .zip([0.5, 0.99])
         .map(|(what, q)| {
             let (small_us, large_us) = (quantile_us(&at_small, q), quantile_us(&at_large, q));
-            eprintln!("store: get {what}: {small_us:.2} µs at {SMALL}, {large_us:.2} µs at {}", s.large);
+            eprintln!(
+                "store: get {what}: {small_us:.2} µs at {SMALL}, {large_us:.2} µs at {}",
+                s.large
+            );
             StoreRow {
                 benchmark: name(what, s.large),
                 limit: name(what, SMALL),

@@ -3,8 +3,10 @@
 //!
 //! Versions are walked in (scope, key, version) order and replaced in batches, each batch one
 //! compare-and-swap transaction; after each batch the position is saved in `rewrap.json`. A
-//! run that is killed resumes from the saved position; a run against other target keys
-//! starts over. Either way an envelope already on the target keys is left alone, so a rerun
+//! batch's new envelopes are made (on every core) before its transaction and while the batch
+//! before it is written, so a run costs the same per version at any store size. A run that is
+//! killed resumes from the saved position (a batch made but not written is made again); a
+//! run against other target keys starts over. Either way an envelope already on the target keys is left alone, so a rerun
 //! never does harm, and writes that arrive meanwhile are sealed under the current keys anyway.
 
 use std::path::Path;
@@ -39,7 +41,7 @@ impl Default for RewrapOptions {
     fn default() -> Self {
         RewrapOptions {
             dry_run: false,
-            batch: 4096,
+            batch: 8192,
         }
     }
 }
@@ -66,6 +68,15 @@ pub struct RewrapReport {
     pub epochs_resealed: u64,
     /// Whether the run continued a killed one.
     pub resumed: bool,
+}
+
+/// A batch whose new envelopes are made, waiting for its write.
+struct Made {
+    batch: Vec<Replacement>,
+    /// The position after its last version.
+    after: ScanPosition,
+    /// The counts once it is written.
+    counts: RewrapProgress,
 }
 
 /// The saved position of a run.
@@ -117,8 +128,14 @@ impl Vault {
             // The wraps of a batch leased at once: a lease renewal (which writes vault.json)
             // at most once per batch, not every few dozen secrets.
             let lease = self.lease().max(batch_size as u64);
+            // Inside `without_devices` the rule is this thread's: its work stays here.
+            let beside = !in_memory::devices_ruled_out();
+            // The scan runs one batch ahead of the saved position: a batch's new envelopes
+            // are made while the batch before it is written.
+            let mut after = saved.after.clone();
+            let mut pending: Option<Made> = None;
             loop {
-                let page = self.store.scan(saved.after.as_ref(), batch_size)?;
+                let page = self.store.scan(after.as_ref(), batch_size)?;
                 let Some(last) = page.last().map(StoredVersion::position) else {
                     break;
                 };
@@ -130,21 +147,40 @@ impl Vault {
                     }
                 }
                 counts.rewrapped += stale.len() as u64;
-                saved.after = Some(last);
-                if !options.dry_run {
-                    // The crypto before the write transaction, which only swaps envelopes
-                    // that are still the ones read.
-                    let (batch, reencrypted) = self.rewrap_batch(keyring, lease, stale)?;
-                    report.reencrypted += reencrypted;
-                    self.store.replace(&batch)?;
-                    for r in &batch {
-                        self.cache.invalidate(&r.scope, &r.key);
-                    }
-                    saved.examined = counts.examined;
-                    saved.rewrapped = counts.rewrapped;
-                    write_progress(&self.dir, &saved)?;
+                after = Some(last.clone());
+                if options.dry_run {
+                    progress(&counts);
+                    continue;
                 }
-                progress(&counts);
+                let previous = pending.take();
+                // The crypto before the write transaction, which only swaps envelopes that
+                // are still the ones read.
+                let (batch, reencrypted) = if beside {
+                    std::thread::scope(|scope| {
+                        let crypto = scope.spawn(|| self.rewrap_batch(keyring, lease, stale));
+                        let written = previous
+                            .map_or(Ok(()), |made| self.write_batch(made, &mut saved, progress));
+                        // A panic while making envelopes is the same panic here.
+                        let made = crypto
+                            .join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                        written.and(made)
+                    })?
+                } else {
+                    if let Some(made) = previous {
+                        self.write_batch(made, &mut saved, progress)?;
+                    }
+                    self.rewrap_batch(keyring, lease, stale)?
+                };
+                report.reencrypted += reencrypted;
+                pending = Some(Made {
+                    batch,
+                    after: last,
+                    counts,
+                });
+            }
+            if let Some(made) = pending {
+                self.write_batch(made, &mut saved, progress)?;
             }
             if !options.dry_run {
                 remove_progress(&self.dir)?;
@@ -153,6 +189,26 @@ impl Vault {
             report.progress = counts;
             Ok(report)
         })
+    }
+
+    /// Writes a made batch in one compare-and-swap transaction, then saves the position
+    /// after it (so a crash resumes at most one batch early) and reports the counts.
+    fn write_batch(
+        &self,
+        made: Made,
+        saved: &mut SavedProgress,
+        progress: &mut dyn FnMut(&RewrapProgress),
+    ) -> Result<(), Error> {
+        self.store.replace(&made.batch)?;
+        for r in &made.batch {
+            self.cache.invalidate(&r.scope, &r.key);
+        }
+        saved.after = Some(made.after);
+        saved.examined = made.counts.examined;
+        saved.rewrapped = made.counts.rewrapped;
+        write_progress(&self.dir, saved)?;
+        progress(&made.counts);
+        Ok(())
     }
 
     /// The replacements of `stale` and how many were re-encrypted (v1), made on every core
@@ -164,7 +220,7 @@ impl Vault {
         stale: Vec<StoredVersion>,
     ) -> Result<(Vec<Replacement>, u64), Error> {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // Inside `without_devices` the rule is this thread's: its work stays here.
+        // Inside `without_devices` the rule is the calling thread's: its work stays there.
         let threads = if in_memory::devices_ruled_out() {
             1
         } else {

@@ -13,9 +13,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use benches::report::{
-    LOAD_GROUP, LoadRow, Results, Row, Verdict, chart, criterion, store, table,
-};
+use benches::report::{LOAD_GROUP, LoadRow, Results, Row, Verdict, chart, criterion, store, table};
 use clap::Parser;
 
 /// Writes the results table and chart of a benchmark run.

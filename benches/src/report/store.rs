@@ -38,7 +38,8 @@ pub struct StoreRow {
 impl StoreRow {
     /// The row of the results table.
     pub fn to_row(&self) -> Row {
-        let ratio = (self.limit_ops_per_sec > 0.0).then(|| self.ops_per_sec / self.limit_ops_per_sec);
+        let ratio =
+            (self.limit_ops_per_sec > 0.0).then(|| self.ops_per_sec / self.limit_ops_per_sec);
         Row {
             group: STORE_GROUP.into(),
             benchmark: self.benchmark.clone(),

@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::heads::{HeadAuth, KeyHead};
 use super::{
-    BatchSealer, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind, StoredVersion,
-    not_found, now_ms,
+    BatchSealer, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind,
+    StoredVersion, not_found, now_ms,
 };
 use crate::Error;
 

@@ -10,8 +10,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::heads::{self, HeadAuth, KeyHead};
 use super::{
-    BatchSealer, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind, StoredVersion,
-    not_found, now_ms,
+    BatchSealer, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind,
+    StoredVersion, not_found, now_ms,
 };
 use crate::Error;
 
@@ -212,10 +212,10 @@ impl SqliteStore {
         let envelope = seal(version)?;
         // REPLACE: a row someone put at this version before the vault wrote it is not ours.
         tx.prepare_cached(INSERT_SQL)
-        .and_then(|mut stmt| {
-            stmt.execute(params![scope, key, version as i64, envelope, now_ms()])
-        })
-        .map_err(Error::store("writing the secret"))?;
+            .and_then(|mut stmt| {
+                stmt.execute(params![scope, key, version as i64, envelope, now_ms()])
+            })
+            .map_err(Error::store("writing the secret"))?;
         let head = KeyHead {
             latest: version,
             ..head
@@ -253,16 +253,16 @@ fn write_head(
     head: &KeyHead,
 ) -> Result<(), Error> {
     tx.prepare_cached(WRITE_HEAD_SQL)
-    .and_then(|mut stmt| {
-        stmt.execute(params![
-            scope,
-            key,
-            head.latest as i64,
-            head.deleted_through as i64,
-            auth.tag(scope, key, head)
-        ])
-    })
-    .map_err(Error::store("writing the version counter"))?;
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                scope,
+                key,
+                head.latest as i64,
+                head.deleted_through as i64,
+                auth.tag(scope, key, head)
+            ])
+        })
+        .map_err(Error::store("writing the version counter"))?;
     Ok(())
 }
 
@@ -304,7 +304,8 @@ impl SecretStore for SqliteStore {
             let version = self.add_version(&tx, auth, scope, key, &mut |v| seal(n, v))?;
             versions.push(version);
         }
-        tx.commit().map_err(Error::store("committing the secrets"))?;
+        tx.commit()
+            .map_err(Error::store("committing the secrets"))?;
         Ok(versions)
     }
 
@@ -362,7 +363,7 @@ impl SecretStore for SqliteStore {
         };
         tx.prepare_cached(DELETE_SQL)
             .and_then(|mut stmt| stmt.execute(params![scope, key]))
-        .map_err(Error::store("deleting the secret"))?;
+            .map_err(Error::store("deleting the secret"))?;
         let head = KeyHead {
             deleted_through: head.latest,
             ..head

@@ -73,7 +73,8 @@ fn whole_store_statements_read_in_key_order_and_seek_the_heads() {
     let list = plan(&conn, &list_sql(false));
     assert_eq!(walks(&list), ["SCAN s"], "{list:?}");
     assert!(
-        list.iter().any(|d| d.starts_with("SEARCH h USING PRIMARY KEY")),
+        list.iter()
+            .any(|d| d.starts_with("SEARCH h USING PRIMARY KEY")),
         "{list:?}"
     );
 }
