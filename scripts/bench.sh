@@ -30,7 +30,12 @@
 #   direct    vaultd on a direct-mode vault whose KEK is on a private SoftHSM2 token (every
 #             seal and open wraps or unwraps on the token, through the KEK pool), seal+open
 #             of 64 B with 8 clients against the echo (>= 0.6, and 20,000 ops/s on the
-#             reference machine), through scripts/load-softhsm.sh.
+#             reference machine), through scripts/load-softhsm.sh;
+#   store     the SQLite store at scale (benches/benches/store.rs, not criterion): KV get
+#             p50 and p99 through the library with 1,000,000 secrets against 1,000 (>= 1/1.5
+#             each), a full rewrap of 1,000,000 against 10,000 (>= 1/1.5) and against a floor
+#             of 100,000 secrets/s (>= 1); fills its vaults in a temporary directory (about
+#             1 GB while it runs; a few minutes, --quick about two).
 # Each group starts its own emulator (the fixtures start pcscd, swtpm, the token, the D-Bus
 # session and gnome-keyring); without one it skips, saying so, and its rows read "not
 # measured". Missing system packages are installed first when run as root
@@ -46,7 +51,7 @@ cd "$(dirname "$0")/.."
 # libtss2 prints every failing TPM command itself; the TPM fixture provokes some on purpose.
 export TSS2_LOG="${TSS2_LOG:-all+none}"
 
-all=(envelope keyring software pkcs11 yubikey keystore tpm load tiered direct)
+all=(envelope keyring software pkcs11 yubikey keystore tpm load tiered direct store)
 check=0
 quick=0
 groups=()
@@ -55,7 +60,7 @@ for arg in "$@"; do
     case "$arg" in
         --check) check=1 ;;
         --quick) quick=1 ;;
-        envelope | keyring | software | pkcs11 | yubikey | keystore | tpm | load | tiered | direct)
+        envelope | keyring | software | pkcs11 | yubikey | keystore | tpm | load | tiered | direct | store)
             groups+=("$arg")
             ;;
         *) args+=("$arg") ;;
@@ -105,13 +110,14 @@ done < <(cargo bench -p benches --no-run --message-format=json |
 cargo build --release -p vaultd -p benches --bin vaultd --bin vault-load --bin bench-report >&2
 
 mkdir -p "$out"
-rm -f "$out"/load-*.json
+rm -f "$out"/load-*.json "$out"/store.json
 # Estimates older than this were not measured by this run (a group skipped for want of its
 # emulator): the report says so instead of showing them.
 started=$(date +%s.%N)
 failed=()
 criterion_groups=()
 loads=()
+stores=()
 for group in "${groups[@]}"; do
     if [ "$group" = load ]; then
         loads+=("$out/load-64B.json" "$out/load-1MiB.json")
@@ -136,6 +142,18 @@ for group in "${groups[@]}"; do
             --json "$out/load-direct.json" "${load_64[@]}" || failed+=("direct (SoftHSM)")
         continue
     fi
+    if [ "$group" = store ]; then
+        stores+=("$out/store.json")
+        store_args=(--json "$PWD/$out/store.json")
+        [ "$quick" -eq 0 ] || store_args+=(--quick)
+        if [ -z "${exe[store]:-}" ]; then
+            echo "bench.sh: cargo built no bench executable named store" >&2
+            failed+=(store)
+        else
+            (cd benches && "${exe[store]}" --bench "${store_args[@]}") >&2 || failed+=(store)
+        fi
+        continue
+    fi
     criterion_groups+=("$group")
     if [ -z "${exe[$group]:-}" ]; then
         echo "bench.sh: cargo built no bench executable named $group" >&2
@@ -151,6 +169,7 @@ done
 report=(--since "$started" --mode "$mode" --out "$out")
 [ ${#criterion_groups[@]} -eq 0 ] || report+=(--groups "$(IFS=,; echo "${criterion_groups[*]}")")
 for file in "${loads[@]}"; do report+=(--load "$file"); done
+for file in "${stores[@]}"; do report+=(--store "$file"); done
 [ "$check" -eq 0 ] || report+=(--check)
 status=0
 target/release/bench-report "${report[@]}" || status=$?

@@ -49,6 +49,12 @@ impl Drop for Outer {
     }
 }
 
+/// Whether this thread is inside [`without_devices`]: work it hands to other threads must
+/// then stay on it, where the rule applies.
+pub(crate) fn devices_ruled_out() -> bool {
+    RULED_OUT.get()
+}
+
 /// Ok where a device may be used; inside [`without_devices`], the error that stops the
 /// call.
 pub(crate) fn device_allowed() -> Result<(), Error> {

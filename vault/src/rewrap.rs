@@ -3,8 +3,10 @@
 //!
 //! Versions are walked in (scope, key, version) order and replaced in batches, each batch one
 //! compare-and-swap transaction; after each batch the position is saved in `rewrap.json`. A
-//! run that is killed resumes from the saved position; a run against other target keys
-//! starts over. Either way an envelope already on the target keys is left alone, so a rerun
+//! batch's new envelopes are made (on every core) before its transaction and while the batch
+//! before it is written, so a run costs the same per version at any store size. A run that is
+//! killed resumes from the saved position (a batch made but not written is made again); a
+//! run against other target keys starts over. Either way an envelope already on the target keys is left alone, so a rerun
 //! never does harm, and writes that arrive meanwhile are sealed under the current keys anyway.
 
 use std::path::Path;
@@ -15,18 +17,23 @@ use serde::{Deserialize, Serialize};
 use crate::admin::stanza_ids;
 use crate::config::{VaultConfig, WrapMode, synced_temp_file};
 use crate::keyring::{EPOCH_KIND, Keyring, reseal_epoch};
-use crate::store::{Replacement, ScanPosition};
-use crate::{Error, Vault};
+use crate::store::{Replacement, ScanPosition, StoredVersion};
+use crate::{Error, Vault, in_memory};
 
 /// Where a run's position is saved.
 const PROGRESS_FILE: &str = "rewrap.json";
+/// Fewer stale versions than this per thread are rewrapped on the calling thread alone: a
+/// thread costs more than that many rewraps.
+const MIN_PER_THREAD: usize = 64;
 
 /// How to run a rewrap.
 #[derive(Debug, Clone, Copy)]
 pub struct RewrapOptions {
     /// Count what would change, write nothing.
     pub dry_run: bool,
-    /// Versions per transaction.
+    /// Versions per transaction (and per saved position): large enough that the fsyncs of
+    /// the commit and of the position are a small part of a batch, small enough that a
+    /// batch's envelopes, held three times (read, new, compared), stay a few MB.
     pub batch: usize,
 }
 
@@ -34,7 +41,7 @@ impl Default for RewrapOptions {
     fn default() -> Self {
         RewrapOptions {
             dry_run: false,
-            batch: 256,
+            batch: 8192,
         }
     }
 }
@@ -61,6 +68,15 @@ pub struct RewrapReport {
     pub epochs_resealed: u64,
     /// Whether the run continued a killed one.
     pub resumed: bool,
+}
+
+/// A batch whose new envelopes are made, waiting for its write.
+struct Made {
+    batch: Vec<Replacement>,
+    /// The position after its last version.
+    after: ScanPosition,
+    /// The counts once it is written.
+    counts: RewrapProgress,
 }
 
 /// The saved position of a run.
@@ -108,49 +124,63 @@ impl Vault {
                 total: self.store.count_versions()?,
                 rewrapped: saved.rewrapped,
             };
+            let batch_size = options.batch.max(1);
+            // The wraps of a batch leased at once: a lease renewal (which writes vault.json)
+            // at most once per batch, not every few dozen secrets.
+            let lease = self.lease().max(batch_size as u64);
+            // Inside `without_devices` the rule is this thread's: its work stays here.
+            let beside = !in_memory::devices_ruled_out();
+            // The scan runs one batch ahead of the saved position: a batch's new envelopes
+            // are made while the batch before it is written.
+            let mut after = saved.after.clone();
+            let mut pending: Option<Made> = None;
             loop {
-                let page = self
-                    .store
-                    .scan(saved.after.as_ref(), options.batch.max(1))?;
-                let Some(last) = page.last() else { break };
-                let mut batch = Vec::new();
-                for version in &page {
-                    counts.examined += 1;
-                    if target.holds(&stanza_ids(&version.envelope)?) {
-                        continue;
+                let page = self.store.scan(after.as_ref(), batch_size)?;
+                let Some(last) = page.last().map(StoredVersion::position) else {
+                    break;
+                };
+                counts.examined += page.len() as u64;
+                let mut stale = Vec::new();
+                for version in page {
+                    if !target.holds(&stanza_ids(&version.envelope)?) {
+                        stale.push(version);
                     }
-                    counts.rewrapped += 1;
-                    if options.dry_run {
-                        continue;
-                    }
-                    let ctx = Context::new(&version.scope, &version.key, version.version);
-                    let keks = keyring.seal_keks(&self.dir, &self.id, self.lease())?;
-                    let new = envelope::rewrap(
-                        &version.envelope,
-                        &ctx,
-                        keyring.unwrap_keks()?.as_slice(),
-                        keks.as_slice(),
-                    )?;
-                    report.reencrypted += u64::from(new.reencrypted);
-                    batch.push(Replacement {
-                        scope: version.scope.clone(),
-                        key: version.key.clone(),
-                        version: version.version,
-                        old: version.envelope.clone(),
-                        new: new.envelope,
-                    });
                 }
-                saved.after = Some(last.position());
-                if !options.dry_run {
-                    self.store.replace(&batch)?;
-                    for r in &batch {
-                        self.cache.invalidate(&r.scope, &r.key);
-                    }
-                    saved.examined = counts.examined;
-                    saved.rewrapped = counts.rewrapped;
-                    write_progress(&self.dir, &saved)?;
+                counts.rewrapped += stale.len() as u64;
+                after = Some(last.clone());
+                if options.dry_run {
+                    progress(&counts);
+                    continue;
                 }
-                progress(&counts);
+                let previous = pending.take();
+                // The crypto before the write transaction, which only swaps envelopes that
+                // are still the ones read.
+                let (batch, reencrypted) = if beside {
+                    std::thread::scope(|scope| {
+                        let crypto = scope.spawn(|| self.rewrap_batch(keyring, lease, stale));
+                        let written = previous
+                            .map_or(Ok(()), |made| self.write_batch(made, &mut saved, progress));
+                        // A panic while making envelopes is the same panic here.
+                        let made = crypto
+                            .join()
+                            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                        written.and(made)
+                    })?
+                } else {
+                    if let Some(made) = previous {
+                        self.write_batch(made, &mut saved, progress)?;
+                    }
+                    self.rewrap_batch(keyring, lease, stale)?
+                };
+                report.reencrypted += reencrypted;
+                pending = Some(Made {
+                    batch,
+                    after: last,
+                    counts,
+                });
+            }
+            if let Some(made) = pending {
+                self.write_batch(made, &mut saved, progress)?;
             }
             if !options.dry_run {
                 remove_progress(&self.dir)?;
@@ -159,6 +189,96 @@ impl Vault {
             report.progress = counts;
             Ok(report)
         })
+    }
+
+    /// Writes a made batch in one compare-and-swap transaction, then saves the position
+    /// after it (so a crash resumes at most one batch early) and reports the counts.
+    fn write_batch(
+        &self,
+        made: Made,
+        saved: &mut SavedProgress,
+        progress: &mut dyn FnMut(&RewrapProgress),
+    ) -> Result<(), Error> {
+        self.store.replace(&made.batch)?;
+        for r in &made.batch {
+            self.cache.invalidate(&r.scope, &r.key);
+        }
+        saved.after = Some(made.after);
+        saved.examined = made.counts.examined;
+        saved.rewrapped = made.counts.rewrapped;
+        write_progress(&self.dir, saved)?;
+        progress(&made.counts);
+        Ok(())
+    }
+
+    /// The replacements of `stale` and how many were re-encrypted (v1), made on every core
+    /// when the batch is large enough to be worth a thread.
+    fn rewrap_batch(
+        &self,
+        keyring: &Keyring,
+        lease: u64,
+        stale: Vec<StoredVersion>,
+    ) -> Result<(Vec<Replacement>, u64), Error> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Inside `without_devices` the rule is the calling thread's: its work stays there.
+        let threads = if in_memory::devices_ruled_out() {
+            1
+        } else {
+            cores.min(stale.len() / MIN_PER_THREAD).max(1)
+        };
+        let rewrap_all = |part: &[StoredVersion]| -> Result<Vec<(Replacement, bool)>, Error> {
+            part.iter()
+                .map(|version| self.rewrap_one(keyring, lease, version))
+                .collect()
+        };
+        let made: Vec<(Replacement, bool)> = if threads == 1 {
+            rewrap_all(&stale)?
+        } else {
+            let share = stale.len().div_ceil(threads);
+            std::thread::scope(|scope| {
+                let workers: Vec<_> = stale
+                    .chunks(share)
+                    .map(|part| scope.spawn(move || rewrap_all(part)))
+                    .collect();
+                let mut made = Vec::with_capacity(stale.len());
+                for worker in workers {
+                    // A panic in a worker is the same panic here.
+                    let part = worker
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                    made.extend(part);
+                }
+                Ok::<_, Error>(made)
+            })?
+        };
+        let reencrypted = made.iter().filter(|(_, again)| *again).count() as u64;
+        Ok((made.into_iter().map(|(r, _)| r).collect(), reencrypted))
+    }
+
+    /// The replacement of one stale version, and whether it was re-encrypted.
+    fn rewrap_one(
+        &self,
+        keyring: &Keyring,
+        lease: u64,
+        version: &StoredVersion,
+    ) -> Result<(Replacement, bool), Error> {
+        let ctx = Context::new(&version.scope, &version.key, version.version);
+        // One wrap of the epoch's budget per envelope, as for any seal.
+        let keks = keyring.seal_keks(&self.dir, &self.id, lease)?;
+        let new = envelope::rewrap(
+            &version.envelope,
+            &ctx,
+            keyring.unwrap_keks()?.as_slice(),
+            keks.as_slice(),
+        )?;
+        let replacement = Replacement {
+            scope: version.scope.clone(),
+            key: version.key.clone(),
+            version: version.version,
+            old: version.envelope.clone(),
+            new: new.envelope,
+        };
+        Ok((replacement, new.reencrypted))
     }
 
     /// Wraps epoch keys whose envelopes are not exactly under the current root KEKs again.

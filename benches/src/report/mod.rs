@@ -7,6 +7,7 @@ pub mod chart;
 pub mod criterion;
 mod load;
 pub mod pairs;
+pub mod store;
 pub mod table;
 
 use serde::{Deserialize, Serialize};

@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::heads::{HeadAuth, KeyHead};
 use super::{
-    Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind, StoredVersion,
-    not_found, now_ms,
+    BatchSealer, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind,
+    StoredVersion, not_found, now_ms,
 };
 use crate::Error;
 
@@ -87,6 +87,41 @@ impl SecretStore for MemoryStore {
             },
         );
         Ok(version)
+    }
+
+    fn set_many(
+        &self,
+        names: &[(&str, &str)],
+        _auth: &dyn HeadAuth,
+        seal: &mut BatchSealer<'_>,
+    ) -> Result<Vec<u64>, Error> {
+        let mut secrets = self.secrets();
+        let mut heads = lock(&self.heads);
+        // Every envelope is made before anything changes: a failed seal changes nothing.
+        let mut latest: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut made = Vec::with_capacity(names.len());
+        for (n, (scope, key)) in names.iter().enumerate() {
+            let name = ((*scope).to_owned(), (*key).to_owned());
+            let newest = match latest.get(&name) {
+                Some(v) => *v,
+                None => heads.get(&name).map_or(0, |h| h.latest),
+            };
+            let version = newest + 1;
+            made.push((name.clone(), version, seal(n, version)?));
+            latest.insert(name, version);
+        }
+        let written_at = now_ms();
+        let mut versions = Vec::with_capacity(made.len());
+        for (name, version, envelope) in made {
+            secrets.entry(name.clone()).or_default().push(Version {
+                version,
+                envelope,
+                written_at,
+            });
+            heads.entry(name).or_default().latest = version;
+            versions.push(version);
+        }
+        Ok(versions)
     }
 
     fn get(

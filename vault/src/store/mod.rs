@@ -121,6 +121,10 @@ pub struct Replacement {
 /// the envelope's AAD, so the store hands it to the sealer inside its write transaction.
 pub type Sealer<'a> = dyn FnMut(u64) -> Result<Vec<u8>, Error> + 'a;
 
+/// Produces the envelope of the `n`th name of a [`SecretStore::set_many`] for the version the
+/// store assigns it.
+pub type BatchSealer<'a> = dyn FnMut(usize, u64) -> Result<Vec<u8>, Error> + 'a;
+
 /// A place that keeps versioned envelopes by scope and key. Scopes and keys arrive
 /// validated; stores must be safe to share between threads.
 ///
@@ -141,6 +145,15 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
         auth: &dyn HeadAuth,
         seal: &mut Sealer<'_>,
     ) -> Result<u64, Error>;
+
+    /// Like [`SecretStore::set`] for each (scope, key) of `names` in order, all in one
+    /// durable transaction: all are written or none. Returns the versions, in order.
+    fn set_many(
+        &self,
+        names: &[(&str, &str)],
+        auth: &dyn HeadAuth,
+        seal: &mut BatchSealer<'_>,
+    ) -> Result<Vec<u64>, Error>;
 
     /// The envelope of the latest version, or of `version`, with its version number.
     fn get(

@@ -10,8 +10,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::heads::{self, HeadAuth, KeyHead};
 use super::{
-    Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind, StoredVersion,
-    not_found, now_ms,
+    BatchSealer, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind,
+    StoredVersion, not_found, now_ms,
 };
 use crate::Error;
 
@@ -45,6 +45,77 @@ CREATE TABLE IF NOT EXISTS key_heads (
 /// The versions a head says exist (`h` the head, `s` the version row).
 const LIVE: &str = "s.version > h.deleted_through AND s.version <= h.latest";
 
+/// How much of the file a connection maps (`PRAGMA mmap_size`): all of it, up to SQLite's
+/// build limit (2 GiB, which it clamps to). Reads of mapped pages are memory reads of the
+/// OS page cache, shared by every process that opens the file (vaultd, `vaultctl` in local
+/// mode), instead of a `pread` into a private copy per connection: with a million secrets
+/// a get no longer pays a system call per B-tree level. The map is read-only (SQLite writes
+/// through `write` as before), so `synchronous=FULL`, WAL and `secure_delete` behave as
+/// without it; pages still in the WAL are read from the WAL. What changes: an I/O error
+/// while reading a mapped page (a failing disk, or the file truncated by something other
+/// than SQLite) ends the process with SIGBUS instead of returning an error. A crash leaves
+/// the file as any crash does (old or new), so the store stays readable.
+const MMAP_SIZE: i64 = 1 << 31;
+/// The private page cache of a connection, in KiB (`PRAGMA cache_size` takes negative
+/// numbers as KiB): holds the pages a write transaction changes and pages read from the
+/// WAL (which are not mapped). Allocated as used, so a small vault costs what it did.
+const CACHE_KIB: i64 = 32 << 10;
+
+/// The head and the version a get reads, in one statement (one consistent snapshot).
+pub(crate) const GET_SQL: &str = "SELECT h.latest, h.deleted_through, h.tag, s.envelope
+     FROM key_heads h
+     LEFT JOIN secrets s ON s.scope = h.scope AND s.key = h.key
+         AND s.version = COALESCE(?3, h.latest)
+     WHERE h.scope = ?1 AND h.key = ?2";
+/// A key's head inside a write.
+pub(crate) const HEAD_SQL: &str =
+    "SELECT latest, deleted_through, tag FROM key_heads WHERE scope = ?1 AND key = ?2";
+/// Whether a key has rows (only asked when it has no head).
+pub(crate) const HAS_ROWS_SQL: &str =
+    "SELECT EXISTS (SELECT 1 FROM secrets WHERE scope = ?1 AND key = ?2)";
+/// The first page of a scan.
+pub(crate) const SCAN_FIRST_SQL: &str = "SELECT scope, key, version, envelope FROM secrets
+     ORDER BY scope, key, version LIMIT ?1";
+/// A later page: a seek to the position in the primary key, so each page costs the same
+/// however far the scan has gone (one statement with `?1 IS NULL OR ...` walks from the start).
+pub(crate) const SCAN_AFTER_SQL: &str = "SELECT scope, key, version, envelope FROM secrets
+     WHERE (scope, key, version) > (?1, ?2, ?3)
+     ORDER BY scope, key, version LIMIT ?4";
+/// One compare-and-swap of a rewrap batch.
+pub(crate) const REPLACE_SQL: &str = "UPDATE secrets SET envelope = ?5
+     WHERE scope = ?1 AND key = ?2 AND version = ?3 AND envelope = ?4";
+/// A new version.
+pub(crate) const INSERT_SQL: &str =
+    "INSERT OR REPLACE INTO secrets (scope, key, version, envelope, written_at)
+     VALUES (?1, ?2, ?3, ?4, ?5)";
+/// A key's new head.
+pub(crate) const WRITE_HEAD_SQL: &str =
+    "INSERT OR REPLACE INTO key_heads (scope, key, latest, deleted_through, tag)
+     VALUES (?1, ?2, ?3, ?4, ?5)";
+/// Every version of a key, on delete.
+pub(crate) const DELETE_SQL: &str = "DELETE FROM secrets WHERE scope = ?1 AND key = ?2";
+
+/// The metadata `list` returns: of every secret (`None`) or of one scope, which is a range
+/// of the primary key rather than a walk of every secret.
+pub(crate) fn list_sql(in_scope: bool) -> String {
+    let filter = if in_scope { "s.scope = ?1 AND " } else { "" };
+    format!(
+        "SELECT s.scope, s.key, MAX(s.version), COUNT(*), MIN(s.written_at), MAX(s.written_at)
+         FROM secrets s JOIN key_heads h ON h.scope = s.scope AND h.key = s.key
+         WHERE {filter}{LIVE}
+         GROUP BY s.scope, s.key ORDER BY s.scope, s.key"
+    )
+}
+
+/// Sizes the map and the private cache of `conn` (see [`MMAP_SIZE`], [`CACHE_KIB`]).
+fn size_caches(conn: &Connection) -> Result<(), Error> {
+    // mmap_size answers with the size it took: read it, or the statement is left pending.
+    conn.pragma_update_and_check(None, "mmap_size", MMAP_SIZE, |_| Ok(()))
+        .map_err(Error::store("mapping the database"))?;
+    conn.pragma_update(None, "cache_size", -CACHE_KIB)
+        .map_err(Error::store("sizing the page cache"))
+}
+
 /// Versioned envelopes in `secrets.db`. One connection per store, shared behind a mutex;
 /// other processes are serialised by SQLite's locks (`BEGIN IMMEDIATE` + busy timeout).
 #[derive(Debug)]
@@ -76,6 +147,7 @@ impl SqliteStore {
             .map_err(Error::store("setting synchronous=FULL"))?;
         conn.pragma_update(None, "secure_delete", "ON")
             .map_err(Error::store("enabling secure_delete"))?;
+        size_caches(&conn)?;
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |row| row.get(0))
             .map_err(Error::store("reading the schema version"))?;
@@ -112,17 +184,44 @@ impl SqliteStore {
         key: &str,
     ) -> Result<Option<KeyHead>, Error> {
         let stored = tx
-            .query_row(
-                "SELECT latest, deleted_through, tag FROM key_heads WHERE scope = ?1 AND key = ?2",
-                params![scope, key],
-                |row| Ok((stored_head(row.get(0)?, row.get(1)?), row.get(2)?)),
-            )
-            .optional()
+            .prepare_cached(HEAD_SQL)
+            .and_then(|mut stmt| {
+                stmt.query_row(params![scope, key], |row| {
+                    Ok((stored_head(row.get(0)?, row.get(1)?), row.get(2)?))
+                })
+                .optional()
+            })
             .map_err(Error::store("reading the version counter"))?;
         if stored.is_none() && has_rows(tx, scope, key)? {
             return Err(heads::rows_without_head(&self.path, scope, key));
         }
         heads::checked(&self.path, auth, scope, key, stored)
+    }
+
+    /// Adds the next version of `scope`/`key` in the write transaction `tx`.
+    fn add_version(
+        &self,
+        tx: &Connection,
+        auth: &dyn HeadAuth,
+        scope: &str,
+        key: &str,
+        seal: &mut Sealer<'_>,
+    ) -> Result<u64, Error> {
+        let head = self.head(tx, auth, scope, key)?.unwrap_or_default();
+        let version = head.latest + 1;
+        let envelope = seal(version)?;
+        // REPLACE: a row someone put at this version before the vault wrote it is not ours.
+        tx.prepare_cached(INSERT_SQL)
+            .and_then(|mut stmt| {
+                stmt.execute(params![scope, key, version as i64, envelope, now_ms()])
+            })
+            .map_err(Error::store("writing the secret"))?;
+        let head = KeyHead {
+            latest: version,
+            ..head
+        };
+        write_head(tx, auth, scope, key, &head)?;
+        Ok(version)
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -141,12 +240,9 @@ fn stored_head(latest: i64, deleted_through: i64) -> KeyHead {
 }
 
 fn has_rows(conn: &Connection, scope: &str, key: &str) -> Result<bool, Error> {
-    conn.query_row(
-        "SELECT EXISTS (SELECT 1 FROM secrets WHERE scope = ?1 AND key = ?2)",
-        params![scope, key],
-        |row| row.get(0),
-    )
-    .map_err(Error::store("reading the secret"))
+    conn.prepare_cached(HAS_ROWS_SQL)
+        .and_then(|mut stmt| stmt.query_row(params![scope, key], |row| row.get(0)))
+        .map_err(Error::store("reading the secret"))
 }
 
 fn write_head(
@@ -156,18 +252,17 @@ fn write_head(
     key: &str,
     head: &KeyHead,
 ) -> Result<(), Error> {
-    tx.execute(
-        "INSERT OR REPLACE INTO key_heads (scope, key, latest, deleted_through, tag)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            scope,
-            key,
-            head.latest as i64,
-            head.deleted_through as i64,
-            auth.tag(scope, key, head)
-        ],
-    )
-    .map_err(Error::store("writing the version counter"))?;
+    tx.prepare_cached(WRITE_HEAD_SQL)
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                scope,
+                key,
+                head.latest as i64,
+                head.deleted_through as i64,
+                auth.tag(scope, key, head)
+            ])
+        })
+        .map_err(Error::store("writing the version counter"))?;
     Ok(())
 }
 
@@ -189,22 +284,29 @@ impl SecretStore for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::store("starting a write"))?;
-        let head = self.head(&tx, auth, scope, key)?.unwrap_or_default();
-        let version = head.latest + 1;
-        let envelope = seal(version)?;
-        // REPLACE: a row someone put at this version before the vault wrote it is not ours.
-        tx.execute(
-            "INSERT OR REPLACE INTO secrets (scope, key, version, envelope, written_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![scope, key, version as i64, envelope, now_ms()],
-        )
-        .map_err(Error::store("writing the secret"))?;
-        let head = KeyHead {
-            latest: version,
-            ..head
-        };
-        write_head(&tx, auth, scope, key, &head)?;
+        let version = self.add_version(&tx, auth, scope, key, seal)?;
         tx.commit().map_err(Error::store("committing the secret"))?;
         Ok(version)
+    }
+
+    fn set_many(
+        &self,
+        names: &[(&str, &str)],
+        auth: &dyn HeadAuth,
+        seal: &mut BatchSealer<'_>,
+    ) -> Result<Vec<u64>, Error> {
+        let mut conn = self.conn();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(Error::store("starting a write"))?;
+        let mut versions = Vec::with_capacity(names.len());
+        for (n, (scope, key)) in names.iter().enumerate() {
+            let version = self.add_version(&tx, auth, scope, key, &mut |v| seal(n, v))?;
+            versions.push(version);
+        }
+        tx.commit()
+            .map_err(Error::store("committing the secrets"))?;
+        Ok(versions)
     }
 
     fn get(
@@ -217,12 +319,7 @@ impl SecretStore for SqliteStore {
         let conn = self.conn();
         // One statement: the head and the row it points at, read at the same moment.
         let row = conn
-            .prepare_cached(
-                "SELECT h.latest, h.deleted_through, h.tag, s.envelope FROM key_heads h
-                 LEFT JOIN secrets s ON s.scope = h.scope AND s.key = h.key
-                     AND s.version = COALESCE(?3, h.latest)
-                 WHERE h.scope = ?1 AND h.key = ?2",
-            )
+            .prepare_cached(GET_SQL)
             .and_then(|mut stmt| {
                 stmt.query_row(
                     params![
@@ -264,11 +361,9 @@ impl SecretStore for SqliteStore {
             Some(head) if !head.is_empty() => head,
             _ => return Err(not_found(scope, key, None)),
         };
-        tx.execute(
-            "DELETE FROM secrets WHERE scope = ?1 AND key = ?2",
-            params![scope, key],
-        )
-        .map_err(Error::store("deleting the secret"))?;
+        tx.prepare_cached(DELETE_SQL)
+            .and_then(|mut stmt| stmt.execute(params![scope, key]))
+            .map_err(Error::store("deleting the secret"))?;
         let head = KeyHead {
             deleted_through: head.latest,
             ..head
@@ -310,25 +405,23 @@ impl SecretStore for SqliteStore {
     fn list(&self, scope: Option<&str>) -> Result<Vec<SecretInfo>, Error> {
         let conn = self.conn();
         let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT s.scope, s.key, MAX(s.version), COUNT(*), MIN(s.written_at), MAX(s.written_at)
-                 FROM secrets s JOIN key_heads h ON h.scope = s.scope AND h.key = s.key
-                 WHERE (?1 IS NULL OR s.scope = ?1) AND {LIVE}
-                 GROUP BY s.scope, s.key ORDER BY s.scope, s.key"
-            ))
+            .prepare_cached(&list_sql(scope.is_some()))
             .map_err(Error::store("listing secrets"))?;
-        let rows = stmt
-            .query_map(params![scope], |row| {
-                Ok(SecretInfo {
-                    scope: row.get(0)?,
-                    key: row.get(1)?,
-                    version: row.get::<_, i64>(2)? as u64,
-                    versions: row.get::<_, i64>(3)? as u64,
-                    created_at: row.get(4)?,
-                    updated_at: row.get(5)?,
-                })
+        let info = |row: &rusqlite::Row<'_>| {
+            Ok(SecretInfo {
+                scope: row.get(0)?,
+                key: row.get(1)?,
+                version: row.get::<_, i64>(2)? as u64,
+                versions: row.get::<_, i64>(3)? as u64,
+                created_at: row.get(4)?,
+                updated_at: row.get(5)?,
             })
-            .map_err(Error::store("listing secrets"))?;
+        };
+        let rows = match scope {
+            Some(scope) => stmt.query_map(params![scope], info),
+            None => stmt.query_map([], info),
+        }
+        .map_err(Error::store("listing secrets"))?;
         rows.collect::<Result<_, _>>()
             .map_err(Error::store("listing secrets"))
     }
@@ -362,34 +455,27 @@ impl SecretStore for SqliteStore {
         limit: usize,
     ) -> Result<Vec<StoredVersion>, Error> {
         let conn = self.conn();
-        let mut stmt = conn
-            .prepare_cached(
-                "SELECT scope, key, version, envelope FROM secrets
-                 WHERE ?1 IS NULL OR (scope, key, version) > (?1, ?2, ?3)
-                 ORDER BY scope, key, version LIMIT ?4",
-            )
-            .map_err(Error::store("scanning secrets"))?;
-        let (scope, key, version) = match after {
-            Some(a) => (
-                Some(a.scope.as_str()),
-                Some(a.key.as_str()),
-                Some(a.version as i64),
-            ),
-            None => (None, None, None),
-        };
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = stmt
-            .query_map(params![scope, key, version, limit], |row| {
-                Ok(StoredVersion {
-                    scope: row.get(0)?,
-                    key: row.get(1)?,
-                    version: row.get::<_, i64>(2)? as u64,
-                    envelope: row.get(3)?,
-                })
+        let version = |row: &rusqlite::Row<'_>| {
+            Ok(StoredVersion {
+                scope: row.get(0)?,
+                key: row.get(1)?,
+                version: row.get::<_, i64>(2)? as u64,
+                envelope: row.get(3)?,
             })
-            .map_err(Error::store("scanning secrets"))?;
-        rows.collect::<Result<_, _>>()
-            .map_err(Error::store("scanning secrets"))
+        };
+        let found = match after {
+            None => conn.prepare_cached(SCAN_FIRST_SQL).and_then(|mut stmt| {
+                stmt.query_map(params![limit], version)?
+                    .collect::<Result<_, _>>()
+            }),
+            Some(a) => conn.prepare_cached(SCAN_AFTER_SQL).and_then(|mut stmt| {
+                let at = i64::try_from(a.version).unwrap_or(i64::MAX);
+                stmt.query_map(params![a.scope, a.key, at, limit], version)?
+                    .collect::<Result<_, _>>()
+            }),
+        };
+        found.map_err(Error::store("scanning secrets"))
     }
 
     fn replace(&self, batch: &[Replacement]) -> Result<usize, Error> {
@@ -400,10 +486,7 @@ impl SecretStore for SqliteStore {
         let mut replaced = 0;
         {
             let mut stmt = tx
-                .prepare_cached(
-                    "UPDATE secrets SET envelope = ?5
-                     WHERE scope = ?1 AND key = ?2 AND version = ?3 AND envelope = ?4",
-                )
+                .prepare_cached(REPLACE_SQL)
                 .map_err(Error::store("rewrapping"))?;
             for r in batch {
                 replaced += stmt
@@ -416,3 +499,7 @@ impl SecretStore for SqliteStore {
         Ok(replaced)
     }
 }
+
+#[cfg(test)]
+#[path = "sqlite_plans.rs"]
+mod plans;
