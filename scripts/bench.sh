@@ -26,7 +26,13 @@
 #             payloads with 8 clients (reported), through scripts/load.sh;
 #   tiered    vaultd on a tiered vault with a TPM root KEK (private swtpm) against the same
 #             daemon with a key-file root KEK, alternating in one run: KV get, transit seal,
-#             and seal+open, 8 and 64 clients, 64 B (>= 0.9), through scripts/load-tiered.sh.
+#             and seal+open, 8 and 64 clients, 64 B (>= 0.9), through scripts/load-tiered.sh;
+#   peers     whole processes, as a CI pipeline runs them, with the installed (dist profile)
+#             binaries: `vaultctl get` on a direct SoftHSM2 vault against `pkcs11-tool
+#             --decrypt` with the same key on the same private token (time <= the tool's:
+#             ratio >= 1.0), `vaultctl get` on a tiered swtpm vault against `systemd-creds
+#             decrypt` on the same TPM (>= 1.0), vaultctl's start-up and the dist binaries'
+#             sizes (reported), alternating runs, through scripts/peers.sh.
 # Each group starts its own emulator (the fixtures start pcscd, swtpm, the token, the D-Bus
 # session and gnome-keyring); without one it skips, saying so, and its rows read "not
 # measured". Missing system packages are installed first when run as root
@@ -42,7 +48,7 @@ cd "$(dirname "$0")/.."
 # libtss2 prints every failing TPM command itself; the TPM fixture provokes some on purpose.
 export TSS2_LOG="${TSS2_LOG:-all+none}"
 
-all=(envelope keyring software pkcs11 yubikey keystore tpm load tiered)
+all=(envelope keyring software pkcs11 yubikey keystore tpm load tiered peers)
 check=0
 quick=0
 groups=()
@@ -51,7 +57,7 @@ for arg in "$@"; do
     case "$arg" in
         --check) check=1 ;;
         --quick) quick=1 ;;
-        envelope | keyring | software | pkcs11 | yubikey | keystore | tpm | load | tiered)
+        envelope | keyring | software | pkcs11 | yubikey | keystore | tpm | load | tiered | peers)
             groups+=("$arg")
             ;;
         *) args+=("$arg") ;;
@@ -101,13 +107,14 @@ done < <(cargo bench -p benches --no-run --message-format=json |
 cargo build --release -p vaultd -p benches --bin vaultd --bin vault-load --bin bench-report >&2
 
 mkdir -p "$out"
-rm -f "$out"/load-*.json
+rm -f "$out"/load-*.json "$out"/peers.json
 # Estimates older than this were not measured by this run (a group skipped for want of its
 # emulator): the report says so instead of showing them.
 started=$(date +%s.%N)
 failed=()
 criterion_groups=()
 loads=()
+peers=
 for group in "${groups[@]}"; do
     if [ "$group" = load ]; then
         loads+=("$out/load-64B.json" "$out/load-1MiB.json")
@@ -126,6 +133,13 @@ for group in "${groups[@]}"; do
         done
         continue
     fi
+    if [ "$group" = peers ]; then
+        peers=$out/peers.json
+        runs=51
+        [ "$quick" -eq 0 ] || runs=21
+        scripts/peers.sh --runs "$runs" --json "$peers" || failed+=(peers)
+        continue
+    fi
     criterion_groups+=("$group")
     if [ -z "${exe[$group]:-}" ]; then
         echo "bench.sh: cargo built no bench executable named $group" >&2
@@ -141,6 +155,7 @@ done
 report=(--since "$started" --mode "$mode" --out "$out")
 [ ${#criterion_groups[@]} -eq 0 ] || report+=(--groups "$(IFS=,; echo "${criterion_groups[*]}")")
 for file in "${loads[@]}"; do report+=(--load "$file"); done
+[ -z "$peers" ] || report+=(--peers "$peers")
 [ "$check" -eq 0 ] || report+=(--check)
 status=0
 target/release/bench-report "${report[@]}" || status=$?

@@ -1,8 +1,8 @@
 //! bench-report: the results of a `scripts/bench.sh` run. Reads criterion's estimates of the
-//! groups the run measured and the rows `vault-load --json` wrote, then writes
-//! `results.md`, `results.json` and `results.svg` (the chart) to `--out` and prints the
-//! table. With `--check` it exits 1 when a ratio is below its target or a row was not
-//! measured, naming each.
+//! groups the run measured, the rows `vault-load --json` wrote and those of
+//! `scripts/peers.sh`, then writes `results.md`, `results.json` and `results.svg` (the chart)
+//! to `--out` and prints the table. With `--check` it exits 1 when a ratio is below its
+//! target or a row was not measured, naming each.
 //!
 //! ```text
 //! bench-report --since 1764230000.5 --groups envelope,pkcs11 --load target/bench-results/load-64B.json --check
@@ -13,7 +13,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use benches::report::{LOAD_GROUP, LoadRow, Results, Row, Verdict, chart, criterion, table};
+use benches::report::{
+    LOAD_GROUP, LoadRow, PeerRow, Results, Row, Verdict, chart, criterion, peers_not_measured,
+    table,
+};
 use clap::Parser;
 
 /// Writes the results table and chart of a benchmark run.
@@ -36,6 +39,9 @@ struct Cli {
     /// A file `vault-load --json` wrote (repeatable).
     #[arg(long, value_name = "FILE")]
     load: Vec<PathBuf>,
+    /// The file `scripts/peers.sh` wrote (vaultctl beside pkcs11-tool and systemd-creds).
+    #[arg(long, value_name = "FILE")]
+    peers: Option<PathBuf>,
     /// `quick` or `full`, for the headings.
     #[arg(long, default_value = "full")]
     mode: String,
@@ -71,6 +77,9 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     }
     for path in &cli.load {
         rows.extend(load_rows(path)?);
+    }
+    if let Some(path) = &cli.peers {
+        rows.extend(peer_rows(path)?);
     }
     let report = cli.criterion_dir.join("report").join("index.html");
     let results = Results {
@@ -135,4 +144,18 @@ fn load_rows(path: &PathBuf) -> Result<Vec<Row>, String> {
     let rows: Vec<LoadRow> =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(rows.iter().map(LoadRow::to_row).collect())
+}
+
+/// The rows of `scripts/peers.sh`'s file; a missing file is one row that was not measured.
+fn peer_rows(path: &PathBuf) -> Result<Vec<Row>, String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(vec![peers_not_measured()]);
+        }
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let rows: Vec<PeerRow> =
+        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(rows.iter().map(PeerRow::to_row).collect())
 }
