@@ -85,7 +85,10 @@ fn reads_ask_only_the_first_kek_and_writes_every_one() {
         &with_env(&sb, &["init", "--kek", &file, "--kek", &pass], b"", &env),
         &["init"],
     );
-    assert_success(&with_env(&sb, &["set", "global", "k"], b"v", &env), &["set"]);
+    assert_success(
+        &with_env(&sb, &["set", "global", "k"], b"v", &env),
+        &["set"],
+    );
 
     let get = sb.run(&["get", "global", "k"]);
     assert_success(&get, &["get"]);
