@@ -86,9 +86,9 @@ impl Kek {
     /// a recovery KEK, only the token is opened. An envelope older than that KEK's pinning
     /// gives `Error::NoUsableKek`; [`Kek::build_all`] then opens it.
     ///
-    /// A KEK that wraps without a secret (a TPM, a card's public key) does not end the search:
-    /// the integrity key is only trusted when every KEK present opens the same one, and a
-    /// stanza for such a KEK alone could have been planted. Each KEK is built at most once
+    /// A KEK that wraps without a secret (a TPM, a card's public key) does not end the search,
+    /// and is kept beside the one that does: a stanza for such a KEK alone could have been
+    /// planted, and it is still checked (and warned about) as before. Each KEK is built at most once
     /// (a wrong PIN is tried once); with one KEK or a threshold group (every member is needed
     /// anyway) this is [`Kek::build_all`].
     pub fn build_for_reading(dir: &Path) -> Result<Vec<Kek>, Error> {
@@ -102,16 +102,14 @@ impl Kek {
         for pinned in &config.keks {
             match kek_providers::open(&pinned.uri, &env) {
                 Ok(built) => {
-                    let alone = !built.provider.wraps_without_secret();
-                    let kek = Kek {
+                    let holds_secret = !built.provider.wraps_without_secret();
+                    keks.push(Kek {
                         uri: built.uri,
                         provider: built.provider,
-                    };
-                    if alone {
-                        keks = vec![kek];
+                    });
+                    if holds_secret {
                         break;
                     }
-                    keks.push(kek);
                 }
                 Err(e) => failures.push((&pinned.uri, e)),
             }
