@@ -35,7 +35,13 @@
 #             p50 and p99 through the library with 1,000,000 secrets against 1,000 (>= 1/1.5
 #             each), a full rewrap of 1,000,000 against 10,000 (>= 1/1.5) and against a floor
 #             of 100,000 secrets/s (>= 1); fills its vaults in a temporary directory (about
-#             1 GB while it runs; a few minutes, --quick about two).
+#             1 GB while it runs; a few minutes, --quick about two);
+#   peers     whole processes, as a CI pipeline runs them, with the installed (dist profile)
+#             binaries: `vaultctl get` on a direct SoftHSM2 vault against `pkcs11-tool
+#             --decrypt` with the same key on the same private token (time <= the tool's:
+#             ratio >= 1.0), `vaultctl get` on a tiered swtpm vault against `systemd-creds
+#             decrypt` on the same TPM (>= 1.0), vaultctl's start-up and the dist binaries'
+#             sizes (reported), alternating runs, through scripts/peers.sh.
 # Each group starts its own emulator (the fixtures start pcscd, swtpm, the token, the D-Bus
 # session and gnome-keyring); without one it skips, saying so, and its rows read "not
 # measured". Missing system packages are installed first when run as root
@@ -51,7 +57,7 @@ cd "$(dirname "$0")/.."
 # libtss2 prints every failing TPM command itself; the TPM fixture provokes some on purpose.
 export TSS2_LOG="${TSS2_LOG:-all+none}"
 
-all=(envelope keyring software pkcs11 yubikey keystore tpm load tiered direct store)
+all=(envelope keyring software pkcs11 yubikey keystore tpm load tiered direct store peers)
 check=0
 quick=0
 groups=()
@@ -60,7 +66,7 @@ for arg in "$@"; do
     case "$arg" in
         --check) check=1 ;;
         --quick) quick=1 ;;
-        envelope | keyring | software | pkcs11 | yubikey | keystore | tpm | load | tiered | direct | store)
+        envelope | keyring | software | pkcs11 | yubikey | keystore | tpm | load | tiered | direct | store | peers)
             groups+=("$arg")
             ;;
         *) args+=("$arg") ;;
@@ -110,7 +116,7 @@ done < <(cargo bench -p benches --no-run --message-format=json |
 cargo build --release -p vaultd -p benches --bin vaultd --bin vault-load --bin bench-report >&2
 
 mkdir -p "$out"
-rm -f "$out"/load-*.json "$out"/store.json
+rm -f "$out"/load-*.json "$out"/store.json "$out"/peers.json
 # Estimates older than this were not measured by this run (a group skipped for want of its
 # emulator): the report says so instead of showing them.
 started=$(date +%s.%N)
@@ -118,6 +124,7 @@ failed=()
 criterion_groups=()
 loads=()
 stores=()
+peers=
 for group in "${groups[@]}"; do
     if [ "$group" = load ]; then
         loads+=("$out/load-64B.json" "$out/load-1MiB.json")
@@ -154,6 +161,13 @@ for group in "${groups[@]}"; do
         fi
         continue
     fi
+    if [ "$group" = peers ]; then
+        peers=$out/peers.json
+        runs=51
+        [ "$quick" -eq 0 ] || runs=21
+        scripts/peers.sh --runs "$runs" --json "$peers" || failed+=(peers)
+        continue
+    fi
     criterion_groups+=("$group")
     if [ -z "${exe[$group]:-}" ]; then
         echo "bench.sh: cargo built no bench executable named $group" >&2
@@ -170,6 +184,7 @@ report=(--since "$started" --mode "$mode" --out "$out")
 [ ${#criterion_groups[@]} -eq 0 ] || report+=(--groups "$(IFS=,; echo "${criterion_groups[*]}")")
 for file in "${loads[@]}"; do report+=(--load "$file"); done
 for file in "${stores[@]}"; do report+=(--store "$file"); done
+[ -z "$peers" ] || report+=(--peers "$peers")
 [ "$check" -eq 0 ] || report+=(--check)
 status=0
 target/release/bench-report "${report[@]}" || status=$?

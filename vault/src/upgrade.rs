@@ -167,8 +167,8 @@ fn read_pending(
             reason: "it belongs to another vault; remove it and run the upgrade again".into(),
         });
     }
-    let root = RootSet::build(&config, keks.to_vec())?;
-    let keys = open_integrity_key(&config.id, &config.integrity_key_bytes()?, &root)?;
+    let mut root = RootSet::build(&config, keks.to_vec())?;
+    let keys = open_integrity_key(&config.id, &config.integrity_key_bytes()?, &mut root)?;
     verify_config(&config, &keys)?;
     let root = root.with_integrity(&keys);
     Ok(Some((config, keys, root)))

@@ -74,6 +74,54 @@ impl Kek {
                 Err(e) => failures.push((uri, e)),
             }
         }
+        Self::built_or_failed(keks, failures)
+    }
+}
+
+impl Kek {
+    /// For a command that only reads: the root KEKs to open the vault in `dir` with, asking
+    /// as few devices as it can. Any one any-of root KEK opens the vault, and every envelope
+    /// wrapped since it was pinned has a stanza for it (wrapping takes every root KEK), so the
+    /// pinned KEKs are built in order until one holds a secret of its own: with a token and
+    /// a recovery KEK, only the token is opened. An envelope older than that KEK's pinning
+    /// gives `Error::NoUsableKek`; [`Kek::build_all`] then opens it.
+    ///
+    /// A KEK that wraps without a secret (a TPM, a card's public key) does not end the search,
+    /// and is kept beside the one that does: a stanza for such a KEK alone could have been
+    /// planted, and it is still checked (and warned about) as before. Each KEK is built at most once
+    /// (a wrong PIN is tried once); with one KEK or a threshold group (every member is needed
+    /// anyway) this is [`Kek::build_all`].
+    pub fn build_for_reading(dir: &Path) -> Result<Vec<Kek>, Error> {
+        let config = VaultConfig::read(dir)?;
+        if config.threshold.is_some() || config.keks.len() < 2 {
+            return Self::build_all(dir, &[]);
+        }
+        let env = kek_providers::KekEnv { vault_dir: dir };
+        let mut keks = Vec::new();
+        let mut failures = Vec::new();
+        for pinned in &config.keks {
+            match kek_providers::open(&pinned.uri, &env) {
+                Ok(built) => {
+                    let holds_secret = !built.provider.wraps_without_secret();
+                    keks.push(Kek {
+                        uri: built.uri,
+                        provider: built.provider,
+                    });
+                    if holds_secret {
+                        break;
+                    }
+                }
+                Err(e) => failures.push((&pinned.uri, e)),
+            }
+        }
+        Self::built_or_failed(keks, failures)
+    }
+
+    /// `keks` if any was built (warning about the `failures`), else the failures' error.
+    fn built_or_failed(
+        keks: Vec<Kek>,
+        failures: Vec<(&String, kek_providers::Error)>,
+    ) -> Result<Vec<Kek>, Error> {
         if keks.is_empty() {
             return Err(match failures.len() {
                 0 => Error::NoKek,

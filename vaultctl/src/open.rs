@@ -31,6 +31,29 @@ pub fn open_vault(cli: &Cli) -> Result<Vault, Error> {
     Ok(open_vault_with_keks(cli)?.0)
 }
 
+/// Opens the vault for a command that only reads: with the KEKs given by `--kek`, else with
+/// as few of the pinned ones as open it (see `Kek::build_for_reading`: with a token and a
+/// recovery KEK, only the token is asked).
+pub fn open_vault_for_reading(cli: &Cli) -> Result<Vault, Error> {
+    if !cli.keks.is_empty() {
+        return open_vault(cli);
+    }
+    let dir = vault_dir(cli)?;
+    let keks = Kek::build_for_reading(&dir)?;
+    let mut vault = Vault::open(&dir, None, keks)?;
+    vault.set_cache_ttl(Duration::from_secs(cli.cache_ttl));
+    Ok(vault)
+}
+
+/// Whether `error` says that no KEK the vault was opened with has a stanza in an envelope:
+/// one wrapped before that KEK was pinned, which the other pinned KEKs open.
+pub fn needs_every_kek(error: &vault::Error) -> bool {
+    matches!(
+        error,
+        vault::Error::Envelope(envelope::Error::NoUsableKek { .. })
+    )
+}
+
 /// Like [`open_vault`], also returning the KEKs it was opened with (for `unlock`).
 pub fn open_vault_with_keks(cli: &Cli) -> Result<(Vault, Vec<Kek>), Error> {
     let dir = vault_dir(cli)?;

@@ -72,6 +72,36 @@ fn a_deleted_key_file_is_recovered_with_the_passphrase_kek() {
     assert_fails_with(&out, "file:");
 }
 
+/// A read opens the vault with the first pinned KEK that holds a secret of its own: the
+/// recovery KEK beside it is not asked (here: its passphrase is not even set), so it is not
+/// warned about either. Writes still need both.
+#[test]
+fn reads_ask_only_the_first_kek_and_writes_every_one() {
+    let sb = Sandbox::new();
+    let env = [(PASS_VAR, "recovery passphrase in the safe")];
+    let file = format!("file:{}", sb.path("keys/daily.key").display());
+    let pass = format!("passphrase:env={PASS_VAR};m=8192;t=1;p=1");
+    assert_success(
+        &with_env(&sb, &["init", "--kek", &file, "--kek", &pass], b"", &env),
+        &["init"],
+    );
+    assert_success(
+        &with_env(&sb, &["set", "global", "k"], b"v", &env),
+        &["set"],
+    );
+
+    let get = sb.run(&["get", "global", "k"]);
+    assert_success(&get, &["get"]);
+    assert_eq!(get.stdout, b"v");
+    assert_eq!(stderr(&get), "", "the recovery KEK was asked");
+    let list = sb.run(&["list"]);
+    assert_success(&list, &["list"]);
+    assert!(stdout(&list).contains("global"), "{}", stdout(&list));
+    assert_eq!(stderr(&list), "", "the recovery KEK was asked");
+    // Without the passphrase, a write says the recovery KEK is missing.
+    assert_fails_with(&sb.run_with_input(&["set", "global", "k"], b"w"), PASS_VAR);
+}
+
 #[test]
 fn two_of_three_key_files_open_the_vault_and_one_does_not() {
     let sb = Sandbox::new();

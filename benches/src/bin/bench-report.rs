@@ -1,8 +1,8 @@
 //! bench-report: the results of a `scripts/bench.sh` run. Reads criterion's estimates of the
-//! groups the run measured and the rows `vault-load --json` and the `store` benchmark wrote,
-//! then writes `results.md`, `results.json` and `results.svg` (the chart) to `--out` and
-//! prints the table. With `--check` it exits 1 when a ratio is below its target or a row was
-//! not measured, naming each.
+//! groups the run measured, the rows `vault-load --json` and the `store` benchmark wrote
+//! and those of `scripts/peers.sh`, then writes `results.md`, `results.json` and
+//! `results.svg` (the chart) to `--out` and prints the table. With `--check` it exits 1 when
+//! a ratio is below its target or a row was not measured, naming each.
 //!
 //! ```text
 //! bench-report --since 1764230000.5 --groups envelope,pkcs11 --load target/bench-results/load-64B.json --check
@@ -13,7 +13,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
-use benches::report::{LOAD_GROUP, LoadRow, Results, Row, Verdict, chart, criterion, store, table};
+use benches::report::{
+    LOAD_GROUP, LoadRow, PeerRow, Results, Row, Verdict, chart, criterion, peers_not_measured,
+    store, table,
+};
 use clap::Parser;
 
 /// Writes the results table and chart of a benchmark run.
@@ -39,6 +42,9 @@ struct Cli {
     /// A file the `store` benchmark wrote (repeatable).
     #[arg(long, value_name = "FILE")]
     store: Vec<PathBuf>,
+    /// The file `scripts/peers.sh` wrote (vaultctl beside pkcs11-tool and systemd-creds).
+    #[arg(long, value_name = "FILE")]
+    peers: Option<PathBuf>,
     /// `quick` or `full`, for the headings.
     #[arg(long, default_value = "full")]
     mode: String,
@@ -77,6 +83,9 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     }
     for path in &cli.store {
         rows.extend(store_rows(path)?);
+    }
+    if let Some(path) = &cli.peers {
+        rows.extend(peer_rows(path)?);
     }
     let report = cli.criterion_dir.join("report").join("index.html");
     let results = Results {
@@ -119,42 +128,47 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
 /// The rows of one `vault-load --json` file; a missing file (vault-load did not finish)
 /// is one row that was not measured.
 fn load_rows(path: &PathBuf) -> Result<Vec<Row>, String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
-            return Ok(vec![Row {
-                group: LOAD_GROUP.into(),
-                benchmark: name.unwrap_or_default(),
-                ops_per_sec: None,
-                median_us: None,
-                p99_ms: None,
-                limit: None,
-                limit_ops_per_sec: None,
-                ratio: None,
-                target: None,
-                result: Verdict::NotMeasured,
-            }]);
-        }
-        Err(e) => return Err(format!("{}: {e}", path.display())),
-    };
-    let rows: Vec<LoadRow> =
-        serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(rows.iter().map(LoadRow::to_row).collect())
+    json_rows(path, LoadRow::to_row, |name| Row {
+        group: LOAD_GROUP.into(),
+        benchmark: name.into(),
+        ops_per_sec: None,
+        median_us: None,
+        p99_ms: None,
+        limit: None,
+        limit_ops_per_sec: None,
+        ratio: None,
+        target: None,
+        result: Verdict::NotMeasured,
+    })
 }
 
 /// The rows of one file the `store` benchmark wrote; a missing file (the run did not finish)
 /// is one row that was not measured.
 fn store_rows(path: &PathBuf) -> Result<Vec<Row>, String> {
+    json_rows(path, store::StoreRow::to_row, store::not_measured)
+}
+
+/// The rows of `scripts/peers.sh`'s file; a missing file is one row that was not measured.
+fn peer_rows(path: &PathBuf) -> Result<Vec<Row>, String> {
+    json_rows(path, PeerRow::to_row, |_| peers_not_measured())
+}
+
+/// The rows of a JSON file of `T`s, each made a [`Row`] by `to_row`; a missing file is the
+/// one row `missing` makes of the file's name.
+fn json_rows<T: serde::de::DeserializeOwned>(
+    path: &PathBuf,
+    to_row: fn(&T) -> Row,
+    missing: impl FnOnce(&str) -> Row,
+) -> Result<Vec<Row>, String> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let name = path.file_stem().map(|s| s.to_string_lossy().into_owned());
-            return Ok(vec![store::not_measured(&name.unwrap_or_default())]);
+            return Ok(vec![missing(&name.unwrap_or_default())]);
         }
         Err(e) => return Err(format!("{}: {e}", path.display())),
     };
-    let rows: Vec<store::StoreRow> =
+    let rows: Vec<T> =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(rows.iter().map(store::StoreRow::to_row).collect())
+    Ok(rows.iter().map(to_row).collect())
 }

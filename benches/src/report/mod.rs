@@ -1,18 +1,20 @@
 //! The results of one `scripts/bench.sh` run: each benchmark beside its limit, the ratio and
-//! its target ([`Row`]), read from criterion's estimates ([`criterion`]) and from
-//! `vault-load --json` ([`LoadRow`]), written as `results.md`, `results.json` ([`table`]) and
-//! a chart (`results.svg`, [`chart`]).
+//! its target ([`Row`]), read from criterion's estimates ([`criterion`]), from
+//! `vault-load --json` ([`LoadRow`]) and from `scripts/peers.sh` ([`PeerRow`]), written as
+//! `results.md`, `results.json` ([`table`]) and a chart (`results.svg`, [`chart`]).
 
 pub mod chart;
 pub mod criterion;
 mod load;
 pub mod pairs;
 pub mod store;
+mod peers;
 pub mod table;
 
 use serde::{Deserialize, Serialize};
 
 pub use load::LoadRow;
+pub use peers::{PEERS_GROUP, PeerRow, not_measured as peers_not_measured};
 
 /// The criterion groups `scripts/bench.sh` runs, in its order, and the load generator's.
 pub const CRITERION_GROUPS: [&str; 7] = [

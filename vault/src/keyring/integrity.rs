@@ -19,7 +19,7 @@ use envelope::memory::LockedBox;
 use envelope::{Context, Dek, KekProvider, SecretBytes};
 use ring::{hkdf, hmac};
 
-use super::root::RootSet;
+use super::root::{RootSet, check_canary};
 use crate::Error;
 use crate::config::encode;
 use crate::store::{HeadAuth, KeyHead};
@@ -207,11 +207,12 @@ pub(crate) fn drop_from_integrity_key(sealed: &[u8], id: &str) -> Result<String,
     )?))
 }
 
-/// Opens the integrity key sealed in `sealed` with the root KEKs of `root`.
+/// Opens the integrity key sealed in `sealed` with the root KEKs of `root`; a KEK whose
+/// deferred canary does not open is left out of `root` (see `RootSet::build_deferred`).
 pub(crate) fn open_integrity_key(
     vault_id: &str,
     sealed: &[u8],
-    root: &RootSet,
+    root: &mut RootSet,
 ) -> Result<Arc<IntegrityKeys>, Error> {
     let key = open_agreed(vault_id, sealed, root)?;
     Ok(Arc::new(IntegrityKeys::derive(key.expose_secret())?))
@@ -219,15 +220,29 @@ pub(crate) fn open_integrity_key(
 
 /// Opens the integrity key with each root KEK on its own and checks that they all open the
 /// same key. A KEK whose device does not answer is skipped (reads need any one KEK); a KEK
-/// that has no stanza, or whose stanza does not open, means the key was replaced.
-fn open_agreed(vault_id: &str, sealed: &[u8], root: &RootSet) -> Result<SecretBytes, Error> {
+/// that has no stanza, or whose stanza does not open, means the key was replaced, unless it
+/// is not the pinned KEK at all: a KEK whose canary was deferred (`RootSet::build_deferred`)
+/// has it checked here when it does not open the integrity key, and is left out with a
+/// warning when the canary does not open either, as if it had been checked first.
+fn open_agreed(vault_id: &str, sealed: &[u8], root: &mut RootSet) -> Result<SecretBytes, Error> {
     let (scope, name) = integrity_context(vault_id);
     let context = Context::new(&scope, &name, 0);
     let mut agreed: Option<(SecretBytes, String)> = None;
     let mut unreachable: Option<envelope::Error> = None;
-    for provider in root.raw_unwrap_set() {
+    let mut refused: Option<Error> = None;
+    let mut left_out: Vec<String> = Vec::new();
+    for provider in root.raw_unwrap_set().to_vec() {
         let id = provider.id().to_string();
-        let opened = envelope::open(sealed, &context, &[Arc::clone(provider)]);
+        let opened = envelope::open(sealed, &context, &[Arc::clone(&provider)]);
+        if opened.is_err()
+            && let Some(pinned) = root.unchecked(&id)
+            && let Err(e) = check_canary(pinned, &provider, vault_id)
+        {
+            log::warn!("KEK {id} did not open its canary, so it is left out: {e}");
+            refused.get_or_insert(e);
+            left_out.push(id);
+            continue;
+        }
         let key = match opened {
             Ok(key) => key,
             Err(e @ envelope::Error::Kek { .. }) => {
@@ -256,10 +271,11 @@ fn open_agreed(vault_id: &str, sealed: &[u8], root: &RootSet) -> Result<SecretBy
             Some(_) => {}
         }
     }
+    root.leave_out(&left_out);
     match (agreed, unreachable) {
         (Some((key, _)), _) => Ok(key),
         (None, Some(e)) => Err(e.into()),
-        (None, None) => Err(Error::NoKek),
+        (None, None) => Err(refused.unwrap_or(Error::NoKek)),
     }
 }
 

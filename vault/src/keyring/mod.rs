@@ -66,13 +66,17 @@ pub(crate) struct Keyring {
 /// integrity key with them and verifies `config` with it. Returns the root KEKs (tagging
 /// where needed) and the integrity keys; nothing of `config` is used before it verified but
 /// the pinned KEKs' canaries and the sealed integrity key, which authenticate themselves.
+/// A KEK's canary is checked only when it does not open the integrity key, which proves the
+/// same when it does (see `RootSet::build_deferred`): one device call per KEK, not two.
 pub(crate) fn open_root(
     config: &VaultConfig,
     keks: Vec<Kek>,
 ) -> Result<(RootSet, Arc<IntegrityKeys>), Error> {
-    let root = RootSet::build(config, keks)?;
-    let integrity = open_integrity_key(&config.id, &config.integrity_key_bytes()?, &root)?;
-    verify_config(config, &integrity)?;
+    let mut root = RootSet::build_deferred(config, keks)?;
+    let integrity = open_integrity_key(&config.id, &config.integrity_key_bytes()?, &mut root)?;
+    if let Err(e) = verify_config(config, &integrity) {
+        return Err(root.refused_by_canaries(&config.id).unwrap_or(e));
+    }
     Ok((root.with_integrity(&integrity), integrity))
 }
 

@@ -80,6 +80,20 @@ pub(crate) struct RootSet {
     providers: Vec<Arc<dyn KekProvider>>,
     /// Pinned KEKs that were not given: reads work without them, wrapping does not.
     missing: Vec<String>,
+    /// The pinned entries of given KEKs whose canaries are checked only if they do not open
+    /// the integrity key (see [`RootSet::build_deferred`]).
+    unchecked: Vec<PinnedKek>,
+    /// Every pinned KEK's id, in pinned order.
+    pinned: Vec<String>,
+}
+
+/// When [`RootSet::build_with`] checks the any-of KEKs' canaries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Canaries {
+    /// Each one as it is matched to its pinned KEK.
+    Now,
+    /// Only for a KEK that does not open the integrity key (see [`RootSet::build_deferred`]).
+    IfIntegrityKeyFails,
 }
 
 impl RootSet {
@@ -89,6 +103,30 @@ impl RootSet {
     /// another KEK opens its canary; reads then work through the others, and wrapping says
     /// which root KEKs are missing.
     pub(crate) fn build(config: &VaultConfig, keks: Vec<Kek>) -> Result<Self, Error> {
+        Self::build_with(config, keks, Canaries::Now)
+    }
+
+    /// Like [`RootSet::build`] for a vault being opened, where the integrity key is opened
+    /// next with each any-of KEK on its own: their canaries are checked then, and only for a
+    /// KEK that does not open it (see `integrity::open_agreed`). A canary costs a device call
+    /// (an HSM decrypt, a TPM unseal, a card operation); opening a vault needed two per KEK.
+    ///
+    /// What the canary protects against is a KEK that is not the pinned one (a cleared TPM, a
+    /// different key under the same label): it must not be used, and must not make the vault
+    /// look tampered with while the right KEKs are there. The integrity key's envelope proves
+    /// as much when it opens: its payload is authenticated with a DEK that only the stanza
+    /// pinned for this KEK's id gave up, so the provider holds the key that stanza was wrapped
+    /// for, and `vault.json` (the pinned KEK, its canary and the stanza's envelope) is then
+    /// verified with that integrity key before anything else of it is used. When it does not
+    /// open, the canary is checked as before and decides: a KEK that also fails its canary is
+    /// left out with the same warning, one that opens its canary means the integrity key was
+    /// replaced. Threshold members (each holds a share, not the integrity key) and a KEK given
+    /// twice (each copy must prove itself before one is kept) are still checked here.
+    pub(crate) fn build_deferred(config: &VaultConfig, keks: Vec<Kek>) -> Result<Self, Error> {
+        Self::build_with(config, keks, Canaries::IfIntegrityKeyFails)
+    }
+
+    fn build_with(config: &VaultConfig, keks: Vec<Kek>, canaries: Canaries) -> Result<Self, Error> {
         if keks.is_empty() {
             return Err(Error::NoKek);
         }
@@ -96,6 +134,8 @@ impl RootSet {
         let mut members: Vec<Arc<dyn KekProvider>> = Vec::new();
         let mut given: Vec<Kek> = Vec::new();
         let mut refused: Option<Error> = None;
+        let mut unchecked: Vec<PinnedKek> = Vec::new();
+        let ids: Vec<String> = keks.iter().map(|k| k.provider.id().to_string()).collect();
         for kek in keks {
             let id = kek.provider.id().to_string();
             let pinned = config.all_keks().find(|p| p.id == id).ok_or_else(|| {
@@ -105,7 +145,12 @@ impl RootSet {
                     pinned: pinned.join(", "),
                 }
             })?;
-            if let Err(e) = check_canary(pinned, &kek.provider, &config.id) {
+            let defer = canaries == Canaries::IfIntegrityKeyFails
+                && config.keks.iter().any(|p| p.id == id)
+                && ids.iter().filter(|other| **other == id).count() == 1;
+            if defer {
+                unchecked.push(pinned.clone());
+            } else if let Err(e) = check_canary(pinned, &kek.provider, &config.id) {
                 log::warn!("KEK {id} did not open its canary, so it is left out: {e}");
                 refused.get_or_insert(e);
                 continue;
@@ -153,7 +198,58 @@ impl RootSet {
             raw: providers.clone(),
             providers,
             missing,
+            unchecked,
+            pinned: config.all_keks().map(|p| p.id.clone()).collect(),
         })
+    }
+
+    /// The pinned entry of `id` if its canary has not been checked yet (see
+    /// [`RootSet::build_deferred`]).
+    pub(crate) fn unchecked(&self, id: &str) -> Option<&PinnedKek> {
+        self.unchecked.iter().find(|p| p.id == id)
+    }
+
+    /// After `vault.json` did not verify: the error of the first given KEK's canary if none of
+    /// them opens its canary (those not checked yet are checked now). Checked first, as
+    /// before, such KEKs were refused before the configuration was looked at, and that error
+    /// (the KEK is not the pinned one) says more than "vault.json was changed".
+    pub(crate) fn refused_by_canaries(&self, vault_id: &str) -> Option<Error> {
+        let mut first = None;
+        for kek in &self.given {
+            let Some(pinned) = self.unchecked(&kek.provider.id().to_string()) else {
+                // Checked when the set was built, and it opened.
+                return None;
+            };
+            match check_canary(pinned, &kek.provider, vault_id) {
+                Ok(()) => return None,
+                Err(e) => {
+                    first.get_or_insert(e);
+                }
+            }
+        }
+        first
+    }
+
+    /// Leaves out the KEKs `ids`, whose canaries did not open (see
+    /// [`RootSet::build_deferred`]): reads go on through the others, wrapping says they are
+    /// missing.
+    pub(crate) fn leave_out(&mut self, ids: &[String]) {
+        let kept = |p: &Arc<dyn KekProvider>| !ids.contains(&p.id().to_string());
+        self.given.retain(|k| kept(&k.provider));
+        self.raw.retain(kept);
+        self.providers.retain(kept);
+        self.unchecked.retain(|p| !ids.contains(&p.id));
+        let given: Vec<String> = self
+            .given
+            .iter()
+            .map(|k| k.provider.id().to_string())
+            .collect();
+        self.missing = self
+            .pinned
+            .iter()
+            .filter(|id| !given.contains(id))
+            .cloned()
+            .collect();
     }
 
     /// The same KEKs, tagging the stanzas of those that wrap without a secret with `keys`.

@@ -4,7 +4,7 @@ use crate::cli::{Cli, FormatArgs, GetArgs, ListArgs, NameArgs, SetArgs};
 use crate::commands::audit::utc_time;
 use crate::error::Error;
 use crate::io::{MAX_SECRET_INPUT, read_secret, write_output};
-use crate::open::open_vault;
+use crate::open::{needs_every_kek, open_vault, open_vault_for_reading};
 
 pub fn set(cli: &Cli, args: &SetArgs) -> Result<(), Error> {
     let NameArgs { scope, key } = &args.name;
@@ -18,8 +18,14 @@ pub fn set(cli: &Cli, args: &SetArgs) -> Result<(), Error> {
 
 pub fn get(cli: &Cli, args: &GetArgs) -> Result<(), Error> {
     let NameArgs { scope, key } = &args.name;
-    let vault = open_vault(cli)?;
-    let value = vault.get(scope, key, args.version)?;
+    let vault = open_vault_for_reading(cli)?;
+    let value = match vault.get(scope, key, args.version) {
+        Err(e) if needs_every_kek(&e) => {
+            drop(vault);
+            open_vault(cli)?.get(scope, key, args.version)?
+        }
+        other => other?,
+    };
     write_output(None, value.expose_secret())
 }
 
@@ -31,7 +37,7 @@ pub fn delete(cli: &Cli, args: &NameArgs) -> Result<(), Error> {
 }
 
 pub fn list(cli: &Cli, args: &ListArgs) -> Result<(), Error> {
-    let vault = open_vault(cli)?;
+    let vault = open_vault_for_reading(cli)?;
     let secrets = vault.list(args.scope.as_deref())?;
     let rows = secrets.iter().map(|s| ListRow {
         scope: &s.scope,
