@@ -181,8 +181,8 @@ pub struct RewrapArgs {
     /// Count what would be rewrapped; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Secrets per transaction.
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    /// Secrets per transaction (default: the library's, 8192).
+    #[arg(long, default_value_t = vault::RewrapOptions::default().batch, value_name = "N")]
     pub batch: usize,
 }
 

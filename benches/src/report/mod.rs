@@ -7,8 +7,8 @@ pub mod chart;
 pub mod criterion;
 mod load;
 pub mod pairs;
-pub mod store;
 mod peers;
+pub mod store;
 pub mod table;
 
 use serde::{Deserialize, Serialize};
