@@ -2,6 +2,7 @@
 
 use proto::v1 as pb;
 use tonic::{Request, Response, Status};
+use zeroize::Zeroizing;
 
 use super::checks::{Asks, check_value_size};
 use super::{Api, vault_err};
@@ -9,18 +10,21 @@ use crate::gates::CallRecord;
 
 pub(super) async fn put(
     api: &Api,
-    request: Request<pb::PutRequest>,
+    mut request: Request<pb::PutRequest>,
 ) -> Result<Response<pb::PutResponse>, Status> {
+    let max_secret_bytes = api.gates.rules().max_secret_bytes;
+    let size = check_value_size(request.get_ref(), max_secret_bytes);
+    // Taken, not copied, and wiped once stored.
+    let value = Zeroizing::new(std::mem::take(&mut request.get_mut().value));
     let m = request.get_ref();
     let ask = m.ask();
-    let max_secret_bytes = api.gates.rules().max_secret_bytes;
-    if let Err(status) = check_value_size(m, max_secret_bytes) {
+    if let Err(status) = size {
         // Refused before anything could change: one record.
         let caller = api.gates.admit(&request, ask).await?;
         let call = CallRecord::new(&caller, request.remote_addr(), ask);
         return api.gates.finish(&call, Err(status)).await;
     }
-    let (scope, key, value) = (m.scope.clone(), m.key.clone(), m.value.clone());
+    let (scope, key) = (m.scope.clone(), m.key.clone());
     let version = api
         .change(
             &request,

@@ -6,6 +6,7 @@
 
 use proto::v1 as pb;
 use tonic::{Request, Response, Status};
+use zeroize::Zeroizing;
 
 use super::checks::{Asks, data_key_len};
 use super::{Api, vault_err};
@@ -30,11 +31,13 @@ fn bound_to<Req>(api: &Api, request: &Request<Req>, context: &str) -> Option<Str
 
 pub(super) async fn seal(
     api: &Api,
-    request: Request<pb::SealRequest>,
+    mut request: Request<pb::SealRequest>,
 ) -> Result<Response<pb::SealResponse>, Status> {
+    // Taken, not copied (a payload may be megabytes), and wiped once sealed.
+    let plaintext = Zeroizing::new(std::mem::take(&mut request.get_mut().plaintext));
     let m = request.get_ref();
     let ask = m.ask();
-    let (context, plaintext) = (m.context.clone(), m.plaintext.clone());
+    let context = m.context.clone();
     let bound_to = bound_to(api, &request, &context);
     let envelope = api
         .call_in_memory(&request, ask, move |v| {
@@ -47,11 +50,12 @@ pub(super) async fn seal(
 
 pub(super) async fn open(
     api: &Api,
-    request: Request<pb::OpenRequest>,
+    mut request: Request<pb::OpenRequest>,
 ) -> Result<Response<pb::OpenResponse>, Status> {
+    let sealed = std::mem::take(&mut request.get_mut().envelope);
     let m = request.get_ref();
     let ask = m.ask();
-    let (context, sealed) = (m.context.clone(), m.envelope.clone());
+    let context = m.context.clone();
     let bound_to = bound_to(api, &request, &context);
     let plaintext = api
         .call_in_memory(&request, ask, move |v| {
@@ -65,8 +69,9 @@ pub(super) async fn open(
 
 pub(super) async fn rewrap(
     api: &Api,
-    request: Request<pb::RewrapRequest>,
+    mut request: Request<pb::RewrapRequest>,
 ) -> Result<Response<pb::RewrapResponse>, Status> {
+    let sealed = std::mem::take(&mut request.get_mut().envelope);
     let m = request.get_ref();
     // Rewrap opens and seals: the caller needs both rights on the context.
     let open = m.ask();
@@ -75,7 +80,7 @@ pub(super) async fn rewrap(
         op: Operation::Seal,
         ..open
     };
-    let (context, sealed) = (m.context.clone(), m.envelope.clone());
+    let context = m.context.clone();
     let bound_to = bound_to(api, &request, &context);
     let envelope = api
         .call_in_memory(&request, ask, move |v| {
