@@ -14,8 +14,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use benches::report::{
-    LOAD_GROUP, LoadRow, PeerRow, Results, Row, Verdict, chart, criterion, peers_not_measured,
-    store, table,
+    LOAD_GROUP, LoadRow, PeerRow, Results, Row, chart, criterion, peers_not_measured, store, table,
 };
 use clap::Parser;
 
@@ -128,17 +127,8 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
 /// The rows of one `vault-load --json` file; a missing file (vault-load did not finish)
 /// is one row that was not measured.
 fn load_rows(path: &PathBuf) -> Result<Vec<Row>, String> {
-    json_rows(path, LoadRow::to_row, |name| Row {
-        group: LOAD_GROUP.into(),
-        benchmark: name.into(),
-        ops_per_sec: None,
-        median_us: None,
-        p99_ms: None,
-        limit: None,
-        limit_ops_per_sec: None,
-        ratio: None,
-        target: None,
-        result: Verdict::NotMeasured,
+    json_rows(path, LoadRow::to_row, |name| {
+        Row::not_measured(LOAD_GROUP, name)
     })
 }
 

@@ -49,6 +49,24 @@ pub struct Row {
     pub result: Verdict,
 }
 
+impl Row {
+    /// The row of a run that wrote nothing (it failed or was cut short): not measured.
+    pub fn not_measured(group: &str, benchmark: &str) -> Row {
+        Row {
+            group: group.into(),
+            benchmark: benchmark.into(),
+            ops_per_sec: None,
+            median_us: None,
+            p99_ms: None,
+            limit: None,
+            limit_ops_per_sec: None,
+            ratio: None,
+            target: None,
+            result: Verdict::NotMeasured,
+        }
+    }
+}
+
 /// What a row says about its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

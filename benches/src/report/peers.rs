@@ -66,18 +66,7 @@ impl PeerRow {
 
 /// A missing `peers.json` (peers.sh did not finish): one row that was not measured.
 pub fn not_measured() -> Row {
-    Row {
-        group: PEERS_GROUP.into(),
-        benchmark: "peers".into(),
-        ops_per_sec: None,
-        median_us: None,
-        p99_ms: None,
-        limit: None,
-        limit_ops_per_sec: None,
-        ratio: None,
-        target: None,
-        result: Verdict::NotMeasured,
-    }
+    Row::not_measured(PEERS_GROUP, "peers")
 }
 
 #[cfg(test)]

@@ -58,18 +58,7 @@ impl StoreRow {
 
 /// The row of a store run that did not finish (no file): not measured.
 pub fn not_measured(benchmark: &str) -> Row {
-    Row {
-        group: STORE_GROUP.into(),
-        benchmark: benchmark.into(),
-        ops_per_sec: None,
-        median_us: None,
-        p99_ms: None,
-        limit: None,
-        limit_ops_per_sec: None,
-        ratio: None,
-        target: None,
-        result: Verdict::NotMeasured,
-    }
+    Row::not_measured(STORE_GROUP, benchmark)
 }
 
 #[cfg(test)]
