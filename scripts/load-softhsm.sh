@@ -11,6 +11,7 @@
 # raised, runs vault-load, and stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/softhsm-token.sh
 
 cargo build --release -p vaultd -p vaultctl -p benches \
     --bin vaultd --bin vaultctl --bin vault-load >&2
@@ -29,18 +30,8 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# A throwaway token: its PINs are random and live only in this directory (softhsm2-util
-# takes them on its command line; nothing else on the machine uses this token).
-mkdir -m 700 "$dir/tokens"
-export SOFTHSM2_CONF="$dir/softhsm2.conf"
-printf 'directories.tokendir = %s/\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
-    "$dir/tokens" >"$SOFTHSM2_CONF"
-pin=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-install -m 600 /dev/null "$dir/user.pin"
-printf '%s' "$pin" >"$dir/user.pin"
-softhsm2-util --init-token --free --label vault-load --pin "$pin" \
-    --so-pin "$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')" >/dev/null
-uri="pkcs11:token=vault-load;object=kek-1?module-path=$module&pin-source=file:$dir/user.pin"
+private_token "$dir" vault-load
+uri="pkcs11:token=vault-load;object=kek-1?module-path=$module&pin-source=env:VAULT_TOKEN_PIN"
 
 vaultctl=target/release/vaultctl
 "$vaultctl" kek create "$uri" >/dev/null

@@ -18,6 +18,7 @@
 # --pin/--so-pin/--new-pin), never through argv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/softhsm-token.sh
 
 runs=51
 json=target/bench-results/peers.json
@@ -58,19 +59,9 @@ quoted() { printf '%q ' "$@"; }
 module=${VAULT_SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 pairs=()
 if [ -e "$module" ] && command -v pkcs11-tool >/dev/null; then
-    # A private token directory: an unset SOFTHSM2_CONF would use the system's tokens.
-    mkdir -m 700 "$dir/tokens"
-    export SOFTHSM2_CONF=$dir/softhsm2.conf
-    printf 'directories.tokendir = %s/\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n' \
-        "$dir/tokens" >"$SOFTHSM2_CONF"
-    VAULT_PEERS_SO_PIN=$(head -c 12 /dev/urandom | base64 | tr -d '+/=')
-    VAULT_PEERS_PIN=$(head -c 12 /dev/urandom | base64 | tr -d '+/=')
-    export VAULT_PEERS_SO_PIN VAULT_PEERS_PIN
+    private_token "$dir" peers
     tool() { pkcs11-tool --module "$module" "$@"; }
-    tool --slot-index 0 --init-token --label peers --so-pin env:VAULT_PEERS_SO_PIN >/dev/null
-    tool --token-label peers --login --login-type so --so-pin env:VAULT_PEERS_SO_PIN \
-        --init-pin --new-pin env:VAULT_PEERS_PIN >/dev/null
-    uri="pkcs11:token=peers;object=kek?module-path=$module&pin-source=env:VAULT_PEERS_PIN"
+    uri="pkcs11:token=peers;object=kek?module-path=$module&pin-source=env:VAULT_TOKEN_PIN"
     "$vaultctl" kek create "$uri" >/dev/null
     VAULTCTL_DIR=$dir/direct "$vaultctl" init --mode direct --kek "$uri" >/dev/null
     [ -e "$dir/secret" ] || head -c 32 /dev/urandom >"$dir/secret"
@@ -80,7 +71,7 @@ if [ -e "$module" ] && command -v pkcs11-tool >/dev/null; then
     # C_Decrypt with that key handle), 16 bytes instead of the vault's 48.
     head -c 16 /dev/urandom >"$dir/block"
     iv=00000000000000000000000000000000
-    block=(--token-label peers --login --pin env:VAULT_PEERS_PIN --label kek --type secrkey
+    block=(--token-label peers --login --pin env:VAULT_TOKEN_PIN --label kek --type secrkey
         --mechanism AES-CBC --iv "$iv")
     tool "${block[@]}" --encrypt -i "$dir/block" -o "$dir/block.enc" 2>/dev/null
     get=("$vaultctl" --vault "$dir/direct" get global peer-secret)
