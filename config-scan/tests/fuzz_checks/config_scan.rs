@@ -105,8 +105,14 @@ pub fn check_config_scan(data: &[u8]) -> Scanned {
 
     let text = String::from_utf8_lossy(content);
     let windows = canary_windows();
+    // Not planted when the file holds part of the token, as written or as the scan decodes
+    // it (a JSON or YAML escape such as `M\g` reads as `Mg` and is shown so).
+    let shown_unplanted = output(&report);
     let mut canary_found = None;
-    if !windows.iter().any(|window| text.contains(window.as_str())) {
+    if !windows
+        .iter()
+        .any(|window| text.contains(window.as_str()) || shown_unplanted.contains(window.as_str()))
+    {
         let mut planted = content.to_vec();
         planted.extend_from_slice(format!("\nplanted_value = \"{}\"\n", canary()).as_bytes());
         let report = scan_bytes(path, &planted, &Options::default(), None);
