@@ -66,6 +66,7 @@ enum Command {
 fn main() -> ExitCode {
     // First, before anything is read; its warning waits for the logger.
     let hardened = envelope::memory::harden_process();
+    envelope::memory::keep_freed_heap();
     let cli = Cli::parse();
     let overrides = Overrides {
         listen: cli.listen,

@@ -22,7 +22,7 @@ use zeroize::Zeroize;
 use crate::Error;
 
 pub use boxed::LockedBox;
-pub use os::{harden_process, lock_all_memory};
+pub use os::{harden_process, keep_freed_heap, lock_all_memory};
 
 static REQUIRE_LOCKING: AtomicBool = AtomicBool::new(false);
 static LOCK_FAILURE_REPORTED: AtomicBool = AtomicBool::new(false);
