@@ -144,6 +144,9 @@ pub(super) struct State {
     pub(super) written_seq: u64,
     pub(super) head_seq: u64,
     pub(super) anchored_seq: u64,
+    /// The writer thread waits for work (and must be woken for a record queued now); when
+    /// it is busy it finds queued records itself before it waits again.
+    pub(super) writer_idle: bool,
     /// Futures waiting for a seq to become durable.
     pub(super) wakers: Vec<(u64, Waker)>,
     /// Threads waiting in [`AuditLog::append`] for their record to become durable.
@@ -512,8 +515,11 @@ impl Inner {
         let seq = state.next_seq;
         state.queued.push((seq, ts_ms, event));
         state.next_seq += 1;
+        let wake = state.writer_idle;
         drop(state);
-        self.work.notify_one();
+        if wake {
+            self.work.notify_one();
+        }
         Ok(seq)
     }
 

@@ -84,6 +84,7 @@ impl Inner {
                     .into_iter()
                     .filter_map(|(due, left)| due.then_some(left))
                     .min();
+                state.writer_idle = true;
                 state = match wake_in {
                     Some(left) => {
                         self.work
@@ -96,6 +97,7 @@ impl Inner {
                         .wait(state)
                         .unwrap_or_else(PoisonError::into_inner),
                 };
+                state.writer_idle = false;
             }
             if state.failed.is_some() || (state.closing && state.queued.is_empty()) {
                 let failed = state.failed.is_some();
@@ -250,10 +252,17 @@ impl Inner {
     fn written(&self, seq: u64) {
         let mut state = self.lock();
         state.written_seq = seq;
+        // The sync thread needs waking only for the first unsynced record (it then waits
+        // out UNWAITED_SYNC_DELAY with a timeout and takes whatever was written meanwhile)
+        // or for a caller waiting on an fsync; a wake per batch cost a context switch each.
+        let first_unsynced = state.unsynced_since.is_none();
         state.unsynced_since.get_or_insert_with(Instant::now);
+        let waited = state.fsync_waiters > 0 || !state.wakers.is_empty();
         let ready = take_ready(&mut state.written_wakers, seq);
         drop(state);
-        self.sync_work.notify_one();
+        if first_unsynced || waited {
+            self.sync_work.notify_one();
+        }
         for waker in ready {
             waker.wake();
         }
