@@ -1,29 +1,46 @@
 #!/usr/bin/env bash
 # vaultd on a direct-mode vault whose KEK is an AES key on a private SoftHSM2 token, under
-# vault-load against its in-process tonic mTLS echo limit in the same run: in direct mode
-# every seal and open wraps or unwraps its DEK on the token, so this measures the daemon's
-# device path (the KEK pool, the token's sessions) rather than the envelope in memory.
+# vault-load: in direct mode every seal and open wraps or unwraps its DEK on the token, so
+# this measures the daemon's device path (the KEK pool, the token's sessions) rather than
+# the envelope in memory. Its limit is vault-load's in-process tonic mTLS echo, measured in
+# the same run; with `--against software` first, it is instead the same daemon on a direct
+# vault whose KEK is a key file (computed in process), loaded alternately: what the token
+# costs the daemon.
 #
-#   scripts/load-softhsm.sh [vault-load args...]   e.g. --clients 8 --mode mix --mix seal=1,open=1
+#   scripts/load-softhsm.sh [--against software] [vault-load args...]
+#       e.g. --clients 8 --mode mix --mix seal=1,open=1
 #
 # Builds release, makes a token in a private directory (its own SOFTHSM2_CONF), generates
-# the KEK with `vaultctl kek create`, inits the vault, starts vaultd with the rate limit
+# the KEK with `vaultctl kek create`, inits the vault(s), starts vaultd with the rate limit
 # raised, runs vault-load, and stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/softhsm-token.sh
+. scripts/vaultd-serve.sh
+
+against=echo
+if [ "${1:-}" = --against ]; then
+    against=$2
+    shift 2
+    [ "$against" = software ] || {
+        echo "load-softhsm.sh: --against takes software (the default limit is the echo)" >&2
+        exit 2
+    }
+fi
 
 cargo build --release -p vaultd -p vaultctl -p benches \
     --bin vaultd --bin vaultctl --bin vault-load >&2
 
 module=${VAULT_SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/vault-load-softhsm.XXXXXX")
-daemon=""
+pids=()
 cleanup() {
-    if [ -n "$daemon" ]; then
-        kill -TERM "$daemon" 2>/dev/null || true
-        wait "$daemon" 2>/dev/null || true
-    fi
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -32,38 +49,20 @@ trap 'exit 143' TERM
 
 private_token "$dir" vault-load
 uri="pkcs11:token=vault-load;object=kek-1?module-path=$module&pin-source=env:VAULT_TOKEN_PIN"
+target/release/vaultctl kek create "$uri" >/dev/null
+serve softhsm direct "$uri"
+softhsm_addr=$addr
+echo "load-softhsm.sh: vaultd on $softhsm_addr" >&2
 
-vaultctl=target/release/vaultctl
-"$vaultctl" kek create "$uri" >/dev/null
-VAULTCTL_DIR="$dir/vault" "$vaultctl" init --mode direct --kek "$uri" >/dev/null
-"$vaultctl" pki init --pki-dir "$dir/tls" --host 127.0.0.1 >/dev/null
-"$vaultctl" pki issue --pki-dir "$dir/tls" --principal admin >/dev/null
-install -m 600 /dev/null "$dir/vaultd.toml"
-cat >"$dir/vaultd.toml" <<EOF
-listen = "127.0.0.1:0"
-vault_dir = "$dir/vault"
-tls.dir = "$dir/tls"
-[[acl]]
-principal = "admin"
-scopes = ["*"]
-operations = ["read", "write", "delete", "list", "seal", "open"]
-EOF
-VAULTD_RATE_PER_SECOND=10000000 VAULTD_BURST=10000000 VAULTD_METRICS_LISTEN=127.0.0.1:0 \
-    target/release/vaultd --config "$dir/vaultd.toml" >"$dir/out" 2>"$dir/err" &
-daemon=$!
-addr=""
-for _ in $(seq 300); do
-    addr=$(sed -n 's/^vaultd listening on \(https:\/\/[^ ]*\)$/\1/p' "$dir/out")
-    [ -n "$addr" ] && break
-    sleep 0.1
-done
-if [ -z "$addr" ]; then
-    echo "load-softhsm.sh: vaultd did not start:" >&2
-    cat "$dir/err" >&2
-    exit 2
+limit=()
+if [ "$against" = software ]; then
+    serve software direct "file:$dir/software.key"
+    limit=(--limit-addr "$addr" $(client limit-ca software ca.pem)
+        $(client limit-cert software clients/admin.pem)
+        $(client limit-key software clients/admin.key) --limit-label "key file direct")
+    echo "load-softhsm.sh: against vaultd on a key-file direct vault on $addr" >&2
 fi
-echo "load-softhsm.sh: vaultd (pid $daemon) on $addr" >&2
 
-target/release/vault-load --addr "$addr" --ca "$dir/tls/ca.pem" \
-    --cert "$dir/tls/clients/admin.pem" --key "$dir/tls/clients/admin.key" \
-    --label "softhsm direct" --value-bytes 64 --seconds 10 --rounds 5 --warmup 1 "$@"
+target/release/vault-load --addr "$softhsm_addr" $(client ca softhsm ca.pem) \
+    $(client cert softhsm clients/admin.pem) $(client key softhsm clients/admin.key) \
+    "${limit[@]}" --label "softhsm direct" --value-bytes 64 --seconds 10 --rounds 5 --warmup 1 "$@"

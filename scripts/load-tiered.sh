@@ -11,6 +11,7 @@
 # software one as its limit (target ratio 0.9 unless given), and stops everything.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/vaultd-serve.sh
 
 cargo build --release -p vaultd -p vaultctl -p benches \
     --bin vaultd --bin vaultctl --bin vault-load >&2
@@ -61,43 +62,12 @@ for _ in $(seq 100); do
 done
 tpm2_getrandom --tcti "$tcti" 8 --hex >/dev/null
 
-vaultctl=target/release/vaultctl
-# A tiered vault on `kek` in $dir/$name, served by a vaultd; prints its address.
-serve() {
-    local name=$1 kek=$2 root="$dir/$1"
-    VAULTCTL_DIR="$root/vault" "$vaultctl" init --mode tiered --kek "$kek" >/dev/null
-    "$vaultctl" pki init --pki-dir "$root/tls" --host 127.0.0.1 >/dev/null
-    "$vaultctl" pki issue --pki-dir "$root/tls" --principal admin >/dev/null
-    install -m 600 /dev/null "$root/vaultd.toml"
-    cat >"$root/vaultd.toml" <<EOF
-listen = "127.0.0.1:0"
-vault_dir = "$root/vault"
-tls.dir = "$root/tls"
-[[acl]]
-principal = "admin"
-scopes = ["*"]
-operations = ["read", "write", "delete", "list", "seal", "open"]
-EOF
-    VAULTD_RATE_PER_SECOND=10000000 VAULTD_BURST=10000000 \
-        target/release/vaultd --config "$root/vaultd.toml" >"$root/out" 2>"$root/err" &
-    pids+=($!)
-    for _ in $(seq 300); do
-        addr=$(sed -n 's/^vaultd listening on \(https:\/\/[^ ]*\)$/\1/p' "$root/out")
-        [ -n "$addr" ] && return 0
-        sleep 0.1
-    done
-    echo "load-tiered.sh: vaultd ($name) did not start:" >&2
-    cat "$root/err" >&2
-    exit 2
-}
-
-serve tpm "tpm2:tcti=$tcti"
+serve tpm tiered "tpm2:tcti=$tcti"
 tpm_addr=$addr
-serve software "file:$dir/software.key"
+serve software tiered "file:$dir/software.key"
 software_addr=$addr
 echo "load-tiered.sh: TPM vaultd on $tpm_addr, software vaultd on $software_addr" >&2
 
-client() { echo "--$1" "$dir/$2/tls/$3"; }
 target/release/vault-load --addr "$tpm_addr" $(client ca tpm ca.pem) \
     $(client cert tpm clients/admin.pem) $(client key tpm clients/admin.key) \
     --limit-addr "$software_addr" $(client limit-ca software ca.pem) \

@@ -1,0 +1,41 @@
+# Sourced by the load scripts: a vault served by a vaultd of this build, for one run.
+#
+#   serve NAME MODE KEK    (needs $dir, the run's private directory, and a `pids` array)
+#
+# Inits a MODE (direct or tiered) vault on KEK in $dir/NAME/vault, makes its TLS directory
+# and an admin client certificate, and starts target/release/vaultd on a free loopback port
+# with the rate limit raised (the load is the point) and its metrics listener on (as in
+# production); appends the daemon's pid to `pids` and sets `addr` to its address. Client
+# flags for vault-load: `client FLAG NAME FILE`, e.g. `client ca tpm ca.pem`.
+serve() {
+    local name=$1 mode=$2 kek=$3 root="$dir/$1"
+    VAULTCTL_DIR="$root/vault" target/release/vaultctl init --mode "$mode" --kek "$kek" >/dev/null
+    target/release/vaultctl pki init --pki-dir "$root/tls" --host 127.0.0.1 >/dev/null
+    target/release/vaultctl pki issue --pki-dir "$root/tls" --principal admin >/dev/null
+    install -m 600 /dev/null "$root/vaultd.toml"
+    cat >"$root/vaultd.toml" <<EOF
+listen = "127.0.0.1:0"
+vault_dir = "$root/vault"
+tls.dir = "$root/tls"
+[[acl]]
+principal = "admin"
+scopes = ["*"]
+operations = ["read", "write", "delete", "list", "seal", "open"]
+EOF
+    VAULTD_RATE_PER_SECOND=10000000 VAULTD_BURST=10000000 VAULTD_METRICS_LISTEN=127.0.0.1:0 \
+        target/release/vaultd --config "$root/vaultd.toml" >"$root/out" 2>"$root/err" &
+    pids+=($!)
+    for _ in $(seq 300); do
+        addr=$(sed -n 's/^vaultd listening on \(https:\/\/[^ ]*\)$/\1/p' "$root/out")
+        [ -n "$addr" ] && return 0
+        sleep 0.1
+    done
+    echo "vaultd ($name) did not start:" >&2
+    cat "$root/err" >&2
+    exit 2
+}
+
+# `--FLAG $dir/NAME/tls/FILE`: a client file of vault NAME for vault-load.
+client() {
+    echo "--$1" "$dir/$2/tls/$3"
+}
