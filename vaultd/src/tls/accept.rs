@@ -109,6 +109,11 @@ async fn accept_loop(
             });
             continue;
         }
+        // As tonic's own listener does: a call's response goes out when it is written, not
+        // after the client's delayed ACK of the previous segment (Nagle's algorithm).
+        if let Err(e) = tcp.set_nodelay(true) {
+            log::debug!("TCP_NODELAY on a connection from {peer}: {e}");
+        }
         let Ok(permit) = Arc::clone(&in_progress).try_acquire_owned() else {
             drop(tcp);
             let why = HandshakeRefusal::Busy {
