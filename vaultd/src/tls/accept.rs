@@ -25,8 +25,12 @@ use super::verifier::{PRESENTED, Presented};
 pub const MAX_HANDSHAKES_IN_PROGRESS: usize = 512;
 /// Completed handshakes waiting for tonic to take them.
 const READY_QUEUE: usize = 64;
-/// How long a refused connection is drained after its alert before it is closed.
-const ALERT_LINGER: Duration = Duration::from_millis(250);
+/// How long, at most, a refused connection is drained after its alert before it is closed
+/// (a client closes at once when it reads the alert). A TLS 1.3 client sends its first data
+/// right after its Finished, before it reads the alert: arriving at a closed socket it gets
+/// an RST, which discards the unread alert. On a loaded host that data came more than
+/// 250 ms late; the slot is held no longer than a handshake that stalls (the deadline).
+const ALERT_LINGER: Duration = Duration::from_secs(2);
 /// Pause after an accept error such as EMFILE, so a full descriptor table is not spun on.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
