@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use benches::{TARGET_SIZE, preloaded_key as key};
 use benches::report::store::{REWRAP_FLOOR, SCALE_TARGET, StoreRow};
+use benches::{TARGET_SIZE, preloaded_key as key};
 use envelope::SoftwareKek;
 use vault::{EpochPolicy, InitOptions, Kek, RewrapOptions, StoreKind, Vault, WrapMode};
 

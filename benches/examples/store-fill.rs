@@ -34,22 +34,23 @@ fn run() -> Result<(), String> {
         return Err("usage: store-fill VAULT_DIR KEK_URI COUNT".into());
     };
     let dir = PathBuf::from(dir);
-    let count: usize = count
-        .parse()
-        .map_err(|e| format!("COUNT {count:?}: {e}"))?;
+    let count: usize = count.parse().map_err(|e| format!("COUNT {count:?}: {e}"))?;
     let built = kek_providers::open(uri, &KekEnv { vault_dir: &dir })
         .map_err(|e| format!("opening the KEK {uri}: {e}"))?;
     let kek = Kek {
         uri: built.uri,
         provider: built.provider,
     };
-    let vault = Vault::open(&dir, None, vec![kek]).map_err(|e| format!("opening the vault: {e}"))?;
+    let vault =
+        Vault::open(&dir, None, vec![kek]).map_err(|e| format!("opening the vault: {e}"))?;
     // Every wrap of the fill leased at once: one vault.json write instead of one per lease.
     vault.set_epoch_lease(count as u64 + 1);
     let value = [7u8; TARGET_SIZE];
     let started = Instant::now();
     for first in (0..count).step_by(CHUNK) {
-        let keys: Vec<String> = (first..count.min(first + CHUNK)).map(preloaded_key).collect();
+        let keys: Vec<String> = (first..count.min(first + CHUNK))
+            .map(preloaded_key)
+            .collect();
         let entries: Vec<(&str, &str, &[u8])> = keys
             .iter()
             .map(|k| ("global", k.as_str(), &value[..]))

@@ -43,11 +43,17 @@ fn filled(dir: &Path) -> Vec<Kek> {
     let keks = vec![kek("root")];
     let vault = Vault::init_with(dir, &tiered(), keks.clone()).expect("init");
     for n in 1..=3 {
-        vault.set("global", "a", format!("a{n}").as_bytes()).expect("set a");
+        vault
+            .set("global", "a", format!("a{n}").as_bytes())
+            .expect("set a");
     }
     for n in 1..=2 {
-        vault.set("global", "b", format!("b{n}").as_bytes()).expect("set b");
-        vault.set("global", "c", format!("c{n}").as_bytes()).expect("set c");
+        vault
+            .set("global", "b", format!("b{n}").as_bytes())
+            .expect("set b");
+        vault
+            .set("global", "c", format!("c{n}").as_bytes())
+            .expect("set c");
     }
     vault.delete("global", "b").expect("delete b");
     vault.delete("global", "c").expect("delete c");

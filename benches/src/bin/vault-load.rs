@@ -494,11 +494,17 @@ fn json_rows(cli: &Cli, comparisons: &[Comparison]) -> Vec<LoadRow> {
 /// The get latencies of the first phase with gets, p50 and p99, as `store` rows: vaultd on
 /// the vault of --keys secrets against vaultd on the one of --limit-keys.
 fn store_rows(cli: &Cli, comparisons: &[Comparison]) -> Vec<StoreRow> {
-    let Some(c) = comparisons.iter().find(|c| c.vault.ops.contains_key(&Op::Get)) else {
+    let Some(c) = comparisons
+        .iter()
+        .find(|c| c.vault.ops.contains_key(&Op::Get))
+    else {
         return Vec::new();
     };
     let empty = Default::default();
-    let (vault, limit) = (&c.vault.ops[&Op::Get], c.limit.ops.get(&Op::Get).unwrap_or(&empty));
+    let (vault, limit) = (
+        &c.vault.ops[&Op::Get],
+        c.limit.ops.get(&Op::Get).unwrap_or(&empty),
+    );
     let name = |what: &str, keys: Option<u64>| {
         format!(
             "vaultd get_{what}_{}B ({} secrets)",

@@ -94,6 +94,15 @@ pub(crate) fn list_sql(in_scope: bool) -> String {
     )
 }
 
+/// How many keys have a live version: every head row, each seeking its versions.
+pub(crate) fn count_sql() -> String {
+    format!(
+        "SELECT COUNT(*) FROM secrets h WHERE h.version = 0 AND EXISTS
+         (SELECT 1 FROM secrets s WHERE s.scope = h.scope AND s.key = h.key
+             AND s.version > 0 AND {LIVE})"
+    )
+}
+
 /// Sizes the map and the private cache of `conn` (see [`MMAP_SIZE`], [`CACHE_KIB`]).
 fn size_caches(conn: &Connection) -> Result<(), Error> {
     // mmap_size answers with the size it took: read it, or the statement is left pending.
@@ -123,8 +132,7 @@ impl SqliteStore {
             .mode(0o600)
             .open(&path)
             .map_err(Error::io(format!("creating {}", path.display())))?;
-        let mut conn =
-            Connection::open(&path).map_err(Error::store("opening the database"))?;
+        let mut conn = Connection::open(&path).map_err(Error::store("opening the database"))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(Error::store("setting the busy timeout"))?;
         // WAL: readers do not block the writer. synchronous=FULL: a commit is on disk
@@ -412,24 +420,18 @@ impl SecretStore for SqliteStore {
 
     fn count(&self) -> Result<u64, Error> {
         self.conn()
-            .query_row(
-                &format!(
-                    "SELECT COUNT(*) FROM secrets h WHERE h.version = 0 AND EXISTS
-                     (SELECT 1 FROM secrets s WHERE s.scope = h.scope AND s.key = h.key
-                         AND s.version > 0 AND {LIVE})"
-                ),
-                [],
-                |row| row.get::<_, i64>(0),
-            )
+            .query_row(&count_sql(), [], |row| row.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(Error::store("counting secrets"))
     }
 
     fn count_versions(&self) -> Result<u64, Error> {
         self.conn()
-            .query_row("SELECT COUNT(*) FROM secrets WHERE version > 0", [], |row| {
-                row.get::<_, i64>(0)
-            })
+            .query_row(
+                "SELECT COUNT(*) FROM secrets WHERE version > 0",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
             .map(|n| n as u64)
             .map_err(Error::store("counting versions"))
     }
