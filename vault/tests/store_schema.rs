@@ -209,6 +209,31 @@ fn a_migration_that_fails_half_way_leaves_the_version_2_store() {
 }
 
 #[test]
+fn a_new_store_has_16_kib_pages_and_an_old_one_keeps_its_own() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    filled(dir.path());
+    let page_size = |dir: &Path| -> i64 {
+        db(dir)
+            .pragma_query_value(None, "page_size", |row| row.get(0))
+            .expect("page_size")
+    };
+    assert_eq!(page_size(dir.path()), 16 << 10);
+    // A store made with 4 KiB pages (as version 2 made them) keeps them when migrated.
+    let old = tempfile::tempdir().expect("tempdir");
+    {
+        let db = db(old.path());
+        db.pragma_update(None, "page_size", 4096)
+            .expect("page_size");
+        db.execute_batch(&format!("{SCHEMA_2} PRAGMA user_version = 2;"))
+            .expect("schema 2");
+    }
+    let store = vault::SqliteStore::open(old.path()).expect("open the old store");
+    drop(store);
+    assert_eq!(page_size(old.path()), 4096);
+    assert_eq!(user_version(&db(old.path())), 3);
+}
+
+#[test]
 fn a_store_of_a_newer_schema_is_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let keks = filled(dir.path());

@@ -40,6 +40,13 @@ const MMAP_SIZE: i64 = 1 << 31;
 /// WAL (which are not mapped). Allocated as used, so a small vault costs what it did.
 const CACHE_KIB: i64 = 32 << 10;
 
+/// The page size of a new store (`PRAGMA page_size`; a store that has pages keeps its own).
+/// 16 KiB rather than SQLite's 4 KiB: the B-tree of a million secrets is a level shallower,
+/// so a get's descent misses the CPU caches and the TLB on fewer pages. Measured with the
+/// store benchmark in alternating runs: get p50 at 1,000,000 secrets 1.44 and 1.48 times the
+/// p50 at 1,000, against 1.56 and 1.56 with 4 KiB pages.
+const NEW_PAGE_SIZE: i64 = 16 << 10;
+
 /// The head and the version a get reads, in one statement (one consistent snapshot). The
 /// head row (version 0) and the key's versions are neighbours in the primary key: the seek
 /// of the version walks the pages the seek of the head just read.
@@ -135,6 +142,9 @@ impl SqliteStore {
         let mut conn = Connection::open(&path).map_err(Error::store("opening the database"))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(Error::store("setting the busy timeout"))?;
+        // Before journal_mode: the first statement that writes the file fixes its page size.
+        conn.pragma_update(None, "page_size", NEW_PAGE_SIZE)
+            .map_err(Error::store("setting the page size"))?;
         // WAL: readers do not block the writer. synchronous=FULL: a commit is on disk
         // (the WAL is fsynced) before `set` returns.
         conn.pragma_update(None, "journal_mode", "WAL")
