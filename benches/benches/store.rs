@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use benches::TARGET_SIZE;
 use benches::report::store::{REWRAP_FLOOR, SCALE_TARGET, StoreRow};
+use benches::{TARGET_SIZE, preloaded_key as key};
 use envelope::SoftwareKek;
 use vault::{EpochPolicy, InitOptions, Kek, RewrapOptions, StoreKind, Vault, WrapMode};
 
@@ -81,10 +81,6 @@ fn settings() -> Settings {
         }
     }
     s
-}
-
-fn key(n: usize) -> String {
-    format!("secret-{n:08}")
 }
 
 /// A tiered SQLite vault in `dir` on a software root KEK, with `count` secrets of 64 bytes.

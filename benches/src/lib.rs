@@ -17,3 +17,9 @@ pub const SECRET_SIZES: [(usize, &str); 4] = [
 
 /// The size the ratio targets apply at: the issues set them for 64-byte secrets and values.
 pub const TARGET_SIZE: usize = 64;
+
+/// The name of the `n`th secret of a vault the store benchmarks fill (`benches/benches/store.rs`,
+/// `examples/store-fill.rs`), which `vault-load --keys` reads back.
+pub fn preloaded_key(n: usize) -> String {
+    format!("secret-{n:08}")
+}

@@ -300,7 +300,7 @@ fn rollbacks_and_edited_counters_are_reported() {
     );
     sql(
         dir.path(),
-        "UPDATE key_heads SET latest = 2 WHERE key = 'k'",
+        "UPDATE secrets SET latest = 2 WHERE key = 'k' AND version = 0",
         [],
     );
     expect_tampered(

@@ -97,8 +97,17 @@ fn make_format_2(dir: &Path, keks: &[Kek], secrets: &[(&str, &[u8])]) {
     std::fs::write(&path, serde_json::to_vec_pretty(&config).expect("json")).expect("write");
 
     let db = rusqlite::Connection::open(dir.join("secrets.db")).expect("db");
-    db.execute_batch("DROP TABLE key_heads; PRAGMA user_version = 1;")
-        .expect("schema 1");
+    // Schema 1: the versions only, no counters.
+    db.execute_batch(
+        "DROP TABLE secrets;
+         CREATE TABLE secrets (
+             scope TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,
+             envelope BLOB NOT NULL, written_at INTEGER NOT NULL,
+             PRIMARY KEY (scope, key, version)
+         ) WITHOUT ROWID;
+         PRAGMA user_version = 1;",
+    )
+    .expect("schema 1");
     for (key, value) in secrets {
         let sealed =
             envelope::seal(value, &Context::new("global", key, 1), &providers).expect("seal");

@@ -223,7 +223,7 @@ fn a_stored_envelope_moved_to_another_key_scope_or_version_is_refused() {
     // Version 1's place taken by another key's envelope: its AAD names the other key.
     sb.ok(&["set", "global", "moved"], b"another value");
     db.execute(
-        "UPDATE secrets SET envelope = (SELECT envelope FROM secrets WHERE key = 'moved')
+        "UPDATE secrets SET envelope = (SELECT envelope FROM secrets WHERE key = 'moved' AND version = 1)
          WHERE scope = 'global' AND key = 'k' AND version = 1",
         [],
     )

@@ -60,6 +60,18 @@ fn defaults_when_nothing_is_set() {
 }
 
 #[test]
+fn a_cache_ttl_of_zero_turns_the_cache_off_and_is_accepted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_config(&dir, "vault_dir = \"/v\"\n[limits]\ncache_ttl_secs = 0\n");
+    let config = Config::load(Some(&path), &no_env, &Overrides::default()).expect("ttl 0");
+    assert_eq!(config.limits.cache_ttl_secs, 0);
+    // Other limits still refuse 0.
+    let path = write_config(&dir, "vault_dir = \"/v\"\n[limits]\nburst = 0\n");
+    let err = Config::load(Some(&path), &no_env, &Overrides::default()).expect_err("burst 0");
+    assert!(err.to_string().contains("at least 1"), "{err}");
+}
+
+#[test]
 fn file_then_env_then_flags() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_config(

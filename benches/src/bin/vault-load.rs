@@ -14,6 +14,10 @@
 //! against both; `--mode all` (default) does both.
 //! Exit code 1 on any failed call, or with `--check` on a ratio below its target.
 //!
+//! `--keys N` (and `--limit-keys N`) makes the gets read random keys of a vault filled with N
+//! secrets (`examples/store-fill.rs`); `--store-json FILE` then writes the get p50 and p99 of
+//! the two daemons as `store` rows (`scripts/load-store.sh`).
+//!
 //! `--limit-addr` (with `--limit-ca`, `--limit-cert`, `--limit-key`) compares with another
 //! vaultd instead of the echo, e.g. a hardware-KEK daemon with the same daemon on a software
 //! KEK; `--target` then sets one ratio every operation must reach. `--target` against the
@@ -32,6 +36,7 @@ use std::time::Duration;
 
 use benches::TARGET_SIZE;
 use benches::report::LoadRow;
+use benches::report::store::{SCALE_TARGET, StoreRow};
 use clap::{Parser, ValueEnum};
 
 use crate::echo::Echo;
@@ -118,6 +123,18 @@ struct Cli {
     /// What the --limit-addr daemon is, for the report (`software tiered`).
     #[arg(long, value_name = "TEXT", requires = "limit_addr")]
     limit_label: Option<String>,
+    /// Gets read uniformly random keys among the first N secrets of a vault filled by
+    /// `examples/store-fill.rs` instead of the clients' own keys.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    keys: Option<u64>,
+    /// Like --keys, for the --limit-addr daemon.
+    #[arg(long, value_name = "N", requires = "limit_addr", value_parser = clap::value_parser!(u64).range(1..))]
+    limit_keys: Option<u64>,
+    /// Also write the get latencies (p50 and p99) against the limit's as rows of the
+    /// `store` group (`bench-report --store`), with the store's scale target: vaultd on a
+    /// large vault (--keys) against vaultd on a small one (--limit-keys).
+    #[arg(long, value_name = "FILE", requires_all = ["keys", "limit_keys"])]
+    store_json: Option<PathBuf>,
 }
 
 impl Cli {
@@ -254,9 +271,11 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
                 mix,
                 value_bytes: cli.value_bytes,
                 envelope: envelope.clone(),
+                keys: cli.keys.map(|n| n as usize),
             };
             let limit_plan = Plan {
                 envelope: limit_envelope.clone(),
+                keys: cli.limit_keys.map(|n| n as usize),
                 ..plan.clone()
             };
             let mut both: Option<(PhaseResult, PhaseResult)> = None;
@@ -301,6 +320,11 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     let below = targets(cli, &comparisons);
     if let Some(path) = &cli.json {
         let rows = json_rows(cli, &comparisons);
+        let text = serde_json::to_string_pretty(&rows).map_err(|e| format!("JSON: {e}"))?;
+        std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    if let Some(path) = &cli.store_json {
+        let rows = store_rows(cli, &comparisons);
         let text = serde_json::to_string_pretty(&rows).map_err(|e| format!("JSON: {e}"))?;
         std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
     }
@@ -465,6 +489,44 @@ fn json_rows(cli: &Cli, comparisons: &[Comparison]) -> Vec<LoadRow> {
         }
     }
     rows
+}
+
+/// The get latencies of the first phase with gets, p50 and p99, as `store` rows: vaultd on
+/// the vault of --keys secrets against vaultd on the one of --limit-keys.
+fn store_rows(cli: &Cli, comparisons: &[Comparison]) -> Vec<StoreRow> {
+    let Some(c) = comparisons
+        .iter()
+        .find(|c| c.vault.ops.contains_key(&Op::Get))
+    else {
+        return Vec::new();
+    };
+    let empty = Default::default();
+    let (vault, limit) = (
+        &c.vault.ops[&Op::Get],
+        c.limit.ops.get(&Op::Get).unwrap_or(&empty),
+    );
+    let name = |what: &str, keys: Option<u64>| {
+        format!(
+            "vaultd get_{what}_{}B ({} secrets)",
+            cli.value_bytes,
+            keys.unwrap_or(0)
+        )
+    };
+    [("p50", 0.5), ("p99", 0.99)]
+        .into_iter()
+        .map(|(what, q)| {
+            let (large_us, small_us) = (vault.quantile_us(q), limit.quantile_us(q));
+            StoreRow {
+                benchmark: name(what, cli.keys),
+                limit: name(what, cli.limit_keys),
+                ops_per_sec: if large_us > 0.0 { 1e6 / large_us } else { 0.0 },
+                limit_ops_per_sec: if small_us > 0.0 { 1e6 / small_us } else { 0.0 },
+                median_us: (what == "p50").then_some(large_us),
+                p99_ms: (what == "p99").then_some(large_us / 1e3),
+                target: Some(SCALE_TARGET),
+            }
+        })
+        .collect()
 }
 
 /// `get 12000/20000 = 0.600`, for the progress lines.

@@ -7,6 +7,7 @@
 mod heads;
 mod memory;
 mod sqlite;
+mod sqlite_schema;
 
 use std::fmt;
 use std::str::FromStr;

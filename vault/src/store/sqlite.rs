@@ -9,6 +9,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::heads::{self, HeadAuth, KeyHead};
+use super::sqlite_schema::{self as schema, SCHEMA_VERSION};
 use super::{
     BatchSealer, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind,
     StoredVersion, not_found, now_ms,
@@ -17,30 +18,8 @@ use crate::Error;
 
 /// The store file inside the vault directory.
 pub const STORE_FILE: &str = "secrets.db";
-/// The schema version this build writes (`PRAGMA user_version`). Version 2 added the
-/// per-key version counters (`key_heads`).
-const SCHEMA_VERSION: i64 = 2;
 /// How long a write waits for another process's write before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS secrets (
-    scope      TEXT    NOT NULL,
-    key        TEXT    NOT NULL,
-    version    INTEGER NOT NULL,
-    envelope   BLOB    NOT NULL,
-    written_at INTEGER NOT NULL,
-    PRIMARY KEY (scope, key, version)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS key_heads (
-    scope           TEXT    NOT NULL,
-    key             TEXT    NOT NULL,
-    latest          INTEGER NOT NULL,
-    deleted_through INTEGER NOT NULL,
-    tag             BLOB    NOT NULL,
-    PRIMARY KEY (scope, key)
-) WITHOUT ROWID;
-";
 
 /// The versions a head says exist (`h` the head, `s` the version row).
 const LIVE: &str = "s.version > h.deleted_through AND s.version <= h.latest";
@@ -61,39 +40,54 @@ const MMAP_SIZE: i64 = 1 << 31;
 /// WAL (which are not mapped). Allocated as used, so a small vault costs what it did.
 const CACHE_KIB: i64 = 32 << 10;
 
-/// The head and the version a get reads, in one statement (one consistent snapshot).
+/// The page size of a new store (`PRAGMA page_size`; a store that has pages keeps its own).
+/// 16 KiB rather than SQLite's 4 KiB: the B-tree of a million secrets is a level shallower,
+/// so a get's descent misses the CPU caches and the TLB on fewer pages. Measured with the
+/// store benchmark in alternating runs: get p50 at 1,000,000 secrets 1.44 and 1.48 times the
+/// p50 at 1,000, against 1.56 and 1.56 with 4 KiB pages.
+const NEW_PAGE_SIZE: i64 = 16 << 10;
+
+/// The head and the version a get reads, in one statement (one consistent snapshot). The
+/// head row (version 0) and the key's versions are neighbours in the primary key: the seek
+/// of the version walks the pages the seek of the head just read.
 pub(crate) const GET_SQL: &str = "SELECT h.latest, h.deleted_through, h.tag, s.envelope
-     FROM key_heads h
+     FROM secrets h
      LEFT JOIN secrets s ON s.scope = h.scope AND s.key = h.key
-         AND s.version = COALESCE(?3, h.latest)
-     WHERE h.scope = ?1 AND h.key = ?2";
+         AND s.version = COALESCE(?3, h.latest) AND s.version > 0
+     WHERE h.scope = ?1 AND h.key = ?2 AND h.version = 0";
 /// A key's head inside a write.
-pub(crate) const HEAD_SQL: &str =
-    "SELECT latest, deleted_through, tag FROM key_heads WHERE scope = ?1 AND key = ?2";
-/// Whether a key has rows (only asked when it has no head).
+pub(crate) const HEAD_SQL: &str = "SELECT latest, deleted_through, tag FROM secrets
+     WHERE scope = ?1 AND key = ?2 AND version = 0";
+/// Whether a key has version rows (only asked when it has no head).
 pub(crate) const HAS_ROWS_SQL: &str =
-    "SELECT EXISTS (SELECT 1 FROM secrets WHERE scope = ?1 AND key = ?2)";
-/// The first page of a scan.
+    "SELECT EXISTS (SELECT 1 FROM secrets WHERE scope = ?1 AND key = ?2 AND version > 0)";
+/// The first page of a scan (versions only, never a head).
 pub(crate) const SCAN_FIRST_SQL: &str = "SELECT scope, key, version, envelope FROM secrets
-     ORDER BY scope, key, version LIMIT ?1";
+     WHERE version > 0 ORDER BY scope, key, version LIMIT ?1";
 /// A later page: a seek to the position in the primary key, so each page costs the same
 /// however far the scan has gone (one statement with `?1 IS NULL OR ...` walks from the start).
 pub(crate) const SCAN_AFTER_SQL: &str = "SELECT scope, key, version, envelope FROM secrets
-     WHERE (scope, key, version) > (?1, ?2, ?3)
+     WHERE (scope, key, version) > (?1, ?2, ?3) AND version > 0
      ORDER BY scope, key, version LIMIT ?4";
 /// One compare-and-swap of a rewrap batch.
 pub(crate) const REPLACE_SQL: &str = "UPDATE secrets SET envelope = ?5
-     WHERE scope = ?1 AND key = ?2 AND version = ?3 AND envelope = ?4";
+     WHERE scope = ?1 AND key = ?2 AND version = ?3 AND version > 0 AND envelope = ?4";
 /// A new version.
 pub(crate) const INSERT_SQL: &str =
     "INSERT OR REPLACE INTO secrets (scope, key, version, envelope, written_at)
      VALUES (?1, ?2, ?3, ?4, ?5)";
-/// A key's new head.
-pub(crate) const WRITE_HEAD_SQL: &str =
-    "INSERT OR REPLACE INTO key_heads (scope, key, latest, deleted_through, tag)
-     VALUES (?1, ?2, ?3, ?4, ?5)";
-/// Every version of a key, on delete.
-pub(crate) const DELETE_SQL: &str = "DELETE FROM secrets WHERE scope = ?1 AND key = ?2";
+/// A key's new head: the row at version 0.
+pub(crate) const WRITE_HEAD_SQL: &str = "INSERT OR REPLACE INTO secrets
+     (scope, key, version, envelope, written_at, latest, deleted_through, tag)
+     VALUES (?1, ?2, 0, x'', ?6, ?3, ?4, ?5)";
+/// Every version of a key, on delete (the head stays).
+pub(crate) const DELETE_SQL: &str =
+    "DELETE FROM secrets WHERE scope = ?1 AND key = ?2 AND version > 0";
+/// Keys with versions but no head (stores made before heads).
+pub(crate) const ORPHANS_SQL: &str = "SELECT s.scope, s.key, MAX(s.version) FROM secrets s
+     WHERE s.version > 0 AND NOT EXISTS (SELECT 1 FROM secrets h
+         WHERE h.scope = s.scope AND h.key = s.key AND h.version = 0)
+     GROUP BY s.scope, s.key";
 
 /// The metadata `list` returns: of every secret (`None`) or of one scope, which is a range
 /// of the primary key rather than a walk of every secret.
@@ -101,9 +95,18 @@ pub(crate) fn list_sql(in_scope: bool) -> String {
     let filter = if in_scope { "s.scope = ?1 AND " } else { "" };
     format!(
         "SELECT s.scope, s.key, MAX(s.version), COUNT(*), MIN(s.written_at), MAX(s.written_at)
-         FROM secrets s JOIN key_heads h ON h.scope = s.scope AND h.key = s.key
-         WHERE {filter}{LIVE}
+         FROM secrets s JOIN secrets h ON h.scope = s.scope AND h.key = s.key AND h.version = 0
+         WHERE {filter}s.version > 0 AND {LIVE}
          GROUP BY s.scope, s.key ORDER BY s.scope, s.key"
+    )
+}
+
+/// How many keys have a live version: every head row, each seeking its versions.
+pub(crate) fn count_sql() -> String {
+    format!(
+        "SELECT COUNT(*) FROM secrets h WHERE h.version = 0 AND EXISTS
+         (SELECT 1 FROM secrets s WHERE s.scope = h.scope AND s.key = h.key
+             AND s.version > 0 AND {LIVE})"
     )
 }
 
@@ -136,9 +139,12 @@ impl SqliteStore {
             .mode(0o600)
             .open(&path)
             .map_err(Error::io(format!("creating {}", path.display())))?;
-        let conn = Connection::open(&path).map_err(Error::store("opening the database"))?;
+        let mut conn = Connection::open(&path).map_err(Error::store("opening the database"))?;
         conn.busy_timeout(BUSY_TIMEOUT)
             .map_err(Error::store("setting the busy timeout"))?;
+        // Before journal_mode: the first statement that writes the file fixes its page size.
+        conn.pragma_update(None, "page_size", NEW_PAGE_SIZE)
+            .map_err(Error::store("setting the page size"))?;
         // WAL: readers do not block the writer. synchronous=FULL: a commit is on disk
         // (the WAL is fsynced) before `set` returns.
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -158,12 +164,7 @@ impl SqliteStore {
                 supported: SCHEMA_VERSION,
             });
         }
-        if found < SCHEMA_VERSION {
-            conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE; {SCHEMA} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
-            ))
-            .map_err(Error::store("creating the schema"))?;
-        }
+        schema::migrate(&mut conn, found)?;
         Ok(Self {
             path,
             conn: Mutex::new(conn),
@@ -187,7 +188,10 @@ impl SqliteStore {
             .prepare_cached(HEAD_SQL)
             .and_then(|mut stmt| {
                 stmt.query_row(params![scope, key], |row| {
-                    Ok((stored_head(row.get(0)?, row.get(1)?), row.get(2)?))
+                    Ok((
+                        stored_head(row.get(0)?, row.get(1)?),
+                        row.get::<_, Option<Vec<u8>>>(2)?.unwrap_or_default(),
+                    ))
                 })
                 .optional()
             })
@@ -231,11 +235,12 @@ impl SqliteStore {
     }
 }
 
-fn stored_head(latest: i64, deleted_through: i64) -> KeyHead {
-    // Negative numbers are not ours: they map to huge ones, which the tag then refuses.
+fn stored_head(latest: Option<i64>, deleted_through: Option<i64>) -> KeyHead {
+    // Negative numbers (and NULLs, in a head row someone edited) are not ours: they map to
+    // huge ones, which the tag then refuses.
     KeyHead {
-        latest: latest as u64,
-        deleted_through: deleted_through as u64,
+        latest: latest.unwrap_or(-1) as u64,
+        deleted_through: deleted_through.unwrap_or(-1) as u64,
     }
 }
 
@@ -259,7 +264,8 @@ fn write_head(
                 key,
                 head.latest as i64,
                 head.deleted_through as i64,
-                auth.tag(scope, key, head)
+                auth.tag(scope, key, head),
+                now_ms()
             ])
         })
         .map_err(Error::store("writing the version counter"))?;
@@ -330,7 +336,7 @@ impl SecretStore for SqliteStore {
                     |row| {
                         Ok((
                             stored_head(row.get(0)?, row.get(1)?),
-                            row.get::<_, Vec<u8>>(2)?,
+                            row.get::<_, Option<Vec<u8>>>(2)?.unwrap_or_default(),
                             row.get::<_, Option<Vec<u8>>>(3)?,
                         ))
                     },
@@ -380,11 +386,7 @@ impl SecretStore for SqliteStore {
             .map_err(Error::store("starting a write"))?;
         let orphans: Vec<(String, String, i64)> = {
             let mut stmt = tx
-                .prepare(
-                    "SELECT s.scope, s.key, MAX(s.version) FROM secrets s
-                     WHERE NOT EXISTS (SELECT 1 FROM key_heads h WHERE h.scope = s.scope AND h.key = s.key)
-                     GROUP BY s.scope, s.key",
-                )
+                .prepare(ORPHANS_SQL)
                 .map_err(Error::store("finding keys without a counter"))?;
             stmt.query_map([], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
                 .and_then(|rows| rows.collect::<Result<_, _>>())
@@ -428,23 +430,18 @@ impl SecretStore for SqliteStore {
 
     fn count(&self) -> Result<u64, Error> {
         self.conn()
-            .query_row(
-                &format!(
-                    "SELECT COUNT(*) FROM key_heads h WHERE EXISTS
-                     (SELECT 1 FROM secrets s WHERE s.scope = h.scope AND s.key = h.key AND {LIVE})"
-                ),
-                [],
-                |row| row.get::<_, i64>(0),
-            )
+            .query_row(&count_sql(), [], |row| row.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(Error::store("counting secrets"))
     }
 
     fn count_versions(&self) -> Result<u64, Error> {
         self.conn()
-            .query_row("SELECT COUNT(*) FROM secrets", [], |row| {
-                row.get::<_, i64>(0)
-            })
+            .query_row(
+                "SELECT COUNT(*) FROM secrets WHERE version > 0",
+                [],
+                |row| row.get::<_, i64>(0),
+            )
             .map(|n| n as u64)
             .map_err(Error::store("counting versions"))
     }

@@ -45,6 +45,15 @@ fn statements_of_one_key_or_one_page_seek_in_a_primary_key() {
     let list_in_scope = list_sql(true);
     // INSERT_SQL and WRITE_HEAD_SQL have no plan: an insert by primary key reads nothing.
     assert!(plan(&conn, INSERT_SQL).is_empty() && plan(&conn, WRITE_HEAD_SQL).is_empty());
+    // A get: the head row, then the version it names, each sought by the whole primary key
+    // of the one table (the second seek walks the pages the first read).
+    let get = plan(&conn, GET_SQL);
+    assert_eq!(get.len(), 2, "{get:?}");
+    assert!(
+        get.iter().all(|d| d.starts_with("SEARCH")
+            && d.contains("USING PRIMARY KEY (scope=? AND key=? AND version=?)")),
+        "{get:?}"
+    );
     for sql in [
         GET_SQL,
         HEAD_SQL,
@@ -77,6 +86,18 @@ fn whole_store_statements_read_in_key_order_and_seek_the_heads() {
             .any(|d| d.starts_with("SEARCH h USING PRIMARY KEY")),
         "{list:?}"
     );
+    // Keys without a head, and the count of live keys: one walk, each key's head (or its
+    // versions) sought, no temporary B-tree.
+    for sql in [ORPHANS_SQL, &count_sql()] {
+        let details = plan(&conn, sql);
+        assert_eq!(walks(&details).len(), 1, "{sql}\n{details:?}");
+        assert!(
+            details
+                .iter()
+                .any(|d| d.starts_with("SEARCH") && d.contains("USING PRIMARY KEY")),
+            "{sql}\n{details:?}"
+        );
+    }
 }
 
 #[test]

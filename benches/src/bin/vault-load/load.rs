@@ -174,6 +174,9 @@ pub struct Plan {
     pub value_bytes: usize,
     /// An envelope to Open (sealed in setup).
     pub envelope: Vec<u8>,
+    /// Gets read random keys among this many preloaded secrets
+    /// ([`benches::preloaded_key`]) instead of the client's own and the shared keys.
+    pub keys: Option<usize>,
 }
 
 /// Per-operation results of a phase.
@@ -368,7 +371,9 @@ async fn client(
         let op = plan.mix.pick(roll);
         let result = match op {
             Op::Get => {
-                let key = if (roll >> 32) % 4 == 0 {
+                let key = if let Some(n) = plan.keys {
+                    benches::preloaded_key((next() % n as u64) as usize)
+                } else if (roll >> 32) % 4 == 0 {
                     shared[(roll >> 40) as usize % SHARED_KEYS].clone()
                 } else {
                     own.clone()

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The store at scale through the daemon: vaultd on a tiered vault preloaded with 1,000,000
+# secrets against the same daemon on one with 1,000, loaded alternately in the same run with
+# KV gets of uniformly random preloaded keys (64-byte values, the JIT cache off so that every
+# get reads the store): the get p50 and p99 on the large vault within 1.5x of the small
+# one's (`--store-json FILE` writes them as `store` rows for bench-report).
+#
+#   scripts/load-store.sh [--secrets N] [vault-load args...]   e.g. --seconds 3 --rounds 3
+#
+# Builds release, makes both vaults (vaultctl init with a key-file root KEK, TLS, an admin
+# client), fills them through the library (examples/store-fill.rs: Vault::set_many in large
+# transactions, about 20 s for a million), starts both daemons with the rate limit raised,
+# runs vault-load with the large daemon measured and the small one as its limit, and stops
+# everything. The vaults take about 350 MB in ${TMPDIR:-/tmp} while it runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+large=1000000
+small=1000
+args=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --secrets)
+            large=$2
+            shift 2
+            ;;
+        *)
+            args+=("$1")
+            shift
+            ;;
+    esac
+done
+
+cargo build --release -p vaultd -p vaultctl -p benches \
+    --bin vaultd --bin vaultctl --bin vault-load >&2
+cargo build --release -p benches --example store-fill >&2
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/vault-load-store.XXXXXX")
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$dir"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+vaultctl=target/release/vaultctl
+# A tiered vault of `count` secrets in $dir/$name, served by a vaultd; sets $addr.
+serve() {
+    local name=$1 count=$2 root="$dir/$1"
+    local kek="file:$root/root.key"
+    mkdir -p "$root"
+    VAULTCTL_DIR="$root/vault" "$vaultctl" init --mode tiered --kek "$kek" >/dev/null
+    target/release/examples/store-fill "$root/vault" "$kek" "$count" >&2
+    "$vaultctl" pki init --pki-dir "$root/tls" --host 127.0.0.1 >/dev/null
+    "$vaultctl" pki issue --pki-dir "$root/tls" --principal admin >/dev/null
+    install -m 600 /dev/null "$root/vaultd.toml"
+    cat >"$root/vaultd.toml" <<EOF
+listen = "127.0.0.1:0"
+vault_dir = "$root/vault"
+tls.dir = "$root/tls"
+[[acl]]
+principal = "admin"
+scopes = ["*"]
+operations = ["read", "write", "delete", "list", "seal", "open"]
+EOF
+    VAULTD_RATE_PER_SECOND=10000000 VAULTD_BURST=10000000 VAULTD_CACHE_TTL_SECS=0 \
+        target/release/vaultd --config "$root/vaultd.toml" >"$root/out" 2>"$root/err" &
+    pids+=($!)
+    for _ in $(seq 300); do
+        addr=$(sed -n 's/^vaultd listening on \(https:\/\/[^ ]*\)$/\1/p' "$root/out")
+        [ -n "$addr" ] && return 0
+        sleep 0.1
+    done
+    echo "load-store.sh: vaultd ($name) did not start:" >&2
+    cat "$root/err" >&2
+    exit 2
+}
+
+serve large "$large"
+large_addr=$addr
+serve small "$small"
+small_addr=$addr
+echo "load-store.sh: $large secrets on $large_addr, $small on $small_addr" >&2
+
+client() { echo "--$1" "$dir/$2/tls/$3"; }
+# In the background, so that a signal to this script runs the trap at once.
+target/release/vault-load --addr "$large_addr" $(client ca large ca.pem) \
+    $(client cert large clients/admin.pem) $(client key large clients/admin.key) \
+    --limit-addr "$small_addr" $(client limit-ca small ca.pem) \
+    $(client limit-cert small clients/admin.pem) $(client limit-key small clients/admin.key) \
+    --label "$large secrets" --limit-label "$small secrets" \
+    --keys "$large" --limit-keys "$small" --mode mix --mix get=1 --clients 4 \
+    --value-bytes 64 --seconds 10 --rounds 5 --warmup 1 "${args[@]}" &
+load=$!
+status=0
+wait "$load" || status=$?
+exit "$status"
