@@ -14,6 +14,7 @@
 # everything. The vaults take about 350 MB in ${TMPDIR:-/tmp} while it runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/vaultd-serve.sh
 
 large=1000000
 small=1000
@@ -50,46 +51,21 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-vaultctl=target/release/vaultctl
-# A tiered vault of `count` secrets in $dir/$name, served by a vaultd; sets $addr.
-serve() {
-    local name=$1 count=$2 root="$dir/$1"
-    local kek="file:$root/root.key"
-    mkdir -p "$root"
-    VAULTCTL_DIR="$root/vault" "$vaultctl" init --mode tiered --kek "$kek" >/dev/null
-    target/release/examples/store-fill "$root/vault" "$kek" "$count" >&2
-    "$vaultctl" pki init --pki-dir "$root/tls" --host 127.0.0.1 >/dev/null
-    "$vaultctl" pki issue --pki-dir "$root/tls" --principal admin >/dev/null
-    install -m 600 /dev/null "$root/vaultd.toml"
-    cat >"$root/vaultd.toml" <<EOF
-listen = "127.0.0.1:0"
-vault_dir = "$root/vault"
-tls.dir = "$root/tls"
-[[acl]]
-principal = "admin"
-scopes = ["*"]
-operations = ["read", "write", "delete", "list", "seal", "open"]
-EOF
-    VAULTD_RATE_PER_SECOND=10000000 VAULTD_BURST=10000000 VAULTD_CACHE_TTL_SECS=0 \
-        target/release/vaultd --config "$root/vaultd.toml" >"$root/out" 2>"$root/err" &
-    pids+=($!)
-    for _ in $(seq 300); do
-        addr=$(sed -n 's/^vaultd listening on \(https:\/\/[^ ]*\)$/\1/p' "$root/out")
-        [ -n "$addr" ] && return 0
-        sleep 0.1
-    done
-    echo "load-store.sh: vaultd ($name) did not start:" >&2
-    cat "$root/err" >&2
-    exit 2
+# A tiered vault of `count` secrets (filled through the library before vaultd starts, with
+# the JIT cache off); sets $addr.
+serve_filled() {
+    local name=$1 count=$2 kek="file:$dir/$1.key"
+    make_vault "$name" tiered "$kek"
+    target/release/examples/store-fill "$dir/$name/vault" "$kek" "$count" >&2
+    VAULTD_CACHE_TTL_SECS=0 start_vaultd "$name"
 }
 
-serve large "$large"
+serve_filled large "$large"
 large_addr=$addr
-serve small "$small"
+serve_filled small "$small"
 small_addr=$addr
 echo "load-store.sh: $large secrets on $large_addr, $small on $small_addr" >&2
 
-client() { echo "--$1" "$dir/$2/tls/$3"; }
 # In the background, so that a signal to this script runs the trap at once.
 target/release/vault-load --addr "$large_addr" $(client ca large ca.pem) \
     $(client cert large clients/admin.pem) $(client key large clients/admin.key) \

@@ -5,10 +5,18 @@
 # Inits a MODE (direct or tiered) vault on KEK in $dir/NAME/vault, makes its TLS directory
 # and an admin client certificate, and starts target/release/vaultd on a free loopback port
 # with the rate limit raised (the load is the point) and its metrics listener on (as in
-# production); appends the daemon's pid to `pids` and sets `addr` to its address. Client
-# flags for vault-load: `client FLAG NAME FILE`, e.g. `client ca tpm ca.pem`.
+# production); appends the daemon's pid to `pids` and sets `addr` to its address. The two
+# halves run apart as `make_vault NAME MODE KEK` and `start_vaultd NAME` (to fill the vault
+# in between; VAULTD_* variables set for `start_vaultd` reach the daemon). Client flags for
+# vault-load: `client FLAG NAME FILE`, e.g. `client ca tpm ca.pem`.
 serve() {
+    make_vault "$@"
+    start_vaultd "$1"
+}
+
+make_vault() {
     local name=$1 mode=$2 kek=$3 root="$dir/$1"
+    mkdir -p "$root"
     VAULTCTL_DIR="$root/vault" target/release/vaultctl init --mode "$mode" --kek "$kek" >/dev/null
     target/release/vaultctl pki init --pki-dir "$root/tls" --host 127.0.0.1 >/dev/null
     target/release/vaultctl pki issue --pki-dir "$root/tls" --principal admin >/dev/null
@@ -22,6 +30,10 @@ principal = "admin"
 scopes = ["*"]
 operations = ["read", "write", "delete", "list", "seal", "open"]
 EOF
+}
+
+start_vaultd() {
+    local name=$1 root="$dir/$1"
     VAULTD_RATE_PER_SECOND=10000000 VAULTD_BURST=10000000 VAULTD_METRICS_LISTEN=127.0.0.1:0 \
         target/release/vaultd --config "$root/vaultd.toml" >"$root/out" 2>"$root/err" &
     pids+=($!)
