@@ -11,7 +11,7 @@ pub mod kek_suite;
 pub mod store_suite;
 pub mod tamper;
 
-pub use store_suite::files_below;
+pub use store_suite::{files_below, state_files_below};
 
 /// The default runner of the suites' tests: runs the body as it is.
 pub fn run_directly(body: impl FnOnce()) {

@@ -243,6 +243,21 @@ pub fn no_plaintext_at_rest(fx: &Fixture) {
     drop(vault);
 }
 
+/// The files below `dir` that hold a vault's state, for checks that a command changed
+/// nothing: every regular file but the SQLite side files a connection that only read leaves
+/// for the next one (see `SqliteStore`'s `Drop`), the wal-index (`-shm`, rebuilt by every
+/// opener) and an empty `-wal` (it holds nothing). A `-wal` with frames is state and is kept.
+pub fn state_files_below(dir: &Path) -> Vec<PathBuf> {
+    files_below(dir)
+        .into_iter()
+        .filter(|path| {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            let empty = || std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
+            !(name.ends_with(".db-shm") || (name.ends_with(".db-wal") && empty()))
+        })
+        .collect()
+}
+
 /// Every regular file below `dir` (for checks of what lands on disk).
 pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();

@@ -137,20 +137,13 @@ fn write_pin(path: &Path, pin: &str) {
     file.write_all(pin.as_bytes()).expect("the pin is written");
 }
 
-/// Every file below `dir` with its contents, to show that a failed command changed nothing.
+/// Every file of the vault's state below `dir` with its contents, to show that a failed
+/// command changed nothing (see `compliance::state_files_below`).
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     let mut files = BTreeMap::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(current) = pending.pop() {
-        for entry in fs::read_dir(&current).expect("the vault dir can be listed") {
-            let path = entry.expect("a directory entry").path();
-            if path.is_dir() {
-                pending.push(path);
-            } else {
-                let contents = fs::read(&path).expect("a vault file can be read");
-                files.insert(path, contents);
-            }
-        }
+    for path in compliance::state_files_below(dir) {
+        let contents = fs::read(&path).expect("a vault file can be read");
+        files.insert(path, contents);
     }
     assert!(!files.is_empty(), "{} has no files", dir.display());
     files

@@ -123,7 +123,7 @@ pub fn options(mode: WrapMode) -> InitOptions {
 
 /// Every file below `dir` with its bytes and modification time.
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
-    compliance::files_below(dir)
+    compliance::state_files_below(dir)
         .into_iter()
         .map(|path| {
             let bytes = fs::read(&path).expect("read a vault file");

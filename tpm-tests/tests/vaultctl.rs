@@ -242,7 +242,7 @@ impl Vaultctl {
 
 /// Every file below `dir` with its contents, to show that a failed command changed nothing.
 fn snapshot(dir: &str) -> BTreeMap<PathBuf, Vec<u8>> {
-    let files: BTreeMap<PathBuf, Vec<u8>> = compliance::files_below(Path::new(dir))
+    let files: BTreeMap<PathBuf, Vec<u8>> = compliance::state_files_below(Path::new(dir))
         .into_iter()
         .map(|path| {
             let contents = fs::read(&path).expect("a vault file can be read");

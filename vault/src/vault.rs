@@ -58,10 +58,19 @@ impl Kek {
         } else {
             uris.to_vec()
         };
+        Self::build_uris(dir, &uris, passphrase)
+    }
+
+    /// Builds the KEKs named by `uris` (see [`Kek::build_all`]).
+    fn build_uris(
+        dir: &Path,
+        uris: &[String],
+        passphrase: Option<&SecretBytes>,
+    ) -> Result<Vec<Kek>, Error> {
         let env = kek_providers::KekEnv { vault_dir: dir };
         let mut keks = Vec::new();
         let mut failures = Vec::new();
-        for uri in &uris {
+        for uri in uris {
             let built = match passphrase {
                 Some(passphrase) => kek_providers::open_with_passphrase(uri, &env, passphrase),
                 None => kek_providers::open(uri, &env),
@@ -92,9 +101,15 @@ impl Kek {
     /// (a wrong PIN is tried once); with one KEK or a threshold group (every member is needed
     /// anyway) this is [`Kek::build_all`].
     pub fn build_for_reading(dir: &Path) -> Result<Vec<Kek>, Error> {
-        let config = VaultConfig::read(dir)?;
+        Self::build_for_reading_from(dir, &VaultConfig::read(dir)?)
+    }
+
+    /// Like [`Kek::build_for_reading`], with the vault's configuration as already read (by
+    /// [`Vault::read_config`], to be given to [`Vault::open_with_config`] next): the file is
+    /// read once, and the KEKs are built from the very bytes that are then verified.
+    pub fn build_for_reading_from(dir: &Path, config: &VaultConfig) -> Result<Vec<Kek>, Error> {
         if config.threshold.is_some() || config.keks.len() < 2 {
-            return Self::build_all(dir, &[]);
+            return Self::build_uris(dir, &config.kek_uris(), None);
         }
         let env = kek_providers::KekEnv { vault_dir: dir };
         let mut keks = Vec::new();
@@ -285,7 +300,18 @@ impl Vault {
     /// threshold group). `store`, if given, must be the pinned kind. A locked vault opens
     /// locked: the KEKs are checked but no key is opened until [`Vault::unlock`].
     pub fn open(dir: &Path, store: Option<StoreKind>, keks: Vec<Kek>) -> Result<Self, Error> {
-        let config = VaultConfig::read(dir)?;
+        Self::open_with_config(dir, VaultConfig::read(dir)?, store, keks)
+    }
+
+    /// Like [`Vault::open`], with the configuration as read by [`Vault::read_config`] (not yet
+    /// trusted: it is verified here exactly as `open` verifies the file it reads), so that a
+    /// caller that needed it to choose the KEKs does not read and parse the file again.
+    pub fn open_with_config(
+        dir: &Path,
+        config: VaultConfig,
+        store: Option<StoreKind>,
+        keks: Vec<Kek>,
+    ) -> Result<Self, Error> {
         let pinned_kind: StoreKind = config.store.parse().map_err(|_| Error::Marker {
             path: dir.join(crate::config::CONFIG_FILE),
             reason: format!("unknown store kind {:?}", config.store),

@@ -3,14 +3,19 @@
 use std::cell::RefCell;
 use std::ptr::NonNull;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{account_lock, os};
 use crate::Error;
 
 /// Slot sizes; a secret larger than the last one gets a mapping of its own.
 const CLASSES: [usize; 9] = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096];
-/// Bytes mapped and locked at once for one size class.
+/// Bytes mapped and locked at once for one size class, once it has a chunk.
 const CHUNK: usize = 64 * 1024;
+/// Bytes of a class's first chunk: one page. Locking populates every page, and a one-shot
+/// command (a `vaultctl get`) uses a few slots of a few classes, so 64 KiB per class was
+/// paid in page faults and zeroing by every process; a class that runs out grows by `CHUNK`.
+const FIRST_CHUNK: usize = 4096;
 /// Free slots a thread keeps per class before handing them back to the global lists.
 const THREAD_CACHE_MAX: usize = 64;
 /// Released mappings kept (zeroed, still locked) for the next large secret, so that opening
@@ -60,6 +65,8 @@ impl Kind {
 struct FreeLists([Vec<usize>; CLASSES.len()]);
 
 static GLOBAL: Mutex<FreeLists> = Mutex::new(FreeLists([const { Vec::new() }; CLASSES.len()]));
+/// Whether each class has been given a chunk yet (changed under the `GLOBAL` lock).
+static GROWN: [AtomicBool; CLASSES.len()] = [const { AtomicBool::new(false) }; CLASSES.len()];
 
 /// A thread's cache; returns its slots to the global lists when the thread exits.
 #[derive(Default)]
@@ -148,14 +155,20 @@ fn alloc_slot(class: u8) -> Result<NonNull<u8>, Error> {
 
 /// Maps and locks a chunk and adds its slots to the global free list of `class`.
 fn add_chunk(global: &mut FreeLists, class: usize) -> Result<(), Error> {
-    let ptr = os::map(CHUNK).ok_or(Error::OutOfMemory)?;
-    if let Err(e) = account_lock(CHUNK, os::lock(ptr, CHUNK)) {
-        os::unmap(ptr, CHUNK);
+    let len = if GROWN[class].load(Ordering::Relaxed) {
+        CHUNK
+    } else {
+        FIRST_CHUNK.max(os::page_size())
+    };
+    let ptr = os::map(len).ok_or(Error::OutOfMemory)?;
+    if let Err(e) = account_lock(len, os::lock(ptr, len)) {
+        os::unmap(ptr, len);
         return Err(e);
     }
+    GROWN[class].store(true, Ordering::Relaxed);
     let size = CLASSES[class];
     let base = ptr.as_ptr() as usize;
-    global.0[class].extend((0..CHUNK / size).rev().map(|i| base + i * size));
+    global.0[class].extend((0..len / size).rev().map(|i| base + i * size));
     Ok(())
 }
 
@@ -314,6 +327,33 @@ mod tests {
         drop(big);
         let small = LockedBuf::zeroed(64 * 1024).expect("alloc");
         assert_ne!(small.as_slice().as_ptr() as usize, big_addr);
+    }
+
+    #[test]
+    fn a_class_grows_past_its_first_chunk_with_distinct_zeroed_slots() {
+        // More 2 KiB slots than a first chunk (one page) holds, all live at once.
+        let slots = 2 * CHUNK / CLASSES[7];
+        let mut taken: Vec<_> = (0..slots)
+            .map(|_| super::super::LockedBuf::zeroed(2000).expect("alloc"))
+            .collect();
+        for buf in &mut taken {
+            assert!(
+                buf.as_slice().iter().all(|&b| b == 0),
+                "a new slot is zeroed"
+            );
+            buf.as_mut_slice().fill(0x3C);
+        }
+        let mut addrs: Vec<usize> = taken
+            .iter()
+            .map(|b| b.as_slice().as_ptr() as usize)
+            .collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        assert_eq!(addrs.len(), slots, "a slot handed out twice");
+        assert!(
+            addrs.windows(2).all(|w| w[1] - w[0] >= CLASSES[7]),
+            "slots overlap"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::heads::{self, HeadAuth, KeyHead};
@@ -125,6 +126,26 @@ fn size_caches(conn: &Connection) -> Result<(), Error> {
 pub struct SqliteStore {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Whether this connection created or migrated the schema (`total_changes` does not
+    /// count it).
+    created_schema: bool,
+}
+
+impl Drop for SqliteStore {
+    /// A connection that changed nothing (a `vaultctl get`, one process per read) closes
+    /// without the checkpoint SQLite runs when the last connection closes, and so leaves the
+    /// `-wal` and `-shm` files in place instead of deleting them, for the next reader to open
+    /// rather than create again. Durability is untouched: every commit is in the WAL (fsynced)
+    /// or already in the database, and the next opener reads the WAL as always; a connection
+    /// that wrote still checkpoints and deletes them on close, so that once every writer has
+    /// closed, `secrets.db` alone holds every committed write, as before.
+    fn drop(&mut self) {
+        let conn = self.conn.get_mut().unwrap_or_else(|p| p.into_inner());
+        if !self.created_schema && conn.total_changes() == 0 {
+            // If SQLite refuses, the close checkpoints as it always did.
+            let _ = conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true);
+        }
+    }
 }
 
 impl SqliteStore {
@@ -164,10 +185,13 @@ impl SqliteStore {
                 supported: SCHEMA_VERSION,
             });
         }
+        // A migration (or a new store's schema) writes, which `total_changes` does not count.
+        let created_schema = found < SCHEMA_VERSION;
         schema::migrate(&mut conn, found)?;
         Ok(Self {
             path,
             conn: Mutex::new(conn),
+            created_schema,
         })
     }
 
