@@ -32,20 +32,7 @@ cargo build --release -p vaultd -p vaultctl -p benches \
     --bin vaultd --bin vaultctl --bin vault-load >&2
 
 module=${VAULT_SOFTHSM_MODULE:-/usr/lib/softhsm/libsofthsm2.so}
-dir=$(mktemp -d "${TMPDIR:-/tmp}/vault-load-softhsm.XXXXXX")
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+run_dir vault-load-softhsm
 
 private_token "$dir" vault-load
 uri="pkcs11:token=vault-load;object=kek-1?module-path=$module&pin-source=env:VAULT_TOKEN_PIN"

@@ -36,20 +36,7 @@ cargo build --release -p vaultd -p vaultctl -p benches \
     --bin vaultd --bin vaultctl --bin vault-load >&2
 cargo build --release -p benches --example store-fill >&2
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/vault-load-store.XXXXXX")
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+run_dir vault-load-store
 
 # A tiered vault of `count` secrets (filled through the library before vaultd starts, with
 # the JIT cache off); sets $addr.

@@ -16,20 +16,7 @@ cd "$(dirname "$0")/.."
 cargo build --release -p vaultd -p vaultctl -p benches \
     --bin vaultd --bin vaultctl --bin vault-load >&2
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/vault-load-tiered.XXXXXX")
-pids=()
-cleanup() {
-    for pid in "${pids[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${pids[@]}"; do
-        wait "$pid" 2>/dev/null || true
-    done
-    rm -rf "$dir"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+run_dir vault-load-tiered
 
 # A free pair of loopback ports (swtpm's server p and control p + 1), below the ephemeral
 # range: the swtpm TCTI's TIME_WAIT sockets must not take them.

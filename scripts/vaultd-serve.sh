@@ -1,5 +1,7 @@
 # Sourced by the load scripts: a vault served by a vaultd of this build, for one run.
 #
+#   run_dir NAME           a private directory $dir for the run, and an empty `pids` array:
+#                          on exit or a signal, every pid in it is stopped and $dir removed
 #   serve NAME MODE KEK    (needs $dir, the run's private directory, and a `pids` array)
 #
 # Inits a MODE (direct or tiered) vault on KEK in $dir/NAME/vault, makes its TLS directory
@@ -50,4 +52,22 @@ start_vaultd() {
 # `--FLAG $dir/NAME/tls/FILE`: a client file of vault NAME for vault-load.
 client() {
     echo "--$1" "$dir/$2/tls/$3"
+}
+
+run_dir() {
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")
+    pids=()
+    trap stop_run EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+stop_run() {
+    for pid in "${pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${pids[@]}"; do
+        wait "$pid" 2>/dev/null || true
+    done
+    rm -rf "$dir"
 }
