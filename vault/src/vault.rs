@@ -100,14 +100,11 @@ impl Kek {
     /// planted, and it is still checked (and warned about) as before. Each KEK is built at most once
     /// (a wrong PIN is tried once); with one KEK or a threshold group (every member is needed
     /// anyway) this is [`Kek::build_all`].
-    pub fn build_for_reading(dir: &Path) -> Result<Vec<Kek>, Error> {
-        Self::build_for_reading_from(dir, &VaultConfig::read(dir)?)
-    }
-
-    /// Like [`Kek::build_for_reading`], with the vault's configuration as already read (by
-    /// [`Vault::read_config`], to be given to [`Vault::open_with_config`] next): the file is
-    /// read once, and the KEKs are built from the very bytes that are then verified.
-    pub fn build_for_reading_from(dir: &Path, config: &VaultConfig) -> Result<Vec<Kek>, Error> {
+    ///
+    /// `config` is the vault's configuration as read by [`Vault::read_config`], to be given to
+    /// [`Vault::open_with_config`] next: the file is read once, and the KEKs are built from
+    /// the very bytes that are then verified.
+    pub fn build_for_reading(dir: &Path, config: &VaultConfig) -> Result<Vec<Kek>, Error> {
         if config.threshold.is_some() || config.keks.len() < 2 {
             return Self::build_uris(dir, &config.kek_uris(), None);
         }

@@ -41,7 +41,7 @@ pub fn open_vault_for_reading(cli: &Cli) -> Result<Vault, Error> {
     let dir = vault_dir(cli)?;
     // Read once: the KEKs are chosen from the same bytes the vault then verifies.
     let config = Vault::read_config(&dir)?;
-    let keks = Kek::build_for_reading_from(&dir, &config)?;
+    let keks = Kek::build_for_reading(&dir, &config)?;
     let mut vault = Vault::open_with_config(&dir, config, None, keks)?;
     vault.set_cache_ttl(Duration::from_secs(cli.cache_ttl));
     Ok(vault)
