@@ -44,12 +44,9 @@ echo "load-softhsm.sh: vaultd on $softhsm_addr" >&2
 limit=()
 if [ "$against" = software ]; then
     serve software direct "file:$dir/software.key"
-    limit=(--limit-addr "$addr" $(client limit-ca software ca.pem)
-        $(client limit-cert software clients/admin.pem)
-        $(client limit-key software clients/admin.key) --limit-label "key file direct")
+    limit=(--limit-addr "$addr" $(tls_of limit software) --limit-label "key file direct")
     echo "load-softhsm.sh: against vaultd on a key-file direct vault on $addr" >&2
 fi
 
-target/release/vault-load --addr "$softhsm_addr" $(client ca softhsm ca.pem) \
-    $(client cert softhsm clients/admin.pem) $(client key softhsm clients/admin.key) \
+target/release/vault-load --addr "$softhsm_addr" $(tls_of softhsm) \
     "${limit[@]}" --label "softhsm direct" --value-bytes 64 --seconds 10 --rounds 5 --warmup 1 "$@"

@@ -54,10 +54,8 @@ small_addr=$addr
 echo "load-store.sh: $large secrets on $large_addr, $small on $small_addr" >&2
 
 # In the background, so that a signal to this script runs the trap at once.
-target/release/vault-load --addr "$large_addr" $(client ca large ca.pem) \
-    $(client cert large clients/admin.pem) $(client key large clients/admin.key) \
-    --limit-addr "$small_addr" $(client limit-ca small ca.pem) \
-    $(client limit-cert small clients/admin.pem) $(client limit-key small clients/admin.key) \
+target/release/vault-load --addr "$large_addr" $(tls_of large) \
+    --limit-addr "$small_addr" $(tls_of limit small) \
     --label "$large secrets" --limit-label "$small secrets" \
     --keys "$large" --limit-keys "$small" --mode mix --mix get=1 --clients 4 \
     --value-bytes 64 --seconds 10 --rounds 5 --warmup 1 "${args[@]}" &

@@ -55,9 +55,7 @@ serve software tiered "file:$dir/software.key"
 software_addr=$addr
 echo "load-tiered.sh: TPM vaultd on $tpm_addr, software vaultd on $software_addr" >&2
 
-target/release/vault-load --addr "$tpm_addr" $(client ca tpm ca.pem) \
-    $(client cert tpm clients/admin.pem) $(client key tpm clients/admin.key) \
-    --limit-addr "$software_addr" $(client limit-ca software ca.pem) \
-    $(client limit-cert software clients/admin.pem) $(client limit-key software clients/admin.key) \
+target/release/vault-load --addr "$tpm_addr" $(tls_of tpm) \
+    --limit-addr "$software_addr" $(tls_of limit software) \
     --label "tpm tiered" --limit-label "software tiered" --target 0.9 \
     --value-bytes 64 --seconds 10 --rounds 5 --warmup 1 "$@"

@@ -10,7 +10,7 @@
 # production); appends the daemon's pid to `pids` and sets `addr` to its address. The two
 # halves run apart as `make_vault NAME MODE KEK` and `start_vaultd NAME` (to fill the vault
 # in between; VAULTD_* variables set for `start_vaultd` reach the daemon). Client flags for
-# vault-load: `client FLAG NAME FILE`, e.g. `client ca tpm ca.pem`.
+# vault-load: `tls_of NAME`, `tls_of limit NAME`.
 serve() {
     make_vault "$@"
     start_vaultd "$1"
@@ -49,9 +49,17 @@ start_vaultd() {
     exit 2
 }
 
-# `--FLAG $dir/NAME/tls/FILE`: a client file of vault NAME for vault-load.
-client() {
-    echo "--$1" "$dir/$2/tls/$3"
+# vault-load's TLS flags for the admin client of vault NAME (`--ca --cert --key`), or with
+# `limit` first, the same for the daemon it is compared with (`--limit-ca ...`).
+tls_of() {
+    local prefix=""
+    if [ "$1" = limit ]; then
+        prefix=limit-
+        shift
+    fi
+    local tls="$dir/$1/tls"
+    echo "--${prefix}ca $tls/ca.pem --${prefix}cert $tls/clients/admin.pem" \
+        "--${prefix}key $tls/clients/admin.key"
 }
 
 run_dir() {
