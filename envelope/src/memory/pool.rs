@@ -244,6 +244,17 @@ pub(crate) fn reserve() -> Result<(), Error> {
 mod tests {
     use super::*;
 
+    /// Where `bufs` start, sorted, each address once.
+    fn distinct_addresses(bufs: &[super::super::LockedBuf]) -> Vec<usize> {
+        let mut addrs: Vec<usize> = bufs
+            .iter()
+            .map(|b| b.as_slice().as_ptr() as usize)
+            .collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        addrs
+    }
+
     #[test]
     fn classes_cover_small_sizes_and_leave_large_to_mappings() {
         assert_eq!(class_for(0), Some(0));
@@ -313,12 +324,7 @@ mod tests {
                 "a kept mapping is zeroed"
             );
         }
-        let mut addrs: Vec<usize> = taken
-            .iter()
-            .map(|b| b.as_slice().as_ptr() as usize)
-            .collect();
-        addrs.sort_unstable();
-        addrs.dedup();
+        let addrs = distinct_addresses(&taken);
         assert_eq!(addrs.len(), taken.len(), "a mapping handed out twice");
         drop(taken);
         // A kept mapping far larger than asked is not spent on a small secret.
@@ -343,12 +349,7 @@ mod tests {
             );
             buf.as_mut_slice().fill(0x3C);
         }
-        let mut addrs: Vec<usize> = taken
-            .iter()
-            .map(|b| b.as_slice().as_ptr() as usize)
-            .collect();
-        addrs.sort_unstable();
-        addrs.dedup();
+        let addrs = distinct_addresses(&taken);
         assert_eq!(addrs.len(), slots, "a slot handed out twice");
         assert!(
             addrs.windows(2).all(|w| w[1] - w[0] >= CLASSES[7]),
