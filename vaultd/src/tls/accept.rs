@@ -113,11 +113,6 @@ async fn accept_loop(
             });
             continue;
         }
-        // As tonic's own listener does: a call's response goes out when it is written, not
-        // after the client's delayed ACK of the previous segment (Nagle's algorithm).
-        if let Err(e) = tcp.set_nodelay(true) {
-            log::debug!("TCP_NODELAY on a connection from {peer}: {e}");
-        }
         let Ok(permit) = Arc::clone(&in_progress).try_acquire_owned() else {
             drop(tcp);
             let why = HandshakeRefusal::Busy {
@@ -126,6 +121,12 @@ async fn accept_loop(
             hook.handshake_refused(peer, None, None, &why);
             continue;
         };
+        // Set on the connections that get a handshake, as tonic's own listener does: a call's
+        // response goes out when written, not after the client's delayed ACK of the previous
+        // segment (Nagle's algorithm).
+        if let Err(e) = tcp.set_nodelay(true) {
+            log::debug!("TCP_NODELAY on a connection from {peer}: {e}");
+        }
         let (settings, hook, ready) = (settings.load_full(), Arc::clone(&hook), ready.clone());
         tokio::spawn(async move {
             let outcome = handshake(&settings.acceptor, tcp, settings.deadline).await;
