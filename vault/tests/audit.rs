@@ -256,6 +256,44 @@ fn a_written_append_is_in_the_file_when_it_resolves_and_durable_when_the_log_clo
     assert_eq!((report.records, report.head_seq), (320, 320));
 }
 
+/// Waits (up to 10 s) until `done` holds for the log's status.
+fn wait_for_status(log: &AuditLog, done: impl Fn(&audit::AuditStatus) -> bool) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while !done(&log.status()) {
+        assert!(Instant::now() < deadline, "{:?}", log.status());
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn records_callers_wrote_themselves_get_their_head_and_anchor_while_the_log_stays_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.jsonl");
+    let mut options = AuditOptions::new(Arc::new(NoAnchor), "test-vault");
+    options.checkpoint_interval = std::time::Duration::from_millis(200);
+    let log = AuditLog::open(&path, key(), options).expect("open");
+    // One caller at a time, each finding the writer thread idle: each writes its record
+    // itself; the writer thread checkpoints them all the same, within its intervals.
+    for round in 1..=3u64 {
+        for i in 0..5 {
+            block_on(log.append_written(event("svc", &format!("k{round}-{i}")))).expect("written");
+        }
+        wait_for_status(&log, |s| {
+            s.head_seq == round * 5 && s.anchored_seq == round * 5
+        });
+        assert_eq!(
+            verify(&path).expect("verify while open").head_seq,
+            round * 5,
+            "the head file names the newest record"
+        );
+        // Idle again, long enough for the writer thread to wait without a deadline.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    drop(log);
+    let report = verify(&path).expect("verify");
+    assert_eq!((report.records, report.head_seq), (15, 15));
+}
+
 #[test]
 fn appends_per_second_with_64_threads() {
     const THREADS: usize = 64;

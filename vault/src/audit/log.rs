@@ -1,5 +1,6 @@
-//! The writer: appends records with group commit on one writer thread (and fsyncs them on a
-//! sync thread beside it), checkpoints the head at most every `HEAD_INTERVAL`, and anchors it (and sends signed checkpoints to the sinks)
+//! The writer: appends records with group commit on one writer thread (or on the caller's,
+//! when the writer is idle), fsyncs them on a sync thread beside it, checkpoints the head at
+//! most every `HEAD_INTERVAL`, and anchors it (and sends signed checkpoints to the sinks)
 //! every checkpoint interval while records arrive, and when it closes.
 
 use std::fs::{File, TryLockError};
@@ -100,7 +101,8 @@ pub struct AuditStatus {
 ///
 /// Opening verifies the current segment (MACs, chain, head, anchor; not the closed segments,
 /// which [`super::verify`] checks) and holds an exclusive lock on it (`flock`), so one process
-/// writes it at a time. One writer thread writes batches and one sync thread fsyncs them,
+/// writes it at a time. One writer thread writes batches (unless it is idle: then the caller
+/// writes the queue itself, sparing two thread hand-offs) and one sync thread fsyncs them,
 /// each fsync covering whatever was written before it began: callers enqueue a record and
 /// wait (blocking with [`AuditLog::append`], or as a future with
 /// [`AuditLog::append_async`]) until the batch holding it is written and fsynced, or only
@@ -123,6 +125,11 @@ pub(super) struct Inner {
     pub(super) checkpoint_interval: Duration,
     pub(super) vault_id: String,
     pub(super) public_key: String,
+    /// The chain's tip. Whoever holds it may take records off the queue and write them: the
+    /// writer thread, or a caller who found the writer idle (which spares the caller two
+    /// thread hand-offs: waking the writer, and being woken by it). Taken before `state`
+    /// when both are held.
+    pub(super) tip: Mutex<Tip>,
     pub(super) state: Mutex<State>,
     /// Signalled when records are queued (or the log closes): wakes the writer.
     pub(super) work: Condvar,
@@ -147,9 +154,13 @@ pub(super) struct State {
     pub(super) written_seq: u64,
     pub(super) head_seq: u64,
     pub(super) anchored_seq: u64,
-    /// The writer thread waits for work (and must be woken for a record queued now); when
-    /// it is busy it finds queued records itself before it waits again.
+    /// The writer thread waits for work (and must be woken for a record queued now, unless
+    /// the caller writes it itself); when it is busy it finds queued records itself before
+    /// it waits again.
     pub(super) writer_idle: bool,
+    /// The idle writer thread waits with a deadline for the head checkpoint: a caller who
+    /// writes records itself need not wake it for their head.
+    pub(super) writer_head_due: bool,
     /// Futures waiting for a seq to become durable.
     pub(super) wakers: Vec<(u64, Waker)>,
     /// Threads waiting in [`AuditLog::append`] for their record to become durable.
@@ -266,6 +277,14 @@ impl AuditLog {
             checkpoint_interval: options.checkpoint_interval,
             vault_id: options.vault_id,
             public_key,
+            tip: Mutex::new(Tip {
+                seq: records,
+                mac: last_mac,
+                first_mac,
+                digest,
+                segment,
+                segment_bytes,
+            }),
             state: Mutex::new(State {
                 next_seq: records + 1,
                 durable_seq: records,
@@ -279,14 +298,6 @@ impl AuditLog {
             sync_work: Condvar::new(),
             changed: Condvar::new(),
         });
-        let tip = Tip {
-            seq: records,
-            mac: last_mac,
-            first_mac,
-            digest,
-            segment,
-            segment_bytes,
-        };
         // The sync thread first: the writer stops it when it stops itself.
         let syncer = {
             let inner = Arc::clone(&inner);
@@ -299,7 +310,7 @@ impl AuditLog {
             let inner = Arc::clone(&inner);
             std::thread::Builder::new()
                 .name("audit-writer".into())
-                .spawn(move || inner.run_writer(tip))
+                .spawn(move || inner.run_writer())
         };
         let writer = match writer {
             Ok(writer) => writer,
@@ -518,10 +529,10 @@ impl Inner {
         let seq = state.next_seq;
         state.queued.push((seq, ts_ms, event));
         state.next_seq += 1;
-        let wake = state.writer_idle;
+        let idle = state.writer_idle;
         drop(state);
-        if wake {
-            self.work.notify_one();
+        if idle {
+            self.write_queued_or_wake();
         }
         Ok(seq)
     }

@@ -1,10 +1,11 @@
-//! The writer thread of an [`super::AuditLog`]: group-committed batches (written here,
-//! fsynced by the sync thread), the head checkpoint at most every `HEAD_INTERVAL`, and the
-//! anchor and signed checkpoints every checkpoint interval while records arrive and when the
-//! log closes. A head or anchor only ever names durable records: each fsyncs first.
+//! The writer thread of an [`super::AuditLog`]: group-committed batches (written here, or by
+//! a caller who finds this thread idle; fsynced by the sync thread), the head checkpoint at
+//! most every `HEAD_INTERVAL`, rotations, and the anchor and signed checkpoints every
+//! checkpoint interval while records arrive and when the log closes. A head or anchor only
+//! ever names durable records: each fsyncs first.
 
 use std::io::Write;
-use std::sync::PoisonError;
+use std::sync::{MutexGuard, PoisonError, TryLockError};
 use std::task::Waker;
 use std::time::Instant;
 
@@ -38,7 +39,7 @@ impl Inner {
     /// The writer thread: writes and fsyncs whatever is queued, tells the callers, now and
     /// then checkpoints the head and anchors it; on close, drains the queue and does both a
     /// last time.
-    pub(super) fn run_writer(&self, mut tip: Tip) {
+    pub(super) fn run_writer(&self) {
         let guard = FailOnPanic {
             log: self,
             what: "the audit log writer panicked",
@@ -47,6 +48,9 @@ impl Inner {
         let mut headed = Instant::now();
         let mut anchored = Instant::now();
         let (mut head_due, mut anchor_due) = (false, false);
+        // The newest record `head_due` and `anchor_due` account for; callers who write
+        // records themselves leave newer ones behind.
+        let mut seen_seq = self.lock().written_seq;
         loop {
             let mut state = self.lock();
             while state.queued.is_empty()
@@ -54,11 +58,17 @@ impl Inner {
                 && !state.closing
                 && state.failed.is_none()
             {
+                if state.written_seq > seen_seq {
+                    seen_seq = state.written_seq;
+                    (head_due, anchor_due) = (true, true);
+                }
                 if state.checkpoint_wanted {
                     state.checkpoint_wanted = false;
                     drop(state);
+                    let tip = self.lock_tip();
                     self.checkpoint_head(&tip, &mut head_due, &mut headed);
                     self.anchor(&tip, &mut anchor_due, &mut anchored, true);
+                    drop(tip);
                     state = self.lock();
                     continue;
                 }
@@ -69,14 +79,14 @@ impl Inner {
                 let head_left = HEAD_INTERVAL.saturating_sub(headed.elapsed());
                 if head_due && head_left.is_zero() {
                     drop(state);
-                    self.checkpoint_head(&tip, &mut head_due, &mut headed);
+                    self.checkpoint_head(&self.lock_tip(), &mut head_due, &mut headed);
                     state = self.lock();
                     continue;
                 }
                 let anchor_left = self.checkpoint_interval.saturating_sub(anchored.elapsed());
                 if anchor_due && anchor_left.is_zero() {
                     drop(state);
-                    self.anchor(&tip, &mut anchor_due, &mut anchored, false);
+                    self.anchor(&self.lock_tip(), &mut anchor_due, &mut anchored, false);
                     state = self.lock();
                     continue;
                 }
@@ -85,6 +95,7 @@ impl Inner {
                     .filter_map(|(due, left)| due.then_some(left))
                     .min();
                 state.writer_idle = true;
+                state.writer_head_due = head_due;
                 state = match wake_in {
                     Some(left) => {
                         self.work
@@ -103,6 +114,11 @@ impl Inner {
                 let failed = state.failed.is_some();
                 drop(state);
                 if !failed {
+                    // After any caller still writing what it took off the queue.
+                    let tip = self.lock_tip();
+                    if tip.seq > seen_seq {
+                        (head_due, anchor_due) = (true, true);
+                    }
                     self.checkpoint_head(&tip, &mut head_due, &mut headed);
                     self.anchor(&tip, &mut anchor_due, &mut anchored, true);
                 }
@@ -112,6 +128,9 @@ impl Inner {
                 guard.release();
                 return;
             }
+            drop(state);
+            let mut tip = self.lock_tip();
+            let mut state = self.lock();
             // A rotation asked for, or due by size, takes the seq after the records queued
             // now: they go to the closing segment, later ones to the next.
             let size_due =
@@ -131,17 +150,24 @@ impl Inner {
             });
             let events = std::mem::replace(&mut state.queued, std::mem::take(&mut spare));
             drop(state);
+            if tip.seq > seen_seq {
+                seen_seq = tip.seq;
+                (head_due, anchor_due) = (true, true);
+            }
             if !events.is_empty() {
                 if !self.write_batch(&mut tip, &events) {
                     continue;
                 }
                 spare = events;
                 spare.clear();
+                seen_seq = tip.seq;
                 head_due = true;
                 anchor_due = true;
             }
             if let Some((seq, why)) = rotation {
                 let rotated = self.rotate_segment(&mut tip, seq, &why);
+                seen_seq = tip.seq;
+                drop(tip);
                 let mut state = self.lock();
                 state.rotated = Some(rotated.map_err(|e| e.to_string()));
                 state.rotations += 1;
@@ -158,6 +184,62 @@ impl Inner {
                 self.anchor(&tip, &mut anchor_due, &mut anchored, false);
             }
         }
+    }
+
+    /// Called for a record queued while the writer thread was idle: writes the queue on this
+    /// thread instead of waking the writer (which would then wake this caller). Another thread
+    /// holding the tip is writing: it looks at the queue again once it is done, so the record
+    /// is written either way. The writer thread is still woken for what only it does: a head
+    /// it has no deadline for yet, a rotation (asked for, or of a full segment), closing.
+    pub(super) fn write_queued_or_wake(&self) {
+        /// Batches one caller writes for others before it leaves the rest to the writer.
+        const ROUNDS: usize = 4;
+        for _ in 0..ROUNDS {
+            let mut tip = match self.tip.try_lock() {
+                Ok(tip) => tip,
+                Err(TryLockError::WouldBlock) => return,
+                Err(TryLockError::Poisoned(_)) => break,
+            };
+            let mut state = self.lock();
+            if state.failed.is_some() {
+                return;
+            }
+            // A full segment is rotated before the records that come after it, by the writer.
+            let full = self.max_segment_bytes > 0 && tip.segment_bytes >= self.max_segment_bytes;
+            if state.closing || state.rotate_wanted.is_some() || full {
+                break;
+            }
+            let events = std::mem::take(&mut state.queued);
+            drop(state);
+            if events.is_empty() {
+                return;
+            }
+            let guard = FailOnPanic {
+                log: self,
+                what: "writing audit records panicked",
+            };
+            let written = self.write_batch(&mut tip, &events);
+            guard.release();
+            if !written {
+                return;
+            }
+            drop(tip);
+            // Records queued while this thread wrote, by callers who found the tip taken.
+            let state = self.lock();
+            let head_unplanned = state.writer_idle && !state.writer_head_due;
+            if state.queued.is_empty() || !state.writer_idle {
+                drop(state);
+                if head_unplanned {
+                    self.work.notify_one();
+                }
+                return;
+            }
+        }
+        self.work.notify_one();
+    }
+
+    fn lock_tip(&self) -> MutexGuard<'_, Tip> {
+        self.tip.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Writes `events` as one batch to the current segment, tells the callers that wait only
