@@ -316,6 +316,94 @@ pub fn recreated_key_continues_versions(fx: &Fixture) {
     assert_eq!((listed[0].version, listed[0].versions), (3, 1));
 }
 
+/// A write that expects a version (compare-and-set) happens only at that version: 0 means
+/// the secret has none (never written, or deleted); a mismatch changes nothing and names the
+/// current version. Of writers racing with the same expectation, exactly one wins.
+pub fn compare_and_set_writes_only_at_the_expected_version(fx: &Fixture) {
+    let vault = fx.init();
+    let mismatch = |result: Result<u64, Error>, want_current: u64, what: &str| match result {
+        Err(Error::VersionMismatch { current, .. }) => assert_eq!(current, want_current, "{what}"),
+        Err(e) => panic!("{what}: expected VersionMismatch, got {e}"),
+        Ok(v) => panic!("{what}: expected VersionMismatch, wrote version {v}"),
+    };
+    mismatch(
+        vault.set_if("global", "k", b"x", Some(1)),
+        0,
+        "expecting 1 of a new key",
+    );
+    assert_not_found(vault.get("global", "k", None), "after the refused write");
+    assert_eq!(
+        vault
+            .set_if("global", "k", b"one", Some(0))
+            .expect("create"),
+        1
+    );
+    mismatch(
+        vault.set_if("global", "k", b"x", Some(0)),
+        1,
+        "create-only of an existing key",
+    );
+    assert_eq!(
+        vault.set_if("global", "k", b"two", Some(1)).expect("cas 1"),
+        2
+    );
+    mismatch(
+        vault.set_if("global", "k", b"x", Some(1)),
+        2,
+        "a stale expectation",
+    );
+    assert_eq!(get(&vault, "global", "k", None), b"two");
+    let message = vault
+        .set_if("global", "k", b"x", Some(7))
+        .expect_err("mismatch")
+        .to_string();
+    assert!(
+        message.contains("version 2") && message.contains("not 7"),
+        "{message}"
+    );
+    assert!(
+        !message.contains("two"),
+        "no value in the message: {message}"
+    );
+    // Deleted: no current version; the next write is version 3.
+    vault.delete("global", "k").expect("delete");
+    mismatch(
+        vault.set_if("global", "k", b"x", Some(2)),
+        0,
+        "expecting the deleted version",
+    );
+    assert_eq!(
+        vault
+            .set_if("global", "k", b"three", Some(0))
+            .expect("re-create"),
+        3
+    );
+    // Eight writers, all expecting version 3: one writes 4, the rest are refused.
+    let vault = std::sync::Arc::new(vault);
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let writers: Vec<_> = (0..8u8)
+            .map(|n| {
+                let vault = std::sync::Arc::clone(&vault);
+                scope.spawn(move || vault.set_if("global", "k", &[n], Some(3)))
+            })
+            .collect();
+        writers
+            .into_iter()
+            .map(|w| w.join().expect("writer"))
+            .collect()
+    });
+    let won: Vec<u64> = results
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
+    assert_eq!(won, [4], "exactly one writer wins");
+    for result in results.into_iter().filter(Result::is_err) {
+        mismatch(result, 4, "a writer that lost the race");
+    }
+    let listed = vault.list(Some("global")).expect("list");
+    assert_eq!((listed[0].version, listed[0].versions), (4, 2));
+}
+
 /// A durable store keeps secrets and versions across a reopen; an ephemeral one starts empty.
 pub fn reopen(fx: &Fixture, durability: Durability) {
     let vault = fx.init();
@@ -464,7 +552,7 @@ pub fn scan_walks_every_version_in_order(fx: &Fixture) {
             let envelope = format!("{scope}/{key}/{v}").into_bytes();
             assert_eq!(
                 store
-                    .set(scope, key, &TestHeads::new(), &mut sealed(&envelope))
+                    .set(scope, key, None, &TestHeads::new(), &mut sealed(&envelope))
                     .expect("set"),
                 v
             );
@@ -497,10 +585,10 @@ pub fn replace_is_compare_and_swap(fx: &Fixture) {
     let store = vault::open_store(fx.kind(), fx.dir()).expect("store");
     let heads = TestHeads::new();
     store
-        .set("global", "k", &heads, &mut sealed(b"one"))
+        .set("global", "k", None, &heads, &mut sealed(b"one"))
         .expect("set");
     store
-        .set("global", "k", &heads, &mut sealed(b"two"))
+        .set("global", "k", None, &heads, &mut sealed(b"two"))
         .expect("set");
     let swap = |version, old: &[u8], new: &[u8]| vault::Replacement {
         scope: "global".into(),
@@ -578,6 +666,7 @@ macro_rules! store_suite {
             #[test] fn no_plaintext_at_rest() { run(|| suite::no_plaintext_at_rest(&fixture())) }
             #[test] fn scopes_are_isolated() { run(|| suite::scopes_are_isolated(&fixture())) }
             #[test] fn recreated_key_continues_versions() { run(|| suite::recreated_key_continues_versions(&fixture())) }
+            #[test] fn compare_and_set_writes_only_at_the_expected_version() { run(|| suite::compare_and_set_writes_only_at_the_expected_version(&fixture())) }
             #[test] fn reopen() { run(|| suite::reopen(&fixture(), $durability)) }
             #[test] fn failed_set_keeps_old_value() { run(|| suite::failed_set_keeps_old_value(&fixture())) }
             #[test] fn scan_walks_every_version_in_order() { run(|| suite::scan_walks_every_version_in_order(&fixture())) }

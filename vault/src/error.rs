@@ -33,6 +33,22 @@ pub enum Error {
         /// What is wrong and what is allowed.
         reason: String,
     },
+    /// A compare-and-set write found the secret at another version than the caller expected
+    /// (0: no version): someone else wrote or deleted it since the caller read it.
+    #[error(
+        "{scope} {key} is at version {current}{}, not {expected} as the write expected: it changed since it was read; read it again and retry expecting version {current}",
+        if *current == 0 { " (it has none)" } else { "" }
+    )]
+    VersionMismatch {
+        /// The scope written.
+        scope: String,
+        /// The key written.
+        key: String,
+        /// The version the caller expected.
+        expected: u64,
+        /// The current version (0: none, never written or deleted).
+        current: u64,
+    },
     /// A secret value is larger than the vault accepts.
     #[error("secret value is {len} bytes, over the limit of {max} bytes")]
     ValueTooLarge {

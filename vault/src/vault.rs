@@ -486,6 +486,20 @@ impl Vault {
 
     /// Stores `value` as a new version of `scope`/`key` and returns the version.
     pub fn set(&self, scope: &str, key: &str, value: &[u8]) -> Result<u64, Error> {
+        self.set_if(scope, key, value, None)
+    }
+
+    /// Like [`Vault::set`], only if `expected` (when given) is the secret's current version,
+    /// 0 for a secret that has none (never written, or deleted): compare-and-set, checked in
+    /// the store's write transaction, so of two writers expecting the same version exactly
+    /// one succeeds; the other gets [`Error::VersionMismatch`] and nothing changes.
+    pub fn set_if(
+        &self,
+        scope: &str,
+        key: &str,
+        value: &[u8],
+        expected: Option<u64>,
+    ) -> Result<u64, Error> {
         let scope = Scope::parse(scope)?.to_string();
         check_key(key)?;
         if value.len() > MAX_VALUE_LEN {
@@ -495,10 +509,13 @@ impl Vault {
             });
         }
         let version = self.with_keyring(|keyring| {
-            self.store
-                .set(&scope, key, keyring.integrity.as_ref(), &mut |version| {
-                    self.seal_with(keyring, value, &Context::new(&scope, key, version))
-                })
+            self.store.set(
+                &scope,
+                key,
+                expected,
+                keyring.integrity.as_ref(),
+                &mut |version| self.seal_with(keyring, value, &Context::new(&scope, key, version)),
+            )
         })?;
         self.cache.invalidate(&scope, key);
         Ok(version)

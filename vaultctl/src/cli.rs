@@ -232,6 +232,10 @@ pub struct SetArgs {
     /// Read the value from this file instead of stdin.
     #[arg(long, value_name = "PATH")]
     pub from_file: Option<PathBuf>,
+    /// Compare-and-set: write only if the secret is at version N now (0: only if it has
+    /// none); otherwise nothing changes and the command fails, naming the current version.
+    #[arg(long, value_name = "N")]
+    pub cas: Option<u64>,
 }
 
 /// Arguments of `get`.

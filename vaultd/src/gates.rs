@@ -403,6 +403,7 @@ pub fn status_of(e: &vault::Error) -> Status {
             Status::invalid_argument(text)
         }
         E::Locked
+        | E::VersionMismatch { .. }
         | E::IncompleteRoot { .. }
         | E::StillInUse { .. }
         | E::Unsupported(_)

@@ -50,6 +50,7 @@ fn put(scope: &str, key: &str, value: &[u8]) -> pb::PutRequest {
         scope: scope.into(),
         key: key.into(),
         value: value.to_vec(),
+        expected_version: None,
     }
 }
 

@@ -177,6 +177,7 @@ fn hammered_by(
                 scope: "global".into(),
                 key: "db-password".into(),
                 value: b"hunter2".to_vec(),
+                expected_version: None,
             })
             .await
             .expect("put");

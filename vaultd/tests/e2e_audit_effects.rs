@@ -53,6 +53,7 @@ async fn run_client(client: usize, mut api: Client, seed: u64) {
                 scope: "global".into(),
                 key,
                 value: format!("client {client} op {n}").into_bytes(),
+                expected_version: None,
             });
             request.set_timeout(deadline);
             api.put(request).await.map(drop)
@@ -63,6 +64,7 @@ async fn run_client(client: usize, mut api: Client, seed: u64) {
                     scope: "global".into(),
                     key,
                     value: b"to be deleted".to_vec(),
+                    expected_version: None,
                 });
                 request.set_timeout(deadline);
                 api.put(request).await.map(drop)
@@ -230,6 +232,7 @@ async fn a_write_past_the_pool_deadline_is_recorded_unknown_then_late() {
                 scope: "global".into(),
                 key: "slow".into(),
                 value: format!("write {n}").into_bytes(),
+                expected_version: None,
             })
             .await;
         drop(result);

@@ -19,6 +19,7 @@ fn put(key: &str) -> pb::PutRequest {
         scope: "global".into(),
         key: key.into(),
         value: b"hunter2".to_vec(),
+        expected_version: None,
     }
 }
 

@@ -43,6 +43,7 @@ async fn writer(
                 scope: "global".into(),
                 key: key.clone(),
                 value: value.clone(),
+                expected_version: None,
             })
             .await;
         match result {

@@ -90,6 +90,7 @@ async fn run_client(i: usize, mut api: Client, sent: Sent) -> Outcome {
                     scope: "global".into(),
                     key: own_key(i, k),
                     value: v.clone(),
+                    expected_version: None,
                 })
                 .await
                 .unwrap_or_else(|s| panic!("client {i} op {n}: put: {s:?}"));
@@ -130,6 +131,7 @@ async fn run_client(i: usize, mut api: Client, sent: Sent) -> Outcome {
                 scope: "global".into(),
                 key: shared_key(s),
                 value: v.clone(),
+                expected_version: None,
             })
             .await
             .unwrap_or_else(|st| panic!("client {i} op {n}: shared put: {st:?}"));

@@ -13,6 +13,7 @@ fn put(key: &str, value: &[u8]) -> pb::PutRequest {
         scope: "global".into(),
         key: key.into(),
         value: value.to_vec(),
+        expected_version: None,
     }
 }
 

@@ -92,6 +92,7 @@ async fn debug_logs_of_a_run_hold_no_secret() {
                 scope: "global".into(),
                 key: key.into(),
                 value: value.clone(),
+                expected_version: None,
             })
             .await
             .expect("put");

@@ -66,6 +66,7 @@ async fn put(api: &mut Client, key: &str, value: &[u8]) {
         scope: "global".into(),
         key: key.into(),
         value: value.to_vec(),
+        expected_version: None,
     })
     .await
     .unwrap_or_else(|s| panic!("put {key}: {s:?}"));
@@ -88,6 +89,7 @@ async fn load(
                 scope: "global".into(),
                 key: key.clone(),
                 value: value.clone(),
+                expected_version: None,
             })
             .await;
         let got = get(&mut api, &key).await;

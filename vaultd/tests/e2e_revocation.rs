@@ -146,6 +146,7 @@ async fn put_motd(daemon: &Daemon) {
             scope: "global".into(),
             key: "motd".into(),
             value: b"hello".to_vec(),
+            expected_version: None,
         })
         .await
         .expect("admin writes global/motd");

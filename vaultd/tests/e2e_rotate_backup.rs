@@ -21,6 +21,7 @@ fn put(i: u64) -> pb::PutRequest {
         scope: "global".into(),
         key: format!("k-{i}"),
         value: format!("v-{i}").into_bytes(),
+        expected_version: None,
     }
 }
 

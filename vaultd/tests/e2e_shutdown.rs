@@ -54,6 +54,7 @@ async fn client(
                 scope: "global".into(),
                 key: key.clone(),
                 value: value.clone(),
+                expected_version: None,
             })
             .await
             .map(|reply| Some((key, reply.into_inner().version, value)))

@@ -47,6 +47,7 @@ async fn the_request_counters_equal_the_calls_made_under_load() {
                 scope: "global".into(),
                 key: format!("k{n}"),
                 value: format!("value {n}").into_bytes(),
+                expected_version: None,
             })
             .await
             .expect("put");

@@ -8,6 +8,10 @@ pub struct PutRequest {
     pub key: ::prost::alloc::string::String,
     #[prost(bytes = "vec", tag = "3")]
     pub value: ::prost::alloc::vec::Vec<u8>,
+    /// Compare-and-set: write only if this is the secret's current version (0: it has none,
+    /// never written or deleted); otherwise FAILED_PRECONDITION and nothing changes.
+    #[prost(uint64, optional, tag = "4")]
+    pub expected_version: ::core::option::Option<u64>,
 }
 #[allow(clippy::all)]
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]

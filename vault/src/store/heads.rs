@@ -39,6 +39,26 @@ impl KeyHead {
     }
 }
 
+/// Checks a compare-and-set write: `expected` (if any) must be the key's current version,
+/// 0 when it has none (never written, or deleted).
+pub(crate) fn check_expected(
+    scope: &str,
+    key: &str,
+    head: &KeyHead,
+    expected: Option<u64>,
+) -> Result<(), Error> {
+    let current = if head.is_empty() { 0 } else { head.latest };
+    match expected {
+        Some(expected) if expected != current => Err(Error::VersionMismatch {
+            scope: scope.to_owned(),
+            key: key.to_owned(),
+            expected,
+            current,
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Makes and checks the tags of heads: the vault's integrity key does this.
 pub trait HeadAuth: Send + Sync {
     /// The tag of `head` for `scope`/`key`.

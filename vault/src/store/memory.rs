@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::heads::{HeadAuth, KeyHead};
+use super::heads::{self, HeadAuth, KeyHead};
 use super::{
     BatchSealer, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind,
     StoredVersion, not_found, now_ms,
@@ -65,6 +65,7 @@ impl SecretStore for MemoryStore {
         &self,
         scope: &str,
         key: &str,
+        expected: Option<u64>,
         _auth: &dyn HeadAuth,
         seal: &mut Sealer<'_>,
     ) -> Result<u64, Error> {
@@ -72,6 +73,7 @@ impl SecretStore for MemoryStore {
         let mut heads = lock(&self.heads);
         let name = (scope.to_owned(), key.to_owned());
         let head = heads.get(&name).copied().unwrap_or_default();
+        heads::check_expected(scope, key, &head, expected)?;
         let version = head.latest + 1;
         let envelope = seal(version)?;
         secrets.entry(name.clone()).or_default().push(Version {

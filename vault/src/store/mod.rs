@@ -138,11 +138,13 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
 
     /// Adds the next version of `scope`/`key` (1 for a key never written, else one past the
     /// newest ever written, deleted or not) with the envelope `seal` makes for it, durably,
-    /// and returns the version.
+    /// and returns the version. With `expected`, only if that is the key's current version
+    /// (0: it has none), checked in the same transaction: else [`Error::VersionMismatch`].
     fn set(
         &self,
         scope: &str,
         key: &str,
+        expected: Option<u64>,
         auth: &dyn HeadAuth,
         seal: &mut Sealer<'_>,
     ) -> Result<u64, Error>;

@@ -233,9 +233,11 @@ impl SqliteStore {
         auth: &dyn HeadAuth,
         scope: &str,
         key: &str,
+        expected: Option<u64>,
         seal: &mut Sealer<'_>,
     ) -> Result<u64, Error> {
         let head = self.head(tx, auth, scope, key)?.unwrap_or_default();
+        heads::check_expected(scope, key, &head, expected)?;
         let version = head.latest + 1;
         let envelope = seal(version)?;
         // REPLACE: a row someone put at this version before the vault wrote it is not ours.
@@ -305,6 +307,7 @@ impl SecretStore for SqliteStore {
         &self,
         scope: &str,
         key: &str,
+        expected: Option<u64>,
         auth: &dyn HeadAuth,
         seal: &mut Sealer<'_>,
     ) -> Result<u64, Error> {
@@ -314,7 +317,7 @@ impl SecretStore for SqliteStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(Error::store("starting a write"))?;
-        let version = self.add_version(&tx, auth, scope, key, seal)?;
+        let version = self.add_version(&tx, auth, scope, key, expected, seal)?;
         tx.commit().map_err(Error::store("committing the secret"))?;
         Ok(version)
     }
@@ -331,7 +334,7 @@ impl SecretStore for SqliteStore {
             .map_err(Error::store("starting a write"))?;
         let mut versions = Vec::with_capacity(names.len());
         for (n, (scope, key)) in names.iter().enumerate() {
-            let version = self.add_version(&tx, auth, scope, key, &mut |v| seal(n, v))?;
+            let version = self.add_version(&tx, auth, scope, key, None, &mut |v| seal(n, v))?;
             versions.push(version);
         }
         tx.commit()

@@ -11,7 +11,7 @@ pub fn set(cli: &Cli, args: &SetArgs) -> Result<(), Error> {
     let vault = open_vault(cli)?;
     let prompt = format!("Value for {scope} {key} (not echoed): ");
     let value = read_secret(args.from_file.as_deref(), &prompt, MAX_SECRET_INPUT)?;
-    let version = vault.set(scope, key, value.expose_secret())?;
+    let version = vault.set_if(scope, key, value.expose_secret(), args.cas)?;
     println!("stored {scope} {key} version {version}");
     Ok(())
 }

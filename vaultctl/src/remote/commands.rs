@@ -39,6 +39,7 @@ fn run_remote(command: &Command, client: &Client) -> Result<(), Error> {
                 scope: scope.clone(),
                 key: key.clone(),
                 value: value.expose_secret().to_vec(),
+                expected_version: args.cas,
             };
             let reply = client.call(api.put(request))?;
             println!("stored {scope} {key} version {}", reply.version);

@@ -24,12 +24,12 @@ pub(super) async fn put(
         let call = CallRecord::new(&caller, request.remote_addr(), ask);
         return api.gates.finish(&call, Err(status)).await;
     }
-    let (scope, key) = (m.scope.clone(), m.key.clone());
+    let (scope, key, expected) = (m.scope.clone(), m.key.clone(), m.expected_version);
     let version = api
         .change(
             &request,
             ask,
-            move |v| v.set(&scope, &key, &value).map_err(vault_err),
+            move |v| v.set_if(&scope, &key, &value, expected).map_err(vault_err),
             |version| Some(*version),
         )
         .await?;

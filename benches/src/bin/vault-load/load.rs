@@ -268,6 +268,7 @@ pub async fn setup(
             scope: SCOPE.into(),
             key: key.clone(),
             value: value.clone(),
+            expected_version: None,
         })
         .await
         .map_err(|s| format!("setup: put {SCOPE}/{key}: {:?}: {}", s.code(), s.message()))?;
@@ -391,6 +392,7 @@ async fn client(
                     scope: SCOPE.into(),
                     key: own.clone(),
                     value: value.clone(),
+                    expected_version: None,
                 })
                 .await
                 .map(|_| true),
