@@ -404,6 +404,100 @@ pub fn compare_and_set_writes_only_at_the_expected_version(fx: &Fixture) {
     assert_eq!((listed[0].version, listed[0].versions), (4, 2));
 }
 
+/// A listing read page by page (through the page tokens the API hands out) shows every
+/// secret exactly once, in scope then key order; a secret deleted before its page does not
+/// show, one written behind the pages already read does not either, and nothing else moves.
+pub fn list_pages_show_every_secret_once_in_order(fx: &Fixture) {
+    use vault::ListPosition;
+    let vault = fx.init();
+    for scope in ["global", "principal:alice", "skill:deploy"] {
+        for i in 0..9 {
+            vault.set(scope, &format!("k{i:02}"), b"v").expect("set");
+        }
+    }
+    let names = |secrets: &[vault::SecretInfo]| -> Vec<(String, String)> {
+        secrets
+            .iter()
+            .map(|s| (s.scope.clone(), s.key.clone()))
+            .collect()
+    };
+    let everything = names(&vault.list(None).expect("list"));
+    assert_eq!(everything.len(), 27);
+    let mut sorted = everything.clone();
+    sorted.sort();
+    assert_eq!(everything, sorted, "scope then key order");
+
+    // Every scope, four at a time, resuming from each page's token.
+    let walk = |scope: Option<&str>, size: usize, mut between: Box<dyn FnMut(usize)>| {
+        let (mut seen, mut token, mut pages) = (Vec::new(), None::<String>, 0);
+        loop {
+            let after = token
+                .as_deref()
+                .map(|t| ListPosition::from_token(t).expect("our token"));
+            let page = vault.list_page(scope, after.as_ref(), size).expect("page");
+            assert!(page.secrets.len() <= size);
+            seen.extend(names(&page.secrets));
+            pages += 1;
+            between(pages);
+            match page.next {
+                Some(next) => token = Some(next.to_token()),
+                None => return seen,
+            }
+        }
+    };
+    assert_eq!(walk(None, 4, Box::new(|_| {})), everything);
+    let alice: Vec<_> = everything
+        .iter()
+        .filter(|(s, _)| s == "principal:alice")
+        .cloned()
+        .collect();
+    assert_eq!(walk(Some("principal:alice"), 4, Box::new(|_| {})), alice);
+    assert_eq!(
+        walk(Some("principal:alice"), 9, Box::new(|_| {})),
+        alice,
+        "an exact last page"
+    );
+    assert!(walk(Some("skill:none"), 4, Box::new(|_| {})).is_empty());
+
+    // Changes between pages: after the first page, delete a secret of a later page and add
+    // one before the current position (global/a00) and one after it (skill:deploy/z).
+    let seen = walk(
+        None,
+        4,
+        Box::new(|pages| {
+            if pages == 1 {
+                vault.delete("principal:alice", "k03").expect("delete");
+                vault.set("global", "a00", b"v").expect("set behind");
+                vault.set("skill:deploy", "z", b"v").expect("set ahead");
+            }
+        }),
+    );
+    let mut expected: Vec<_> = everything
+        .iter()
+        .filter(|(s, k)| !(s == "principal:alice" && k == "k03"))
+        .cloned()
+        .collect();
+    expected.push(("skill:deploy".into(), "z".into()));
+    assert_eq!(seen, expected);
+
+    // Tokens are checked: anything else is refused, naming what to do.
+    for forged in [
+        "",
+        "p1.",
+        "p1.!!!",
+        "p2.Z2xvYmFsCmsx",
+        "p1.bm8tbmV3bGluZQ",
+        "p1.YmFkIHNjb3BlCms",
+    ] {
+        match ListPosition::from_token(forged) {
+            Err(e @ Error::InvalidPageToken) => {
+                assert!(e.to_string().contains("next_page_token"), "{e}")
+            }
+            other => panic!("{forged:?}: expected InvalidPageToken, got {other:?}"),
+        }
+    }
+}
+
 /// A durable store keeps secrets and versions across a reopen; an ephemeral one starts empty.
 pub fn reopen(fx: &Fixture, durability: Durability) {
     let vault = fx.init();
@@ -667,6 +761,7 @@ macro_rules! store_suite {
             #[test] fn scopes_are_isolated() { run(|| suite::scopes_are_isolated(&fixture())) }
             #[test] fn recreated_key_continues_versions() { run(|| suite::recreated_key_continues_versions(&fixture())) }
             #[test] fn compare_and_set_writes_only_at_the_expected_version() { run(|| suite::compare_and_set_writes_only_at_the_expected_version(&fixture())) }
+            #[test] fn list_pages_show_every_secret_once_in_order() { run(|| suite::list_pages_show_every_secret_once_in_order(&fixture())) }
             #[test] fn reopen() { run(|| suite::reopen(&fixture(), $durability)) }
             #[test] fn failed_set_keeps_old_value() { run(|| suite::failed_set_keeps_old_value(&fixture())) }
             #[test] fn scan_walks_every_version_in_order() { run(|| suite::scan_walks_every_version_in_order(&fixture())) }

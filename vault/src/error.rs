@@ -49,6 +49,11 @@ pub enum Error {
         /// The current version (0: none, never written or deleted).
         current: u64,
     },
+    /// A listing's page token is not one the vault issued.
+    #[error(
+        "the page token is not one this vault issued: pass the next_page_token of the previous page unchanged, or none to start from the first page"
+    )]
+    InvalidPageToken,
     /// A secret value is larger than the vault accepts.
     #[error("secret value is {len} bytes, over the limit of {max} bytes")]
     ValueTooLarge {

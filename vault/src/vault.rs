@@ -17,7 +17,9 @@ use crate::keyring::{
     Epochs, IntegrityKeys, Keyring, RootSet, mac_config, new_integrity_key, open_root, pin,
 };
 use crate::names::{Scope, check_key};
-use crate::store::{SecretInfo, SecretStore, StoreKind, now_ms, open_store};
+use crate::store::{
+    ListPage, ListPosition, SecretInfo, SecretStore, StoreKind, now_ms, open_store,
+};
 
 /// Largest secret value `set` accepts. Secrets are credentials and keys, not files; caller
 /// data of any size up to the envelope limit goes through `seal_data`.
@@ -580,10 +582,43 @@ impl Vault {
         Ok(())
     }
 
-    /// Names, versions and times of the secrets, in `scope` or all; never decrypts.
+    /// Names, versions and times of the secrets, in `scope` or all; never decrypts. Every
+    /// page of [`Vault::list_page`] at once: for a large vault, page instead.
     pub fn list(&self, scope: Option<&str>) -> Result<Vec<SecretInfo>, Error> {
+        const PAGE: usize = 10_000;
+        let mut all = Vec::new();
+        let mut after = None;
+        loop {
+            let page = self.list_page(scope, after.as_ref(), PAGE)?;
+            all.extend(page.secrets);
+            match page.next {
+                Some(next) => after = Some(next),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Up to `limit` secrets of `scope` (or of every scope) after `after`, in scope then key
+    /// order, and where the next page starts (`None` on the last page). Pages are read from
+    /// the store one at a time: a secret written or deleted between two pages shows in a
+    /// later page or not at all, and every other secret shows exactly once.
+    pub fn list_page(
+        &self,
+        scope: Option<&str>,
+        after: Option<&ListPosition>,
+        limit: usize,
+    ) -> Result<ListPage, Error> {
         let scope = scope.map(Scope::parse).transpose()?.map(|s| s.to_string());
-        self.with_keyring(|_| self.store.list(scope.as_deref()))
+        let limit = limit.max(1);
+        let secrets = self.with_keyring(|_| self.store.list(scope.as_deref(), after, limit))?;
+        let next = (secrets.len() == limit)
+            .then(|| secrets.last())
+            .flatten()
+            .map(|last| ListPosition {
+                scope: last.scope.clone(),
+                key: last.key.clone(),
+            });
+        Ok(ListPage { secrets, next })
     }
 
     /// Seals caller data for `context` (nothing is stored); `open_data` with the same

@@ -254,9 +254,20 @@ pub struct GetArgs {
 pub struct ListArgs {
     /// Only this scope.
     pub scope: Option<String>,
+    /// Secrets read per page (from the store, or per call to vaultd); the listing goes on
+    /// page by page to the end, printing each as it arrives.
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub page_size: u32,
     /// Output format.
     #[command(flatten)]
     pub format: FormatArgs,
+}
+
+impl ListArgs {
+    /// The page size as a count.
+    pub fn page_size(&self) -> usize {
+        usize::try_from(self.page_size).unwrap_or(usize::MAX)
+    }
 }
 
 /// Input and output files of `seal` and `open`.

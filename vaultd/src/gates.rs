@@ -93,7 +93,16 @@ impl Rules {
             ));
             return Err((DenialReason::RateLimited, status));
         }
-        if !self.acl.allows(&caller.id, ask.op, ask.scope, ask.key) {
+        // A List is admitted on its scope alone (every scope: `*`): the secrets it returns
+        // are then those the caller may list, key by key, so that a rule for some keys of a
+        // scope lists those instead of refusing the call.
+        let allowed = match ask.op {
+            Operation::List => self
+                .acl
+                .may_list(&caller.id, (ask.scope != "*").then_some(ask.scope)),
+            op => self.acl.allows(&caller.id, op, ask.scope, ask.key),
+        };
+        if !allowed {
             let status = Status::permission_denied(format!(
                 "principal {} may not {} {} {}",
                 caller.id,
@@ -399,9 +408,10 @@ pub fn status_of(e: &vault::Error) -> Status {
     let text = e.to_string();
     match e {
         E::NotFound { .. } => Status::not_found(text),
-        E::InvalidScope { .. } | E::InvalidKeyName { .. } | E::ValueTooLarge { .. } => {
-            Status::invalid_argument(text)
-        }
+        E::InvalidScope { .. }
+        | E::InvalidKeyName { .. }
+        | E::ValueTooLarge { .. }
+        | E::InvalidPageToken => Status::invalid_argument(text),
         E::Locked
         | E::VersionMismatch { .. }
         | E::IncompleteRoot { .. }

@@ -174,7 +174,10 @@ async fn acknowledged_writes_survive_sigkill_and_the_audit_log_verifies() {
     }
     // The newest version of each key is at least the newest acknowledged one.
     let listed = admin
-        .list(pb::ListRequest { scope: None })
+        .list(pb::ListRequest {
+            scope: None,
+            ..Default::default()
+        })
         .await
         .expect("list")
         .into_inner()

@@ -194,7 +194,10 @@ async fn sizes_and_names_are_checked() {
     assert_eq!(reply.value, at_limit);
     assert_eq!(reply.version, 1);
     let listed = admin
-        .list(pb::ListRequest { scope: None })
+        .list(pb::ListRequest {
+            scope: None,
+            ..Default::default()
+        })
         .await
         .expect("list")
         .into_inner()

@@ -110,7 +110,12 @@ async fn the_request_counters_equal_the_calls_made_under_load() {
 
     // One refused caller: a principal the ACL does not know.
     let mut stranger = daemon.client("stranger").await;
-    let refused = stranger.list(pb::ListRequest { scope: None }).await;
+    let refused = stranger
+        .list(pb::ListRequest {
+            scope: None,
+            ..Default::default()
+        })
+        .await;
     assert_eq!(code(&refused), Code::Unauthenticated, "{refused:?}");
 
     // Refused handshakes: a client without a certificate (its channel may try more than

@@ -55,6 +55,14 @@ pub struct ListRequest {
     /// Every scope the caller may list when absent.
     #[prost(string, optional, tag = "1")]
     pub scope: ::core::option::Option<::prost::alloc::string::String>,
+    /// Secrets per page: 1,000 when 0, at most 10,000. A page may hold fewer (the secrets the
+    /// caller may not see are left out) and still be followed by another: read on while
+    /// next_page_token is set.
+    #[prost(uint32, tag = "2")]
+    pub page_size: u32,
+    /// The next_page_token of the previous page; empty for the first page.
+    #[prost(string, tag = "3")]
+    pub page_token: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -75,8 +83,12 @@ pub struct SecretInfo {
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ListResponse {
+    /// In scope then key order.
     #[prost(message, repeated, tag = "1")]
     pub secrets: ::prost::alloc::vec::Vec<SecretInfo>,
+    /// Where the next page starts; empty on the last page.
+    #[prost(string, tag = "2")]
+    pub next_page_token: ::prost::alloc::string::String,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

@@ -6,8 +6,8 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::heads::{self, HeadAuth, KeyHead};
 use super::{
-    BatchSealer, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind,
-    StoredVersion, not_found, now_ms,
+    BatchSealer, ListPosition, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore,
+    StoreKind, StoredVersion, not_found, now_ms,
 };
 use crate::Error;
 
@@ -161,12 +161,21 @@ impl SecretStore for MemoryStore {
         Ok(0)
     }
 
-    fn list(&self, scope: Option<&str>) -> Result<Vec<SecretInfo>, Error> {
+    fn list(
+        &self,
+        scope: Option<&str>,
+        after: Option<&ListPosition>,
+        limit: usize,
+    ) -> Result<Vec<SecretInfo>, Error> {
         Ok(self
             .secrets()
             .iter()
+            .filter(|((s, k), _)| {
+                after.is_none_or(|a| (s.as_str(), k.as_str()) > (a.scope.as_str(), a.key.as_str()))
+            })
             .filter(|((s, _), _)| scope.is_none_or(|wanted| wanted == s))
             .filter_map(|((s, k), versions)| info(s, k, versions))
+            .take(limit)
             .collect())
     }
 

@@ -13,6 +13,9 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 pub use heads::{HeadAuth, KeyHead};
 pub use memory::MemoryStore;
 pub(crate) use sqlite::STORE_FILE;
@@ -103,6 +106,53 @@ pub struct ScanPosition {
     pub version: u64,
 }
 
+/// Where a paged listing resumes: after this scope and key (the last of the previous page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPosition {
+    /// The scope of the last secret listed.
+    pub scope: String,
+    /// Its key.
+    pub key: String,
+}
+
+impl ListPosition {
+    /// The position as an opaque page token (what the API hands to its callers).
+    pub fn to_token(&self) -> String {
+        let text = format!("{}\n{}", self.scope, self.key);
+        format!("{PAGE_TOKEN_PREFIX}{}", URL_SAFE_NO_PAD.encode(text))
+    }
+
+    /// The position a page token names. A token is only a place to resume; every name it
+    /// holds is checked as a name, so a forged one can only start a listing elsewhere.
+    pub fn from_token(token: &str) -> Result<Self, Error> {
+        let invalid = || Error::InvalidPageToken;
+        let text = token
+            .strip_prefix(PAGE_TOKEN_PREFIX)
+            .and_then(|encoded| URL_SAFE_NO_PAD.decode(encoded).ok())
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .ok_or_else(invalid)?;
+        let (scope, key) = text.split_once('\n').ok_or_else(invalid)?;
+        let scope = crate::names::Scope::parse(scope).map_err(|_| invalid())?;
+        crate::names::check_key(key).map_err(|_| invalid())?;
+        Ok(Self {
+            scope: scope.to_string(),
+            key: key.to_owned(),
+        })
+    }
+}
+
+/// Marks the tokens of this encoding, so that a later one can be told apart.
+const PAGE_TOKEN_PREFIX: &str = "p1.";
+
+/// One page of a listing ([`crate::Vault::list_page`]).
+#[derive(Debug, Clone)]
+pub struct ListPage {
+    /// The page's secrets, in scope then key order.
+    pub secrets: Vec<SecretInfo>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<ListPosition>,
+}
+
 /// Replace the envelope of one version, if it still holds `old`.
 #[derive(Debug, Clone)]
 pub struct Replacement {
@@ -175,8 +225,14 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     /// deleted); how many. Used once, when a vault made before counters is upgraded.
     fn adopt_heads(&self, auth: &dyn HeadAuth) -> Result<u64, Error>;
 
-    /// Metadata of every secret, or of those in `scope`, ordered by scope then key.
-    fn list(&self, scope: Option<&str>) -> Result<Vec<SecretInfo>, Error>;
+    /// Metadata of up to `limit` secrets (of every scope, or of `scope`) that come after
+    /// `after` (from the first if `None`), ordered by scope then key: one page of a listing.
+    fn list(
+        &self,
+        scope: Option<&str>,
+        after: Option<&ListPosition>,
+        limit: usize,
+    ) -> Result<Vec<SecretInfo>, Error>;
 
     /// How many secrets (not versions) the store holds.
     fn count(&self) -> Result<u64, Error>;

@@ -12,8 +12,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use super::heads::{self, HeadAuth, KeyHead};
 use super::sqlite_schema::{self as schema, SCHEMA_VERSION};
 use super::{
-    BatchSealer, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore, StoreKind,
-    StoredVersion, not_found, now_ms,
+    BatchSealer, ListPosition, Replacement, ScanPosition, Sealer, SecretInfo, SecretStore,
+    StoreKind, StoredVersion, not_found, now_ms,
 };
 use crate::Error;
 
@@ -90,15 +90,17 @@ pub(crate) const ORPHANS_SQL: &str = "SELECT s.scope, s.key, MAX(s.version) FROM
          WHERE h.scope = s.scope AND h.key = s.key AND h.version = 0)
      GROUP BY s.scope, s.key";
 
-/// The metadata `list` returns: of every secret (`None`) or of one scope, which is a range
-/// of the primary key rather than a walk of every secret.
+/// One page of the metadata `list` returns: of every secret (`None`) or of one scope, which
+/// is a range of the primary key rather than a walk of every secret. ?1 is the scope (unused
+/// without one), ?2 and ?3 the scope and key the page starts after, ?4 the page size: the
+/// walk seeks to the page's first key and stops after its last.
 pub(crate) fn list_sql(in_scope: bool) -> String {
     let filter = if in_scope { "s.scope = ?1 AND " } else { "" };
     format!(
         "SELECT s.scope, s.key, MAX(s.version), COUNT(*), MIN(s.written_at), MAX(s.written_at)
          FROM secrets s JOIN secrets h ON h.scope = s.scope AND h.key = s.key AND h.version = 0
-         WHERE {filter}s.version > 0 AND {LIVE}
-         GROUP BY s.scope, s.key ORDER BY s.scope, s.key"
+         WHERE {filter}(s.scope, s.key) > (?2, ?3) AND s.version > 0 AND {LIVE}
+         GROUP BY s.scope, s.key ORDER BY s.scope, s.key LIMIT ?4"
     )
 }
 
@@ -431,7 +433,12 @@ impl SecretStore for SqliteStore {
         Ok(orphans.len() as u64)
     }
 
-    fn list(&self, scope: Option<&str>) -> Result<Vec<SecretInfo>, Error> {
+    fn list(
+        &self,
+        scope: Option<&str>,
+        after: Option<&ListPosition>,
+        limit: usize,
+    ) -> Result<Vec<SecretInfo>, Error> {
         let conn = self.conn();
         let mut stmt = conn
             .prepare_cached(&list_sql(scope.is_some()))
@@ -446,12 +453,15 @@ impl SecretStore for SqliteStore {
                 updated_at: row.get(5)?,
             })
         };
-        let rows = match scope {
-            Some(scope) => stmt.query_map(params![scope], info),
-            None => stmt.query_map([], info),
-        }
-        .map_err(Error::store("listing secrets"))?;
-        rows.collect::<Result<_, _>>()
+        // From the first key: every scope and key sorts after ("", "").
+        let (after_scope, after_key) = match after {
+            Some(position) => (position.scope.as_str(), position.key.as_str()),
+            None => ("", ""),
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        stmt.query_map(params![scope, after_scope, after_key, limit], info)
+            .map_err(Error::store("listing secrets"))?
+            .collect::<Result<_, _>>()
             .map_err(Error::store("listing secrets"))
     }
 

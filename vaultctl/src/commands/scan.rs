@@ -116,12 +116,23 @@ fn open_index(cli: &Cli, args: &ScanArgs) -> Result<Option<StoreIndex>, Error> {
         return Ok(None);
     }
     let store = vault::open_store(kind, &dir)?;
-    let versions = store
-        .list(None)?
-        .into_iter()
-        .map(|info| ((info.scope, info.key), (info.version, info.versions)))
-        .collect();
-    Ok(Some(StoreIndex { versions }))
+    let mut versions = HashMap::new();
+    let mut after = None;
+    loop {
+        let page = store.list(None, after.as_ref(), 10_000)?;
+        after = page.last().map(|info| vault::ListPosition {
+            scope: info.scope.clone(),
+            key: info.key.clone(),
+        });
+        let full = page.len() == 10_000;
+        versions.extend(
+            page.into_iter()
+                .map(|info| ((info.scope, info.key), (info.version, info.versions))),
+        );
+        if !full {
+            return Ok(Some(StoreIndex { versions }));
+        }
+    }
 }
 
 /// A vault store's names, each with its latest version and how many versions it keeps.

@@ -1,5 +1,7 @@
 //! `set`, `get`, `list`, `delete`: secrets stored in the vault.
 
+use std::io::Write;
+
 use crate::cli::{Cli, FormatArgs, GetArgs, ListArgs, NameArgs, SetArgs};
 use crate::commands::audit::utc_time;
 use crate::error::Error;
@@ -38,16 +40,24 @@ pub fn delete(cli: &Cli, args: &NameArgs) -> Result<(), Error> {
 
 pub fn list(cli: &Cli, args: &ListArgs) -> Result<(), Error> {
     let vault = open_vault_for_reading(cli)?;
-    let secrets = vault.list(args.scope.as_deref())?;
-    let rows = secrets.iter().map(|s| ListRow {
-        scope: &s.scope,
-        key: &s.key,
-        version: s.version,
-        versions: s.versions,
-        created_at_ms: s.created_at,
-        updated_at_ms: s.updated_at,
-    });
-    print_list(rows, &args.format);
+    let mut printer = ListPrinter::new(&args.format);
+    let mut after = None;
+    loop {
+        let page = vault.list_page(args.scope.as_deref(), after.as_ref(), args.page_size())?;
+        printer.rows(page.secrets.iter().map(|s| ListRow {
+            scope: &s.scope,
+            key: &s.key,
+            version: s.version,
+            versions: s.versions,
+            created_at_ms: s.created_at,
+            updated_at_ms: s.updated_at,
+        }));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    printer.finish();
     Ok(())
 }
 
@@ -61,34 +71,59 @@ pub struct ListRow<'a> {
     pub updated_at_ms: i64,
 }
 
-/// `list`'s output: a table with UTC dates, or a JSON array with the times as Unix
-/// milliseconds and as RFC 3339 text.
-pub fn print_list<'a>(rows: impl Iterator<Item = ListRow<'a>>, format: &FormatArgs) {
-    if format.json() {
-        let rows: Vec<serde_json::Value> = rows
-            .map(|s| {
-                serde_json::json!({
+/// `list`'s output, printed page by page as the pages arrive (a listing of a million
+/// secrets is never held at once): a table with UTC dates, or a JSON array with the times as
+/// Unix milliseconds and as RFC 3339 text.
+pub struct ListPrinter {
+    json: bool,
+    /// Rows printed so far.
+    printed: u64,
+}
+
+impl ListPrinter {
+    pub fn new(format: &FormatArgs) -> Self {
+        let json = format.json();
+        if json {
+            print!("[");
+        } else {
+            println!(
+                "{:<32} {:<32} {:>7}  UPDATED (UTC)",
+                "SCOPE", "KEY", "VERSION"
+            );
+        }
+        Self { json, printed: 0 }
+    }
+
+    pub fn rows<'a>(&mut self, rows: impl Iterator<Item = ListRow<'a>>) {
+        let mut out = std::io::stdout().lock();
+        for s in rows {
+            // A closed stdout (`| head`) ends the output; the listing has nothing to undo.
+            let _ = if self.json {
+                let row = serde_json::json!({
                     "scope": s.scope, "key": s.key, "version": s.version, "versions": s.versions,
                     "created_at_ms": s.created_at_ms, "updated_at_ms": s.updated_at_ms,
                     "created_at": utc_time(s.created_at_ms), "updated_at": utc_time(s.updated_at_ms),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(rows));
-        return;
+                });
+                let comma = if self.printed == 0 { "" } else { "," };
+                write!(out, "{comma}{row}")
+            } else {
+                writeln!(
+                    out,
+                    "{:<32} {:<32} {:>7}  {}",
+                    s.scope,
+                    s.key,
+                    s.version,
+                    human_time(s.updated_at_ms)
+                )
+            };
+            self.printed += 1;
+        }
     }
-    println!(
-        "{:<32} {:<32} {:>7}  UPDATED (UTC)",
-        "SCOPE", "KEY", "VERSION"
-    );
-    for s in rows {
-        println!(
-            "{:<32} {:<32} {:>7}  {}",
-            s.scope,
-            s.key,
-            s.version,
-            human_time(s.updated_at_ms)
-        );
+
+    pub fn finish(self) {
+        if self.json {
+            println!("]");
+        }
     }
 }
 

@@ -65,22 +65,32 @@ fn run_remote(command: &Command, client: &Client) -> Result<(), Error> {
             println!("deleted {} {}", args.scope, args.key);
         }
         Command::List(args) => {
-            let request = pb::ListRequest {
-                scope: args.scope.clone(),
-            };
-            let reply = client.call_idempotent(|mut api| {
-                let request = request.clone();
-                async move { api.list(request).await }
-            })?;
-            let rows = reply.secrets.iter().map(|s| crate::commands::ListRow {
-                scope: &s.scope,
-                key: &s.key,
-                version: s.version,
-                versions: s.versions,
-                created_at_ms: s.created_at_ms,
-                updated_at_ms: s.updated_at_ms,
-            });
-            crate::commands::print_list(rows, &args.format);
+            let mut printer = crate::commands::ListPrinter::new(&args.format);
+            let mut page_token = String::new();
+            loop {
+                let request = pb::ListRequest {
+                    scope: args.scope.clone(),
+                    page_size: u32::try_from(args.page_size()).unwrap_or(u32::MAX),
+                    page_token,
+                };
+                let reply = client.call_idempotent(|mut api| {
+                    let request = request.clone();
+                    async move { api.list(request).await }
+                })?;
+                printer.rows(reply.secrets.iter().map(|s| crate::commands::ListRow {
+                    scope: &s.scope,
+                    key: &s.key,
+                    version: s.version,
+                    versions: s.versions,
+                    created_at_ms: s.created_at_ms,
+                    updated_at_ms: s.updated_at_ms,
+                }));
+                if reply.next_page_token.is_empty() {
+                    break;
+                }
+                page_token = reply.next_page_token;
+            }
+            printer.finish();
         }
         Command::Seal(args) => {
             let io = &args.io;

@@ -1,7 +1,10 @@
 //! Key-value secrets: Put, Get, Delete, List.
 
+use std::sync::Arc;
+
 use proto::v1 as pb;
 use tonic::{Request, Response, Status};
+use vault::{ListPosition, SecretInfo};
 use zeroize::Zeroizing;
 
 use super::checks::{Asks, check_value_size};
@@ -84,6 +87,13 @@ pub(super) async fn delete(
     Ok(Response::new(pb::DeleteResponse {}))
 }
 
+/// Secrets per List page when the caller asks for no size, and the most it may ask for.
+const DEFAULT_PAGE: usize = 1_000;
+const MAX_PAGE: usize = 10_000;
+/// Stored secrets one List call reads at most while filling a page with secrets the caller
+/// may see: a page that fills slowly ends early, with a token to go on from.
+const MAX_SCANNED: usize = 10 * MAX_PAGE;
+
 pub(super) async fn list(
     api: &Api,
     request: Request<pb::ListRequest>,
@@ -92,15 +102,31 @@ pub(super) async fn list(
     let ask = m.ask();
     let caller = api.gates.admit(&request, ask).await?;
     let call = CallRecord::new(&caller, request.remote_addr(), ask);
+    let size = match m.page_size {
+        0 => DEFAULT_PAGE,
+        n => usize::try_from(n).unwrap_or(MAX_PAGE).min(MAX_PAGE),
+    };
+    let start = match m.page_token.as_str() {
+        "" => None,
+        token => match ListPosition::from_token(token) {
+            Ok(position) => Some(position),
+            Err(e) => return api.gates.finish(&call, Err(vault_err(e))).await,
+        },
+    };
     let wanted = m.scope.clone();
-    let all = api
-        .read_on_pool(call, move |v| v.list(wanted.as_deref()).map_err(vault_err))
+    let rules = Arc::clone(&api.gates.rules());
+    let principal = caller.id.to_string();
+    let (secrets, next) = api
+        .read_on_pool(call, move |v| {
+            visible_page(v, wanted.as_deref(), start, size, |s| {
+                rules.acl.visible(&principal, &s.scope, &s.key)
+            })
+            .map_err(vault_err)
+        })
         .await?;
-    let rules = api.gates.rules();
     Ok(Response::new(pb::ListResponse {
-        secrets: all
+        secrets: secrets
             .into_iter()
-            .filter(|s| rules.acl.visible(&caller.id, &s.scope, &s.key))
             .map(|s| pb::SecretInfo {
                 scope: s.scope,
                 key: s.key,
@@ -110,5 +136,46 @@ pub(super) async fn list(
                 updated_at_ms: s.updated_at,
             })
             .collect(),
+        next_page_token: next.map(|p| p.to_token()).unwrap_or_default(),
     }))
+}
+
+/// Up to `size` secrets after `start` that `visible` lets the caller see, reading store pages
+/// until the page is full, the listing ends, or [`MAX_SCANNED`] secrets were read; and where
+/// the next page starts (after the last secret read), if anything may follow.
+fn visible_page(
+    vault: &vault::Vault,
+    scope: Option<&str>,
+    start: Option<ListPosition>,
+    size: usize,
+    visible: impl Fn(&SecretInfo) -> bool,
+) -> Result<(Vec<SecretInfo>, Option<ListPosition>), vault::Error> {
+    let (mut shown, mut scanned, mut after) = (Vec::new(), 0, start);
+    loop {
+        let page = vault.list_page(scope, after.as_ref(), size)?;
+        scanned += page.secrets.len();
+        let read = page.secrets.len();
+        for (n, secret) in page.secrets.into_iter().enumerate() {
+            if !visible(&secret) {
+                continue;
+            }
+            shown.push(secret);
+            if shown.len() == size {
+                let last_of_all = n + 1 == read && page.next.is_none();
+                let next = (!last_of_all).then(|| position_of(shown.last()));
+                return Ok((shown, next.flatten()));
+            }
+        }
+        match page.next {
+            Some(next) if scanned < MAX_SCANNED => after = Some(next),
+            next => return Ok((shown, next)),
+        }
+    }
+}
+
+fn position_of(secret: Option<&SecretInfo>) -> Option<ListPosition> {
+    secret.map(|s| ListPosition {
+        scope: s.scope.clone(),
+        key: s.key.clone(),
+    })
 }
