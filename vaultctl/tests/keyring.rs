@@ -190,12 +190,15 @@ fn rewrap_killed_at_random_points_over_10000_secrets_completes_when_run_again() 
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            100 + state % (SECRETS as u64 - 200)
+            // Well before the end: a run told to stop at its last batch may
+            // finish before the poll below sees its progress.
+            100 + state % (SECRETS as u64 - 1_000)
         })
         .collect();
     stops.sort_unstable();
     eprintln!("rewrap kill points (seed {seed}): {stops:?}");
     let mut kills = 0;
+    let mut last_killed = false;
     for stop_at in stops {
         let mut child = sb
             .cmd(&["rewrap", "--batch", "100"])
@@ -217,6 +220,7 @@ fn rewrap_killed_at_random_points_over_10000_secrets_completes_when_run_again() 
         };
         child.wait().expect("reap");
         kills += usize::from(killed);
+        last_killed = killed;
     }
     eprintln!("{kills} rewrap runs were killed");
     assert!(
@@ -224,7 +228,9 @@ fn rewrap_killed_at_random_points_over_10000_secrets_completes_when_run_again() 
         "no run was interrupted: the test proved nothing"
     );
     let out = sb.ok(&["rewrap"], b"");
-    assert!(stdout(&out).contains("resumed"), "{}", stdout(&out));
+    if last_killed {
+        assert!(stdout(&out).contains("resumed"), "{}", stdout(&out));
+    }
     assert!(
         !dir.join("rewrap.json").exists(),
         "a finished run leaves no progress file"
