@@ -38,6 +38,8 @@ if [ "$build_only" -eq 0 ]; then
     command -v gnome-keyring-daemon >/dev/null 2>&1 || need+=(gnome-keyring)
     command -v secret-tool >/dev/null 2>&1 || need+=(libsecret-tools)
     { command -v dbus-run-session && command -v dbus-daemon; } >/dev/null 2>&1 || need+=(dbus)
+    # PostgreSQL for test-support's fixture, which runs its own server on a free loopback port.
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
     # systemd-analyze verifies the systemd unit in packaging/ (vaultd's systemd_unit test).
     command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 fi

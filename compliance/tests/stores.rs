@@ -47,3 +47,44 @@ compliance::store_suite!(memory_file_kek, vault::StoreKind::Memory, ephemeral,
     kek: file_kek,
     run: in_test_env,
 );
+
+/// A database of its own on the test process's PostgreSQL server, named in the vault
+/// directory's `store.json` before the vault is created.
+#[derive(Debug)]
+struct PostgresHome(test_support::postgres::PgDatabase);
+
+impl compliance::store_suite::StoreHome for PostgresHome {
+    /// The database's table files and the server's WAL, once a checkpoint has written every
+    /// committed change into the table files as well as the WAL.
+    fn files_at_rest(&self) -> Vec<std::path::PathBuf> {
+        self.0.psql("CHECKPOINT");
+        let oid = self
+            .0
+            .psql("SELECT oid FROM pg_database WHERE datname = current_database()");
+        let data = self.0.data_dir();
+        let mut files = compliance::store_suite::files_below(&data.join("base").join(oid.trim()));
+        files.extend(compliance::store_suite::files_below(&data.join("pg_wal")));
+        files
+    }
+}
+
+fn postgres_home(vault_dir: &Path) -> Box<dyn compliance::store_suite::StoreHome> {
+    let db = test_support::postgres::database("compliance postgres")
+        .expect("the runner checked that PostgreSQL is installed");
+    vault::StoreLocation::new(db.url())
+        .and_then(|location| location.write(vault_dir))
+        .expect("store.json");
+    Box::new(PostgresHome(db))
+}
+
+/// Runs the body where PostgreSQL is installed; else skips, by the project's skip rule.
+fn with_postgres(body: impl FnOnce()) {
+    if test_support::postgres::available("compliance postgres") {
+        body();
+    }
+}
+
+compliance::store_suite!(postgres, vault::StoreKind::Postgres, durable,
+    run: with_postgres,
+    home: postgres_home,
+);

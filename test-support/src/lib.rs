@@ -10,6 +10,8 @@
 //! - [`child`]: what the fixtures that rerun a test in a child process share;
 //! - [`auto`]: a TPM that does not answer and auto's skip notes, for the `--kek auto` tests;
 //! - [`fuzz_corpus::for_each_seed`], to replay a fuzz target's checked-in corpus;
+//! - [`postgres`]: a real PostgreSQL server, a fresh database per test
+//!   ([`postgres::database`]) or a server of a test's own ([`postgres::PgServer`]);
 //! - with the `kek` feature, [`kek`]: the KEK providers' test helpers;
 //! - [`x509::high_s_copy`]: a certificate re-encoded as its holder can, for revocation tests.
 #![forbid(unsafe_code)]
@@ -22,6 +24,7 @@ mod command;
 pub mod fuzz_corpus;
 #[cfg(feature = "kek")]
 pub mod kek;
+pub mod postgres;
 mod vaultctl;
 mod vaultctl_bin;
 pub mod x509;

@@ -7,10 +7,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use envelope::SecretBytes;
+
+use crate::store::ChangeFeed;
 
 /// Default time an opened secret stays cached.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
@@ -41,6 +43,8 @@ struct Inner {
 pub(crate) struct Cache {
     ttl: Duration,
     inner: Mutex<Inner>,
+    /// Other processes' writes, on a store they share: applied before each lookup.
+    feed: Option<Arc<ChangeFeed>>,
     /// Lookups since the cache was made, and how many found a fresh value: shows who
     /// consults the cache (a denied request must not).
     lookups: AtomicU64,
@@ -48,11 +52,13 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
-    /// A cache keeping values for `ttl`; zero disables it.
-    pub(crate) fn new(ttl: Duration) -> Self {
+    /// A cache keeping values for `ttl`; zero disables it. With a `feed`, it follows other
+    /// processes' writes and serves only while the feed is fresh.
+    pub(crate) fn new(ttl: Duration, feed: Option<Arc<ChangeFeed>>) -> Self {
         Cache {
             ttl,
             inner: Mutex::new(Inner::default()),
+            feed,
             lookups: AtomicU64::new(0),
             hits: AtomicU64::new(0),
         }
@@ -80,6 +86,22 @@ impl Cache {
             return None;
         }
         let mut inner = self.inner();
+        // Under the entries' lock: a lookup that took newer changes cannot serve before an
+        // older batch another lookup took is applied.
+        if let Some(feed) = &self.feed {
+            let update = feed.take();
+            if update.flush {
+                inner.generation += 1;
+                inner.entries.clear();
+            }
+            for name in update.changed {
+                inner.generation += 1;
+                inner.entries.remove(&name);
+            }
+            if !update.fresh {
+                return None;
+            }
+        }
         let versions = inner.entries.get_mut(&(scope.to_owned(), key.to_owned()))?;
         let entry = versions.get(&version)?;
         if entry.expires <= Instant::now() {

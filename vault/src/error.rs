@@ -199,6 +199,14 @@ pub enum Error {
         /// The newest version this build reads.
         supported: i64,
     },
+    /// A PostgreSQL vault's `store.json` (or what it names) is missing or wrong.
+    #[error("{}: {reason}", path.display())]
+    StoreLocation {
+        /// The file at fault.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// The store failed (SQLite error, busy beyond the timeout, disk full...).
     #[error("store failed while {what}: {reason}")]
     Store {
@@ -285,6 +293,19 @@ impl Error {
     pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
         let what = what.into();
         move |source| Error::Io { what, source }
+    }
+
+    /// A PostgreSQL error while doing `what`: the server's message and SQLSTATE code when it
+    /// sent one (values are bound parameters, so they are never in it), else the client's.
+    pub(crate) fn pg(what: &'static str) -> impl Fn(tokio_postgres::Error) -> Self + Copy {
+        move |e| Error::Store {
+            what,
+            reason: match e.as_db_error() {
+                Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+                None => std::error::Error::source(&e)
+                    .map_or_else(|| e.to_string(), |source| format!("{e}: {source}")),
+            },
+        }
     }
 
     /// A store error while doing `what`.

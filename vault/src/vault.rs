@@ -231,14 +231,23 @@ impl Vault {
         }
         // A KEK that calls out of the process (an HSM, a TPM, a card), even an emulated one,
         // is asked once per unlock in tiered mode instead of once per secret.
+        if options.store == StoreKind::Postgres
+            && (options.mode == Some(WrapMode::Tiered) || options.threshold.is_some())
+        {
+            // Epoch keys live in vault.json, one copy per replica: an epoch one replica
+            // starts would be unknown to the others, which could not open what it seals.
+            return Err(Error::Unsupported(
+                "tiered mode (and a threshold, which needs it) on a PostgreSQL store: replicas do not share epoch keys yet; use --mode direct".into(),
+            ));
+        }
         let device = keks.iter().any(|k| !k.provider.computes_in_process());
-        let mode = options
-            .mode
-            .unwrap_or(if device || options.threshold.is_some() {
+        let mode = options.mode.unwrap_or(
+            if options.store != StoreKind::Postgres && (device || options.threshold.is_some()) {
                 WrapMode::Tiered
             } else {
                 WrapMode::Direct
-            });
+            },
+        );
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -280,6 +289,13 @@ impl Vault {
         mac_config(&mut config, &integrity);
         let keyring = Keyring::assemble(&config, root, Arc::clone(&integrity))?;
         let store = open_store(options.store, dir)?;
+        if options.store == StoreKind::Postgres && store.count_versions()? > 0 {
+            // Its heads are tagged with another vault's key: every read would be refused.
+            return Err(Error::StoreLocation {
+                path: dir.join(crate::store::STORE_LOCATION_FILE),
+                reason: "the database already holds another vault's secrets: to run a replica of that vault, copy its directory (vault.json and store.json) here instead of running init; for a new vault, name an empty database".into(),
+            });
+        }
         config.create_new(dir)?;
         Ok(Self::assemble(
             dir,
@@ -348,6 +364,7 @@ impl Vault {
         keyring: Option<Keyring>,
         integrity: Option<Arc<IntegrityKeys>>,
     ) -> Self {
+        let cache = Cache::new(DEFAULT_CACHE_TTL, store.change_feed());
         Vault {
             dir: dir.to_path_buf(),
             id: config.id.clone(),
@@ -355,14 +372,16 @@ impl Vault {
             store,
             keyring: RwLock::new(keyring),
             integrity: RwLock::new(integrity),
-            cache: Cache::new(DEFAULT_CACHE_TTL),
+            cache,
             lease: AtomicU64::new(DEFAULT_EPOCH_LEASE),
         }
     }
 
-    /// Sets how long opened secrets stay cached (zero disables the cache).
+    /// Sets how long opened secrets stay cached (zero disables the cache). On a store other
+    /// processes write (PostgreSQL), the cache follows their changes through the store's
+    /// change feed, and serves nothing while the feed is more than its bound behind.
     pub fn set_cache_ttl(&mut self, ttl: Duration) {
-        self.cache = Cache::new(ttl);
+        self.cache = Cache::new(ttl, self.store.change_feed());
     }
 
     /// Sets how many epoch wraps this process reserves at a time: a long-running daemon

@@ -12,6 +12,8 @@ pub enum StoreChoice {
     Sqlite,
     /// Process memory: lost on exit; for tests.
     Memory,
+    /// PostgreSQL (`--store-url`): several vaultd replicas can share it.
+    Postgres,
 }
 
 impl From<StoreChoice> for vault::StoreKind {
@@ -19,6 +21,7 @@ impl From<StoreChoice> for vault::StoreKind {
         match choice {
             StoreChoice::Sqlite => vault::StoreKind::Sqlite,
             StoreChoice::Memory => vault::StoreKind::Memory,
+            StoreChoice::Postgres => vault::StoreKind::Postgres,
         }
     }
 }

@@ -212,6 +212,18 @@ pub struct InitArgs {
     /// Require any M of the given KEKs instead of any one (Shamir shares).
     #[arg(long, value_name = "M")]
     pub threshold: Option<usize>,
+    /// With `--store postgres`: the database, as postgres://USER@HOST:PORT/DATABASE (no
+    /// password in it). Written to store.json in the vault directory.
+    #[arg(long, value_name = "URL")]
+    pub store_url: Option<String>,
+    /// With `--store postgres`: a file whose first line is the database password (else the
+    /// VAULT_STORE_PASSWORD environment variable, else none).
+    #[arg(long, value_name = "PATH")]
+    pub store_password_file: Option<PathBuf>,
+    /// With `--store postgres`: the CA certificates (PEM) of the database server; the
+    /// connection is then TLS and verified. Required for a host that is not this machine.
+    #[arg(long, value_name = "PATH")]
+    pub store_ca: Option<PathBuf>,
 }
 
 /// A secret's scope and key name.

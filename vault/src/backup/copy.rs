@@ -52,6 +52,12 @@ pub struct BackupReport {
 /// held, which no configuration change passes.
 pub fn backup(vault_dir: &Path, audit_log: &Path, out: &Path) -> Result<BackupReport, Error> {
     let config = VaultConfig::read(vault_dir)?;
+    if config.store == "postgres" {
+        return Err(Error::Backup(format!(
+            "the vault at {} keeps its secrets in PostgreSQL: back up the database with its own tools (pg_dump, or continuous archiving) together with a copy of vault.json and store.json",
+            vault_dir.display()
+        )));
+    }
     if config.store != "sqlite" {
         return Err(Error::Backup(format!(
             "the vault at {} keeps its secrets in the {} store, not on disk: there is nothing to back up",

@@ -30,6 +30,15 @@ impl KeyHead {
         self.deleted_through >= self.latest
     }
 
+    /// A head as a store holds it (signed integers, NULL in a row someone edited). Negative
+    /// numbers and NULLs are not ours: they map to huge ones, which the tag then refuses.
+    pub(crate) fn from_stored(latest: Option<i64>, deleted_through: Option<i64>) -> Self {
+        KeyHead {
+            latest: latest.unwrap_or(-1) as u64,
+            deleted_through: deleted_through.unwrap_or(-1) as u64,
+        }
+    }
+
     /// The bytes a head's tag covers, besides the scope and key.
     pub(crate) fn encode(&self) -> [u8; 16] {
         let mut out = [0; 16];

@@ -4,8 +4,10 @@
 //! answers from metadata. Every `set` adds a new version in one durable transaction, so a
 //! crash leaves either the old or the new value.
 
+mod feed;
 mod heads;
 mod memory;
+mod postgres;
 mod sqlite;
 mod sqlite_schema;
 
@@ -16,8 +18,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+pub use feed::ChangeFeed;
 pub use heads::{HeadAuth, KeyHead};
 pub use memory::MemoryStore;
+pub use postgres::{
+    DEFAULT_MAX_STALENESS, PASSWORD_ENV, PostgresStore, STORE_LOCATION_FILE, StoreLocation,
+};
 pub(crate) use sqlite::STORE_FILE;
 pub use sqlite::SqliteStore;
 
@@ -31,6 +37,9 @@ pub enum StoreKind {
     Sqlite,
     /// Process memory: nothing survives the process. For tests.
     Memory,
+    /// A PostgreSQL database that `store.json` in the vault directory names: several vaultd
+    /// replicas can share it.
+    Postgres,
 }
 
 impl fmt::Display for StoreKind {
@@ -38,6 +47,7 @@ impl fmt::Display for StoreKind {
         f.write_str(match self {
             StoreKind::Sqlite => "sqlite",
             StoreKind::Memory => "memory",
+            StoreKind::Postgres => "postgres",
         })
     }
 }
@@ -49,6 +59,7 @@ impl FromStr for StoreKind {
         match text {
             "sqlite" => Ok(StoreKind::Sqlite),
             "memory" => Ok(StoreKind::Memory),
+            "postgres" => Ok(StoreKind::Postgres),
             other => Err(Error::UnknownStoreKind(other.chars().take(40).collect())),
         }
     }
@@ -248,6 +259,12 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     /// Applies `batch` in one durable transaction, skipping versions whose envelope is no
     /// longer `old` (deleted or changed meanwhile); returns how many were replaced.
     fn replace(&self, batch: &[Replacement]) -> Result<usize, Error>;
+
+    /// Where other processes' writes are announced, for a store that processes on other
+    /// machines share; `None` for a store whose other writers a cache cannot hear of.
+    fn change_feed(&self) -> Option<std::sync::Arc<ChangeFeed>> {
+        None
+    }
 }
 
 /// Opens (creating if absent) the store of `kind` for the vault directory `dir`.
@@ -255,6 +272,7 @@ pub fn open_store(kind: StoreKind, dir: &std::path::Path) -> Result<Box<dyn Secr
     Ok(match kind {
         StoreKind::Sqlite => Box::new(SqliteStore::open(dir)?),
         StoreKind::Memory => Box::new(MemoryStore::new()),
+        StoreKind::Postgres => Box::new(PostgresStore::open(dir)?),
     })
 }
 

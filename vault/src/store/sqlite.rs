@@ -215,7 +215,7 @@ impl SqliteStore {
             .and_then(|mut stmt| {
                 stmt.query_row(params![scope, key], |row| {
                     Ok((
-                        stored_head(row.get(0)?, row.get(1)?),
+                        KeyHead::from_stored(row.get(0)?, row.get(1)?),
                         row.get::<_, Option<Vec<u8>>>(2)?.unwrap_or_default(),
                     ))
                 })
@@ -260,15 +260,6 @@ impl SqliteStore {
         // Every change is one SQLite transaction, rolled back if unfinished, so the
         // connection is consistent even if a holder panicked.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-fn stored_head(latest: Option<i64>, deleted_through: Option<i64>) -> KeyHead {
-    // Negative numbers (and NULLs, in a head row someone edited) are not ours: they map to
-    // huge ones, which the tag then refuses.
-    KeyHead {
-        latest: latest.unwrap_or(-1) as u64,
-        deleted_through: deleted_through.unwrap_or(-1) as u64,
     }
 }
 
@@ -364,7 +355,7 @@ impl SecretStore for SqliteStore {
                     ],
                     |row| {
                         Ok((
-                            stored_head(row.get(0)?, row.get(1)?),
+                            KeyHead::from_stored(row.get(0)?, row.get(1)?),
                             row.get::<_, Option<Vec<u8>>>(2)?.unwrap_or_default(),
                             row.get::<_, Option<Vec<u8>>>(3)?,
                         ))

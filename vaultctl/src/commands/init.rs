@@ -18,6 +18,7 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         return Err(vault::Error::AlreadyInitialised { dir }.into());
     }
     let store = StoreKind::from(args.store);
+    let location = store_location(store, args)?;
     let default_kek = args.keks.is_empty() && cli.keks.is_empty();
     let uris = match (args.keks.is_empty(), cli.keks.is_empty()) {
         (false, _) => args.keks.clone(),
@@ -39,10 +40,19 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         .mode(0o700)
         .create(&dir)
         .map_err(Error::io(format!("creating {}", dir.display())))?;
+    if let Some(location) = &location {
+        location.write(&dir)?;
+    }
     let env = KekEnv { vault_dir: &dir };
     // Key material made for an init that then fails is removed again, so that the same
     // command, corrected, can run (a key file left behind would refuse to be replaced).
-    let (built, auto) = create_keks(&uris, &env)?;
+    let discard_location = || {
+        if location.is_some() {
+            // Ours: written above, into a directory that held no vault.
+            let _ = std::fs::remove_file(dir.join(vault::STORE_LOCATION_FILE));
+        }
+    };
+    let (built, auto) = create_keks(&uris, &env).inspect_err(|_| discard_location())?;
     let keks: Vec<Kek> = built
         .iter()
         .map(|b| Kek {
@@ -66,8 +76,10 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         threshold: args.threshold,
         ..InitOptions::new(store)
     };
-    let vault = Vault::init_with(&dir, &options, keks)
-        .inspect_err(|_| kek_providers::discard_created(&built))?;
+    let vault = Vault::init_with(&dir, &options, keks).inspect_err(|_| {
+        kek_providers::discard_created(&built);
+        discard_location();
+    })?;
     let mode = Vault::read_config(&dir)?.mode;
     println!("initialised vault at {}", vault.dir().display());
     println!("store: {store}");
@@ -95,6 +107,40 @@ pub fn run(cli: &Cli, args: &InitArgs) -> Result<(), Error> {
         );
     }
     Ok(())
+}
+
+/// Where a PostgreSQL store is, from the `--store-*` options; `None` for the other stores,
+/// which take none of them.
+fn store_location(
+    store: StoreKind,
+    args: &InitArgs,
+) -> Result<Option<vault::StoreLocation>, Error> {
+    let given =
+        args.store_url.is_some() || args.store_password_file.is_some() || args.store_ca.is_some();
+    if store != StoreKind::Postgres {
+        return if given {
+            Err(Error::Usage(format!(
+                "--store-url, --store-password-file and --store-ca are for --store postgres, not --store {store}"
+            )))
+        } else {
+            Ok(None)
+        };
+    }
+    let url = args.store_url.as_deref().ok_or_else(|| {
+        Error::Usage("--store postgres needs --store-url postgres://USER@HOST:PORT/DATABASE".into())
+    })?;
+    let mut location = vault::StoreLocation::new(url)?;
+    // Absolute: vaultd and vaultctl read them from wherever they run.
+    let absolute = |path: &PathBuf| {
+        std::path::absolute(path).map_err(Error::io(format!("resolving {}", path.display())))
+    };
+    location.password_file = args
+        .store_password_file
+        .as_ref()
+        .map(absolute)
+        .transpose()?;
+    location.ca_file = args.store_ca.as_ref().map(absolute).transpose()?;
+    Ok(Some(location))
 }
 
 /// The `--kek` value that lets the machine pick its strongest KEK.

@@ -1,0 +1,280 @@
+//! End to end: vaultd replicas on one PostgreSQL database (a real server, started by the test
+//! fixture as the `postgres` user). Every replica serves reads and writes; a write through
+//! one is read through the others, from their cache at most `SHARED_STORE_MAX_STALENESS`
+//! late; of writers racing on different replicas with the same expected version exactly one
+//! wins; a database restart is survived without restarting vaultd.
+
+mod common;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Daemon, Sandbox, code, spawn_listening};
+use proto::v1 as pb;
+use test_support::postgres::{self, PgDatabase};
+use tonic::Code;
+use vault::{InitOptions, StoreKind, StoreLocation, Vault, WrapMode};
+
+const TEST: &str = "e2e_postgres_replicas";
+
+/// A vault on `db` with a file KEK, and `n` replica directories holding copies of its
+/// vault.json and store.json, as an operator makes them; each replica has its own audit log.
+struct Cluster {
+    sandbox: Sandbox,
+    tls: PathBuf,
+    replicas: Vec<PathBuf>,
+    _db: PgDatabase,
+}
+
+impl Cluster {
+    fn new(db: PgDatabase, n: usize) -> Self {
+        let sandbox = Sandbox::new();
+        // The development layout gives the TLS material (its own SQLite vault is unused).
+        let dev = vaultd::dev::DevDir {
+            root: sandbox.dev_dir(),
+        };
+        dev.prepare(vaultd::config::Config::default())
+            .expect("TLS material");
+        let first = sandbox.root().join("replica-0");
+        std::fs::create_dir(&first).expect("vault dir");
+        StoreLocation::new(db.url())
+            .and_then(|location| location.write(&first))
+            .expect("store.json");
+        let key = sandbox.root().join("kek.key");
+        let built = kek_providers::create(
+            &format!("file:{}", key.display()),
+            &kek_providers::KekEnv { vault_dir: &first },
+        )
+        .expect("file KEK");
+        let kek = vault::Kek {
+            uri: built.uri,
+            provider: built.provider,
+        };
+        let options = InitOptions {
+            mode: Some(WrapMode::Direct),
+            ..InitOptions::new(StoreKind::Postgres)
+        };
+        drop(Vault::init_with(&first, &options, vec![kek]).expect("init on PostgreSQL"));
+        let mut replicas = vec![first.clone()];
+        for i in 1..n {
+            let dir = sandbox.root().join(format!("replica-{i}"));
+            std::fs::create_dir(&dir).expect("replica dir");
+            for file in [vault::CONFIG_FILE, vault::STORE_LOCATION_FILE] {
+                std::fs::copy(first.join(file), dir.join(file)).expect("copy the vault's files");
+            }
+            replicas.push(dir);
+        }
+        Cluster {
+            tls: dev.tls(),
+            sandbox,
+            replicas,
+            _db: db,
+        }
+    }
+
+    fn start(&self, i: usize) -> Daemon {
+        let config = self.sandbox.root().join(format!("vaultd-{i}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:0\"\nvault_dir = \"{}\"\n[tls]\ndir = \"{}\"\n\
+                 [limits]\nrate_per_second = 100000\nburst = 100000\n\
+                 [[acl]]\nprincipal = \"admin\"\nscopes = [\"*\"]\noperations = [\"read\", \"write\", \"delete\", \"list\", \"admin\", \"audit\"]\n",
+                self.replicas[i].display(),
+                self.tls.display()
+            ),
+        )
+        .expect("config");
+        set_private(&config);
+        let mut command = Command::new(env!("CARGO_BIN_EXE_vaultd"));
+        command
+            .arg("--config")
+            .arg(&config)
+            .env_remove("VAULTD_CONFIG");
+        for (var, _) in vaultd::config::ENV_VARS {
+            command.env_remove(var);
+        }
+        let stderr_path = self.sandbox.root().join(format!("replica-{i}.stderr"));
+        command.stderr(File::create(&stderr_path).expect("stderr file"));
+        spawn_listening(command, stderr_path, self.sandbox.dev_dir(), false)
+            .unwrap_or_else(|e| panic!("replica {i}: {e}"))
+    }
+}
+
+fn set_private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+fn put(key: &str, value: &[u8], expected_version: Option<u64>) -> pb::PutRequest {
+    pb::PutRequest {
+        scope: "global".into(),
+        key: key.into(),
+        value: value.to_vec(),
+        expected_version,
+    }
+}
+
+fn get(key: &str) -> pb::GetRequest {
+    pb::GetRequest {
+        scope: "global".into(),
+        key: key.into(),
+        version: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_share_writes_and_serve_no_change_stale_beyond_the_bound() {
+    let Some(db) = postgres::database(TEST) else {
+        return;
+    };
+    let cluster = Cluster::new(db, 3);
+    let daemons: Vec<Daemon> = (0..3).map(|i| cluster.start(i)).collect();
+    let mut clients = Vec::new();
+    for daemon in &daemons {
+        clients.push(daemon.client("admin").await);
+    }
+
+    // Written through one replica, read through every one.
+    for (n, client) in clients.iter_mut().enumerate() {
+        let key = format!("from-{n}");
+        client
+            .put(put(&key, key.as_bytes(), None))
+            .await
+            .expect("put");
+    }
+    for client in &mut clients {
+        for n in 0..3 {
+            let key = format!("from-{n}");
+            let reply = client.get(get(&key)).await.expect("get").into_inner();
+            assert_eq!(reply.value, key.as_bytes());
+        }
+    }
+
+    // Replica 1 has cached from-0; replica 0 changes it. Replica 1 serves the new value
+    // within the bound (5 s), and never a value older than the one it had.
+    let changed = Instant::now();
+    clients[0]
+        .put(put("from-0", b"changed", None))
+        .await
+        .expect("change");
+    let fresh_after = loop {
+        let reply = clients[1]
+            .get(get("from-0"))
+            .await
+            .expect("get")
+            .into_inner();
+        if reply.value == b"changed" {
+            assert_eq!(reply.version, 2);
+            break changed.elapsed();
+        }
+        assert_eq!(reply.value, b"from-0", "only the old or the new value");
+        assert!(
+            changed.elapsed() < vault::DEFAULT_MAX_STALENESS + Duration::from_secs(1),
+            "replica 1 still serves the old value after {:?}",
+            changed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    eprintln!("replica 1 served the change after {fresh_after:?}");
+
+    // A delete through replica 2 is seen by replica 0 within the bound too.
+    clients[2]
+        .delete(pb::DeleteRequest {
+            scope: "global".into(),
+            key: "from-1".into(),
+        })
+        .await
+        .expect("delete");
+    let deleted = Instant::now();
+    loop {
+        match clients[0].get(get("from-1")).await {
+            Err(status) if status.code() == Code::NotFound => break,
+            Ok(_) => assert!(
+                deleted.elapsed() < vault::DEFAULT_MAX_STALENESS + Duration::from_secs(1),
+                "replica 0 still serves a deleted secret"
+            ),
+            Err(status) => panic!("{status:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writers_racing_on_different_replicas_let_exactly_one_win() {
+    let Some(db) = postgres::database(TEST) else {
+        return;
+    };
+    let cluster = Cluster::new(db, 3);
+    let daemons: Vec<Daemon> = (0..3).map(|i| cluster.start(i)).collect();
+    let mut admin = daemons[0].client("admin").await;
+    admin
+        .put(put("config", b"v1", Some(0)))
+        .await
+        .expect("create-only");
+
+    let mut writers = Vec::new();
+    for n in 0..12u8 {
+        let mut client = daemons[usize::from(n) % 3].client("admin").await;
+        writers.push(tokio::spawn(async move {
+            client.put(put("config", &[b'w', n], Some(1))).await
+        }));
+    }
+    let mut won = Vec::new();
+    for writer in writers {
+        match writer.await.expect("writer task") {
+            Ok(reply) => won.push(reply.into_inner().version),
+            Err(status) => assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}"),
+        }
+    }
+    assert_eq!(won, [2], "exactly one writer wins across replicas");
+    for daemon in &daemons {
+        let reply = daemon
+            .client("admin")
+            .await
+            .get(get("config"))
+            .await
+            .expect("get")
+            .into_inner();
+        assert_eq!((reply.version, reply.value[0]), (2, b'w'));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_restart_is_survived_without_restarting_vaultd() {
+    let Some(server) = postgres::PgServer::start(TEST) else {
+        return;
+    };
+    let server = Arc::new(server);
+    let cluster = Cluster::new(server.database(), 1);
+    let daemon = cluster.start(0);
+    let mut client = daemon.client("admin").await;
+    client.put(put("k", b"before", None)).await.expect("put");
+
+    server.restart();
+    // Calls in flight during the restart may fail; after it, the pool replaces the
+    // connections the restart broke, and every call succeeds.
+    let restarted = Instant::now();
+    loop {
+        match client.put(put("k", b"after", None)).await {
+            Ok(_) => break,
+            Err(status) => {
+                assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+                assert!(
+                    restarted.elapsed() < Duration::from_secs(15),
+                    "vaultd did not recover from the database restart: {status:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    }
+    for _ in 0..20 {
+        let reply = client.get(get("k")).await.expect("get after the restart");
+        assert_eq!(reply.into_inner().value, b"after");
+    }
+    let status = code(&client.get(get("missing")).await);
+    assert_eq!(status, Code::NotFound);
+}
