@@ -384,6 +384,19 @@ impl Vault {
         self.cache = Cache::new(ttl, self.store.change_feed());
     }
 
+    /// Takes part, for as long as this vault is open, in electing the one process that runs
+    /// the store's singleton jobs (a store replicas share: PostgreSQL). For daemons: a
+    /// one-shot command that won would leave the jobs undone until its lease expired.
+    pub fn join_leader_election(&self) -> Result<(), Error> {
+        self.store.join_leader_election()
+    }
+
+    /// Whether this process leads the store's singleton jobs now; `None` when the store has
+    /// none (it is not shared).
+    pub fn leads(&self) -> Option<bool> {
+        self.store.leads()
+    }
+
     /// Sets how many epoch wraps this process reserves at a time: a long-running daemon
     /// takes more (fewer configuration writes), a one-shot command fewer (less is lost when
     /// it exits).

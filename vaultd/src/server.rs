@@ -110,6 +110,8 @@ pub fn open_vault(config: &Config, metrics: &KekMetrics) -> Result<(Vault, Vec<K
     let keks = metrics.instrument(Kek::build_all(dir, &config.kek)?);
     let mut vault = Vault::open(dir, None, keks.clone())?;
     vault.set_cache_ttl(Duration::from_secs(config.limits.cache_ttl_secs));
+    // On a store replicas share, one daemon at a time runs its singleton jobs.
+    vault.join_leader_election()?;
     // A daemon seals many secrets: lease epoch wraps in large blocks.
     vault.set_epoch_lease(1024);
     Ok((vault, keks))

@@ -19,6 +19,8 @@ use tonic::Code;
 use vault::{InitOptions, StoreKind, StoreLocation, Vault, WrapMode};
 
 const TEST: &str = "e2e_postgres_replicas";
+/// The leader lease's time to live in these clusters (renewed every quarter of it).
+const LEASE_TTL: Duration = Duration::from_secs(2);
 
 /// A vault on `db` with a file KEK, and `n` replica directories holding copies of its
 /// vault.json and store.json, as an operator makes them; each replica has its own audit log.
@@ -26,7 +28,7 @@ struct Cluster {
     sandbox: Sandbox,
     tls: PathBuf,
     replicas: Vec<PathBuf>,
-    _db: PgDatabase,
+    db: PgDatabase,
 }
 
 impl Cluster {
@@ -40,9 +42,9 @@ impl Cluster {
             .expect("TLS material");
         let first = sandbox.root().join("replica-0");
         std::fs::create_dir(&first).expect("vault dir");
-        StoreLocation::new(db.url())
-            .and_then(|location| location.write(&first))
-            .expect("store.json");
+        let mut location = StoreLocation::new(db.url()).expect("url");
+        location.lease_ttl_ms = Some(LEASE_TTL.as_millis() as u64);
+        location.write(&first).expect("store.json");
         let key = sandbox.root().join("kek.key");
         let built = kek_providers::create(
             &format!("file:{}", key.display()),
@@ -71,7 +73,7 @@ impl Cluster {
             tls: dev.tls(),
             sandbox,
             replicas,
-            _db: db,
+            db,
         }
     }
 
@@ -277,4 +279,65 @@ async fn a_database_restart_is_survived_without_restarting_vaultd() {
     }
     let status = code(&client.get(get("missing")).await);
     assert_eq!(status, Code::NotFound);
+}
+
+/// The holder of the leader lease (`host:pid:random`) and its term, from the database.
+fn lease(db: &PgDatabase) -> Option<(u32, i64)> {
+    let out = db.psql("SELECT holder, term FROM leader_lease WHERE name = 'leader'");
+    let (holder, term) = out.lines().next()?.split_once('|')?;
+    let pid = holder.split(':').nth(1)?.parse().ok()?;
+    Some((pid, term.trim().parse().ok()?))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_leader_is_killed_another_replica_takes_over_within_the_lease() {
+    let Some(db) = postgres::database(TEST) else {
+        return;
+    };
+    let cluster = Cluster::new(db, 3);
+    let mut daemons: Vec<Daemon> = (0..3).map(|i| cluster.start(i)).collect();
+    let started = Instant::now();
+    let (leader_pid, term) = loop {
+        if let Some(lease) = lease(&cluster.db) {
+            break lease;
+        }
+        assert!(
+            started.elapsed() < LEASE_TTL * 2,
+            "no replica took the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let at = daemons
+        .iter()
+        .position(|d| d.pid == leader_pid)
+        .expect("the lease names one of the replicas");
+    // Load on the survivors while the leader dies.
+    let mut survivor = daemons[(at + 1) % 3].client("admin").await;
+    survivor.put(put("k", b"v", None)).await.expect("put");
+
+    daemons.remove(at).kill();
+    let killed = Instant::now();
+    let (new_pid, new_term) = loop {
+        if let Some((pid, term_now)) = lease(&cluster.db)
+            && pid != leader_pid
+        {
+            break (pid, term_now);
+        }
+        survivor
+            .get(get("k"))
+            .await
+            .expect("the survivors serve meanwhile");
+        assert!(
+            killed.elapsed() <= LEASE_TTL + LEASE_TTL / 4 + Duration::from_secs(1),
+            "no replica took over {:?} after the leader was killed",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    eprintln!("taken over after {:?}", killed.elapsed());
+    assert!(new_term > term, "a new term: {new_term} after {term}");
+    assert!(
+        daemons.iter().any(|d| d.pid == new_pid),
+        "a live replica leads"
+    );
 }

@@ -260,6 +260,18 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     /// longer `old` (deleted or changed meanwhile); returns how many were replaced.
     fn replace(&self, batch: &[Replacement]) -> Result<usize, Error>;
 
+    /// Takes part in electing the one process that runs the store's singleton jobs, for as
+    /// long as the store is open (a daemon calls this; one-shot commands do not). A store no
+    /// other machine shares has no such jobs.
+    fn join_leader_election(&self) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Whether this process leads the singleton jobs now; `None` for a store without them.
+    fn leads(&self) -> Option<bool> {
+        None
+    }
+
     /// Where other processes' writes are announced, for a store that processes on other
     /// machines share; `None` for a store whose other writers a cache cannot hear of.
     fn change_feed(&self) -> Option<std::sync::Arc<ChangeFeed>> {

@@ -15,6 +15,7 @@
 //! | `vaultd_audit_write_duration_seconds` | histogram | |
 //! | `vaultd_audit_queue_depth`, `vaultd_audit_failed` | gauge | |
 //! | `vaultd_locked`, `vaultd_ready` | gauge | |
+//! | `vaultd_leader` | gauge (a store replicas share) | |
 //! | `vaultd_kek_pool_threads`, `_busy`, `_waiting` | gauge | |
 //! | `vaultd_cache_lookups_total`, `vaultd_cache_hits_total` | counter | |
 //! | `vaultd_epoch_current`, `vaultd_epoch_wraps_used`, `_limit` | gauge (tiered mode) | |

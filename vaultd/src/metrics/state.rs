@@ -76,6 +76,16 @@ impl Collector for StateCollector {
             i64::from(self.readiness.check().is_ok()),
         )?;
 
+        if let Some(leads) = self.vault.leads() {
+            gauge(
+                e,
+                "vaultd_leader",
+                "1 while this replica holds the leader lease of a shared store (it runs the \
+                 singleton jobs), else 0",
+                i64::from(leads),
+            )?;
+        }
+
         let load = self.pool.load();
         gauge(
             e,

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{AsyncMessage, IsolationLevel, Socket};
 
+use super::lease::Lease;
 use super::schema::{CHANGES_CHANNEL, CHANGES_SINCE_SQL, HORIZON_SQL, PRUNE_CHANGES_SQL};
 use crate::Error;
 use crate::store::{ChangeFeed, now_ms};
@@ -27,7 +28,7 @@ const MAX_CHANGES_PER_POLL: i64 = 10_000;
 /// How long change-log rows are kept. A follower that falls further behind has failed polls
 /// in between, and so flushes its cache.
 const KEEP_CHANGES: Duration = Duration::from_secs(600);
-/// How often a replica prunes the change log.
+/// How often the leader prunes the change log.
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// The listener's `application_name`, by which an administrator (or a test) finds it.
 pub(super) const LISTENER_NAME: &str = "vault change listener";
@@ -44,6 +45,7 @@ pub(super) struct Follower {
     seen: HashSet<i64>,
     wake: Arc<Notify>,
     last_prune: Option<Instant>,
+    lease: Arc<Lease>,
 }
 
 impl Follower {
@@ -53,6 +55,7 @@ impl Follower {
         pool: Pool,
         feed: Arc<ChangeFeed>,
         wake: Arc<Notify>,
+        lease: Arc<Lease>,
     ) -> Result<Self, Error> {
         let mut follower = Follower {
             pool,
@@ -61,6 +64,7 @@ impl Follower {
             seen: HashSet::new(),
             wake,
             last_prune: None,
+            lease,
         };
         follower.poll().await?;
         Ok(follower)
@@ -78,12 +82,13 @@ impl Follower {
                     self.feed.failed();
                 }
             }
-            if self
-                .last_prune
-                .is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL)
+            if self.lease.term().is_some()
+                && self
+                    .last_prune
+                    .is_none_or(|at| at.elapsed() >= PRUNE_INTERVAL)
             {
                 self.last_prune = Some(Instant::now());
-                if let Err(e) = self.prune().await {
+                if let Err(e) = prune(&self.pool, &self.lease, KEEP_CHANGES).await {
                     log::warn!("pruning the store's change log: {e}");
                 }
             }
@@ -143,20 +148,31 @@ impl Follower {
         self.horizon = horizon;
         Ok(())
     }
+}
 
-    /// Every replica prunes: the deletes of two at once do not conflict.
-    async fn prune(&self) -> Result<(), Error> {
-        let client = self.pool.get().await.map_err(|e| Error::Store {
-            what: "connecting to the database",
-            reason: e.to_string(),
-        })?;
-        let keep_ms = i64::try_from(KEEP_CHANGES.as_millis()).unwrap_or(i64::MAX);
-        client
-            .execute(PRUNE_CHANGES_SQL, &[&now_ms().saturating_sub(keep_ms)])
-            .await
-            .map_err(Error::pg("pruning the change log"))?;
-        Ok(())
-    }
+/// Deletes the change-log rows older than `keep`, if this replica leads: fenced, so a lease
+/// lost meanwhile deletes nothing. `None` when it does not lead; else the rows deleted.
+pub(super) async fn prune(
+    pool: &Pool,
+    lease: &Lease,
+    keep: Duration,
+) -> Result<Option<u64>, Error> {
+    let Some(term) = lease.term() else {
+        return Ok(None);
+    };
+    let client = pool.get().await.map_err(|e| Error::Store {
+        what: "connecting to the database",
+        reason: e.to_string(),
+    })?;
+    let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+    let deleted = client
+        .execute(
+            PRUNE_CHANGES_SQL,
+            &[&now_ms().saturating_sub(keep_ms), &lease.me, &term],
+        )
+        .await
+        .map_err(Error::pg("pruning the change log"))?;
+    Ok(Some(deleted))
 }
 
 /// Listens for NOTIFYs on a connection of its own and wakes the follower for each, for ever:

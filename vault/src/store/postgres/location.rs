@@ -23,6 +23,8 @@ const DEFAULT_POOL_SIZE: usize = 16;
 /// How stale a replica's cache may be, unless `store.json` says otherwise: a change made
 /// through one replica is served by the others at most this much later.
 pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(5);
+/// How long the leader lease lasts unless renewed.
+const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(15);
 
 /// The contents of `store.json`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -46,6 +48,11 @@ pub struct StoreLocation {
     /// is bypassed while the change log was last read longer ago than this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_staleness_ms: Option<u64>,
+    /// How long, in milliseconds, the leader lease lasts unless renewed (default 15,000): a
+    /// replica takes over the singleton jobs at most this long (and a quarter of it, its
+    /// renewal interval) after their leader died.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ttl_ms: Option<u64>,
     /// Whether to listen for NOTIFYs of other replicas' writes (default true). Without, the
     /// change log is only polled (twice a second), which is still within the bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,6 +66,7 @@ pub(super) struct Connector {
     pub(super) pool_size: usize,
     pub(super) max_staleness: Duration,
     pub(super) notify: bool,
+    pub(super) lease_ttl: Duration,
     /// The URL, for messages (it holds no password).
     pub(super) label: PathBuf,
 }
@@ -72,6 +80,7 @@ impl StoreLocation {
             ca_file: None,
             pool_size: None,
             max_staleness_ms: None,
+            lease_ttl_ms: None,
             notify: None,
         };
         location.parse_url()?;
@@ -178,6 +187,10 @@ impl StoreLocation {
                 .max_staleness_ms
                 .map_or(DEFAULT_MAX_STALENESS, Duration::from_millis),
             notify: self.notify.unwrap_or(true),
+            lease_ttl: self
+                .lease_ttl_ms
+                .map_or(DEFAULT_LEASE_TTL, Duration::from_millis)
+                .max(Duration::from_millis(100)),
             label,
         })
     }

@@ -15,6 +15,7 @@
 //! restart costs the calls in flight, not the store.
 
 mod follow;
+mod lease;
 mod location;
 mod schema;
 
@@ -58,6 +59,10 @@ pub struct PostgresStore {
     max_staleness: Duration,
     /// Whether the follower listens for NOTIFYs (else it polls only).
     notify: bool,
+    /// The leader lease, as this replica holds it or not.
+    lease: Arc<lease::Lease>,
+    /// Whether this replica takes part in the election (a daemon does; commands do not).
+    campaigning: OnceLock<()>,
 }
 
 /// The settings of a connection, and its TLS.
@@ -77,6 +82,12 @@ impl std::fmt::Debug for PostgresStore {
 
 impl Drop for PostgresStore {
     fn drop(&mut self) {
+        if self.campaigning.get().is_some() {
+            // Another replica takes over at once instead of after the lease's expiry.
+            let release = self.lease.release(&self.pool);
+            self.block(async { tokio::time::timeout(LISTEN_WAIT, release).await })
+                .ok();
+        }
         // Not `drop`: dropping a runtime waits for its threads, which a caller inside another
         // runtime (vaultd) must not do.
         if let Some(runtime) = self.runtime.take() {
@@ -141,6 +152,8 @@ impl PostgresStore {
             feed: OnceLock::new(),
             max_staleness: connector.max_staleness,
             notify: connector.notify,
+            lease: Arc::new(lease::Lease::new(connector.lease_ttl)),
+            campaigning: OnceLock::new(),
         };
         store.block(async {
             let mut client = store.client().await?;
@@ -178,9 +191,22 @@ impl PostgresStore {
             self.pool.clone(),
             Arc::clone(&feed),
             wake,
+            Arc::clone(&self.lease),
         ))?;
         runtime.spawn(follower.run());
         Ok(feed)
+    }
+
+    /// This replica's name in the leader lease (`host:pid:random`).
+    pub fn replica_name(&self) -> &str {
+        &self.lease.me
+    }
+
+    /// Prunes change-log rows older than `keep` if this replica leads, fenced by its lease
+    /// (the leader does this by itself every minute); `None` when it does not lead, else the
+    /// rows deleted (none if the lease was lost before the statement ran).
+    pub fn prune_change_log(&self, keep: Duration) -> Result<Option<u64>, Error> {
+        self.block(follow::prune(&self.pool, &self.lease, keep))
     }
 
     async fn client(&self) -> Result<Object, Error> {
@@ -613,6 +639,18 @@ impl SecretStore for PostgresStore {
                 .map_err(Error::pg("committing a rewrap batch"))?;
             Ok(replaced as usize)
         })
+    }
+
+    fn join_leader_election(&self) -> Result<(), Error> {
+        let runtime = self.runtime.as_ref().ok_or(Error::Locked)?;
+        self.campaigning.get_or_init(|| {
+            runtime.spawn(lease::campaign(Arc::clone(&self.lease), self.pool.clone()));
+        });
+        Ok(())
+    }
+
+    fn leads(&self) -> Option<bool> {
+        Some(self.lease.term().is_some())
     }
 
     fn change_feed(&self) -> Option<Arc<ChangeFeed>> {

@@ -39,6 +39,13 @@ CREATE TABLE changes (
 );
 CREATE INDEX changes_by_xid ON changes (xid);
 CREATE INDEX changes_by_time ON changes (at);
+CREATE SEQUENCE leader_terms;
+CREATE TABLE leader_lease (
+    name       text PRIMARY KEY,
+    holder     text NOT NULL,
+    term       bigint NOT NULL,
+    expires_at timestamptz NOT NULL
+);
 "#;
 
 /// The channel writers notify and followers listen on.
@@ -54,8 +61,30 @@ pub(super) const HORIZON_SQL: &str = "SELECT pg_snapshot_xmin(pg_current_snapsho
 /// The changes of transactions at or above a follower's previous horizon (some seen before).
 pub(super) const CHANGES_SINCE_SQL: &str =
     "SELECT seq, xid, scope, key FROM changes WHERE xid >= $1 LIMIT $2";
-/// Changes older than every follower's need (in milliseconds since the epoch).
-pub(super) const PRUNE_CHANGES_SQL: &str = "DELETE FROM changes WHERE at < $1";
+/// Changes older than every follower's need (in milliseconds since the epoch), pruned by
+/// the leader: fenced, so a replica whose lease ended (or whose row was deleted) deletes
+/// nothing.
+pub(super) const PRUNE_CHANGES_SQL: &str = "DELETE FROM changes WHERE at < $1 AND EXISTS
+     (SELECT 1 FROM leader_lease WHERE name = 'leader' AND holder = $2 AND term = $3
+         AND expires_at > now())";
+/// Takes the leader lease if nobody holds it or its holder let it expire, with a new term
+/// (from a sequence: terms only grow, even if the row is deleted). Database clock only.
+pub(super) const ACQUIRE_LEASE_SQL: &str =
+    "INSERT INTO leader_lease (name, holder, term, expires_at)
+     VALUES ('leader', $1, nextval('leader_terms'), now() + $2::bigint * interval '1 millisecond')
+     ON CONFLICT (name) DO UPDATE
+         SET holder = EXCLUDED.holder, term = EXCLUDED.term, expires_at = EXCLUDED.expires_at
+         WHERE leader_lease.expires_at <= now()
+     RETURNING term";
+/// Extends the lease this replica holds; never creates or takes one (a row deleted or taken
+/// over answers nothing, and the holder stops leading).
+pub(super) const RENEW_LEASE_SQL: &str = "UPDATE leader_lease
+     SET expires_at = now() + $3::bigint * interval '1 millisecond'
+     WHERE name = 'leader' AND holder = $1 AND term = $2 AND expires_at > now()
+     RETURNING term";
+/// Gives the lease up at shutdown, so another replica need not wait for it to expire.
+pub(super) const RELEASE_LEASE_SQL: &str =
+    "DELETE FROM leader_lease WHERE name = 'leader' AND holder = $1 AND term = $2";
 
 /// The versions a head says exist (`h` the head, `s` the version row).
 const LIVE: &str = "s.version > h.deleted_through AND s.version <= h.latest";
