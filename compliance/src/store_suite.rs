@@ -540,6 +540,53 @@ pub fn list_pages_show_every_secret_once_in_order(fx: &Fixture) {
     }
 }
 
+/// A listing's count ([`Vault::count`], the store's `count_in`) is how many secrets its pages
+/// hold, per scope and over every scope: each key once however many versions it keeps, a
+/// deleted key not (its version counter stays behind) until it is written again, a scope
+/// whose name begins another's apart from it, and 0 for a scope with none.
+pub fn count_matches_the_listing(fx: &Fixture) {
+    let vault = fx.init();
+    assert_eq!(vault.count(None).expect("count of an empty vault"), 0);
+    for (scope, n) in [
+        ("global", 5),
+        ("principal:alice", 3),
+        ("principal:alicia", 2),
+        ("skill:deploy", 1),
+    ] {
+        for i in 0..n {
+            vault.set(scope, &format!("k{i}"), b"v").expect("set");
+        }
+    }
+    vault
+        .set("global", "k0", b"again")
+        .expect("a second version");
+    vault.delete("principal:alice", "k1").expect("delete");
+    vault.delete("skill:deploy", "k0").expect("delete");
+    vault.delete("global", "k4").expect("delete");
+    vault.set("global", "k4", b"back").expect("written again");
+    let listed = |scope: Option<&str>| vault.list(scope).expect("list").len() as u64;
+    for (scope, expected) in [
+        (None, 9),
+        (Some("global"), 5),
+        (Some("principal:alice"), 2),
+        (Some("principal:alicia"), 2),
+        (Some("skill:deploy"), 0),
+        (Some("skill:none"), 0),
+    ] {
+        let counted = vault.count(scope).expect("count");
+        assert_eq!(counted, expected, "{scope:?}");
+        assert_eq!(
+            counted,
+            listed(scope),
+            "{scope:?}: the count is the listing's"
+        );
+    }
+    assert!(matches!(
+        vault.count(Some("bad scope")),
+        Err(Error::InvalidScope { .. })
+    ));
+}
+
 /// A durable store keeps secrets and versions across a reopen; an ephemeral one starts empty.
 pub fn reopen(fx: &Fixture, durability: Durability) {
     let vault = fx.init();
@@ -811,6 +858,7 @@ macro_rules! store_suite {
             #[test] fn recreated_key_continues_versions() { run(|| suite::recreated_key_continues_versions(&fixture())) }
             #[test] fn compare_and_set_writes_only_at_the_expected_version() { run(|| suite::compare_and_set_writes_only_at_the_expected_version(&fixture())) }
             #[test] fn list_pages_show_every_secret_once_in_order() { run(|| suite::list_pages_show_every_secret_once_in_order(&fixture())) }
+            #[test] fn count_matches_the_listing() { run(|| suite::count_matches_the_listing(&fixture())) }
             #[test] fn reopen() { run(|| suite::reopen(&fixture(), $durability)) }
             #[test] fn failed_set_keeps_old_value() { run(|| suite::failed_set_keeps_old_value(&fixture())) }
             #[test] fn scan_walks_every_version_in_order() { run(|| suite::scan_walks_every_version_in_order(&fixture())) }

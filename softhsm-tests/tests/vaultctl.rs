@@ -586,7 +586,13 @@ fn a_key_deleted_from_the_token_is_named_and_the_recovery_kek_still_reads_everyt
             );
         }
         let listed = ctl.ok(&["--vault", vault, "list"], b"").stdout();
-        assert_eq!(listed.lines().count(), 1 + secrets.len(), "{listed}");
+        // The header, a row per secret, and how many there are.
+        assert_eq!(listed.lines().count(), 2 + secrets.len(), "{listed}");
+        assert_eq!(
+            listed.lines().last(),
+            Some(format!("{} secrets", secrets.len()).as_str()),
+            "{listed}"
+        );
         let opened = ctl.ok(&["--vault", vault, "open"], &sealed);
         assert_eq!(opened.stdout(), data);
 

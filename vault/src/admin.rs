@@ -56,6 +56,7 @@ impl Vault {
     /// Adds a root KEK. Tiered: every epoch key is wrapped under it at once (all root KEKs
     /// must be present). Direct: new secrets get its stanza; `rewrap` adds it to old ones.
     pub fn add_kek(&self, kek: Kek) -> Result<(), Error> {
+        self.refuse_with_shared_epochs("adding a root KEK")?;
         let mut guard = self.write_keyring();
         let keyring = guard.take().ok_or(Error::Locked)?;
         let keys = std::sync::Arc::clone(&keyring.integrity);
@@ -83,6 +84,7 @@ impl Vault {
     /// Removes a root KEK. Refuses when no other KEK works now, and, in direct mode, when
     /// stored secrets are still wrapped only for it.
     pub fn remove_kek(&self, id: &str) -> Result<(), Error> {
+        self.refuse_with_shared_epochs("removing a root KEK")?;
         let mut guard = self.write_keyring();
         let keyring = guard.take().ok_or(Error::Locked)?;
         let keys = std::sync::Arc::clone(&keyring.integrity);
@@ -150,6 +152,11 @@ impl Vault {
             ));
         }
         self.with_keyring(|keyring| {
+            if let Some(ledger) = self.store.epoch_ledger() {
+                let number = keyring.rotate_shared(ledger, &self.id)?;
+                self.end_lease(keyring);
+                return Ok(number);
+            }
             let (_, number) = VaultConfig::update(&self.dir, &keyring.integrity, |config| {
                 let number = config.epochs.last().map_or(1, |e| e.number + 1);
                 let (record, _) = crate::keyring::new_epoch(&config.id, number, 0, &keyring.root)?;
@@ -164,6 +171,7 @@ impl Vault {
     /// Retires every epoch below `version`: their keys are deleted, and envelopes under
     /// them no longer open. Refuses while stored secrets still use them.
     pub fn set_min_decryption_version(&self, version: u32) -> Result<(), Error> {
+        self.refuse_with_shared_epochs("retiring epochs")?;
         if self.mode != WrapMode::Tiered {
             return Err(Error::Unsupported(
                 "a direct-mode vault has no key versions to retire; remove an old root KEK with `kek remove`".into(),
@@ -203,6 +211,18 @@ impl Vault {
             }
             Ok(())
         })
+    }
+
+    /// Refuses `what` on a tiered vault whose epochs a shared store keeps: the epoch keys
+    /// would have to be resealed (or retired) in the store for every replica at once, which
+    /// is not built yet; a change made in one replica's vault.json would strand the others.
+    fn refuse_with_shared_epochs(&self, what: &str) -> Result<(), Error> {
+        if self.mode == WrapMode::Tiered && self.store.epoch_ledger().is_some() {
+            return Err(Error::Unsupported(format!(
+                "{what} on a tiered vault whose epochs PostgreSQL keeps for every replica is not supported yet"
+            )));
+        }
+        Ok(())
     }
 
     /// Counts stored versions whose stanza ids satisfy `matches`.

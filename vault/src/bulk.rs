@@ -29,10 +29,18 @@ impl Vault {
             .map(|(scope, (_, key, _))| (scope.as_str(), *key))
             .collect();
         let versions = self.with_keyring(|keyring| {
+            // Chosen before the store's write, as `set_if` does.
+            let keks = names
+                .iter()
+                .map(|_| {
+                    keyring.seal_keks(&self.dir, &self.id, self.lease(), self.store.epoch_ledger())
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             self.store
                 .set_many(&names, keyring.integrity.as_ref(), &mut |n, version| {
                     let (scope, key) = names[n];
-                    self.seal_with(keyring, entries[n].2, &Context::new(scope, key, version))
+                    let ctx = Context::new(scope, key, version);
+                    Ok(envelope::seal(entries[n].2, &ctx, keks[n].as_slice())?)
                 })
         })?;
         for (scope, key) in &names {

@@ -32,10 +32,10 @@ pub use names::{MAX_KEY_LEN, MAX_SCOPE_COMPONENT, Scope, check_key, shorten_name
 pub use rewrap::{RewrapOptions, RewrapProgress, RewrapReport};
 pub use status::{KekStatus, Status};
 pub use store::{
-    BatchSealer, ChangeFeed, DEFAULT_MAX_STALENESS, HeadAuth, KeyHead, ListPage, ListPosition,
-    MemoryStore, PASSWORD_ENV, PostgresStore, Replacement, STORE_LOCATION_FILE, ScanPosition,
-    Sealer, SecretInfo, SecretStore, SqliteStore, StoreKind, StoreLocation, StoredVersion,
-    open_store,
+    BatchSealer, ChangeFeed, DEFAULT_MAX_STALENESS, EpochLedger, HeadAuth, KeyHead, LedgerEpoch,
+    ListPage, ListPosition, MemoryStore, PASSWORD_ENV, PostgresStore, Replacement,
+    STORE_LOCATION_FILE, ScanPosition, Sealer, SecretInfo, SecretStore, SqliteStore, StoreKind,
+    StoreLocation, StoredVersion, open_store,
 };
 pub use upgrade::{UpgradeReport, legacy_kek_uris, upgrade};
 pub use vault::{InitOptions, Kek, MAX_VALUE_LEN, Vault};

@@ -106,7 +106,7 @@ impl Vault {
             // the target: start from the newest.
             self.end_lease(keyring);
             // Envelopes under epochs other processes started since unlock must open too.
-            keyring.open_new_epochs(&self.dir)?;
+            keyring.open_new_epochs(&self.dir, self.store.epoch_ledger())?;
             let mut saved = match read_progress(&self.dir) {
                 Some(saved) if saved.target == target.name && !options.dry_run => {
                     report.resumed = true;
@@ -264,7 +264,7 @@ impl Vault {
     ) -> Result<(Replacement, bool), Error> {
         let ctx = Context::new(&version.scope, &version.key, version.version);
         // One wrap of the epoch's budget per envelope, as for any seal.
-        let keks = keyring.seal_keks(&self.dir, &self.id, lease)?;
+        let keks = keyring.seal_keks(&self.dir, &self.id, lease, self.store.epoch_ledger())?;
         let new = envelope::rewrap(
             &version.envelope,
             &ctx,

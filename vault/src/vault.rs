@@ -231,23 +231,14 @@ impl Vault {
         }
         // A KEK that calls out of the process (an HSM, a TPM, a card), even an emulated one,
         // is asked once per unlock in tiered mode instead of once per secret.
-        if options.store == StoreKind::Postgres
-            && (options.mode == Some(WrapMode::Tiered) || options.threshold.is_some())
-        {
-            // Epoch keys live in vault.json, one copy per replica: an epoch one replica
-            // starts would be unknown to the others, which could not open what it seals.
-            return Err(Error::Unsupported(
-                "tiered mode (and a threshold, which needs it) on a PostgreSQL store: replicas do not share epoch keys yet; use --mode direct".into(),
-            ));
-        }
         let device = keks.iter().any(|k| !k.provider.computes_in_process());
-        let mode = options.mode.unwrap_or(
-            if options.store != StoreKind::Postgres && (device || options.threshold.is_some()) {
+        let mode = options
+            .mode
+            .unwrap_or(if device || options.threshold.is_some() {
                 WrapMode::Tiered
             } else {
                 WrapMode::Direct
-            },
-        );
+            });
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -282,20 +273,34 @@ impl Vault {
         let (sealed, integrity) = new_integrity_key(&config.id, &root)?;
         config.integrity_key = sealed;
         let root = root.with_integrity(&integrity);
-        if mode == WrapMode::Tiered {
-            let (record, _) = crate::keyring::new_epoch_for_init(&config.id, &root)?;
-            config.epochs.push(record);
-        }
-        mac_config(&mut config, &integrity);
-        let keyring = Keyring::assemble(&config, root, Arc::clone(&integrity))?;
         let store = open_store(options.store, dir)?;
-        if options.store == StoreKind::Postgres && store.count_versions()? > 0 {
+        if let Some(ledger) = store.epoch_ledger()
+            && (store.count_versions()? > 0 || ledger.newest_epoch()?.is_some())
+        {
             // Its heads are tagged with another vault's key: every read would be refused.
             return Err(Error::StoreLocation {
                 path: dir.join(crate::store::STORE_LOCATION_FILE),
                 reason: "the database already holds another vault's secrets: to run a replica of that vault, copy its directory (vault.json and store.json) here instead of running init; for a new vault, name an empty database".into(),
             });
         }
+        if mode == WrapMode::Tiered {
+            match store.epoch_ledger() {
+                // Replicas share the store's epochs, not vault.json's.
+                Some(ledger) => {
+                    let (epoch, _) = crate::keyring::new_ledger_epoch(
+                        &config.id, 1, &root, &integrity, None, 0,
+                    )?;
+                    ledger.add_epoch(&epoch)?;
+                }
+                None => {
+                    let (record, _) = crate::keyring::new_epoch_for_init(&config.id, &root)?;
+                    config.epochs.push(record);
+                }
+            }
+        }
+        mac_config(&mut config, &integrity);
+        let keyring =
+            Keyring::assemble(&config, root, Arc::clone(&integrity), store.epoch_ledger())?;
         config.create_new(dir)?;
         Ok(Self::assemble(
             dir,
@@ -338,16 +343,26 @@ impl Vault {
                 wanted: wanted.to_string(),
             });
         }
+        // Before the keys only where the store keeps epochs (a shared one): opening a local
+        // store may create its file, which a wrong KEK should not leave behind.
+        let early_store = match pinned_kind {
+            StoreKind::Postgres => Some(open_store(pinned_kind, dir)?),
+            _ => None,
+        };
+        let ledger = early_store.as_ref().and_then(|s| s.epoch_ledger());
         let (keyring, integrity) = if config.locked {
             // The KEKs are checked and the configuration verified; no data key is opened.
             let (_, integrity) = open_root(&config, keks)?;
             (None, integrity)
         } else {
-            let keyring = Keyring::unlock(&config, keks)?;
+            let keyring = Keyring::unlock(&config, keks, ledger)?;
             let integrity = Arc::clone(&keyring.integrity);
             (Some(keyring), integrity)
         };
-        let store = open_store(pinned_kind, dir)?;
+        let store = match early_store {
+            Some(store) => store,
+            None => open_store(pinned_kind, dir)?,
+        };
         Ok(Self::assemble(
             dir,
             &config,
@@ -438,7 +453,7 @@ impl Vault {
     /// and marks the vault unlocked on disk.
     pub fn unlock(&self, keks: Vec<Kek>) -> Result<(), Error> {
         let config = VaultConfig::read(&self.dir)?;
-        let keyring = Keyring::unlock(&config, keks)?;
+        let keyring = Keyring::unlock(&config, keks, self.store.epoch_ledger())?;
         let keys = Arc::clone(&keyring.integrity);
         *self.write_keyring() = Some(keyring);
         *self.integrity.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::clone(&keys));
@@ -514,7 +529,8 @@ impl Vault {
         plaintext: &[u8],
         ctx: &Context<'_>,
     ) -> Result<Vec<u8>, Error> {
-        let keks = keyring.seal_keks(&self.dir, &self.id, self.lease())?;
+        let keks =
+            keyring.seal_keks(&self.dir, &self.id, self.lease(), self.store.epoch_ledger())?;
         Ok(envelope::seal(plaintext, ctx, keks.as_slice())?)
     }
 
@@ -543,12 +559,20 @@ impl Vault {
             });
         }
         let version = self.with_keyring(|keyring| {
+            // The keys are chosen (in tiered mode, the wrap counted) before the store's write
+            // and not inside it: choosing may read or start epochs, which a shared store keeps
+            // in the same database.
+            let keks =
+                keyring.seal_keks(&self.dir, &self.id, self.lease(), self.store.epoch_ledger())?;
             self.store.set(
                 &scope,
                 key,
                 expected,
                 keyring.integrity.as_ref(),
-                &mut |version| self.seal_with(keyring, value, &Context::new(&scope, key, version)),
+                &mut |version| {
+                    let ctx = Context::new(&scope, key, version);
+                    Ok(envelope::seal(value, &ctx, keks.as_slice())?)
+                },
             )
         })?;
         self.cache.invalidate(&scope, key);
@@ -653,6 +677,14 @@ impl Vault {
         Ok(ListPage { secrets, next })
     }
 
+    /// How many secrets the listing of `scope` (or of every scope) holds over all its pages,
+    /// counted in the store without reading the names out (one statement; it still reads
+    /// every head of the scope, so a caller pays for it once per listing, not per page).
+    pub fn count(&self, scope: Option<&str>) -> Result<u64, Error> {
+        let scope = scope.map(Scope::parse).transpose()?.map(|s| s.to_string());
+        self.with_keyring(|_| self.store.count_in(scope.as_deref()))
+    }
+
     /// Seals caller data for `context` (nothing is stored); `open_data` with the same
     /// context and binding opens it.
     ///
@@ -694,9 +726,15 @@ impl Vault {
         ctx: &Context<'_>,
     ) -> Result<SecretBytes, Error> {
         match envelope::open(sealed, ctx, keyring.unwrap_keks()?.as_slice()) {
-            Err(envelope::Error::NoUsableKek { .. }) if keyring.open_new_epochs(&self.dir)? => Ok(
-                envelope::open(sealed, ctx, keyring.unwrap_keks()?.as_slice())?,
-            ),
+            Err(envelope::Error::NoUsableKek { .. })
+                if keyring.open_new_epochs(&self.dir, self.store.epoch_ledger())? =>
+            {
+                Ok(envelope::open(
+                    sealed,
+                    ctx,
+                    keyring.unwrap_keks()?.as_slice(),
+                )?)
+            }
             other => Ok(other?),
         }
     }
@@ -725,7 +763,9 @@ impl Vault {
     /// with the root KEKs if the current one closed: run it where devices may be used. Seals
     /// go on meanwhile.
     pub fn renew_epoch_lease(&self) -> Result<(), Error> {
-        self.with_keyring(|keyring| keyring.renew_lease_ahead(&self.dir, &self.id, self.lease()))
+        self.with_keyring(|keyring| {
+            keyring.renew_lease_ahead(&self.dir, &self.id, self.lease(), self.store.epoch_ledger())
+        })
     }
 
     /// Whether every root KEK this vault was unlocked with computes in process memory (see
@@ -751,7 +791,8 @@ impl Vault {
     ) -> Result<Vec<u8>, Error> {
         let scope = transit_scope(bound_to)?;
         self.with_keyring(|keyring| {
-            let keks = keyring.seal_keks(&self.dir, &self.id, self.lease())?;
+            let keks =
+                keyring.seal_keks(&self.dir, &self.id, self.lease(), self.store.epoch_ledger())?;
             let rewrapped = envelope::rewrap(
                 sealed,
                 &Context::new(&scope, context, 0),

@@ -270,6 +270,10 @@ pub struct ListArgs {
     /// page by page to the end, printing each as it arrives.
     #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub page_size: u32,
+    /// Print only how many secrets the listing holds (`N`, or `{"total_count": N}` with
+    /// --format json), counted by the store or vaultd rather than listed.
+    #[arg(long)]
+    pub count: bool,
     /// Output format.
     #[command(flatten)]
     pub format: FormatArgs,

@@ -52,6 +52,16 @@ fn versions_list_and_delete() {
     );
     let scoped = stdout(&sb.ok(&["list", "skill:deploy"], b""));
     assert!(scoped.contains("skill:deploy") && !scoped.contains("alice"));
+    // The table ends with how many secrets it shows; --count prints that number alone.
+    assert_eq!(scoped.lines().last(), Some("1 secret"), "{scoped}");
+    let table = stdout(&sb.ok(&["list", "--page-size", "1"], b""));
+    assert_eq!(table.lines().count(), 4, "{table}");
+    assert_eq!(table.lines().last(), Some("2 secrets"), "{table}");
+    assert_eq!(stdout(&sb.ok(&["list", "--count"], b"")), "2\n");
+    assert_eq!(
+        stdout(&sb.ok(&["list", "skill:none", "--count", "--format", "json"], b"")),
+        "{\"total_count\":0}\n"
+    );
 
     sb.ok(&["delete", "principal:alice", "token"], b"");
     assert_fails_with(&sb.run(&["get", "principal:alice", "token"]), "not found");

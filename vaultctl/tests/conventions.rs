@@ -20,7 +20,11 @@ fn refuses_with_choices(sb: &Sandbox, args: &[&str], choices: &str) {
 #[test]
 fn enumerated_options_list_their_choices_and_refuse_others() {
     let sb = Sandbox::new();
-    refuses_with_choices(&sb, &["init", "--store", "postgres"], "sqlite, memory");
+    refuses_with_choices(
+        &sb,
+        &["init", "--store", "mysql"],
+        "sqlite, memory, postgres",
+    );
     refuses_with_choices(&sb, &["init", "--mode", "both"], "direct, tiered");
     refuses_with_choices(&sb, &["list", "--format", "xml"], "text, json");
     refuses_with_choices(&sb, &["status", "--format", "yaml"], "text, json");

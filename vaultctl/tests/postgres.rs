@@ -32,11 +32,13 @@ fn a_postgres_vault_is_made_and_used_like_any_other() {
             password.to_str().expect("utf-8"),
             "--kek",
             &kek,
+            "--mode",
+            "tiered",
         ],
         b"",
     );
     assert!(stdout(&out).contains("store: postgres"), "{}", stdout(&out));
-    assert!(stdout(&out).contains("mode: direct"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("mode: tiered"), "{}", stdout(&out));
     let location = std::fs::read_to_string(sb.vault_dir().join("store.json")).expect("store.json");
     assert!(!location.contains(postgres::TEST_PASSWORD), "{location}");
 
@@ -98,17 +100,6 @@ fn bad_locations_are_refused_with_what_to_do() {
         ]),
         "set ca_file",
     );
-    assert_fails_with(
-        &init(&[
-            "--store",
-            "postgres",
-            "--store-url",
-            db.url(),
-            "--mode",
-            "tiered",
-        ]),
-        "use --mode direct",
-    );
     // Nothing was left behind by the refusals: a correct init still works.
     sb.ok(
         &[
@@ -139,4 +130,101 @@ fn bad_locations_are_refused_with_what_to_do() {
     assert_fails_with(&out, "already holds another vault's secrets");
     assert!(!other.vault_dir().join("vault.json").exists());
     assert!(!other.vault_dir().join("store.json").exists());
+}
+
+/// Turns TLS on for `server` with a certificate for 127.0.0.1 from a new CA in `pki_dir`,
+/// and rejects connections of the test role to `db` that do not use it.
+fn require_tls(server: &postgres::PgServer, db: &postgres::PgDatabase, pki_dir: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let pki = pki::PkiDir::new(pki_dir);
+    pki.create(&["127.0.0.1".to_owned()])
+        .expect("a CA and a server certificate");
+    let data = server.data_dir();
+    for (from, to) in [
+        (pki.server_cert(), "server.crt"),
+        (pki.server_key(), "server.key"),
+    ] {
+        let to = data.join(to);
+        std::fs::copy(from, &to).expect("copy into the data directory");
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        // The server runs as `postgres` (the tests run as root) and must own its key.
+        let owned = std::process::Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(&to)
+            .status()
+            .expect("chown");
+        assert!(owned.success() || !is_root(), "chown failed");
+    }
+    let hba = data.join("pg_hba.conf");
+    let rules = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+    let reject = format!(
+        "hostnossl {} {} 127.0.0.1/32 reject\n",
+        db.name(),
+        postgres::TEST_ROLE
+    );
+    std::fs::write(&hba, reject + &rules).expect("pg_hba.conf");
+    db.psql("ALTER SYSTEM SET ssl = on");
+    db.psql("SELECT pg_reload_conf()");
+    // The reload is asynchronous: wait until the server answers over TLS.
+    let start = std::time::Instant::now();
+    while db.psql("SHOW ssl").trim() != "on" {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "TLS did not come on"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+#[test]
+fn tls_to_the_database_is_verified_against_the_given_ca() {
+    let Some(server) = postgres::PgServer::start(TEST) else {
+        return;
+    };
+    let db = server.database();
+    let sb = Sandbox::new();
+    require_tls(&server, &db, &sb.path("db-pki"));
+    let kek = format!("file:{}", sb.path("keys/kek.key").display());
+    let init = |sb: &Sandbox, ca: Option<&std::path::Path>| {
+        let mut args = vec![
+            "init",
+            "--kek",
+            kek.as_str(),
+            "--store",
+            "postgres",
+            "--store-url",
+            db.url(),
+        ];
+        let ca = ca.map(|p| p.display().to_string());
+        if let Some(ca) = &ca {
+            args.extend(["--store-ca", ca.as_str()]);
+        }
+        sb.run(&args)
+    };
+
+    // Without TLS the server turns the vault away; with another CA the server is not trusted.
+    assert_fails_with(&init(&sb, None), "no encryption");
+    let other = Sandbox::new();
+    pki::PkiDir::new(other.path("pki"))
+        .create(&["127.0.0.1".to_owned()])
+        .expect("another CA");
+    assert_fails_with(&init(&sb, Some(&other.path("pki/ca.pem"))), "certificate");
+    assert!(
+        !sb.vault_dir().join("store.json").exists(),
+        "a refused init leaves nothing"
+    );
+
+    let out = init(&sb, Some(&sb.path("db-pki/ca.pem")));
+    common::assert_success(&out, &["init"]);
+    sb.ok(&["set", "global", "over-tls"], b"value");
+    assert_eq!(sb.ok(&["get", "global", "over-tls"], b"").stdout, b"value");
 }

@@ -196,6 +196,21 @@ impl Acl {
         self.allows(principal, Operation::List, scope, key)
     }
 
+    /// Whether a listing for `principal` shows every secret of `scope` (`None`: of every
+    /// scope), because one rule lets it list every key there: then the listing is the
+    /// store's, and so is its count. `false` when keys must be checked one by one (and when
+    /// only several rules together would cover it).
+    pub fn lists_everything(&self, principal: &str, scope: Option<&str>) -> bool {
+        self.rules_for(principal).any(|rule| {
+            rule.has(Operation::List)
+                && rule.keys.iter().any(KeyPattern::matches_every_key)
+                && match scope {
+                    Some(scope) => rule.scope_matches(principal, scope),
+                    None => rule.scopes.iter().any(|s| matches!(s, ScopePattern::Any)),
+                }
+        })
+    }
+
     fn rules_for<'a>(&'a self, principal: &str) -> impl Iterator<Item = &'a Rule> + 'a {
         self.by_principal
             .get(principal)

@@ -17,6 +17,11 @@ impl KeyPattern {
     pub(crate) fn matches(&self, principal: &str, key: &str) -> bool {
         self.0.matches(principal, key)
     }
+
+    /// Whether every key matches (`*`), whoever the caller.
+    pub(crate) fn matches_every_key(&self) -> bool {
+        matches!(self.0, Glob::Any)
+    }
 }
 
 /// A compiled glob: `*` matches any run of characters, `{self}` the caller's principal id.

@@ -646,6 +646,35 @@ fn listing() {
     assert!(acl.visible("alice", "global", "public.motd"));
     assert!(!acl.visible("alice", "global", "private.key"));
     assert!(!acl.visible("alice", "skill:x", "k"));
+    // Only some keys of global: a listing (and its count) goes key by key.
+    assert!(!acl.lists_everything("alice", Some("global")));
+    assert!(!acl.lists_everything("alice", None));
+}
+
+#[test]
+fn listing_everything() {
+    let acl = Acl::new(&[
+        rule("ops", &["*"], &["**"], &[List]),
+        rule("ci", &["skill:*", "global"], &["*"], &[List, Read]),
+        rule("ci", &["global"], &["app-*"], &[List]),
+        rule("reader", &["*"], &["*"], &[Read]),
+        rule("*", &["{self}"], &["*"], &[List]),
+    ])
+    .expect("acl");
+    assert!(acl.lists_everything("ops", None));
+    assert!(acl.lists_everything("ops", Some("skill:x")));
+    assert!(acl.lists_everything("ci", Some("skill:deploy")));
+    assert!(acl.lists_everything("ci", Some("global")));
+    assert!(
+        !acl.lists_everything("ci", None),
+        "a scope prefix is not every scope"
+    );
+    assert!(!acl.lists_everything("ci", Some("channel:slack:T1")));
+    assert!(!acl.lists_everything("reader", None), "read is not list");
+    // {self}: the caller's own scope, not another's.
+    assert!(acl.lists_everything("bob", Some("principal:bob")));
+    assert!(!acl.lists_everything("bob", Some("principal:alice")));
+    assert!(!acl.lists_everything("bob", None));
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! End to end: List page by page. Pages come in scope then key order with a token to go on
-//! from; a principal sees only the secrets its ACL lets it list (a rule for some keys of a
-//! scope lists those), however they fall across the store's pages; a token the daemon did not issue is refused (and audited); `vaultctl
-//! list` reads every page.
+//! from, the first with the listing's total count; a principal sees (and counts) only the
+//! secrets its ACL lets it list (a rule for some keys of a scope lists those), however they
+//! fall across the store's pages; a token the daemon did not issue is refused (and audited);
+//! `vaultctl list` reads every page and says how many secrets it showed, and `list --count`
+//! prints the total alone.
 
 mod common;
 
@@ -31,9 +33,11 @@ fn put(scope: &str, key: &str) -> pb::PutRequest {
     }
 }
 
-/// Every page of a listing with `page_size`: the names, and how many pages it took.
+/// Every page of a listing with `page_size`: the names, and how many pages it took. The
+/// first page's total_count must be how many names all the pages hold, and later pages
+/// leave it unset.
 async fn walk(api: &mut Client, scope: Option<&str>, page_size: u32) -> (Vec<String>, usize) {
-    let (mut names, mut token, mut pages) = (Vec::new(), String::new(), 0);
+    let (mut names, mut token, mut pages, mut total) = (Vec::new(), String::new(), 0, None);
     loop {
         let reply = api
             .list(pb::ListRequest {
@@ -45,6 +49,11 @@ async fn walk(api: &mut Client, scope: Option<&str>, page_size: u32) -> (Vec<Str
             .expect("list")
             .into_inner();
         pages += 1;
+        if pages == 1 {
+            total = reply.total_count;
+        } else {
+            assert_eq!(reply.total_count, None, "counted on the first page only");
+        }
         let most = if page_size == 0 {
             1000
         } else {
@@ -58,6 +67,7 @@ async fn walk(api: &mut Client, scope: Option<&str>, page_size: u32) -> (Vec<Str
                 .map(|s| format!("{} {}", s.scope, s.key)),
         );
         if reply.next_page_token.is_empty() {
+            assert_eq!(total, Some(names.len() as u64), "{scope:?} by {page_size}");
             return (names, pages);
         }
         token = reply.next_page_token;
@@ -146,7 +156,21 @@ async fn pages_cover_every_visible_secret_once_in_order() {
     let listed = vaultctl_with(&exports, &["list", "--page-size", "4"], b"");
     assert!(listed.status.success(), "{listed:?}");
     let table = String::from_utf8_lossy(&listed.stdout);
-    assert_eq!(table.lines().count(), 1 + expected.len(), "{table}");
+    assert_eq!(table.lines().count(), 2 + expected.len(), "{table}");
+    assert_eq!(table.lines().last(), Some("31 secrets"), "{table}");
+    // The count alone: vaultd's total_count, in both forms.
+    for (args, want) in [
+        (&["list", "--count"][..], "31\n"),
+        (&["list", "global", "--count"][..], "30\n"),
+        (
+            &["list", "--count", "--format", "json"][..],
+            "{\"total_count\":31}\n",
+        ),
+    ] {
+        let counted = vaultctl_with(&exports, args, b"");
+        assert!(counted.status.success(), "{args:?}: {counted:?}");
+        assert_eq!(String::from_utf8_lossy(&counted.stdout), want, "{args:?}");
+    }
     let json = vaultctl_with(
         &exports,
         &["list", "--page-size", "4", "--format", "json"],

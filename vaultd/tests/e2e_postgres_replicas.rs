@@ -341,3 +341,99 @@ async fn when_the_leader_is_killed_another_replica_takes_over_within_the_lease()
         "a live replica leads"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixty_four_clients_over_three_replicas_lose_no_acknowledged_write() {
+    let Some(db) = postgres::database(TEST) else {
+        return;
+    };
+    let cluster = Cluster::new(db, 3);
+    let daemons: Vec<Daemon> = (0..3).map(|i| cluster.start(i)).collect();
+    const CLIENTS: usize = 64;
+    const WRITES: usize = 12;
+    let mut tasks = Vec::new();
+    for c in 0..CLIENTS {
+        let mut client = daemons[c % 3].client("admin").await;
+        tasks.push(tokio::spawn(async move {
+            // Each client overwrites a key of its own and one key all clients share, and
+            // reads back what it wrote to its own.
+            let mut acknowledged = Vec::new();
+            for w in 0..WRITES {
+                let own = format!("c{c}");
+                let value = format!("{c}-{w}");
+                let reply = client
+                    .put(put(&own, value.as_bytes(), None))
+                    .await
+                    .expect("put own");
+                acknowledged.push((own.clone(), reply.into_inner().version, value.clone()));
+                let reply = client
+                    .put(put("shared", value.as_bytes(), None))
+                    .await
+                    .expect("put shared");
+                acknowledged.push(("shared".into(), reply.into_inner().version, value));
+                let read = client.get(get(&own)).await.expect("get own").into_inner();
+                assert_eq!(read.version, w as u64 + 1, "read your own write");
+            }
+            acknowledged
+        }));
+    }
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.expect("client task"));
+    }
+    // Every acknowledged version of every key reads back, with its value, from every replica.
+    let shared: Vec<u64> = {
+        let mut v: Vec<u64> = acknowledged
+            .iter()
+            .filter(|(key, _, _)| key == "shared")
+            .map(|(_, version, _)| *version)
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(
+        shared,
+        (1..=(CLIENTS * WRITES) as u64).collect::<Vec<_>>(),
+        "the shared key's versions are each acknowledged once, none lost"
+    );
+    // Each acknowledged version reads back with its value (from the replicas in turn), and
+    // every replica serves each key's newest version.
+    let mut clients = Vec::new();
+    for daemon in &daemons {
+        clients.push(daemon.client("admin").await);
+    }
+    for (n, (key, version, value)) in acknowledged.iter().enumerate() {
+        let read = clients[n % 3]
+            .get(pb::GetRequest {
+                scope: "global".into(),
+                key: key.clone(),
+                version: Some(*version),
+            })
+            .await
+            .expect("an acknowledged version")
+            .into_inner();
+        assert_eq!(read.value, value.as_bytes(), "{key} v{version}");
+    }
+    let newest = |key: &str| {
+        acknowledged
+            .iter()
+            .filter(|(k, _, _)| k == key)
+            .max_by_key(|(_, version, _)| *version)
+            .map(|(_, version, value)| (*version, value.clone()))
+            .expect("written")
+    };
+    for client in &mut clients {
+        for key in (0..CLIENTS)
+            .map(|c| format!("c{c}"))
+            .chain(["shared".to_owned()])
+        {
+            let read = client.get(get(&key)).await.expect("get").into_inner();
+            let (version, value) = newest(&key);
+            assert_eq!(
+                (read.version, read.value),
+                (version, value.into_bytes()),
+                "{key}"
+            );
+        }
+    }
+}

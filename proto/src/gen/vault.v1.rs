@@ -89,6 +89,13 @@ pub struct ListResponse {
     /// Where the next page starts; empty on the last page.
     #[prost(string, tag = "2")]
     pub next_page_token: ::prost::alloc::string::String,
+    /// How many secrets the whole listing (every page) holds for this caller, counted when the
+    /// first page (no page_token) is read, and only then: unset on later pages. Also unset on
+    /// a first page when counting would mean reading more than 100,000 names one by one (a
+    /// caller whose rules let it list only some keys of what it lists); read to the last page
+    /// to know. Writes after the first page can make the pages hold more or fewer.
+    #[prost(uint64, optional, tag = "3")]
+    pub total_count: ::core::option::Option<u64>,
 }
 #[allow(clippy::all)]
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]

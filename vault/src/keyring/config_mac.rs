@@ -50,6 +50,27 @@ pub(crate) fn verify_config(config: &VaultConfig, keys: &IntegrityKeys) -> Resul
     Err(tampered(found.join("; ")))
 }
 
+/// Sets the MAC of one epoch record (kept outside `vault.json`: in a shared store's ledger).
+pub(crate) fn mac_epoch(vault_id: &str, epoch: &mut EpochRecord, keys: &IntegrityKeys) {
+    epoch.mac = keys.config_mac(&epoch_parts(vault_id, epoch).as_parts());
+}
+
+/// Checks the MAC of one epoch record kept outside `vault.json`.
+pub(crate) fn verify_epoch(
+    vault_id: &str,
+    epoch: &EpochRecord,
+    keys: &IntegrityKeys,
+) -> Result<(), Error> {
+    if keys.config_mac_ok(&epoch_parts(vault_id, epoch).as_parts(), &epoch.mac) {
+        Ok(())
+    } else {
+        Err(tampered(format!(
+            "epoch {} in the store (its key) was added or changed by someone without this vault's keys",
+            epoch.number
+        )))
+    }
+}
+
 fn config_keks_mut(config: &mut VaultConfig) -> impl Iterator<Item = &mut PinnedKek> {
     config.keks.iter_mut().chain(
         config

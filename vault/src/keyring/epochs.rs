@@ -16,9 +16,11 @@ use std::time::{Duration, Instant};
 use envelope::{Context, Dek, KekId, KekProvider, SoftwareKek};
 
 use super::integrity::IntegrityKeys;
+use super::ledger_epochs::{open_ledger_epoch, reserve_shared};
 use super::root::RootSet;
 use crate::Error;
-use crate::config::{ConfigVersion, EpochRecord, VaultConfig, encode};
+use crate::config::{ConfigVersion, EpochPolicy, EpochRecord, VaultConfig, encode};
+use crate::store::EpochLedger;
 use crate::store::now_ms;
 
 /// How often a process with a lease looks for epochs started or retired by others. A
@@ -30,7 +32,7 @@ pub(crate) const CONFIG_RECHECK: Duration = Duration::from_secs(1);
 pub(crate) const EPOCH_KIND: &str = "epoch";
 
 /// The AAD of an epoch key's own envelope.
-fn epoch_context(number: u32) -> Context<'static> {
+pub(super) fn epoch_context(number: u32) -> Context<'static> {
     Context::new("keyring", "epoch", u64::from(number))
 }
 
@@ -116,6 +118,8 @@ pub(crate) struct Epochs {
     unwrap_set: Arc<[Arc<dyn KekProvider>]>,
     /// Whether a renewal ahead of exhaustion is under way (see [`Epochs::begin_renewal`]).
     renewing: bool,
+    /// When epochs close (pinned in `vault.json`).
+    policy: EpochPolicy,
 }
 
 /// Wraps reserved for this process in `vault.json`: `granted` on epoch `number`, whose key
@@ -127,10 +131,29 @@ pub(crate) struct Reservation {
     closes_at: Instant,
 }
 
+impl Reservation {
+    pub(super) fn new(
+        number: u32,
+        granted: u64,
+        key: Arc<SoftwareKek>,
+        closes_at: Instant,
+    ) -> Self {
+        Reservation {
+            number,
+            granted,
+            key,
+            closes_at,
+        }
+    }
+}
+
 impl Epochs {
     /// Opens every epoch still allowed to decrypt.
     pub(crate) fn open_all(config: &VaultConfig, root: &RootSet) -> Result<Self, Error> {
-        let mut epochs = Epochs::default();
+        let mut epochs = Epochs {
+            policy: config.epoch_policy,
+            ..Epochs::default()
+        };
         for record in config
             .epochs
             .iter()
@@ -164,6 +187,51 @@ impl Epochs {
         Ok(added)
     }
 
+    /// Opens every epoch in a shared store's ledger still allowed to decrypt (oldest first,
+    /// so that each can be opened with the one before it).
+    pub(crate) fn open_all_shared(
+        config: &VaultConfig,
+        ledger: &dyn EpochLedger,
+        root: &RootSet,
+        keys: &IntegrityKeys,
+    ) -> Result<Self, Error> {
+        let mut epochs = Epochs {
+            policy: config.epoch_policy,
+            ..Epochs::default()
+        };
+        epochs.open_new_shared(
+            config.min_decryption_version,
+            ledger,
+            root,
+            keys,
+            &config.id,
+        )?;
+        Ok(epochs)
+    }
+
+    /// Opens the epochs other replicas added to the ledger since; whether there were any.
+    pub(crate) fn open_new_shared(
+        &mut self,
+        min: u32,
+        ledger: &dyn EpochLedger,
+        root: &RootSet,
+        keys: &IntegrityKeys,
+        vault_id: &str,
+    ) -> Result<bool, Error> {
+        let mut added = false;
+        for epoch in ledger.epochs()?.iter().filter(|e| e.record.number >= min) {
+            if !self.open.contains_key(&epoch.record.number) {
+                let key = open_ledger_epoch(vault_id, epoch, root, keys, &self.open)?;
+                self.open.insert(epoch.record.number, key);
+                added = true;
+            }
+        }
+        if added {
+            self.refresh_unwrap_set();
+        }
+        Ok(added)
+    }
+
     fn refresh_unwrap_set(&mut self) {
         self.unwrap_set = self
             .open
@@ -176,6 +244,11 @@ impl Epochs {
     /// What opens epoch-wrapped envelopes.
     pub(crate) fn unwrap_set(&self) -> Arc<[Arc<dyn KekProvider>]> {
         Arc::clone(&self.unwrap_set)
+    }
+
+    /// The key of epoch `number`, if this process holds it.
+    pub(crate) fn key(&self, number: u32) -> Option<Arc<SoftwareKek>> {
+        self.open.get(&number).cloned()
     }
 
     /// The numbers of the open epochs.
@@ -207,6 +280,7 @@ impl Epochs {
         root: &RootSet,
         keys: &IntegrityKeys,
         lease: u64,
+        ledger: Option<&dyn EpochLedger>,
     ) -> Result<Arc<SoftwareKek>, Error> {
         let now = Instant::now();
         // At most once per CONFIG_RECHECK: a wrap is sub-microsecond, a stat is not.
@@ -215,7 +289,10 @@ impl Epochs {
                 .checked_at
                 .is_none_or(|t| now.saturating_duration_since(t) >= CONFIG_RECHECK)
         {
-            self.follow_config(dir, keys)?;
+            match ledger {
+                Some(ledger) => self.follow_ledger(ledger)?,
+                None => self.follow_config(dir, keys)?,
+            }
             self.checked_at = Some(now);
         }
         let fresh = match self.current {
@@ -225,7 +302,18 @@ impl Epochs {
         if !fresh {
             // Renewing writes vault.json, and may open or start an epoch with the root KEKs.
             crate::in_memory::device_allowed()?;
-            let reserved = reserve(dir, vault_id, root, keys, lease.max(1), &self.open)?;
+            let reserved = match ledger {
+                Some(ledger) => reserve_shared(
+                    ledger,
+                    vault_id,
+                    root,
+                    keys,
+                    &self.policy,
+                    lease.max(1),
+                    &self.open,
+                )?,
+                None => reserve(dir, vault_id, root, keys, lease.max(1), &self.open)?,
+            };
             self.install(reserved);
             // Renewal just read the configuration under the vault lock.
             self.checked = None;
@@ -264,6 +352,24 @@ impl Epochs {
         }
         self.checked = Some(version);
         Ok(())
+    }
+
+    /// Ends the lease if another replica started a newer epoch in the ledger (rotation or an
+    /// exhausted budget): new secrets move to the newest epoch.
+    fn follow_ledger(&mut self, ledger: &dyn EpochLedger) -> Result<(), Error> {
+        let newest = ledger.newest_epoch()?;
+        if self
+            .current
+            .is_some_and(|(n, _)| newest.is_some_and(|newest| newest > n))
+        {
+            self.end_lease();
+        }
+        Ok(())
+    }
+
+    /// The epoch policy.
+    pub(crate) fn policy(&self) -> EpochPolicy {
+        self.policy
     }
 
     /// Whether this process should lease more wraps ahead of need: it has no lease yet, or

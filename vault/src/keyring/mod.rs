@@ -4,6 +4,7 @@
 mod config_mac;
 mod epochs;
 mod integrity;
+mod ledger_epochs;
 mod root;
 mod tagged;
 
@@ -20,9 +21,11 @@ pub(crate) use integrity::{
     IntegrityKeys, add_to_integrity_key, drop_from_integrity_key, new_integrity_key,
     open_integrity_key,
 };
+pub(crate) use ledger_epochs::new_ledger_epoch;
 pub(crate) use root::{RootSet, check_canary, pin};
 
 use crate::config::{VaultConfig, WrapMode};
+use crate::store::EpochLedger;
 use crate::{Error, Kek};
 
 /// What seals one envelope: the root KEKs (direct) or the current epoch key (tiered).
@@ -83,20 +86,29 @@ pub(crate) fn open_root(
 impl Keyring {
     /// Checks `keks` against the configuration, verifies it and, in tiered mode, opens the
     /// epoch keys.
-    pub(crate) fn unlock(config: &VaultConfig, keks: Vec<Kek>) -> Result<Self, Error> {
+    pub(crate) fn unlock(
+        config: &VaultConfig,
+        keks: Vec<Kek>,
+        ledger: Option<&dyn EpochLedger>,
+    ) -> Result<Self, Error> {
         let (root, integrity) = open_root(config, keks)?;
-        Self::assemble(config, root, integrity)
+        Self::assemble(config, root, integrity, ledger)
     }
 
     /// The keyring of a verified `config` with these root KEKs and integrity keys.
+    /// With a `ledger` (a store replicas share), the epochs are the ledger's.
     pub(crate) fn assemble(
         config: &VaultConfig,
         root: RootSet,
         integrity: Arc<IntegrityKeys>,
+        ledger: Option<&dyn EpochLedger>,
     ) -> Result<Self, Error> {
-        let epochs = match config.mode {
-            WrapMode::Tiered => Some(Mutex::new(Epochs::open_all(config, &root)?)),
-            WrapMode::Direct => None,
+        let epochs = match (config.mode, ledger) {
+            (WrapMode::Tiered, None) => Some(Mutex::new(Epochs::open_all(config, &root)?)),
+            (WrapMode::Tiered, Some(ledger)) => Some(Mutex::new(Epochs::open_all_shared(
+                config, ledger, &root, &integrity,
+            )?)),
+            (WrapMode::Direct, _) => None,
         };
         Ok(Keyring {
             root,
@@ -127,6 +139,7 @@ impl Keyring {
         dir: &Path,
         vault_id: &str,
         lease: u64,
+        ledger: Option<&dyn EpochLedger>,
     ) -> Result<SealKeks<'_>, Error> {
         match self.epochs() {
             None => {
@@ -134,7 +147,8 @@ impl Keyring {
                 Ok(SealKeks::Root(self.root.wrap_set()?))
             }
             Some(mut epochs) => {
-                let key = epochs.wrap_key(dir, vault_id, &self.root, &self.integrity, lease)?;
+                let key =
+                    epochs.wrap_key(dir, vault_id, &self.root, &self.integrity, lease, ledger)?;
                 Ok(SealKeks::Epoch([key as Arc<dyn KekProvider>]))
             }
         }
@@ -156,35 +170,90 @@ impl Keyring {
         dir: &Path,
         vault_id: &str,
         lease: u64,
+        ledger: Option<&dyn EpochLedger>,
     ) -> Result<(), Error> {
-        let Some(open) = self.epochs().and_then(|mut e| e.begin_renewal(lease)) else {
+        let Some((open, policy)) = self
+            .epochs()
+            .and_then(|mut e| e.begin_renewal(lease).map(|open| (open, e.policy())))
+        else {
             return Ok(());
         };
-        let reserved = reserve(
-            dir,
-            vault_id,
-            &self.root,
-            &self.integrity,
-            lease.max(1),
-            &open,
-        );
+        let reserved = match ledger {
+            Some(ledger) => ledger_epochs::reserve_shared(
+                ledger,
+                vault_id,
+                &self.root,
+                &self.integrity,
+                &policy,
+                lease.max(1),
+                &open,
+            ),
+            None => reserve(
+                dir,
+                vault_id,
+                &self.root,
+                &self.integrity,
+                lease.max(1),
+                &open,
+            ),
+        };
         self.epochs().ok_or(Error::Locked)?.end_renewal(reserved)
     }
 
     /// Opens the epochs other processes started since unlock (tiered mode); whether there
     /// were any.
-    pub(crate) fn open_new_epochs(&self, dir: &Path) -> Result<bool, Error> {
+    pub(crate) fn open_new_epochs(
+        &self,
+        dir: &Path,
+        ledger: Option<&dyn EpochLedger>,
+    ) -> Result<bool, Error> {
         if self.epochs.is_some() {
             // Opening an epoch unwraps its key with the root KEKs.
             self.root.usable_here()?;
         }
-        match self.epochs() {
-            None => Ok(false),
-            Some(mut epochs) => epochs.open_new(
-                &VaultConfig::read_verified(dir, &self.integrity)?,
+        let Some(mut epochs) = self.epochs() else {
+            return Ok(false);
+        };
+        let config = VaultConfig::read_verified(dir, &self.integrity)?;
+        match ledger {
+            Some(ledger) => epochs.open_new_shared(
+                config.min_decryption_version,
+                ledger,
                 &self.root,
+                &self.integrity,
+                &config.id,
             ),
+            None => epochs.open_new(&config, &self.root),
         }
+    }
+
+    /// Starts the next epoch in a shared store's ledger (`rotate`): its number.
+    pub(crate) fn rotate_shared(
+        &self,
+        ledger: &dyn EpochLedger,
+        vault_id: &str,
+    ) -> Result<u32, Error> {
+        let epochs = self.epochs().ok_or(Error::Locked)?;
+        for _ in 0..4 {
+            let newest = ledger.newest_epoch()?;
+            let number = newest.map_or(1, |n| n + 1);
+            let previous = newest.and_then(|n| epochs.key(n));
+            let (epoch, _) = ledger_epochs::new_ledger_epoch(
+                vault_id,
+                number,
+                &self.root,
+                &self.integrity,
+                previous.as_ref(),
+                0,
+            )?;
+            if ledger.add_epoch(&epoch)? {
+                return Ok(number);
+            }
+        }
+        Err(Error::Store {
+            what: "starting an epoch",
+            reason: "other replicas kept starting epochs; try again".into(),
+        })
     }
 
     /// The KEKs that open stored envelopes.

@@ -183,6 +183,20 @@ impl SecretStore for MemoryStore {
         Ok(self.secrets().len() as u64)
     }
 
+    fn count_in(&self, scope: Option<&str>) -> Result<u64, Error> {
+        let secrets = self.secrets();
+        let live = |versions: &Vec<Version>| !versions.is_empty();
+        Ok(match scope {
+            None => secrets.values().filter(|v| live(v)).count(),
+            // The scope's keys are one range of the map.
+            Some(scope) => secrets
+                .range((scope.to_owned(), String::new())..)
+                .take_while(|((s, _), _)| s == scope)
+                .filter(|(_, v)| live(v))
+                .count(),
+        } as u64)
+    }
+
     fn count_versions(&self) -> Result<u64, Error> {
         Ok(self.secrets().values().map(|v| v.len() as u64).sum())
     }

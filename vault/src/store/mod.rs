@@ -6,6 +6,7 @@
 
 mod feed;
 mod heads;
+mod ledger;
 mod memory;
 mod postgres;
 mod sqlite;
@@ -20,6 +21,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub use feed::ChangeFeed;
 pub use heads::{HeadAuth, KeyHead};
+pub use ledger::{EpochLedger, LedgerEpoch};
 pub use memory::MemoryStore;
 pub use postgres::{
     DEFAULT_MAX_STALENESS, PASSWORD_ENV, PostgresStore, STORE_LOCATION_FILE, StoreLocation,
@@ -248,6 +250,11 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     /// How many secrets (not versions) the store holds.
     fn count(&self) -> Result<u64, Error>;
 
+    /// How many secrets a listing of `scope` (of every scope if `None`) holds: what
+    /// [`SecretStore::list`] returns over all its pages, counted in the store (one statement)
+    /// rather than by reading the names out.
+    fn count_in(&self, scope: Option<&str>) -> Result<u64, Error>;
+
     /// How many versions the store holds.
     fn count_versions(&self) -> Result<u64, Error>;
 
@@ -269,6 +276,12 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
 
     /// Whether this process leads the singleton jobs now; `None` for a store without them.
     fn leads(&self) -> Option<bool> {
+        None
+    }
+
+    /// Where a store that replicas share keeps a tiered vault's epochs; `None` for a store of
+    /// one machine, whose vault keeps them in `vault.json`.
+    fn epoch_ledger(&self) -> Option<&dyn EpochLedger> {
         None
     }
 

@@ -113,6 +113,16 @@ pub(crate) fn count_sql() -> String {
     )
 }
 
+/// How many keys of one scope (?1) have a live version: the scope's head rows, a range of
+/// the primary key, each seeking its versions (the count of every scope is [`count_sql`]).
+pub(crate) fn count_in_scope_sql() -> String {
+    format!(
+        "SELECT COUNT(*) FROM secrets h WHERE h.scope = ?1 AND h.version = 0 AND EXISTS
+         (SELECT 1 FROM secrets s WHERE s.scope = h.scope AND s.key = h.key
+             AND s.version > 0 AND {LIVE})"
+    )
+}
+
 /// Sizes the map and the private cache of `conn` (see [`MMAP_SIZE`], [`CACHE_KIB`]).
 fn size_caches(conn: &Connection) -> Result<(), Error> {
     // mmap_size answers with the size it took: read it, or the statement is left pending.
@@ -459,6 +469,17 @@ impl SecretStore for SqliteStore {
     fn count(&self) -> Result<u64, Error> {
         self.conn()
             .query_row(&count_sql(), [], |row| row.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(Error::store("counting secrets"))
+    }
+
+    fn count_in(&self, scope: Option<&str>) -> Result<u64, Error> {
+        let Some(scope) = scope else {
+            return self.count();
+        };
+        self.conn()
+            .prepare_cached(&count_in_scope_sql())
+            .and_then(|mut stmt| stmt.query_row(params![scope], |row| row.get::<_, i64>(0)))
             .map(|n| n as u64)
             .map_err(Error::store("counting secrets"))
     }

@@ -43,6 +43,7 @@ fn statements_of_one_key_or_one_page_seek_in_a_primary_key() {
     let (_dir, store) = store();
     let conn = store.conn();
     let list_in_scope = list_sql(true);
+    let count_in_scope = count_in_scope_sql();
     // INSERT_SQL and WRITE_HEAD_SQL have no plan: an insert by primary key reads nothing.
     assert!(plan(&conn, INSERT_SQL).is_empty() && plan(&conn, WRITE_HEAD_SQL).is_empty());
     // A get: the head row, then the version it names, each sought by the whole primary key
@@ -62,6 +63,7 @@ fn statements_of_one_key_or_one_page_seek_in_a_primary_key() {
         REPLACE_SQL,
         DELETE_SQL,
         &list_in_scope,
+        &count_in_scope,
     ] {
         let details = plan(&conn, sql);
         assert!(!details.is_empty(), "no plan for {sql}");
@@ -70,6 +72,28 @@ fn statements_of_one_key_or_one_page_seek_in_a_primary_key() {
             "{sql}\nwalks a table: {details:?}"
         );
     }
+}
+
+#[test]
+fn the_count_of_a_scope_reads_its_range_and_seeks_each_keys_versions() {
+    let (_dir, store) = store();
+    let conn = store.conn();
+    // A List's total for one scope: the scope's rows (a range of the primary key, not a
+    // walk of the store), and for each head one seek of its live versions.
+    let count = plan(&conn, &count_in_scope_sql());
+    assert!(walks(&count).is_empty(), "{count:?}");
+    assert!(
+        count
+            .iter()
+            .any(|d| d == "SEARCH h USING PRIMARY KEY (scope=?)"),
+        "{count:?}"
+    );
+    assert!(
+        count
+            .iter()
+            .any(|d| d.starts_with("SEARCH s USING PRIMARY KEY (scope=? AND key=?")),
+        "{count:?}"
+    );
 }
 
 #[test]

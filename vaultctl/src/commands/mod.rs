@@ -17,7 +17,7 @@ mod secrets;
 mod status;
 mod transit;
 
-pub use secrets::{ListPrinter, ListRow};
+pub use secrets::{ListPrinter, ListRow, print_count};
 pub use transit::envelope_bytes;
 
 use crate::cli::{Cli, Command};

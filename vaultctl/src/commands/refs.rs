@@ -77,6 +77,8 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// The vault `vault://` references read from, if any reference needs one.
+// One per command: the size of the larger variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum Source {
     /// A vault directory opened here.
     Local(vault::Vault),

@@ -40,6 +40,10 @@ pub fn delete(cli: &Cli, args: &NameArgs) -> Result<(), Error> {
 
 pub fn list(cli: &Cli, args: &ListArgs) -> Result<(), Error> {
     let vault = open_vault_for_reading(cli)?;
+    if args.count {
+        print_count(vault.count(args.scope.as_deref())?, &args.format);
+        return Ok(());
+    }
     let mut printer = ListPrinter::new(&args.format);
     let mut after = None;
     loop {
@@ -53,8 +57,8 @@ pub fn list(cli: &Cli, args: &ListArgs) -> Result<(), Error> {
             updated_at_ms: s.updated_at,
         }));
         match page.next {
-            Some(next) => after = Some(next),
-            None => break,
+            Some(next) if !printer.closed() => after = Some(next),
+            _ => break,
         }
     }
     printer.finish();
@@ -71,34 +75,57 @@ pub struct ListRow<'a> {
     pub updated_at_ms: i64,
 }
 
+/// `list --count`: how many secrets the listing holds, as a number or a JSON object.
+pub fn print_count(total: u64, format: &FormatArgs) {
+    if format.json() {
+        println!("{}", serde_json::json!({ "total_count": total }));
+    } else {
+        println!("{total}");
+    }
+}
+
 /// `list`'s output, printed page by page as the pages arrive (a listing of a million
-/// secrets is never held at once): a table with UTC dates, or a JSON array with the times as
-/// Unix milliseconds and as RFC 3339 text.
+/// secrets is never held at once): a table with UTC dates that ends with how many secrets
+/// it shows, or a JSON array with the times as Unix milliseconds and as RFC 3339 text. The
+/// array stays the whole document (scripts parse it as one), so the count is not in it:
+/// it is the array's length, or `list --count`.
 pub struct ListPrinter {
     json: bool,
     /// Rows printed so far.
     printed: u64,
+    /// Whether stdout was closed (`| head`): nothing more is printed, and the listing stops.
+    closed: bool,
 }
 
 impl ListPrinter {
     pub fn new(format: &FormatArgs) -> Self {
         let json = format.json();
-        if json {
-            print!("[");
+        let mut out = std::io::stdout().lock();
+        let header = if json {
+            write!(out, "[")
         } else {
-            println!(
+            writeln!(
+                out,
                 "{:<32} {:<32} {:>7}  UPDATED (UTC)",
                 "SCOPE", "KEY", "VERSION"
-            );
+            )
+        };
+        Self {
+            json,
+            printed: 0,
+            closed: header.is_err(),
         }
-        Self { json, printed: 0 }
     }
 
+    /// Prints one page, in one write: stdout is line-buffered, and a million rows would
+    /// otherwise be a million system calls.
     pub fn rows<'a>(&mut self, rows: impl Iterator<Item = ListRow<'a>>) {
-        let mut out = std::io::stdout().lock();
+        if self.closed {
+            return;
+        }
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
         for s in rows {
-            // A closed stdout (`| head`) ends the output; the listing has nothing to undo.
-            let _ = if self.json {
+            let written = if self.json {
                 let row = serde_json::json!({
                     "scope": s.scope, "key": s.key, "version": s.version, "versions": s.versions,
                     "created_at_ms": s.created_at_ms, "updated_at_ms": s.updated_at_ms,
@@ -116,14 +143,36 @@ impl ListPrinter {
                     human_time(s.updated_at_ms)
                 )
             };
+            if written.is_err() {
+                self.closed = true;
+                return;
+            }
             self.printed += 1;
         }
+        self.closed = out.flush().is_err();
+    }
+
+    /// Whether stdout was closed: a closed stdout ends the output, and as a listing has
+    /// nothing to undo, the command stops reading pages and succeeds.
+    pub fn closed(&self) -> bool {
+        self.closed
     }
 
     pub fn finish(self) {
-        if self.json {
-            println!("]");
+        if self.closed {
+            return;
         }
+        let mut out = std::io::stdout().lock();
+        let _ = if self.json {
+            writeln!(out, "]")
+        } else {
+            let noun = if self.printed == 1 {
+                "secret"
+            } else {
+                "secrets"
+            };
+            writeln!(out, "{} {noun}", self.printed)
+        };
     }
 }
 

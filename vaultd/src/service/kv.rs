@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use super::checks::{Asks, check_value_size};
 use super::{Api, vault_err};
+use crate::acl::Acl;
 use crate::gates::CallRecord;
 
 pub(super) async fn put(
@@ -116,15 +117,37 @@ pub(super) async fn list(
     let wanted = m.scope.clone();
     let rules = Arc::clone(&api.gates.rules());
     let principal = caller.id.to_string();
-    let (secrets, next) = api
+    let reply = api
         .read_on_pool(call, move |v| {
-            visible_page(v, wanted.as_deref(), start, size, |s| {
-                rules.acl.visible(&principal, &s.scope, &s.key)
-            })
-            .map_err(vault_err)
+            visible_reply(v, wanted.as_deref(), start, size, &rules.acl, &principal)
+                .map_err(vault_err)
         })
         .await?;
-    Ok(Response::new(pb::ListResponse {
+    Ok(Response::new(reply))
+}
+
+/// The page of [`visible_page`] for `principal`, and on the first page (no `start`) how
+/// many secrets the whole listing holds for it, if that can be told cheaply: from the page
+/// itself when it is the whole listing, by one count in the store when the ACL shows
+/// `principal` every secret listed, else by [`count_visible`].
+fn visible_reply(
+    vault: &vault::Vault,
+    scope: Option<&str>,
+    start: Option<ListPosition>,
+    size: usize,
+    acl: &Acl,
+    principal: &str,
+) -> Result<pb::ListResponse, vault::Error> {
+    let visible = |s: &SecretInfo| acl.visible(principal, &s.scope, &s.key);
+    let first = start.is_none();
+    let (secrets, next) = visible_page(vault, scope, start, size, visible)?;
+    let total_count = match next {
+        _ if !first => None,
+        None => Some(secrets.len() as u64),
+        Some(_) if acl.lists_everything(principal, scope) => Some(vault.count(scope)?),
+        Some(_) => count_visible(vault, scope, visible, MAX_SCANNED)?,
+    };
+    Ok(pb::ListResponse {
         secrets: secrets
             .into_iter()
             .map(|s| pb::SecretInfo {
@@ -137,7 +160,30 @@ pub(super) async fn list(
             })
             .collect(),
         next_page_token: next.map(|p| p.to_token()).unwrap_or_default(),
-    }))
+        total_count,
+    })
+}
+
+/// How many secrets of the listing of `scope` `visible` lets the caller see, read name by
+/// name from the first; `None` when that would read more than `most` names (a count cut
+/// short would be wrong, and a longer walk would make every first page slow).
+fn count_visible(
+    vault: &vault::Vault,
+    scope: Option<&str>,
+    visible: impl Fn(&SecretInfo) -> bool,
+    most: usize,
+) -> Result<Option<u64>, vault::Error> {
+    let (mut counted, mut scanned, mut after) = (0, 0, None);
+    loop {
+        let page = vault.list_page(scope, after.as_ref(), most.min(MAX_PAGE))?;
+        scanned += page.secrets.len();
+        counted += page.secrets.iter().filter(|s| visible(s)).count() as u64;
+        match page.next {
+            None => return Ok(Some(counted)),
+            Some(_) if scanned >= most => return Ok(None),
+            next => after = next,
+        }
+    }
 }
 
 /// Up to `size` secrets after `start` that `visible` lets the caller see, reading store pages
@@ -178,4 +224,39 @@ fn position_of(secret: Option<&SecretInfo>) -> Option<ListPosition> {
         scope: s.scope.clone(),
         key: s.key.clone(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vault_of(secrets: usize) -> (tempfile::TempDir, vault::Vault) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kek = vault::Kek {
+            uri: "memory:kv-tests".into(),
+            provider: Arc::new(envelope::SoftwareKek::random("kv-tests").expect("kek")),
+        };
+        let vault =
+            vault::Vault::init(dir.path(), vault::StoreKind::Memory, vec![kek]).expect("init");
+        for i in 0..secrets {
+            vault.set("global", &format!("k{i:03}"), b"v").expect("set");
+        }
+        (dir, vault)
+    }
+
+    #[test]
+    fn a_count_that_would_read_too_many_names_is_left_unset() {
+        let (_dir, vault) = vault_of(30);
+        // k000, k003, k006, k009, k010, ...: 12 of the 30.
+        let some = |s: &SecretInfo| s.key.ends_with(['0', '3', '6', '9']);
+        let count = |most| count_visible(&vault, None, some, most).expect("count");
+        assert_eq!(count(31), Some(12), "read to the end");
+        assert_eq!(count(1000), Some(12));
+        assert_eq!(count(10), None, "cut short: never 4");
+        assert_eq!(count(29), None);
+        assert_eq!(
+            count_visible(&vault, Some("skill:none"), some, 10).expect("count"),
+            Some(0)
+        );
+    }
 }

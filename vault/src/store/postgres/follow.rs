@@ -17,6 +17,7 @@ use tokio_postgres::tls::MakeTlsConnect;
 use tokio_postgres::{AsyncMessage, IsolationLevel, Socket};
 
 use super::lease::Lease;
+use super::pool_error;
 use super::schema::{CHANGES_CHANNEL, CHANGES_SINCE_SQL, HORIZON_SQL, PRUNE_CHANGES_SQL};
 use crate::Error;
 use crate::store::{ChangeFeed, now_ms};
@@ -100,10 +101,7 @@ impl Follower {
     /// is past every transaction) and moves the horizon to this snapshot's.
     async fn poll(&mut self) -> Result<(), Error> {
         let read = Error::pg("reading the change log");
-        let mut client = self.pool.get().await.map_err(|e| Error::Store {
-            what: "connecting to the database",
-            reason: e.to_string(),
-        })?;
+        let mut client = self.pool.get().await.map_err(pool_error)?;
         // One snapshot for the horizon and the rows: both as of the same instant.
         let tx = client
             .build_transaction()
@@ -160,10 +158,7 @@ pub(super) async fn prune(
     let Some(term) = lease.term() else {
         return Ok(None);
     };
-    let client = pool.get().await.map_err(|e| Error::Store {
-        what: "connecting to the database",
-        reason: e.to_string(),
-    })?;
+    let client = pool.get().await.map_err(pool_error)?;
     let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
     let deleted = client
         .execute(

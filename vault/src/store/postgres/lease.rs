@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::Pool;
 
+use super::pool_error;
 use super::schema::{ACQUIRE_LEASE_SQL, RELEASE_LEASE_SQL, RENEW_LEASE_SQL};
 use crate::Error;
 
@@ -68,10 +69,7 @@ impl Lease {
     /// Takes the lease if it is free, or renews the one held. Errors leave the local
     /// deadline as it was: the jobs stop when it passes.
     pub(super) async fn take_or_renew(&self, pool: &Pool) -> Result<(), Error> {
-        let client = pool.get().await.map_err(|e| Error::Store {
-            what: "connecting to the database",
-            reason: e.to_string(),
-        })?;
+        let client = pool.get().await.map_err(pool_error)?;
         let sent = Instant::now();
         let held = *self.state();
         let row = match held {

@@ -14,6 +14,7 @@
 //! connection before handing it out again (`RecyclingMethod::Verified`), so a database
 //! restart costs the calls in flight, not the store.
 
+mod epochs;
 mod follow;
 mod lease;
 mod location;
@@ -210,10 +211,7 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<Object, Error> {
-        self.pool.get().await.map_err(|e| Error::Store {
-            what: "connecting to the database",
-            reason: e.to_string(),
-        })
+        self.pool.get().await.map_err(pool_error)
     }
 
     /// The checked head of `scope`/`key` in `tx`; `None` if the key has none and no rows.
@@ -350,6 +348,22 @@ async fn write_head(
     .await
     .map_err(write)?;
     Ok(())
+}
+
+/// A connection the pool could not hand out, with the database's own reason when it gave one.
+fn pool_error(e: deadpool_postgres::PoolError) -> Error {
+    use deadpool_postgres::PoolError;
+    match e {
+        PoolError::Backend(e) => Error::pg("connecting to the database")(e),
+        PoolError::Timeout(_) => Error::Store {
+            what: "connecting to the database",
+            reason: "no connection within 10 s: every pooled one is busy, or the database does not answer".into(),
+        },
+        other => Error::Store {
+            what: "connecting to the database",
+            reason: other.to_string(),
+        },
+    }
 }
 
 fn count(row: &tokio_postgres::Row) -> Result<u64, tokio_postgres::Error> {
@@ -571,6 +585,25 @@ impl SecretStore for PostgresStore {
         })
     }
 
+    fn count_in(&self, scope: Option<&str>) -> Result<u64, Error> {
+        let Some(scope) = scope else {
+            return self.count();
+        };
+        self.block(async {
+            let client = self.client().await?;
+            let counting = Error::pg("counting secrets");
+            let stmt = client
+                .prepare_cached(&count_in_scope_sql())
+                .await
+                .map_err(counting)?;
+            client
+                .query_one(&stmt, &[&scope])
+                .await
+                .and_then(|row| count(&row))
+                .map_err(counting)
+        })
+    }
+
     fn count_versions(&self) -> Result<u64, Error> {
         self.block(async {
             let client = self.client().await?;
@@ -651,6 +684,10 @@ impl SecretStore for PostgresStore {
 
     fn leads(&self) -> Option<bool> {
         Some(self.lease.term().is_some())
+    }
+
+    fn epoch_ledger(&self) -> Option<&dyn super::EpochLedger> {
+        Some(self)
     }
 
     fn change_feed(&self) -> Option<Arc<ChangeFeed>> {

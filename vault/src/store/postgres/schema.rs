@@ -39,6 +39,12 @@ CREATE TABLE changes (
 );
 CREATE INDEX changes_by_xid ON changes (xid);
 CREATE INDEX changes_by_time ON changes (at);
+CREATE TABLE epochs (
+    number       integer PRIMARY KEY,
+    record       text   NOT NULL,
+    upgrade      bytea,
+    wraps_leased bigint NOT NULL
+);
 CREATE SEQUENCE leader_terms;
 CREATE TABLE leader_lease (
     name       text PRIMARY KEY,
@@ -160,6 +166,16 @@ pub(super) fn list_sql(in_scope: bool) -> String {
 pub(super) fn count_sql() -> String {
     format!(
         "SELECT COUNT(*) FROM secrets h WHERE h.version = 0 AND EXISTS
+         (SELECT 1 FROM secrets s WHERE s.scope = h.scope AND s.key = h.key
+             AND s.version > 0 AND {LIVE})"
+    )
+}
+
+/// How many keys of one scope (`$1`) have a live version: the count of [`count_sql`] over
+/// the scope's range of the primary key.
+pub(super) fn count_in_scope_sql() -> String {
+    format!(
+        "SELECT COUNT(*) FROM secrets h WHERE h.scope = $1 AND h.version = 0 AND EXISTS
          (SELECT 1 FROM secrets s WHERE s.scope = h.scope AND s.key = h.key
              AND s.version > 0 AND {LIVE})"
     )
