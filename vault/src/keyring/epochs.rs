@@ -474,20 +474,23 @@ pub(crate) fn reserve(
         .iter()
         .find(|e| e.number == number)
         .map_or_else(now_ms, |e| e.created_at_ms);
-    let max_age_ms =
-        i64::try_from(config.epoch_policy.max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let left_ms = created
-        .saturating_add(max_age_ms)
-        .saturating_sub(now_ms())
-        .max(0);
-    let now = Instant::now();
-    let closes_at = now
-        .checked_add(Duration::from_millis(left_ms.unsigned_abs()))
-        .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
     Ok(Reservation {
         number,
         granted,
         key,
-        closes_at,
+        closes_at: closes_at(created, &config.epoch_policy),
     })
+}
+
+/// When an epoch created at `created_at_ms` (Unix milliseconds) closes by age, on this
+/// process's monotonic clock.
+pub(super) fn closes_at(created_at_ms: i64, policy: &EpochPolicy) -> Instant {
+    let max_age_ms = i64::try_from(policy.max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let left_ms = created_at_ms
+        .saturating_add(max_age_ms)
+        .saturating_sub(now_ms())
+        .max(0);
+    let now = Instant::now();
+    now.checked_add(Duration::from_millis(left_ms.unsigned_abs()))
+        .unwrap_or(now + Duration::from_secs(365 * 24 * 3600))
 }

@@ -6,12 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use envelope::{Dek, KekProvider, SoftwareKek};
 
 use super::config_mac::{mac_epoch, verify_epoch};
-use super::epochs::{Reservation, epoch_context, epoch_kek_id, open_epoch};
+use super::epochs::{Reservation, closes_at, epoch_context, epoch_kek_id, open_epoch};
 use super::integrity::IntegrityKeys;
 use super::root::RootSet;
 use crate::Error;
@@ -158,15 +157,10 @@ fn reservation(
     record: &EpochRecord,
     policy: &EpochPolicy,
 ) -> Reservation {
-    let max_age_ms = i64::try_from(policy.max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    let left_ms = record
-        .created_at_ms
-        .saturating_add(max_age_ms)
-        .saturating_sub(now_ms())
-        .max(0);
-    let now = Instant::now();
-    let closes_at = now
-        .checked_add(Duration::from_millis(left_ms.unsigned_abs()))
-        .unwrap_or(now + Duration::from_secs(365 * 24 * 3600));
-    Reservation::new(number, granted, key, closes_at)
+    Reservation::new(
+        number,
+        granted,
+        key,
+        closes_at(record.created_at_ms, policy),
+    )
 }
