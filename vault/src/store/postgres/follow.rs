@@ -73,13 +73,22 @@ impl Follower {
 
     /// Polls for ever (the store's runtime ends it).
     pub(super) async fn run(mut self) {
+        // Said once when following stops and once when it resumes, not twice a second.
+        let mut failing = false;
         loop {
             match self.poll().await {
+                Ok(()) if failing => {
+                    failing = false;
+                    log::info!("following the store's change log again; the cache serves again");
+                }
                 Ok(()) => {}
                 Err(e) => {
-                    log::warn!(
-                        "following the store's change log: {e}; the cache is flushed and bypassed until it catches up"
-                    );
+                    if !failing {
+                        log::warn!(
+                            "following the store's change log: {e}; the cache is flushed and bypassed until it catches up"
+                        );
+                    }
+                    failing = true;
                     self.feed.failed();
                 }
             }
