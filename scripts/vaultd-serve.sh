@@ -8,9 +8,11 @@
 # and an admin client certificate, and starts target/release/vaultd on a free loopback port
 # with the rate limit raised (the load is the point) and its metrics listener on (as in
 # production); appends the daemon's pid to `pids` and sets `addr` to its address. The two
-# halves run apart as `make_vault NAME MODE KEK` and `start_vaultd NAME` (to fill the vault
-# in between; VAULTD_* variables set for `start_vaultd` reach the daemon). Client flags for
-# vault-load: `tls_of NAME`, `tls_of limit NAME`.
+# halves run apart as `make_vault NAME MODE KEK [vaultctl init args...]` and `start_vaultd
+# NAME` (to fill the vault in between; VAULTD_* variables set for `start_vaultd` reach the
+# daemon). `make_replica FROM NAME` makes NAME a replica of vault FROM on a shared store
+# (PostgreSQL): copies of its vault.json and store.json, served with FROM's TLS material.
+# Client flags for vault-load: `tls_of NAME`, `tls_of limit NAME` (a replica's are FROM's).
 serve() {
     make_vault "$@"
     start_vaultd "$1"
@@ -18,15 +20,31 @@ serve() {
 
 make_vault() {
     local name=$1 mode=$2 kek=$3 root="$dir/$1"
+    shift 3
     mkdir -p "$root"
-    VAULTCTL_DIR="$root/vault" target/release/vaultctl init --mode "$mode" --kek "$kek" >/dev/null
+    VAULTCTL_DIR="$root/vault" target/release/vaultctl init --mode "$mode" --kek "$kek" "$@" \
+        >/dev/null
     target/release/vaultctl pki init --pki-dir "$root/tls" --host 127.0.0.1 >/dev/null
     target/release/vaultctl pki issue --pki-dir "$root/tls" --principal admin >/dev/null
+    write_config "$name" "$root/tls"
+}
+
+make_replica() {
+    local from="$dir/$1/vault" root="$dir/$2"
+    mkdir -p "$root"
+    mkdir -m 700 "$root/vault"
+    cp -p "$from/vault.json" "$from/store.json" "$root/vault/"
+    write_config "$2" "$dir/$1/tls"
+}
+
+# vaultd.toml of vault NAME, served with the TLS material in TLS.
+write_config() {
+    local root="$dir/$1"
     install -m 600 /dev/null "$root/vaultd.toml"
     cat >"$root/vaultd.toml" <<EOF
 listen = "127.0.0.1:0"
 vault_dir = "$root/vault"
-tls.dir = "$root/tls"
+tls.dir = "$2"
 [[acl]]
 principal = "admin"
 scopes = ["*"]

@@ -14,8 +14,14 @@
 //! large transactions. Writes the rows as JSON (`--json FILE`, read by `bench-report
 //! --store`) and prints them.
 //!
+//! `--postgres LARGE_DIR SMALL_DIR` measures the same gets (only) on two PostgreSQL vaults
+//! that `scripts/load-postgres.sh` made and filled (`--secrets` and 1,000 secrets, on their
+//! pinned KEKs), as rows of the `postgres` group: a get there is a round trip to the server,
+//! so it takes fewer of them.
+//!
 //! ```text
 //! cargo bench -p benches --bench store -- [--quick] [--json FILE] [--secrets N] [--gets-only]
+//!     [--postgres LARGE_DIR SMALL_DIR]
 //! ```
 
 use std::hint::black_box;
@@ -49,6 +55,8 @@ struct Settings {
     warmup: usize,
     /// `--gets-only`: no rewrap (to profile the gets).
     gets_only: bool,
+    /// `--postgres LARGE_DIR SMALL_DIR`: PostgreSQL vaults to read instead.
+    postgres: Option<(PathBuf, PathBuf)>,
 }
 
 fn settings() -> Settings {
@@ -60,6 +68,7 @@ fn settings() -> Settings {
         gets: 100_000,
         warmup: 200_000,
         gets_only: false,
+        postgres: None,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -69,6 +78,11 @@ fn settings() -> Settings {
                 s.warmup = 100_000;
             }
             "--gets-only" => s.gets_only = true,
+            "--postgres" => {
+                let dirs = args.next().zip(args.next());
+                let (large, small) = dirs.expect("--postgres takes LARGE_DIR SMALL_DIR");
+                s.postgres = Some((large.into(), small.into()));
+            }
             "--json" => s.json = args.next().map(PathBuf::from),
             "--secrets" => {
                 s.large = args
@@ -79,6 +93,12 @@ fn settings() -> Settings {
             // cargo bench's `--bench`, and criterion arguments bench.sh passes to every group.
             _ => {}
         }
+    }
+    if s.postgres.is_some() {
+        // A get there takes a round trip to the server, some 20 times a SQLite get's time:
+        // as many calls would take minutes.
+        s.gets /= 20;
+        s.warmup /= 40;
     }
     s
 }
@@ -150,7 +170,13 @@ fn quantile_us(sorted: &[u64], q: f64) -> f64 {
     sorted[at] as f64 / 1e3
 }
 
+/// The get rows (on PostgreSQL, in its group).
 fn get_rows(s: &Settings, small: &Vault, large: &Vault) -> Vec<StoreRow> {
+    let on = if s.postgres.is_some() {
+        "postgres "
+    } else {
+        ""
+    };
     let mut keys = Keys(0x5eed);
     let mut ignored = Vec::new();
     timed_gets(small, SMALL, s.warmup, &mut keys, &mut ignored);
@@ -169,7 +195,7 @@ fn get_rows(s: &Settings, small: &Vault, large: &Vault) -> Vec<StoreRow> {
         .map(|(what, q)| {
             let (small_us, large_us) = (quantile_us(&at_small, q), quantile_us(&at_large, q));
             eprintln!(
-                "store: get {what}: {small_us:.2} µs at {SMALL}, {large_us:.2} µs at {}",
+                "store: {on}get {what}: {small_us:.2} µs at {SMALL}, {large_us:.2} µs at {}",
                 s.large
             );
             StoreRow {
@@ -180,6 +206,7 @@ fn get_rows(s: &Settings, small: &Vault, large: &Vault) -> Vec<StoreRow> {
                 median_us: (what == "p50").then_some(large_us),
                 p99_ms: (what == "p99").then_some(large_us / 1e3),
                 target: Some(SCALE_TARGET),
+                group: s.postgres.as_ref().map(|_| "postgres".into()),
             }
         })
         .collect()
@@ -220,6 +247,7 @@ fn rewrap_rows(large_count: usize, small: &Vault, large: &Vault) -> Vec<StoreRow
             median_us: None,
             p99_ms: None,
             target: Some(SCALE_TARGET),
+            group: None,
         },
         StoreRow {
             benchmark: name(large_count),
@@ -229,12 +257,28 @@ fn rewrap_rows(large_count: usize, small: &Vault, large: &Vault) -> Vec<StoreRow
             median_us: None,
             p99_ms: None,
             target: Some(1.0),
+            group: None,
         },
     ]
 }
 
+/// A vault filled before the run, on the KEKs it pinned, with the cache off.
+fn opened_vault(dir: &Path) -> Vault {
+    let keks = Kek::build_all(dir, &[]).expect("the vault's KEKs");
+    let mut vault = Vault::open(dir, None, keks).expect("open");
+    vault.set_cache_ttl(Duration::ZERO);
+    vault
+}
+
 fn main() {
     let s = settings();
+    if let Some((large, small)) = &s.postgres {
+        write(
+            &s,
+            &get_rows(&s, &opened_vault(small), &opened_vault(large)),
+        );
+        return;
+    }
     let dirs = tempfile::tempdir().expect("tempdir");
     let dir = |name: &str| dirs.path().join(name);
     let small = filled_vault(&dir("small"), SMALL);
@@ -244,6 +288,11 @@ fn main() {
     if !s.gets_only {
         rows.extend(rewrap_rows(s.large, &rewrap_small, &large));
     }
+    write(&s, &rows);
+}
+
+/// Prints the rows as JSON, and writes them to `--json FILE`.
+fn write(s: &Settings, rows: &[StoreRow]) {
     let json = serde_json::to_string_pretty(&rows).expect("rows as JSON");
     println!("{json}");
     if let Some(path) = &s.json {

@@ -276,3 +276,33 @@ fn leases_from_3_replicas_x_32_threads_are_disjoint_and_within_the_budget() {
         .count();
     assert_eq!(added, 1, "epoch 8 was started {added} times");
 }
+
+#[test]
+fn a_batch_larger_than_the_servers_lock_table_is_written_whole() {
+    let Some(db) = postgres::database(TEST) else {
+        return;
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    let replicas = replicas(&db, root.path(), 2, 1 << 20);
+    let ((a, _), (b, _)) = (&replicas[0], &replicas[1]);
+    // More keys than the server's default lock table holds (about 6,400 locks).
+    let entries: Vec<(String, String)> = (0..8_000)
+        .map(|i| (format!("k{i}"), format!("v{i}")))
+        .collect();
+    let borrowed: Vec<(&str, &str, &[u8])> = entries
+        .iter()
+        .map(|(k, v)| ("global", k.as_str(), v.as_bytes()))
+        .collect();
+    let versions = a.set_many(&borrowed).expect("one transaction");
+    assert!(versions.iter().all(|v| *v == 1));
+    // Writes of single keys go on around it, from another replica.
+    b.set("global", "k7", b"after").expect("set");
+    assert_eq!(
+        a.get("global", "k7", None).expect("get").expose_secret(),
+        b"after"
+    );
+    assert_eq!(
+        b.get("global", "k7999", None).expect("get").expose_secret(),
+        b"v7999"
+    );
+}

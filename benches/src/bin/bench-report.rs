@@ -1,6 +1,6 @@
 //! bench-report: the results of a `scripts/bench.sh` run. Reads criterion's estimates of the
 //! groups the run measured, the rows `vault-load --json` and the `store` benchmark wrote
-//! and those of `scripts/peers.sh`, then writes `results.md`, `results.json` and
+//! (`scripts/load-postgres.sh`'s too) and those of `scripts/peers.sh`, then writes `results.md`, `results.json` and
 //! `results.svg` (the chart) to `--out` and prints the table. With `--check` it exits 1 when
 //! a ratio is below its target or a row was not measured, naming each.
 //!
@@ -127,7 +127,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
 /// The rows of one `vault-load --json` file; a missing file (vault-load did not finish)
 /// is one row that was not measured.
 fn load_rows(path: &PathBuf) -> Result<Vec<Row>, String> {
-    json_rows(path, LoadRow::to_row, |name| {
+    json_rows(path, LoadRow::to_rows, |name| {
         Row::not_measured(LOAD_GROUP, name)
     })
 }
@@ -135,19 +135,27 @@ fn load_rows(path: &PathBuf) -> Result<Vec<Row>, String> {
 /// The rows of one file the `store` benchmark wrote; a missing file (the run did not finish)
 /// is one row that was not measured.
 fn store_rows(path: &PathBuf) -> Result<Vec<Row>, String> {
-    json_rows(path, store::StoreRow::to_row, store::not_measured)
+    json_rows(
+        path,
+        |row: &store::StoreRow| vec![row.to_row()],
+        store::not_measured,
+    )
 }
 
 /// The rows of `scripts/peers.sh`'s file; a missing file is one row that was not measured.
 fn peer_rows(path: &PathBuf) -> Result<Vec<Row>, String> {
-    json_rows(path, PeerRow::to_row, |_| peers_not_measured())
+    json_rows(
+        path,
+        |row: &PeerRow| vec![row.to_row()],
+        |_| peers_not_measured(),
+    )
 }
 
-/// The rows of a JSON file of `T`s, each made a [`Row`] by `to_row`; a missing file is the
-/// one row `missing` makes of the file's name.
+/// The rows of a JSON file of `T`s, each made one or more [`Row`]s by `to_rows`; a missing
+/// file is the one row `missing` makes of the file's name.
 fn json_rows<T: serde::de::DeserializeOwned>(
     path: &PathBuf,
-    to_row: fn(&T) -> Row,
+    to_rows: fn(&T) -> Vec<Row>,
     missing: impl FnOnce(&str) -> Row,
 ) -> Result<Vec<Row>, String> {
     let text = match std::fs::read_to_string(path) {
@@ -160,5 +168,5 @@ fn json_rows<T: serde::de::DeserializeOwned>(
     };
     let rows: Vec<T> =
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(rows.iter().map(to_row).collect())
+    Ok(rows.iter().flat_map(to_rows).collect())
 }

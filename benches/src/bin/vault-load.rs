@@ -23,6 +23,12 @@
 //! KEK; `--target` then sets one ratio every operation must reach. `--target` against the
 //! echo does the same (every operation of every phase, at any size), in place of the
 //! per-operation targets.
+//!
+//! `--addr` (and `--limit-addr`) may name several daemons, comma-separated: replicas of one
+//! vault, with client `i` connecting to the `i mod n`th. `--mode kv` runs get-only and
+//! put-only phases. After the load, every key the clients put to is read back from every
+//! address of each daemon (not the echo): it must hold the last acknowledged put, with one
+//! version per acknowledged put, or the run fails as on failed calls (`scripts/load-postgres.sh`).
 #![forbid(unsafe_code)]
 
 #[path = "vault-load/echo.rs"]
@@ -30,21 +36,26 @@ mod echo;
 #[path = "vault-load/load.rs"]
 mod load;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use benches::TARGET_SIZE;
-use benches::report::LoadRow;
 use benches::report::store::{SCALE_TARGET, StoreRow};
+use benches::report::{LoadRow, WriteCheck};
 use clap::{Parser, ValueEnum};
 
 use crate::echo::Echo;
-use crate::load::{Mix, Op, PhaseResult, Plan, Target};
+use crate::load::{CheckResult, Mix, Op, PhaseResult, Plan, Target, Written};
 
 /// Targets: (operation, label, the lowest vaultd/limit ratio accepted), at [`TARGET_SIZE`]-byte
 /// values (the daemon issue set them for 64-byte values with 64 clients).
 const TARGETS: [(Op, &str, f64); 2] = [(Op::Get, "KV get", 0.7), (Op::Seal, "transit seal", 0.7)];
+
+/// How long the check after the load waits for a key to read back its last acknowledged put
+/// from an address: twice the PostgreSQL store's default bound on a replica's cache staleness.
+const READ_BACK_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Loads vaultd and its raw tonic mTLS limit with the same clients, payloads and duration.
 #[derive(Debug, Parser)]
@@ -56,9 +67,10 @@ const TARGETS: [(Op, &str, f64); 2] = [(Op::Get, "KV get", 0.7), (Op::Seal, "tra
 )]
 #[deny(missing_docs)]
 struct Cli {
-    /// vaultd's address.
-    #[arg(long, value_name = "URL")]
-    addr: String,
+    /// vaultd's address, or the addresses of replicas of one vault, comma-separated (client
+    /// `i` connects to the `i mod n`th).
+    #[arg(long, value_name = "URL,...", value_delimiter = ',', required = true)]
+    addr: Vec<String>,
     /// The CA certificate that signed vaultd's server certificate (PEM).
     #[arg(long, value_name = "FILE")]
     ca: PathBuf,
@@ -100,10 +112,10 @@ struct Cli {
     /// mirrors a server started with `serve_with_incoming` on a plain listener).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
     echo_nodelay: bool,
-    /// Compare with the vaultd at this address instead of the echo (it gets the same
-    /// setup: the keys read, an envelope of its own to open).
-    #[arg(long, value_name = "URL", requires_all = ["limit_ca", "limit_cert", "limit_key"])]
-    limit_addr: Option<String>,
+    /// Compare with the vaultd at this address (or these replicas, comma-separated) instead
+    /// of the echo (it gets the same setup: the keys read, an envelope of its own to open).
+    #[arg(long, value_name = "URL,...", value_delimiter = ',', requires_all = ["limit_ca", "limit_cert", "limit_key"])]
+    limit_addr: Vec<String>,
     /// The CA of --limit-addr's server certificate (PEM).
     #[arg(long, value_name = "FILE")]
     limit_ca: Option<PathBuf>,
@@ -135,13 +147,21 @@ struct Cli {
     /// large vault (--keys) against vaultd on a small one (--limit-keys).
     #[arg(long, value_name = "FILE", requires_all = ["keys", "limit_keys"])]
     store_json: Option<PathBuf>,
+    /// The results table's group of the --json and --store-json rows (`postgres`), instead
+    /// of `vault-load` and `store`.
+    #[arg(long, value_name = "NAME")]
+    group: Option<String>,
+    /// Also write, for each --json row, a row comparing the p99 latencies (against another
+    /// daemon, where the latency is as much the point as the rate).
+    #[arg(long)]
+    p99_rows: bool,
 }
 
 impl Cli {
     /// The ratio `op` must reach, if any: `--target`, or against another daemon none, else
     /// the echo's per-operation targets at [`TARGET_SIZE`]-byte values.
     fn target(&self, op: Op) -> Option<f64> {
-        if self.target.is_some() || self.limit_addr.is_some() {
+        if self.target.is_some() || !self.limit_addr.is_empty() {
             return self.target;
         }
         if self.value_bytes != TARGET_SIZE {
@@ -160,9 +180,11 @@ enum Mode {
     Mix,
     /// Split, then mix.
     All,
+    /// Get-only, then put-only (each client puts its own key).
+    Kv,
 }
 
-/// One comparison: the same plan against the echo and against vaultd.
+/// One comparison: the same plan against the limit and against vaultd.
 #[derive(Debug)]
 struct Comparison {
     title: String,
@@ -195,7 +217,7 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     let slice = window / cli.rounds;
     let warmup = seconds(cli.warmup, "--warmup")?;
     let vault = Target {
-        addr: cli.addr.clone(),
+        addrs: cli.addr.clone(),
         ca: cli.ca.clone(),
         cert: cli.cert.clone(),
         key: cli.key.clone(),
@@ -210,6 +232,10 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     if mixed {
         plans.push((format!("mix {}", mix.describe()), mix.clone()));
     }
+    if cli.mode == Mode::Kv {
+        plans.push(("get only".into(), Mix::only(Op::Get)));
+        plans.push(("put only".into(), Mix::only(Op::Put)));
+    }
     let needs_envelope = plans
         .iter()
         .any(|(_, m)| m.has(Op::Seal) || m.has(Op::Open));
@@ -223,43 +249,45 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
             needs_envelope,
         ))
     };
-    let envelope = setup(&vault)?;
+    let vault_setup = setup(&vault)?;
+    let envelope = vault_setup.envelope.clone();
     // The limit: another vaultd with the same setup, or the echo.
-    let (limit, limit_envelope, echo) = match &cli.limit_addr {
-        Some(addr) => {
-            let limit = Target {
-                addr: addr.clone(),
-                ca: cli.limit_ca.clone().unwrap_or_default(),
-                cert: cli.limit_cert.clone().unwrap_or_default(),
-                key: cli.limit_key.clone().unwrap_or_default(),
-            };
-            let envelope = setup(&limit)?;
-            (limit, envelope, None)
-        }
-        None => {
-            let echo = Echo::start(
-                cli.value_bytes,
-                envelope.len().max(cli.value_bytes),
-                cli.echo_nodelay,
-            )?;
-            let limit = Target {
-                addr: echo.addr.clone(),
-                ca: echo.ca.clone(),
-                cert: echo.cert.clone(),
-                key: echo.key.clone(),
-            };
-            (limit, envelope.clone(), Some(echo))
-        }
+    let (limit, limit_setup, echo) = if cli.limit_addr.is_empty() {
+        let echo = Echo::start(
+            cli.value_bytes,
+            envelope.len().max(cli.value_bytes),
+            cli.echo_nodelay,
+        )?;
+        let limit = Target {
+            addrs: vec![echo.addr.clone()],
+            ca: echo.ca.clone(),
+            cert: echo.cert.clone(),
+            key: echo.key.clone(),
+        };
+        (limit, None, Some(echo))
+    } else {
+        let limit = Target {
+            addrs: cli.limit_addr.clone(),
+            ca: cli.limit_ca.clone().unwrap_or_default(),
+            cert: cli.limit_cert.clone().unwrap_or_default(),
+            key: cli.limit_key.clone().unwrap_or_default(),
+        };
+        let setup = setup(&limit)?;
+        (limit, Some(setup), None)
     };
+    let limit_envelope = limit_setup
+        .as_ref()
+        .map_or_else(|| envelope.clone(), |s| s.envelope.clone());
     let limit_name = if echo.is_some() { "echo" } else { "vaultd" };
     eprintln!(
-        "vault-load: {} clients, {}-byte values (envelope {} bytes), {:.1} s warm-up + {:.1} s per phase; limit: {limit_name} on {}",
+        "vault-load: {} clients, {}-byte values (envelope {} bytes), {:.1} s warm-up + {:.1} s per phase; vaultd on {}; limit: {limit_name} on {}",
         cli.clients,
         cli.value_bytes,
         envelope.len(),
         warmup.as_secs_f64(),
         window.as_secs_f64(),
-        limit.addr
+        vault.addrs.join(","),
+        limit.addrs.join(",")
     );
     let comparisons = runtime.block_on(async {
         let mut comparisons = Vec::new();
@@ -313,13 +341,53 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
         }
         Ok::<_, String>(comparisons)
     })?;
+    // Every put acknowledged is still there, on each daemon (the echo keeps nothing).
+    let written = |side: fn(&Comparison) -> &PhaseResult| {
+        let mut all = BTreeMap::new();
+        for c in &comparisons {
+            load::merge_writes(&mut all, &side(c).writes);
+        }
+        all
+    };
+    let check = |target: &Target, setup: &load::Setup, writes: &BTreeMap<usize, Written>| {
+        runtime.block_on(load::check_writes(
+            target,
+            &setup.baseline,
+            writes,
+            cli.value_bytes,
+            READ_BACK_PATIENCE,
+        ))
+    };
+    let vault_writes = written(|c| &c.vault);
+    let vault_check = (!vault_writes.is_empty())
+        .then(|| check(&vault, &vault_setup, &vault_writes))
+        .transpose()?;
+    let limit_check = match &limit_setup {
+        Some(setup) => {
+            let writes = written(|c| &c.limit);
+            (!writes.is_empty())
+                .then(|| check(&limit, setup, &writes))
+                .transpose()?
+        }
+        None => None,
+    };
     runtime.shutdown_timeout(Duration::from_secs(2));
     drop(echo);
 
     let errors = report(cli, &comparisons);
+    let lost = report_checks(&[
+        ("vaultd", &vault, vault_check.as_ref()),
+        ("limit", &limit, limit_check.as_ref()),
+    ]);
     let below = targets(cli, &comparisons);
     if let Some(path) = &cli.json {
-        let rows = json_rows(cli, &comparisons);
+        let check = vault_check.as_ref().map(|c| WriteCheck {
+            keys: c.keys,
+            keys_read_back: c.keys_read_back,
+            acknowledged: c.acknowledged,
+            addresses: vault.addrs.len(),
+        });
+        let rows = json_rows(cli, &comparisons, check);
         let text = serde_json::to_string_pretty(&rows).map_err(|e| format!("JSON: {e}"))?;
         std::fs::write(path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
     }
@@ -330,6 +398,10 @@ fn run(cli: &Cli) -> Result<ExitCode, String> {
     }
     if errors > 0 {
         println!("FAILED: {errors} calls returned an error");
+        return Ok(ExitCode::FAILURE);
+    }
+    if lost {
+        println!("FAILED: an acknowledged put did not read back");
         return Ok(ExitCode::FAILURE);
     }
     if cli.check && below {
@@ -381,11 +453,37 @@ fn report(cli: &Cli, comparisons: &[Comparison]) -> u64 {
     errors
 }
 
+/// Prints what the checks after the load found; whether a key did not read back.
+fn report_checks(checks: &[(&str, &Target, Option<&CheckResult>)]) -> bool {
+    let mut lost = false;
+    for (side, target, check) in checks {
+        let Some(c) = check else { continue };
+        println!();
+        println!(
+            "writes ({side}): {} puts acknowledged on {} keys; {} keys read back their last acknowledged put from each of {} address(es){}",
+            c.acknowledged,
+            c.keys,
+            c.keys_read_back,
+            target.addrs.len(),
+            if c.keys_read_back == c.keys {
+                ""
+            } else {
+                ": LOST WRITES"
+            }
+        );
+        for problem in &c.problems {
+            println!("  {problem}");
+        }
+        lost |= c.keys_read_back != c.keys;
+    }
+    lost
+}
+
 /// Prints the target ratios (from the single-operation phases when run, else from the mix);
 /// whether one is below its target.
 fn targets(cli: &Cli, comparisons: &[Comparison]) -> bool {
     let mut below = false;
-    if cli.target.is_some() || cli.limit_addr.is_some() {
+    if cli.target.is_some() || !cli.limit_addr.is_empty() {
         return against_target(cli, comparisons);
     }
     if cli.value_bytes != TARGET_SIZE {
@@ -465,8 +563,9 @@ fn target_of(cli: &Cli, comparisons: &[Comparison], c: &Comparison, op: Op) -> O
     std::ptr::eq(chosen, c).then_some(target)
 }
 
-/// One row per operation of each phase, for `--json`.
-fn json_rows(cli: &Cli, comparisons: &[Comparison]) -> Vec<LoadRow> {
+/// One row per operation of each phase, for `--json`; the write check goes on the first
+/// put row.
+fn json_rows(cli: &Cli, comparisons: &[Comparison], mut check: Option<WriteCheck>) -> Vec<LoadRow> {
     let mut rows = Vec::new();
     for c in comparisons {
         for (op, vault) in &c.vault.ops {
@@ -485,6 +584,9 @@ fn json_rows(cli: &Cli, comparisons: &[Comparison]) -> Vec<LoadRow> {
                 target: target_of(cli, comparisons, c, *op),
                 label: cli.label.clone(),
                 limit_label: cli.limit_label.clone(),
+                group: cli.group.clone(),
+                p99_row: cli.p99_rows,
+                writes: if *op == Op::Put { check.take() } else { None },
             });
         }
     }
@@ -524,6 +626,7 @@ fn store_rows(cli: &Cli, comparisons: &[Comparison]) -> Vec<StoreRow> {
                 median_us: (what == "p50").then_some(large_us),
                 p99_ms: (what == "p99").then_some(large_us / 1e3),
                 target: Some(SCALE_TARGET),
+                group: cli.group.clone(),
             }
         })
         .collect()

@@ -13,7 +13,7 @@ pub mod table;
 
 use serde::{Deserialize, Serialize};
 
-pub use load::LoadRow;
+pub use load::{LoadRow, WriteCheck};
 pub use peers::{PEERS_GROUP, PeerRow, not_measured as peers_not_measured};
 
 /// The criterion groups `scripts/bench.sh` runs, in its order, and the load generator's.

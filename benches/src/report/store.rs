@@ -4,7 +4,9 @@
 //! 1.5x of the same with 1,000 (ratio >= 1/1.5), a full rewrap of 1,000,000 secrets within
 //! 1.5x of the rate at 10,000 and at 100,000 secrets/s or more. `vault-load --store-json`
 //! (`scripts/load-store.sh`) writes the same get rows for vaultd on a vault of 1,000,000
-//! secrets against vaultd on one of 1,000 (`vaultd get_p50_64B (1000000 secrets)`).
+//! secrets against vaultd on one of 1,000 (`vaultd get_p50_64B (1000000 secrets)`), and, in
+//! the `postgres` group ([`StoreRow::group`]), the same for vaultd on PostgreSQL
+//! (`scripts/load-postgres.sh`).
 
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +38,9 @@ pub struct StoreRow {
     pub p99_ms: Option<f64>,
     /// The lowest ratio accepted.
     pub target: Option<f64>,
+    /// The results table's group, else [`STORE_GROUP`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl StoreRow {
@@ -44,7 +49,7 @@ impl StoreRow {
         let ratio =
             (self.limit_ops_per_sec > 0.0).then(|| self.ops_per_sec / self.limit_ops_per_sec);
         Row {
-            group: STORE_GROUP.into(),
+            group: self.group.clone().unwrap_or_else(|| STORE_GROUP.into()),
             benchmark: self.benchmark.clone(),
             ops_per_sec: Some(self.ops_per_sec),
             median_us: self.median_us,
@@ -78,6 +83,7 @@ mod tests {
             median_us: Some(large_us),
             p99_ms: None,
             target: Some(SCALE_TARGET),
+            group: None,
         };
         let pass = row(14.0).to_row();
         assert_eq!(pass.result, Verdict::Pass);

@@ -42,6 +42,10 @@ use crate::Error;
 /// How long a call waits for a free connection, or for a new one to connect, before failing.
 const CONNECTION_WAIT: Duration = Duration::from_secs(10);
 
+/// A batch of more keys than this locks out every other write instead of locking its keys
+/// one by one (see `LOCK_ALL_WRITES_SQL`).
+const MAX_KEY_LOCKS: usize = 64;
+
 /// How long opening waits for the change listener to be listening.
 const LISTEN_WAIT: Duration = Duration::from_secs(2);
 
@@ -265,6 +269,12 @@ impl PostgresStore {
         names: &[(&str, &str)],
     ) -> Result<(), Error> {
         let lock = Error::pg("locking the secret for a write");
+        if names.len() > MAX_KEY_LOCKS {
+            tx.execute(LOCK_ALL_WRITES_SQL, &[&WRITES_LOCK])
+                .await
+                .map_err(lock)?;
+            return Ok(());
+        }
         let stmt = tx.prepare_cached(LOCK_KEY_SQL).await.map_err(lock)?;
         // Sorted: two batches that share keys take their locks in the same order, so they
         // wait for each other instead of deadlocking.
@@ -272,7 +282,9 @@ impl PostgresStore {
         sorted.sort_unstable();
         sorted.dedup();
         for (scope, key) in sorted {
-            tx.execute(&stmt, &[&scope, &key]).await.map_err(lock)?;
+            tx.execute(&stmt, &[&scope, &key, &WRITES_LOCK])
+                .await
+                .map_err(lock)?;
         }
         Ok(())
     }

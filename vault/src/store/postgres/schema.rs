@@ -95,11 +95,18 @@ pub(super) const RELEASE_LEASE_SQL: &str =
 /// The versions a head says exist (`h` the head, `s` the version row).
 const LIVE: &str = "s.version > h.deleted_through AND s.version <= h.latest";
 
+/// The advisory lock every write holds shared and a large batch holds alone ("writes").
+pub(super) const WRITES_LOCK: i64 = 0x7772_6974_6573;
 /// Serialises the writes of one key, across connections and replicas, until the transaction
 /// ends: the head read after it is the newest, and two first writes of a key cannot both
-/// insert its head.
-pub(super) const LOCK_KEY_SQL: &str =
-    "SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(10) || $2, 0))";
+/// insert its head. The shared lock on [`WRITES_LOCK`] lets a large batch keep every write
+/// out instead.
+pub(super) const LOCK_KEY_SQL: &str = "SELECT pg_advisory_xact_lock_shared($3),
+     pg_advisory_xact_lock(hashtextextended($1 || chr(10) || $2, 0))";
+/// A large batch's lock: one entry in the server's lock table instead of one per key (the
+/// table holds a few thousand at default settings), keeping all other writes out until the
+/// batch commits.
+pub(super) const LOCK_ALL_WRITES_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
 /// The head and the version a get reads, in one statement (one snapshot).
 pub(super) const GET_SQL: &str = "SELECT h.latest, h.deleted_through, h.tag, s.envelope
      FROM secrets h
