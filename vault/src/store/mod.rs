@@ -1,4 +1,5 @@
-//! Where envelopes are kept: `trait SecretStore` and its two implementations.
+//! Where envelopes are kept: `trait SecretStore` and its implementations (SQLite, PostgreSQL,
+//! memory).
 //!
 //! Stores hold envelope bytes only (no plaintext at rest, ever) and never decrypt: `list`
 //! answers from metadata. Every `set` adds a new version in one durable transaction, so a
