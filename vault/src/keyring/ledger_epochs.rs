@@ -114,7 +114,9 @@ pub(crate) fn reserve_shared(
         let epochs = ledger.epochs()?;
         let newest = epochs.last();
         if let Some(epoch) = newest
-            && !closed_by_age(&epoch.record, policy)
+            // The record as created counts no wraps (the ledger's count is checked by the
+            // lease below), so this is the epoch's age.
+            && !epoch.record.is_closed(policy, now_ms())
             && ledger
                 .lease_wraps(epoch.record.number, n, policy.max_wraps)?
                 .is_some()
@@ -143,11 +145,6 @@ pub(crate) fn reserve_shared(
         what: "leasing epoch wraps",
         reason: "other replicas kept starting epochs; try again".into(),
     })
-}
-
-fn closed_by_age(record: &EpochRecord, policy: &EpochPolicy) -> bool {
-    let max_age_ms = i64::try_from(policy.max_age_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
-    now_ms().saturating_sub(record.created_at_ms) >= max_age_ms
 }
 
 fn reservation(
