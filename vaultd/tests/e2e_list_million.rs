@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Client, Sandbox, vaultctl};
+use common::{Client, Sandbox};
 use proto::v1 as pb;
 
 const ACL: &str = r#"
@@ -299,14 +299,8 @@ impl Listed {
 }
 
 fn vaultctl_command(exports: &[(String, String)], args: &[String]) -> Command {
-    let mut command = Command::new(vaultctl());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("VAULTCTL_") {
-            command.env_remove(name);
-        }
-    }
+    let mut command = common::vaultctl_command(exports);
     command
-        .envs(exports.iter().map(|(k, v)| (k, v)))
         .args(args)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit());

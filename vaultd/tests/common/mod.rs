@@ -449,18 +449,25 @@ pub fn vaultctl() -> PathBuf {
         .clone()
 }
 
-/// Runs the vaultctl binary with `exports` (a daemon's `export NAME=VALUE` lines, see
-/// [`Daemon::exports`]) as its environment and none of the test's own VAULTCTL_* variables,
-/// feeding `stdin`, as a user who pasted what the daemon printed would.
-pub fn vaultctl_with(exports: &[(String, String)], args: &[&str], stdin: &[u8]) -> Output {
+/// The vaultctl binary with `exports` (a daemon's `export NAME=VALUE` lines) as its
+/// environment and none of the test's own VAULTCTL_* variables.
+pub fn vaultctl_command(exports: &[(String, String)]) -> Command {
     let mut command = Command::new(vaultctl());
     for (name, _) in std::env::vars() {
         if name.starts_with("VAULTCTL_") {
             command.env_remove(name);
         }
     }
+    command.envs(exports.iter().map(|(k, v)| (k, v)));
     command
-        .envs(exports.iter().map(|(k, v)| (k, v)))
+}
+
+/// Runs the vaultctl binary with `exports` (a daemon's `export NAME=VALUE` lines, see
+/// [`Daemon::exports`]) as its environment and none of the test's own VAULTCTL_* variables,
+/// feeding `stdin`, as a user who pasted what the daemon printed would.
+pub fn vaultctl_with(exports: &[(String, String)], args: &[&str], stdin: &[u8]) -> Output {
+    let mut command = vaultctl_command(exports);
+    command
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
