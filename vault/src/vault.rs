@@ -406,6 +406,19 @@ impl Vault {
         self.store.join_leader_election()
     }
 
+    /// Verifies the replicas' audit chains and checkpoints in a store that replicas share
+    /// (see [`crate::audit::replicas`]); `None` for a store of one machine.
+    pub fn verify_replica_audit(
+        &self,
+    ) -> Result<Option<crate::audit::replicas::ReplicasReport>, Error> {
+        match self.store.audit_chains() {
+            Some(chains) => {
+                crate::audit::replicas::verify_replicas(chains, &self.audit_key()?).map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
     /// Whether this process leads the store's singleton jobs now; `None` when the store has
     /// none (it is not shared).
     pub fn leads(&self) -> Option<bool> {

@@ -12,6 +12,7 @@ use tonic::Request;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
 use tower::limit::GlobalConcurrencyLimitLayer;
+use vault::audit::replicas::ReplicaChain;
 use vault::audit::{AuditLog, AuditOptions};
 use vault::{Kek, Vault};
 
@@ -131,7 +132,13 @@ pub fn open_audit(
     options.checkpoint_interval = Duration::from_secs(config.audit.checkpoint_interval_secs);
     options.new_log = new_log;
     options.max_segment_bytes = config.audit.max_segment_bytes;
-    let audit = AuditLog::open(&config.audit_log_path(), vault.audit_key()?, options)?;
+    let key = vault.audit_key()?;
+    // On a store replicas share, the records go to this replica's chain there too, and the
+    // leader checkpoints every replica's chain.
+    if let Some(chain) = ReplicaChain::new(vault, &key, options.checkpoint_interval)? {
+        options.mirror = Some(chain);
+    }
+    let audit = AuditLog::open(&config.audit_log_path(), key, options)?;
     let status = audit.status();
     log::info!(
         "audit log {}: {} records, segment {}; its checkpoints verify with public key {}",

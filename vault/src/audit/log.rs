@@ -59,6 +59,9 @@ pub struct AuditOptions {
     /// Rotate to a new segment once the current one holds this many bytes (checked when a
     /// batch arrives, so a segment ends with at most one batch more); 0: never by size.
     pub max_segment_bytes: u64,
+    /// Where every record is copied too, in the batch that makes it durable (a store that
+    /// replicas share: see [`super::replicas`]); a record is acknowledged once both hold it.
+    pub mirror: Option<Arc<dyn super::AuditMirror>>,
 }
 
 impl AuditOptions {
@@ -72,6 +75,7 @@ impl AuditOptions {
             new_log_note: None,
             vault_id: vault_id.to_owned(),
             max_segment_bytes: 0,
+            mirror: None,
         }
     }
 }
@@ -125,6 +129,7 @@ pub(super) struct Inner {
     pub(super) checkpoint_interval: Duration,
     pub(super) vault_id: String,
     pub(super) public_key: String,
+    pub(super) mirror: Option<Arc<dyn super::AuditMirror>>,
     /// The chain's tip. Whoever holds it may take records off the queue and write them: the
     /// writer thread, or a caller who found the writer idle (which spares the caller two
     /// thread hand-offs: waking the writer, and being woken by it). Taken before `state`
@@ -267,6 +272,9 @@ impl AuditLog {
             .map_err(Error::io(format!("reading the size of {}", path.display())))?
             .len();
         let public_key = key.checkpoint_public_key()?;
+        if let Some(mirror) = &options.mirror {
+            mirror.start(records, &last_mac)?;
+        }
         let inner = Arc::new(Inner {
             path: path.to_path_buf(),
             file: Mutex::new(file),
@@ -277,6 +285,7 @@ impl AuditLog {
             checkpoint_interval: options.checkpoint_interval,
             vault_id: options.vault_id,
             public_key,
+            mirror: options.mirror,
             tip: Mutex::new(Tip {
                 seq: records,
                 mac: last_mac,
@@ -421,10 +430,17 @@ impl AuditLog {
     pub fn close(&self) {
         self.inner.lock().closing = true;
         self.inner.work.notify_all();
+        if let Some(mirror) = &self.inner.mirror {
+            mirror.closing();
+        }
         let threads =
             std::mem::take(&mut *self.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        let joined = !threads.is_empty();
         for thread in threads {
             let _ = thread.join();
+        }
+        if let (true, Some(mirror)) = (joined, &self.inner.mirror) {
+            mirror.close();
         }
     }
 
@@ -532,7 +548,13 @@ impl Inner {
         let idle = state.writer_idle;
         drop(state);
         if idle {
-            self.write_queued_or_wake();
+            if self.mirror.is_some() {
+                // A mirror's write waits for a database: on the writer thread, never on a
+                // caller's (an async runtime's worker).
+                self.work.notify_one();
+            } else {
+                self.write_queued_or_wake();
+            }
         }
         Ok(seq)
     }

@@ -102,8 +102,10 @@ mod escape;
 mod head;
 mod key;
 mod log;
+mod mirror;
 mod opening;
 mod record;
+pub mod replicas;
 mod rotation;
 mod segment;
 mod sync;
@@ -119,6 +121,7 @@ pub use checkpoint::{
 pub use escape::{display_text, escape_text, json_printable, needs_escape};
 pub use head::{head_path, verified_head};
 pub use key::{AUDIT_KEY_LEN, AuditKey};
+pub use mirror::{AuditMirror, MirroredRecord};
 pub use log::{AuditLog, AuditOptions, AuditStatus, CHECKPOINT_INTERVAL, Durable, HEAD_INTERVAL};
 pub use record::{AuditRecord, MAX_FIELD_LEN};
 pub use rotation::Rotated;

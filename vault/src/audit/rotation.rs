@@ -27,7 +27,7 @@ use ring::digest;
 use super::log::{AuditLog, Inner};
 use super::record::AuditRecord;
 use super::segment::{failed_rotation_event, next_path, opening_event, segment_path};
-use super::writer::Tip;
+use super::writer::{Tip, mirrored_record};
 use crate::Error;
 use crate::config::{parent_dir, sync_dir};
 use crate::store::now_ms;
@@ -121,6 +121,9 @@ impl Inner {
             .file
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = file;
+        if !self.mirror(&[mirrored_record(seq, &mac, &line)]) {
+            return Err(self.failed_error("copying the new segment's first record failed"));
+        }
         let mut segment_digest = digest::Context::new(&digest::SHA256);
         segment_digest.update(&line);
         *tip = Tip {
@@ -165,6 +168,9 @@ impl Inner {
         };
         match written {
             Ok(()) => {
+                if !self.mirror(&[mirrored_record(seq, &mac, &line)]) {
+                    return error;
+                }
                 tip.digest.update(&line);
                 tip.seq = seq;
                 tip.mac = mac;

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use ring::digest;
 
-use super::AuditEvent;
+use super::{AuditEvent, MirroredRecord};
 use super::anchor::Anchor;
 use super::checkpoint::Checkpoint;
 use super::head::{Head, write_head};
@@ -250,8 +250,12 @@ impl Inner {
         let mut batch = Vec::with_capacity(events.len() * 512);
         let before = (tip.mac.clone(), tip.digest.clone(), tip.first_mac.clone());
         let mut last_seq = tip.seq;
+        let mut mirrored = Vec::new();
         for (seq, ts_ms, event) in events {
             let (mac, line) = AuditRecord::encode(event, *seq, *ts_ms, &tip.mac, &key);
+            if self.mirror.is_some() {
+                mirrored.push(mirrored_record(*seq, &mac, &line));
+            }
             let start = batch.len();
             batch.extend_from_slice(&line);
             batch.push(b'\n');
@@ -276,8 +280,28 @@ impl Inner {
         }
         tip.seq = last_seq;
         tip.segment_bytes += u64::try_from(batch.len()).unwrap_or(u64::MAX);
+        if !self.mirror(&mirrored) {
+            return false;
+        }
         self.written(last_seq);
         true
+    }
+
+    /// Copies `records` (written to the file) to the mirror, if there is one; `false` if that
+    /// failed (the log is closed for appends then: the records are in the file, never
+    /// acknowledged).
+    pub(super) fn mirror(&self, records: &[MirroredRecord]) -> bool {
+        let Some(mirror) = &self.mirror else {
+            return true;
+        };
+        match mirror.append(records) {
+            Ok(()) => true,
+            Err(e) => {
+                let mut state = self.lock();
+                drop(self.fail(&mut state, &e));
+                false
+            }
+        }
     }
 
     /// Fsyncs the current segment unless everything up to `tip` is durable already (the sync
@@ -438,6 +462,18 @@ impl Inner {
             Err(e) => error = Some(e.to_string()),
         }
         self.lock().sink_error = error;
+    }
+}
+
+/// A record as the mirror takes it; `line` is its canonical line, with or without its
+/// newline.
+pub(super) fn mirrored_record(seq: u64, mac: &str, line: &[u8]) -> MirroredRecord {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    MirroredRecord {
+        seq,
+        mac: mac.to_owned(),
+        // Serde's JSON: UTF-8 by construction.
+        line: String::from_utf8_lossy(line).into_owned(),
     }
 }
 

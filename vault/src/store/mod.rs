@@ -5,6 +5,7 @@
 //! answers from metadata. Every `set` adds a new version in one durable transaction, so a
 //! crash leaves either the old or the new value.
 
+mod audit_chains;
 mod feed;
 mod heads;
 mod ledger;
@@ -20,6 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+pub use audit_chains::{AuditChains, ChainHead, StoredCheckpoint};
 pub use feed::ChangeFeed;
 pub use heads::{HeadAuth, KeyHead};
 pub use ledger::{EpochLedger, LedgerEpoch};
@@ -289,6 +291,12 @@ pub trait SecretStore: Send + Sync + fmt::Debug {
     /// Where other processes' writes are announced, for a store that processes on other
     /// machines share; `None` for a store whose other writers a cache cannot hear of.
     fn change_feed(&self) -> Option<std::sync::Arc<ChangeFeed>> {
+        None
+    }
+
+    /// Where a store that replicas share keeps their audit chains; `None` for a store of one
+    /// machine, whose daemon's audit log is the record.
+    fn audit_chains(&self) -> Option<&dyn AuditChains> {
         None
     }
 }

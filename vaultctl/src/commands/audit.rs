@@ -184,8 +184,9 @@ fn log_path(cli: &Cli, args: &LogArgs) -> Result<PathBuf, Error> {
 }
 
 fn verify(cli: &Cli, args: &VerifyArgs) -> Result<(), Error> {
-    let path = log_path(cli, &args.log)?;
+    let path = log_path(cli, &args.log);
     if let (Some(file), Some(public_key)) = (&args.checkpoints, &args.public_key) {
+        let path = path?;
         let report = audit::verify_checkpoints(&path, file, public_key, None)?;
         if args.format.json() {
             let doc = serde_json::json!({
@@ -204,59 +205,96 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> Result<(), Error> {
         );
         return Ok(());
     }
+    verify_with_vault(cli, args, path)
+}
+
+/// `verify` with the vault's audit key: the local log (if there is one: on an
+/// administrator's host of a vault on PostgreSQL there may be none) and, on a store replicas
+/// share, every replica's chain in it.
+fn verify_with_vault(cli: &Cli, args: &VerifyArgs, path: Result<PathBuf, Error>) -> Result<(), Error> {
     let vault = open_vault(cli)?;
-    let key = vault.audit_key()?;
-    let report = audit::verify(&path, &key, &vault.audit_anchor()?)?;
-    let ahead = if report.head_seq < report.records {
-        " (the log runs ahead of it: a crash before the checkpoint; the next open re-checkpoints)"
-    } else {
-        ""
+    let replicas = vault.verify_replica_audit()?;
+    let path = match path {
+        Ok(path) => Some(path),
+        Err(_) if replicas.is_some() && args.log.log.is_none() && args.checkpoints.is_none() => None,
+        Err(e) => return Err(e),
     };
-    if args.format.json() {
-        return verify_json(&path, args, &key, &report);
+    let key = vault.audit_key()?;
+    let mut doc = match &path {
+        Some(path) => verify_local(&vault, path, args, &key)?,
+        None => {
+            if !args.format.json() {
+                println!("no local audit log here: only the replicas' chains are verified");
+            }
+            serde_json::json!({ "ok": true, "records": null, "macs_checked": true })
+        }
+    };
+    let damaged = match &replicas {
+        Some(report) => {
+            doc["replicas"] = super::audit_replicas::show(report, args.format.json());
+            !report.defects.is_empty()
+        }
+        None => false,
+    };
+    if damaged {
+        doc["ok"] = serde_json::Value::Bool(false);
     }
-    let anchor = report.anchor_seq.map_or_else(
-        || ", no anchor yet".to_owned(),
-        |seq| format!(", anchored at seq {seq}"),
-    );
-    println!(
-        "audit log ok: {} records in {} segment(s), chain head at seq {}{ahead}{anchor}",
-        report.records, report.segments, report.head_seq
-    );
-    if let Some(file) = &args.checkpoints {
-        let public_key = key.checkpoint_public_key()?;
-        let report = audit::verify_checkpoints(&path, file, &public_key, Some(&key))?;
-        println!(
-            "signed checkpoints ok: {} checked, the newest at seq {}{}",
-            report.checked,
-            report.newest_seq,
-            other_logs(report.other_logs)
-        );
+    if args.format.json() {
+        println!("{doc}");
+    }
+    if damaged {
+        return Err(Error::Failed(
+            "the replicas' audit chains do not verify (see above)".into(),
+        ));
     }
     Ok(())
 }
 
-/// `verify --format json` once the log verified: its report and, with --checkpoints, theirs.
-fn verify_json(
+/// Verifies the local log (printing the result unless JSON is asked for): its JSON report.
+fn verify_local(
+    vault: &vault::Vault,
     path: &std::path::Path,
     args: &VerifyArgs,
     key: &audit::AuditKey,
-    report: &audit::VerifyReport,
-) -> Result<(), Error> {
+) -> Result<serde_json::Value, Error> {
+    let report = audit::verify(path, key, &vault.audit_anchor()?)?;
     let checkpoints = match &args.checkpoints {
         Some(file) => {
             let public_key = key.checkpoint_public_key()?;
-            let c = audit::verify_checkpoints(path, file, &public_key, Some(key))?;
-            serde_json::json!({ "checked": c.checked, "newest_seq": c.newest_seq, "other_logs": c.other_logs })
+            Some(audit::verify_checkpoints(path, file, &public_key, Some(key))?)
         }
-        None => serde_json::Value::Null,
+        None => None,
     };
-    let doc = serde_json::json!({
+    if !args.format.json() {
+        let ahead = if report.head_seq < report.records {
+            " (the log runs ahead of it: a crash before the checkpoint; the next open re-checkpoints)"
+        } else {
+            ""
+        };
+        let anchor = report.anchor_seq.map_or_else(
+            || ", no anchor yet".to_owned(),
+            |seq| format!(", anchored at seq {seq}"),
+        );
+        println!(
+            "audit log ok: {} records in {} segment(s), chain head at seq {}{ahead}{anchor}",
+            report.records, report.segments, report.head_seq
+        );
+        if let Some(c) = &checkpoints {
+            println!(
+                "signed checkpoints ok: {} checked, the newest at seq {}{}",
+                c.checked,
+                c.newest_seq,
+                other_logs(c.other_logs)
+            );
+        }
+    }
+    let checkpoints = checkpoints.map_or(serde_json::Value::Null, |c| {
+        serde_json::json!({ "checked": c.checked, "newest_seq": c.newest_seq, "other_logs": c.other_logs })
+    });
+    Ok(serde_json::json!({
         "ok": true, "records": report.records, "head_seq": report.head_seq,
         "anchor_seq": report.anchor_seq, "macs_checked": true, "checkpoints": checkpoints,
-    });
-    println!("{doc}");
-    Ok(())
+    }))
 }
 
 fn other_logs(n: u64) -> String {

@@ -1,6 +1,7 @@
 //! One file per group of subcommands.
 
 pub(crate) mod audit;
+mod audit_replicas;
 pub(crate) mod backup;
 pub(crate) mod docs;
 mod env_file;

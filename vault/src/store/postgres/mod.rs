@@ -14,6 +14,7 @@
 //! connection before handing it out again (`RecyclingMethod::Verified`), so a database
 //! restart costs the calls in flight, not the store.
 
+mod audit;
 mod epochs;
 mod follow;
 mod lease;
@@ -699,6 +700,10 @@ impl SecretStore for PostgresStore {
     }
 
     fn epoch_ledger(&self) -> Option<&dyn super::EpochLedger> {
+        Some(self)
+    }
+
+    fn audit_chains(&self) -> Option<&dyn super::AuditChains> {
         Some(self)
     }
 

@@ -13,7 +13,7 @@
 use crate::Error;
 
 /// The schema version this build writes.
-pub(crate) const SCHEMA_VERSION: i64 = 1;
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock key the schema is created under ("vault" in ASCII).
 const SCHEMA_LOCK: i64 = 0x0076_6175_6c74;
@@ -52,6 +52,42 @@ CREATE TABLE leader_lease (
     term       bigint NOT NULL,
     expires_at timestamptz NOT NULL
 );
+"#;
+
+/// Version 2: the replicas' audit chains (see `audit.rs`). Records and checkpoints are only
+/// ever inserted, so the role vaultd connects as needs no UPDATE or DELETE on them; a
+/// chain's head row is the one row updated.
+const SCHEMA_2: &str = r#"
+CREATE TABLE audit_chains (
+    chain      text COLLATE "C" PRIMARY KEY,
+    started_ms bigint NOT NULL,
+    start_seq  bigint NOT NULL,
+    start_mac  text   NOT NULL,
+    seq        bigint NOT NULL,
+    mac        text   NOT NULL,
+    tag        text   NOT NULL
+);
+CREATE TABLE audit_records (
+    chain text COLLATE "C" NOT NULL,
+    seq   bigint NOT NULL,
+    line  text   NOT NULL,
+    PRIMARY KEY (chain, seq)
+);
+CREATE TABLE audit_checkpoints (
+    number bigint PRIMARY KEY,
+    ts_ms  bigint NOT NULL,
+    term   bigint NOT NULL,
+    prev   text   NOT NULL,
+    mac    text   NOT NULL
+);
+CREATE TABLE audit_checkpoint_heads (
+    number bigint NOT NULL,
+    chain  text COLLATE "C" NOT NULL,
+    seq    bigint NOT NULL,
+    mac    text   NOT NULL,
+    PRIMARY KEY (number, chain)
+);
+CREATE INDEX audit_checkpoint_heads_by_chain ON audit_checkpoint_heads (chain, seq);
 "#;
 
 /// The channel writers notify and followers listen on.
@@ -188,7 +224,8 @@ pub(super) fn count_in_scope_sql() -> String {
     )
 }
 
-/// Creates the schema if the database has none, in one transaction; refuses a newer one.
+/// Creates the schema if the database has none, or adds what a version 1 schema lacks, in one
+/// transaction; refuses a newer one.
 pub(super) async fn migrate(
     client: &mut tokio_postgres::Client,
     label: &std::path::Path,
@@ -216,11 +253,16 @@ pub(super) async fn migrate(
                 supported: SCHEMA_VERSION,
             });
         }
-        Some(_) => {}
-        None => {
-            tx.batch_execute(SCHEMA)
+        Some(SCHEMA_VERSION) => {}
+        found => {
+            if found.is_none() {
+                tx.batch_execute(SCHEMA)
+                    .await
+                    .map_err(Error::pg("creating the schema"))?;
+            }
+            tx.batch_execute(SCHEMA_2)
                 .await
-                .map_err(Error::pg("creating the schema"))?;
+                .map_err(Error::pg("adding the audit tables (schema 2)"))?;
             tx.execute(
                 "INSERT INTO vault_schema (version) VALUES ($1)",
                 &[&SCHEMA_VERSION],
