@@ -84,6 +84,7 @@ impl Cluster {
             format!(
                 "listen = \"127.0.0.1:0\"\nvault_dir = \"{}\"\n[tls]\ndir = \"{}\"\n\
                  [limits]\nrate_per_second = 100000\nburst = 100000\n\
+                 [audit]\ncheckpoint_interval_secs = 1\n\
                  [[acl]]\nprincipal = \"admin\"\nscopes = [\"*\"]\noperations = [\"read\", \"write\", \"delete\", \"list\", \"admin\", \"audit\"]\n",
                 self.replicas[i].display(),
                 self.tls.display()
@@ -437,3 +438,123 @@ async fn sixty_four_clients_over_three_replicas_lose_no_acknowledged_write() {
         }
     }
 }
+
+/// `vaultctl audit verify` on replica `i`'s directory: its exit status and output.
+fn audit_verify(cluster: &Cluster, i: usize) -> (bool, String) {
+    let out = common::vaultctl_command(&[])
+        .arg("--vault")
+        .arg(&cluster.replicas[i])
+        .args(["audit", "verify"])
+        .output()
+        .expect("run vaultctl");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Waits until the leader's checkpoints name every chain's head.
+async fn wait_for_checkpoints(db: &PgDatabase) {
+    let started = Instant::now();
+    while db
+        .psql(
+            "SELECT COUNT(*) FROM audit_chains c WHERE c.seq > COALESCE(
+                 (SELECT MAX(h.seq) FROM audit_checkpoint_heads h WHERE h.chain = c.chain), -1)",
+        )
+        .trim()
+        != "0"
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the leader did not checkpoint the chains"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_across_replicas_verifies_and_names_what_was_cut() {
+    let Some(db) = postgres::database(TEST) else {
+        return;
+    };
+    let cluster = Cluster::new(db, 3);
+    let daemons: Vec<Daemon> = (0..3).map(|i| cluster.start(i)).collect();
+    let mut tasks = Vec::new();
+    for c in 0..12 {
+        let mut client = daemons[c % 3].client("admin").await;
+        tasks.push(tokio::spawn(async move {
+            for w in 0..10 {
+                let key = format!("c{c}");
+                client.put(put(&key, b"v", None)).await.expect("put");
+                client.get(get(&key)).await.expect("get");
+                if w == 0 {
+                    let absent = client.get(get("missing")).await;
+                    assert_eq!(code(&absent), Code::NotFound);
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("client");
+    }
+    wait_for_checkpoints(&cluster.db).await;
+    let (ok, text) = audit_verify(&cluster, 1);
+    assert!(ok, "{text}");
+    assert!(text.contains("replica audit chains: 3 chain(s)"), "{text}");
+    assert!(text.contains("all verify"), "{text}");
+
+    // Each chain holds what its replica's file holds: the same records, line for line.
+    let chains: Vec<String> = cluster
+        .db
+        .psql("SELECT chain FROM audit_chains ORDER BY chain")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(chains.len(), 3);
+    for (i, daemon) in daemons.iter().enumerate() {
+        let chain = chains
+            .iter()
+            .find(|c| c.contains(&format!(":{}:", daemon.pid)))
+            .expect("a chain per replica, named by its process");
+        let file = std::fs::read_to_string(cluster.replicas[i].join("audit.jsonl")).expect("log");
+        let rows = cluster.db.psql(&format!(
+            "SELECT line FROM audit_records WHERE chain = '{chain}' ORDER BY seq"
+        ));
+        let file_lines: Vec<&str> = file.lines().collect();
+        let row_lines: Vec<&str> = rows.lines().collect();
+        assert!(!row_lines.is_empty());
+        assert_eq!(
+            file_lines[file_lines.len() - row_lines.len()..],
+            row_lines[..],
+            "replica {i}"
+        );
+    }
+
+    let (a, b, c) = (&chains[0], &chains[1], &chains[2]);
+    cluster.db.psql(&format!(
+        "DELETE FROM audit_records WHERE chain = '{a}'
+             AND seq = (SELECT MIN(seq) + 3 FROM audit_records WHERE chain = '{a}');
+         DELETE FROM audit_records WHERE chain = '{b}'
+             AND seq > (SELECT MAX(seq) - 2 FROM audit_records WHERE chain = '{b}');
+         DELETE FROM audit_records WHERE chain = '{c}';
+         DELETE FROM audit_chains WHERE chain = '{c}';"
+    ));
+    let (ok, text) = audit_verify(&cluster, 0);
+    assert!(!ok, "tampering must fail verification: {text}");
+    assert!(
+        text.contains(&format!("DAMAGED: chain {a}: records ")) && text.contains("were deleted"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("DAMAGED: chain {b}: it ends at seq")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("DAMAGED: chain {c} is missing")),
+        "{text}"
+    );
+    drop(daemons);
+}
+
