@@ -34,16 +34,28 @@ fn kek(key: &Dek) -> Kek {
     }
 }
 
-/// `n` replicas of one vault on `url`, in directories under `root`, each electing a leader.
+/// `n` replicas of one vault on `url`, in directories under `root`, each electing a leader;
+/// and the key of their KEK.
 fn replicas(url: &str, root: &Path, n: usize) -> Vec<Replica> {
+    replicas_and_key(url, root, n).0
+}
+
+fn replicas_and_key(url: &str, root: &Path, n: usize) -> (Vec<Replica>, Dek) {
     let key = Dek::generate().expect("key");
     let first = root.join("r0");
     std::fs::create_dir(&first).expect("dir");
     let mut location = StoreLocation::new(url).expect("url");
     location.lease_ttl_ms = Some(800);
     location.write(&first).expect("store.json");
-    drop(Vault::init_with(&first, &InitOptions::new(StoreKind::Postgres), vec![kek(&key)]).expect("init"));
-    (0..n)
+    drop(
+        Vault::init_with(
+            &first,
+            &InitOptions::new(StoreKind::Postgres),
+            vec![kek(&key)],
+        )
+        .expect("init"),
+    );
+    let replicas = (0..n)
         .map(|i| {
             let dir = root.join(format!("r{i}"));
             if i > 0 {
@@ -52,18 +64,24 @@ fn replicas(url: &str, root: &Path, n: usize) -> Vec<Replica> {
                     std::fs::copy(first.join(file), dir.join(file)).expect("copy");
                 }
             }
-            let vault = Arc::new(Vault::open(&dir, None, vec![kek(&key)]).expect("open"));
-            vault.join_leader_election().expect("join");
-            let audit_key = vault.audit_key().expect("audit key");
-            let chain = ReplicaChain::new(&vault, &audit_key, Duration::from_secs(3600))
-                .expect("chain")
-                .expect("a shared store has chains");
-            let mut options = AuditOptions::new(Arc::new(NoAnchor), "test");
-            options.mirror = Some(Arc::clone(&chain) as _);
-            let log = AuditLog::open(&dir.join("audit.jsonl"), audit_key, options).expect("log");
-            Replica { vault, chain, log }
+            open_replica(&dir, &key)
         })
-        .collect()
+        .collect();
+    (replicas, key)
+}
+
+/// The replica in `dir` (a vault directory with its store.json).
+fn open_replica(dir: &Path, key: &Dek) -> Replica {
+    let vault = Arc::new(Vault::open(dir, None, vec![kek(key)]).expect("open"));
+    vault.join_leader_election().expect("join");
+    let audit_key = vault.audit_key().expect("audit key");
+    let chain = ReplicaChain::new(&vault, &audit_key, Duration::from_secs(3600))
+        .expect("chain")
+        .expect("a shared store has chains");
+    let mut options = AuditOptions::new(Arc::new(NoAnchor), "test");
+    options.mirror = Some(Arc::clone(&chain) as _);
+    let log = AuditLog::open(&dir.join("audit.jsonl"), audit_key, options).expect("log");
+    Replica { vault, chain, log }
 }
 
 fn event(i: usize) -> AuditEvent {
@@ -156,7 +174,9 @@ fn three_replicas_chains_verify_and_every_tampering_is_named() {
 
     let (a, b, c) = (name(&replicas[0]), name(&replicas[1]), name(&replicas[2]));
     // A middle record of A deleted; B's newest three cut; C dropped whole.
-    db.psql(&format!("DELETE FROM audit_records WHERE chain = '{a}' AND seq = 100"));
+    db.psql(&format!(
+        "DELETE FROM audit_records WHERE chain = '{a}' AND seq = 100"
+    ));
     db.psql(&format!(
         "DELETE FROM audit_records WHERE chain = '{b}' AND seq > 197"
     ));
@@ -194,7 +214,10 @@ fn three_replicas_chains_verify_and_every_tampering_is_named() {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("\n");
-    assert!(text.contains(&format!("chain {a}: records 100..100 were deleted")), "{text}");
+    assert!(
+        text.contains(&format!("chain {a}: records 100..100 were deleted")),
+        "{text}"
+    );
     assert!(text.contains(&format!("chain {c} is missing")), "{text}");
 }
 
@@ -283,11 +306,16 @@ fn a_chain_moved_by_someone_else_closes_the_log() {
     let replicas = replicas(db.url(), root.path(), 1);
     load(&replicas, 2);
     let a = name(&replicas[0]);
-    db.psql(&format!("UPDATE audit_chains SET seq = seq + 5 WHERE chain = '{a}'"));
+    db.psql(&format!(
+        "UPDATE audit_chains SET seq = seq + 5 WHERE chain = '{a}'"
+    ));
     let error = replicas[0].log.append(&event(1)).expect_err("refused");
     assert!(error.to_string().contains("by someone else"), "{error}");
     assert!(replicas[0].log.status().failed.is_some());
-    assert!(replicas[0].log.append(&event(2)).is_err(), "the log stays closed");
+    assert!(
+        replicas[0].log.append(&event(2)).is_err(),
+        "the log stays closed"
+    );
 }
 
 #[test]
@@ -332,4 +360,83 @@ fn schema_1_databases_gain_the_audit_tables() {
         "0",
         "the tables exist"
     );
+}
+
+#[test]
+fn a_replica_role_with_the_readmes_grants_appends_and_cannot_rewrite_the_audit() {
+    let Some(db) = postgres::database(TEST) else {
+        return;
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    let (owner, key) = replicas_and_key(db.url(), root.path(), 1);
+    // The grants the README gives the replicas' role.
+    let role = format!("replica_{}", db.name());
+    db.psql(&format!(
+        "CREATE ROLE {role} LOGIN PASSWORD 'replica-pass';
+         GRANT SELECT, INSERT, UPDATE, DELETE ON secrets, changes, epochs, leader_lease TO {role};
+         GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO {role};
+         GRANT SELECT ON vault_schema TO {role};
+         GRANT SELECT, INSERT ON audit_records, audit_checkpoints, audit_checkpoint_heads TO {role};
+         GRANT SELECT, INSERT, UPDATE ON audit_chains TO {role};"
+    ));
+    let dir = root.path().join("limited");
+    std::fs::create_dir(&dir).expect("dir");
+    std::fs::copy(
+        root.path().join("r0").join(vault::CONFIG_FILE),
+        dir.join(vault::CONFIG_FILE),
+    )
+    .expect("copy");
+    let password = root.path().join("db.pass");
+    std::fs::write(&password, "replica-pass\n").expect("password");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let mut location = StoreLocation::new(&format!(
+        "postgres://{role}@127.0.0.1:{}/{}",
+        db.port(),
+        db.name()
+    ))
+    .expect("url");
+    location.password_file = Some(password);
+    location.lease_ttl_ms = Some(800);
+    location.write(&dir).expect("store.json");
+    let limited = open_replica(&dir, &key);
+    let replicas = [owner.into_iter().next().expect("owner"), limited];
+    // The role serves secrets too.
+    let limited = &replicas[1].vault;
+    assert_eq!(limited.set("global", "k", b"v1").expect("set"), 1);
+    assert_eq!(
+        limited
+            .get("global", "k", None)
+            .expect("get")
+            .expose_secret(),
+        b"v1"
+    );
+    limited.delete("global", "k").expect("delete");
+    load(&replicas, 10);
+    // Whichever leads checkpoints, the limited role too.
+    checkpoint(&replicas);
+    assert_eq!(verify(&replicas[1]).defects, vec![]);
+    for statement in [
+        "DELETE FROM audit_records",
+        "UPDATE audit_records SET line = ''",
+        "DELETE FROM audit_checkpoints",
+        "DELETE FROM audit_chains",
+        "TRUNCATE audit_records",
+    ] {
+        let out = db
+            .client("psql")
+            .env("PGUSER", &role)
+            .env("PGPASSWORD", "replica-pass")
+            .args(["-v", "ON_ERROR_STOP=1", "-c", statement])
+            .output()
+            .expect("psql");
+        assert!(!out.status.success(), "{statement} was allowed");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("permission denied"),
+            "{statement}: {stderr}"
+        );
+    }
 }

@@ -557,4 +557,3 @@ async fn audit_across_replicas_verifies_and_names_what_was_cut() {
     );
     drop(daemons);
 }
-

@@ -148,10 +148,10 @@ pub(super) struct Inner {
 pub(super) struct State {
     /// The seq the next event gets.
     pub(super) next_seq: u64,
-    /// Events enqueued and not yet taken by the writer, with their seq and time. The writer
-    /// chains, MACs and encodes them: that work stays off the callers' path and out of
-    /// this lock.
-    pub(super) queued: Vec<(u64, i64, AuditEvent)>,
+    /// Events enqueued and not yet taken by the writer, with their seq and time, and whether
+    /// their caller waits for the fsync. The writer chains, MACs and encodes them: that work
+    /// stays off the callers' path and out of this lock.
+    pub(super) queued: Vec<(u64, i64, AuditEvent, bool)>,
     /// Every record up to this seq is written and fsynced.
     pub(super) durable_seq: u64,
     /// Every record up to this seq is written to the file (in the page cache: it outlives
@@ -352,7 +352,7 @@ impl AuditLog {
     /// Records `event` and returns once it is written and fsynced (with the records of
     /// other callers queued at the same time: one write and one fsync per batch).
     pub fn append(&self, event: &AuditEvent) -> Result<(), Error> {
-        let seq = self.inner.enqueue(event.clone())?;
+        let seq = self.inner.enqueue(event.clone(), true)?;
         self.inner.lock().fsync_waiters += 1;
         self.inner.sync_work.notify_one();
         let durable = self.wait(|state| state.durable_seq >= seq);
@@ -366,7 +366,7 @@ impl AuditLog {
     pub fn append_async(&self, event: AuditEvent) -> Durable {
         Durable {
             inner: Arc::clone(&self.inner),
-            seq: self.inner.enqueue(event),
+            seq: self.inner.enqueue(event, true),
             until: Until::Fsynced,
         }
     }
@@ -379,7 +379,7 @@ impl AuditLog {
     pub fn append_written(&self, event: AuditEvent) -> Durable {
         Durable {
             inner: Arc::clone(&self.inner),
-            seq: self.inner.enqueue(event),
+            seq: self.inner.enqueue(event, false),
             until: Until::Written,
         }
     }
@@ -534,8 +534,9 @@ impl Drop for AuditLog {
 }
 
 impl Inner {
-    /// Queues `event` as the next record; its seq.
-    fn enqueue(&self, event: AuditEvent) -> Result<u64, Error> {
+    /// Queues `event` as the next record (`fsync`: its caller will wait for the fsync); its
+    /// seq.
+    fn enqueue(&self, event: AuditEvent, fsync: bool) -> Result<u64, Error> {
         let ts_ms = now_ms();
         let mut state = self.lock();
         self.check_open(&state)?;
@@ -543,7 +544,7 @@ impl Inner {
             return Err(self.failed_error("the log is closed"));
         }
         let seq = state.next_seq;
-        state.queued.push((seq, ts_ms, event));
+        state.queued.push((seq, ts_ms, event, fsync));
         state.next_seq += 1;
         let idle = state.writer_idle;
         drop(state);

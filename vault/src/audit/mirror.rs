@@ -14,6 +14,10 @@ pub struct MirroredRecord {
     pub mac: String,
     /// Its canonical line.
     pub line: String,
+    /// Whether its caller waits for it to be fsynced (a state change's records), rather than
+    /// only written (a read's outcome): the mirror may hold the latter the way the file does
+    /// before its fsync, safe from a crash of this process, not from the store's.
+    pub fsync: bool,
 }
 
 /// Where an [`super::AuditLog`] copies its records.

@@ -121,8 +121,8 @@ pub use checkpoint::{
 pub use escape::{display_text, escape_text, json_printable, needs_escape};
 pub use head::{head_path, verified_head};
 pub use key::{AUDIT_KEY_LEN, AuditKey};
-pub use mirror::{AuditMirror, MirroredRecord};
 pub use log::{AuditLog, AuditOptions, AuditStatus, CHECKPOINT_INTERVAL, Durable, HEAD_INTERVAL};
+pub use mirror::{AuditMirror, MirroredRecord};
 pub use record::{AuditRecord, MAX_FIELD_LEN};
 pub use rotation::Rotated;
 pub use segment::{SEGMENT_OP, segment_path};

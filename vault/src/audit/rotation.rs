@@ -121,7 +121,7 @@ impl Inner {
             .file
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = file;
-        if !self.mirror(&[mirrored_record(seq, &mac, &line)]) {
+        if !self.mirror(&[mirrored_record(seq, &mac, &line, true)]) {
             return Err(self.failed_error("copying the new segment's first record failed"));
         }
         let mut segment_digest = digest::Context::new(&digest::SHA256);
@@ -168,7 +168,7 @@ impl Inner {
         };
         match written {
             Ok(()) => {
-                if !self.mirror(&[mirrored_record(seq, &mac, &line)]) {
+                if !self.mirror(&[mirrored_record(seq, &mac, &line, true)]) {
                     return error;
                 }
                 tip.digest.update(&line);

@@ -11,13 +11,13 @@ use std::time::Instant;
 
 use ring::digest;
 
-use super::{AuditEvent, MirroredRecord};
 use super::anchor::Anchor;
 use super::checkpoint::Checkpoint;
 use super::head::{Head, write_head};
 use super::log::{HEAD_INTERVAL, Inner};
 use super::record::{AuditRecord, hex};
 use super::sync::FailOnPanic;
+use super::{AuditEvent, MirroredRecord};
 use crate::Error;
 use crate::store::now_ms;
 
@@ -245,16 +245,16 @@ impl Inner {
     /// Writes `events` as one batch to the current segment, tells the callers that wait only
     /// for that and hands the fsync to the sync thread; `false` if the write failed (the log
     /// is closed for appends then).
-    fn write_batch(&self, tip: &mut Tip, events: &[(u64, i64, AuditEvent)]) -> bool {
+    fn write_batch(&self, tip: &mut Tip, events: &[(u64, i64, AuditEvent, bool)]) -> bool {
         let key = self.key.hmac();
         let mut batch = Vec::with_capacity(events.len() * 512);
         let before = (tip.mac.clone(), tip.digest.clone(), tip.first_mac.clone());
         let mut last_seq = tip.seq;
         let mut mirrored = Vec::new();
-        for (seq, ts_ms, event) in events {
+        for (seq, ts_ms, event, fsync) in events {
             let (mac, line) = AuditRecord::encode(event, *seq, *ts_ms, &tip.mac, &key);
             if self.mirror.is_some() {
-                mirrored.push(mirrored_record(*seq, &mac, &line));
+                mirrored.push(mirrored_record(*seq, &mac, &line, *fsync));
             }
             let start = batch.len();
             batch.extend_from_slice(&line);
@@ -467,13 +467,14 @@ impl Inner {
 
 /// A record as the mirror takes it; `line` is its canonical line, with or without its
 /// newline.
-pub(super) fn mirrored_record(seq: u64, mac: &str, line: &[u8]) -> MirroredRecord {
+pub(super) fn mirrored_record(seq: u64, mac: &str, line: &[u8], fsync: bool) -> MirroredRecord {
     let line = line.strip_suffix(b"\n").unwrap_or(line);
     MirroredRecord {
         seq,
         mac: mac.to_owned(),
         // Serde's JSON: UTF-8 by construction.
         line: String::from_utf8_lossy(line).into_owned(),
+        fsync,
     }
 }
 

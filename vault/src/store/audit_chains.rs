@@ -55,13 +55,15 @@ pub trait AuditChains: Send + Sync {
     /// Appends `records` (seq and canonical line, in order, the first right after the head)
     /// to `chain` and moves its head to `head`, in one statement, if the head is still at
     /// seq `from`: whether it was (false also when an earlier attempt of this append
-    /// committed and its answer was lost; read the head to tell).
+    /// committed and its answer was lost; read the head to tell). Unless `flushed`, the
+    /// commit need not wait for the store's disk (it must still outlive this process).
     fn append_chain(
         &self,
         chain: &str,
         from: u64,
         records: &[(u64, String)],
         head: &ChainHead,
+        flushed: bool,
     ) -> Result<bool, Error>;
 
     /// One chain's head row.

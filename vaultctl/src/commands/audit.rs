@@ -211,12 +211,18 @@ fn verify(cli: &Cli, args: &VerifyArgs) -> Result<(), Error> {
 /// `verify` with the vault's audit key: the local log (if there is one: on an
 /// administrator's host of a vault on PostgreSQL there may be none) and, on a store replicas
 /// share, every replica's chain in it.
-fn verify_with_vault(cli: &Cli, args: &VerifyArgs, path: Result<PathBuf, Error>) -> Result<(), Error> {
+fn verify_with_vault(
+    cli: &Cli,
+    args: &VerifyArgs,
+    path: Result<PathBuf, Error>,
+) -> Result<(), Error> {
     let vault = open_vault(cli)?;
     let replicas = vault.verify_replica_audit()?;
     let path = match path {
         Ok(path) => Some(path),
-        Err(_) if replicas.is_some() && args.log.log.is_none() && args.checkpoints.is_none() => None,
+        Err(_) if replicas.is_some() && args.log.log.is_none() && args.checkpoints.is_none() => {
+            None
+        }
         Err(e) => return Err(e),
     };
     let key = vault.audit_key()?;
@@ -261,7 +267,12 @@ fn verify_local(
     let checkpoints = match &args.checkpoints {
         Some(file) => {
             let public_key = key.checkpoint_public_key()?;
-            Some(audit::verify_checkpoints(path, file, &public_key, Some(key))?)
+            Some(audit::verify_checkpoints(
+                path,
+                file,
+                &public_key,
+                Some(key),
+            )?)
         }
         None => None,
     };

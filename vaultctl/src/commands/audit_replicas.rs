@@ -19,9 +19,10 @@ pub(crate) fn show(report: &ReplicasReport, json: bool) -> serde_json::Value {
             }
         );
         for chain in &report.chains {
-            let checkpointed = chain
-                .checkpointed_seq
-                .map_or_else(|| "not checkpointed yet".to_owned(), |s| format!("checkpointed through seq {s}"));
+            let checkpointed = chain.checkpointed_seq.map_or_else(
+                || "not checkpointed yet".to_owned(),
+                |s| format!("checkpointed through seq {s}"),
+            );
             println!(
                 "  {}: {} record(s) from seq {}, head at seq {}, {checkpointed}",
                 display_text(&chain.chain),

@@ -162,7 +162,6 @@ impl ReplicaChain {
             .unwrap_or_else(PoisonError::into_inner) = Some(thread);
         Ok(())
     }
-
 }
 
 impl AuditMirror for ReplicaChain {
@@ -204,9 +203,10 @@ impl AuditMirror for ReplicaChain {
         };
         next.tag = head_tag(&self.key, &next);
         let rows: Vec<(u64, String)> = records.iter().map(|r| (r.seq, r.line.clone())).collect();
+        let flushed = records.iter().any(|r| r.fsync);
         let (mut delay, mut away_since, mut reported) = (RETRY_FIRST, None, None::<Instant>);
         loop {
-            let failed = match chains.append_chain(&head.chain, head.seq, &rows, &next) {
+            let failed = match chains.append_chain(&head.chain, head.seq, &rows, &next, flushed) {
                 Ok(true) => break,
                 Ok(false) => None,
                 Err(e) => Some(e),

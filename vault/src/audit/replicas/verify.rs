@@ -161,10 +161,9 @@ impl std::fmt::Display for ReplicaDefect {
                 f,
                 "chain {chain} is missing: checkpoint {number} says it reached seq {seq}, but its records and head row were dropped"
             ),
-            ReplicaDefect::RecordsMissing { chain, from, to } => write!(
-                f,
-                "chain {chain}: records {from}..{to} were deleted"
-            ),
+            ReplicaDefect::RecordsMissing { chain, from, to } => {
+                write!(f, "chain {chain}: records {from}..{to} were deleted")
+            }
             ReplicaDefect::RecordDamaged { chain, seq, defect } => {
                 write!(f, "chain {chain}: record seq {seq}: {defect}")
             }
@@ -269,10 +268,11 @@ fn read_checkpoints(
             }
             if checkpoint_verifies(key, &checkpoint) {
                 for (chain, seq, mac) in &checkpoint.heads {
-                    named
-                        .entry(chain.clone())
-                        .or_default()
-                        .push((*seq, mac.clone(), checkpoint.number));
+                    named.entry(chain.clone()).or_default().push((
+                        *seq,
+                        mac.clone(),
+                        checkpoint.number,
+                    ));
                 }
             } else {
                 defects.push(ReplicaDefect::CheckpointForged {

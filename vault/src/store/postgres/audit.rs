@@ -25,6 +25,8 @@ const APPEND_SQL: &str = "WITH moved AS (
          FROM moved, unnest($3::bigint[], $7::text[]) AS r(seq, line)
      )
      SELECT COUNT(*) FROM moved";
+/// For this transaction only: commit without waiting for the WAL flush.
+const ASYNC_COMMIT_SQL: &str = "SET LOCAL synchronous_commit = off";
 const RECORDS_SQL: &str = "SELECT seq, line FROM audit_records
      WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 /// Every chain with records: a walk of the primary key's index that skips from one chain
@@ -134,33 +136,37 @@ impl AuditChains for PostgresStore {
         from: u64,
         records: &[(u64, String)],
         head: &ChainHead,
+        flushed: bool,
     ) -> Result<bool, Error> {
+        let what = "appending to this replica's audit chain";
         let seqs: Vec<i64> = records.iter().map(|(seq, _)| big(*seq)).collect();
         let lines: Vec<&str> = records.iter().map(|(_, line)| line.as_str()).collect();
+        let (from, to) = (big(from), big(head.seq));
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+            [&chain, &from, &seqs, &to, &head.mac, &head.tag, &lines];
         self.block(async {
-            let client = self.client().await?;
+            let mut client = self.client().await?;
             let statement = client
                 .prepare_cached(APPEND_SQL)
                 .await
-                .map_err(Error::pg("appending to this replica's audit chain"))?;
-            let row = client
-                .query_one(
-                    &statement,
-                    &[
-                        &chain,
-                        &big(from),
-                        &seqs,
-                        &big(head.seq),
-                        &head.mac,
-                        &head.tag,
-                        &lines,
-                    ],
-                )
-                .await
-                .map_err(Error::pg("appending to this replica's audit chain"))?;
-            let moved: i64 = row
-                .try_get(0)
-                .map_err(Error::pg("appending to this replica's audit chain"))?;
+                .map_err(Error::pg(what))?;
+            let row = if flushed {
+                client.query_one(&statement, &params).await
+            } else {
+                // A read's records: the commit returns once the server has them, before its
+                // WAL reaches the disk, as the file's line is written before its fsync.
+                let tx = client.transaction().await.map_err(Error::pg(what))?;
+                tx.batch_execute(ASYNC_COMMIT_SQL)
+                    .await
+                    .map_err(Error::pg(what))?;
+                let row = tx.query_one(&statement, &params).await;
+                match row {
+                    Ok(row) => tx.commit().await.map(|()| row),
+                    Err(e) => Err(e),
+                }
+            }
+            .map_err(Error::pg(what))?;
+            let moved: i64 = row.try_get(0).map_err(Error::pg(what))?;
             Ok(moved == 1)
         })
     }

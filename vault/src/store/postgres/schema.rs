@@ -237,9 +237,18 @@ pub(super) async fn migrate(
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])
         .await
         .map_err(Error::pg("locking the schema"))?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS vault_schema (version bigint NOT NULL)")
+    // Asked first, not `CREATE TABLE IF NOT EXISTS`: that needs the right to create tables
+    // even when the table exists, which the replicas' role should not have.
+    let exists: bool = tx
+        .query_one("SELECT to_regclass('vault_schema') IS NOT NULL", &[])
         .await
-        .map_err(Error::pg("creating the schema version table"))?;
+        .and_then(|row| row.try_get(0))
+        .map_err(Error::pg("looking for the schema version table"))?;
+    if !exists {
+        tx.batch_execute("CREATE TABLE vault_schema (version bigint NOT NULL)")
+            .await
+            .map_err(Error::pg("creating the schema version table"))?;
+    }
     let found: Option<i64> = tx
         .query_one("SELECT MAX(version) FROM vault_schema", &[])
         .await
