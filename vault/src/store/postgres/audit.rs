@@ -3,6 +3,7 @@
 //! nothing unless the head is where the appender left it, so two processes can never both
 //! extend a chain and a retried append cannot add its records twice.
 
+use deadpool_postgres::{Pool, RecyclingMethod};
 use tokio_postgres::Row;
 
 use super::PostgresStore;
@@ -25,8 +26,6 @@ const APPEND_SQL: &str = "WITH moved AS (
          FROM moved, unnest($3::bigint[], $7::text[]) AS r(seq, line)
      )
      SELECT COUNT(*) FROM moved";
-/// For this transaction only: commit without waiting for the WAL flush.
-const ASYNC_COMMIT_SQL: &str = "SET LOCAL synchronous_commit = off";
 const RECORDS_SQL: &str = "SELECT seq, line FROM audit_records
      WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3";
 /// Every chain with records: a walk of the primary key's index that skips from one chain
@@ -54,6 +53,26 @@ const ADD_CHECKPOINT_HEADS_SQL: &str =
     "INSERT INTO audit_checkpoint_heads (number, chain, seq, mac)
      SELECT $1, h.chain, h.seq, h.mac FROM unnest($2::text[], $3::bigint[], $4::text[])
          AS h(chain, seq, mac)";
+
+/// The connections a replica appends to its chain on, one statement per batch: one whose
+/// commits wait for the WAL flush (a state change's records), one whose commits do not (a
+/// read's, as the file's line is written before its fsync: safe from a crash of vaultd, not
+/// of the database's machine). Apart from the store's pool, so the appends, which every
+/// request waits for, neither queue behind requests for a connection nor pay its check: a
+/// connection the database closed is seen as closed and replaced on the append's retry.
+pub(super) struct AuditPools {
+    flushed: Pool,
+    relaxed: Pool,
+}
+
+impl AuditPools {
+    fn new(connect: &super::Connect) -> Result<Self, Error> {
+        Ok(AuditPools {
+            flushed: connect.pool(1, RecyclingMethod::Fast, None)?,
+            relaxed: connect.pool(1, RecyclingMethod::Fast, Some("-c synchronous_commit=off"))?,
+        })
+    }
+}
 
 /// A count or seq as PostgreSQL's bigint (they never come near its limit).
 fn big(n: u64) -> i64 {
@@ -139,33 +158,41 @@ impl AuditChains for PostgresStore {
         flushed: bool,
     ) -> Result<bool, Error> {
         let what = "appending to this replica's audit chain";
+        let pools = match self.audit_pools.get() {
+            Some(pools) => pools,
+            None => {
+                let pools = AuditPools::new(&self.connect)?;
+                self.audit_pools.get_or_init(|| pools)
+            }
+        };
+        let pool = if flushed {
+            &pools.flushed
+        } else {
+            &pools.relaxed
+        };
         let seqs: Vec<i64> = records.iter().map(|(seq, _)| big(*seq)).collect();
         let lines: Vec<&str> = records.iter().map(|(_, line)| line.as_str()).collect();
-        let (from, to) = (big(from), big(head.seq));
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
-            [&chain, &from, &seqs, &to, &head.mac, &head.tag, &lines];
         self.block(async {
-            let mut client = self.client().await?;
+            let client = pool.get().await.map_err(super::pool_error)?;
             let statement = client
                 .prepare_cached(APPEND_SQL)
                 .await
                 .map_err(Error::pg(what))?;
-            let row = if flushed {
-                client.query_one(&statement, &params).await
-            } else {
-                // A read's records: the commit returns once the server has them, before its
-                // WAL reaches the disk, as the file's line is written before its fsync.
-                let tx = client.transaction().await.map_err(Error::pg(what))?;
-                tx.batch_execute(ASYNC_COMMIT_SQL)
-                    .await
-                    .map_err(Error::pg(what))?;
-                let row = tx.query_one(&statement, &params).await;
-                match row {
-                    Ok(row) => tx.commit().await.map(|()| row),
-                    Err(e) => Err(e),
-                }
-            }
-            .map_err(Error::pg(what))?;
+            let row = client
+                .query_one(
+                    &statement,
+                    &[
+                        &chain,
+                        &big(from),
+                        &seqs,
+                        &big(head.seq),
+                        &head.mac,
+                        &head.tag,
+                        &lines,
+                    ],
+                )
+                .await
+                .map_err(Error::pg(what))?;
             let moved: i64 = row.try_get(0).map_err(Error::pg(what))?;
             Ok(moved == 1)
         })

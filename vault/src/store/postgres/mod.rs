@@ -69,6 +69,8 @@ pub struct PostgresStore {
     lease: Arc<lease::Lease>,
     /// Whether this replica takes part in the election (a daemon does; commands do not).
     campaigning: OnceLock<()>,
+    /// The connections this replica's audit chain is appended on (see `audit.rs`).
+    audit_pools: OnceLock<audit::AuditPools>,
 }
 
 /// The settings of a connection, and its TLS.
@@ -76,6 +78,44 @@ pub struct PostgresStore {
 struct Connect {
     config: tokio_postgres::Config,
     tls: Option<rustls::ClientConfig>,
+}
+
+impl Connect {
+    /// A pool of up to `size` connections, each with `options` (server settings for its
+    /// session, as `-c name=value`), checked by `recycling` before reuse.
+    fn pool(
+        &self,
+        size: usize,
+        recycling: RecyclingMethod,
+        options: Option<&str>,
+    ) -> Result<Pool, Error> {
+        let mut config = self.config.clone();
+        if let Some(options) = options {
+            config.options(options);
+        }
+        let manager_config = ManagerConfig {
+            recycling_method: recycling,
+        };
+        let manager = match &self.tls {
+            Some(tls) => Manager::from_config(
+                config,
+                tokio_postgres_rustls::MakeRustlsConnect::new(tls.clone()),
+                manager_config,
+            ),
+            None => Manager::from_config(config, tokio_postgres::NoTls, manager_config),
+        };
+        Pool::builder(manager)
+            .max_size(size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(CONNECTION_WAIT))
+            .create_timeout(Some(CONNECTION_WAIT))
+            .recycle_timeout(Some(CONNECTION_WAIT))
+            .build()
+            .map_err(|e| Error::Store {
+                what: "setting up the connection pool",
+                reason: e.to_string(),
+            })
+    }
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -120,36 +160,13 @@ impl PostgresStore {
             .map_err(Error::io(String::from(
                 "starting the PostgreSQL client's thread",
             )))?;
-        let manager_config = ManagerConfig {
-            recycling_method: RecyclingMethod::Verified,
-        };
         let connect = Connect {
             config: connector.config,
             tls: connector.tls,
         };
-        let manager = match &connect.tls {
-            Some(tls) => Manager::from_config(
-                connect.config.clone(),
-                tokio_postgres_rustls::MakeRustlsConnect::new(tls.clone()),
-                manager_config,
-            ),
-            None => Manager::from_config(
-                connect.config.clone(),
-                tokio_postgres::NoTls,
-                manager_config,
-            ),
-        };
-        let pool = Pool::builder(manager)
-            .max_size(connector.pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(CONNECTION_WAIT))
-            .create_timeout(Some(CONNECTION_WAIT))
-            .recycle_timeout(Some(CONNECTION_WAIT))
-            .build()
-            .map_err(|e| Error::Store {
-                what: "setting up the connection pool",
-                reason: e.to_string(),
-            })?;
+        // Verified: a connection is checked before it is handed out again, so a database
+        // restart costs the calls in flight, not the store.
+        let pool = connect.pool(connector.pool_size, RecyclingMethod::Verified, None)?;
         let store = PostgresStore {
             runtime: Some(runtime),
             pool,
@@ -160,6 +177,7 @@ impl PostgresStore {
             notify: connector.notify,
             lease: Arc::new(lease::Lease::new(connector.lease_ttl)),
             campaigning: OnceLock::new(),
+            audit_pools: OnceLock::new(),
         };
         store.block(async {
             let mut client = store.client().await?;
