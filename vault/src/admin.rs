@@ -7,8 +7,8 @@ use envelope::{EnvelopeRef, Health};
 
 use crate::config::{VaultConfig, WrapMode};
 use crate::keyring::{
-    CONFIG_RECHECK, EPOCH_KIND, Keyring, RootSet, add_to_integrity_key, check_canary,
-    drop_from_integrity_key, pin, reseal_epoch,
+    CONFIG_RECHECK, EPOCH_KIND, Keyring, RootSet, StanzaChange, add_to_integrity_key, check_canary,
+    drop_from_integrity_key, pin, reseal_epoch, restanza_ledger_epochs,
 };
 use crate::store::{StoredVersion, now_ms};
 use crate::{Error, Kek, Vault};
@@ -56,7 +56,6 @@ impl Vault {
     /// Adds a root KEK. Tiered: every epoch key is wrapped under it at once (all root KEKs
     /// must be present). Direct: new secrets get its stanza; `rewrap` adds it to old ones.
     pub fn add_kek(&self, kek: Kek) -> Result<(), Error> {
-        self.refuse_with_shared_epochs("adding a root KEK")?;
         let mut guard = self.write_keyring();
         let keyring = guard.take().ok_or(Error::Locked)?;
         let keys = std::sync::Arc::clone(&keyring.integrity);
@@ -75,7 +74,16 @@ impl Vault {
             let mut given = keyring.root.given().to_vec();
             given.push(kek.clone());
             let root = RootSet::build(config, given)?.with_integrity(&keys);
-            reseal_epochs(config, &root)?;
+            match self.shared_epochs(config) {
+                Some(ledger) => {
+                    let change = StanzaChange::Add {
+                        root: &keyring.root,
+                        kek: &kek.provider,
+                    };
+                    restanza_ledger_epochs(ledger, &config.id, &keys, &change)?;
+                }
+                None => reseal_epochs(config, &root)?,
+            }
             Ok(root)
         });
         finish_root_change(&mut guard, keyring, result)
@@ -84,7 +92,6 @@ impl Vault {
     /// Removes a root KEK. Refuses when no other KEK works now, and, in direct mode, when
     /// stored secrets are still wrapped only for it.
     pub fn remove_kek(&self, id: &str) -> Result<(), Error> {
-        self.refuse_with_shared_epochs("removing a root KEK")?;
         let mut guard = self.write_keyring();
         let keyring = guard.take().ok_or(Error::Locked)?;
         let keys = std::sync::Arc::clone(&keyring.integrity);
@@ -121,7 +128,15 @@ impl Vault {
             config.integrity_key = drop_from_integrity_key(&config.integrity_key_bytes()?, id)?;
             let root = root.with_integrity(&keys);
             match config.mode {
-                WrapMode::Tiered => reseal_epochs(config, &root)?,
+                WrapMode::Tiered => match self.shared_epochs(config) {
+                    Some(ledger) => restanza_ledger_epochs(
+                        ledger,
+                        &config.id,
+                        &keys,
+                        &StanzaChange::Remove(id),
+                    )?,
+                    None => reseal_epochs(config, &root)?,
+                },
                 WrapMode::Direct => {
                     // Every KEK still pinned counts, here or not: an envelope one of them
                     // opens does not depend on the removed KEK alone.
@@ -213,9 +228,16 @@ impl Vault {
         })
     }
 
-    /// Refuses `what` on a tiered vault whose epochs a shared store keeps: the epoch keys
-    /// would have to be resealed (or retired) in the store for every replica at once, which
-    /// is not built yet; a change made in one replica's vault.json would strand the others.
+    /// The ledger of a tiered vault whose epochs a shared store keeps (PostgreSQL).
+    fn shared_epochs(&self, config: &VaultConfig) -> Option<&dyn crate::store::EpochLedger> {
+        (config.mode == WrapMode::Tiered)
+            .then(|| self.store.epoch_ledger())
+            .flatten()
+    }
+
+    /// Refuses `what` on a tiered vault whose epochs a shared store keeps: retiring epochs
+    /// would have to reach every replica at once (each holds the open keys, and may hold a
+    /// lease on an old epoch), which is not built yet.
     fn refuse_with_shared_epochs(&self, what: &str) -> Result<(), Error> {
         if self.mode == WrapMode::Tiered && self.store.epoch_ledger().is_some() {
             return Err(Error::Unsupported(format!(

@@ -306,3 +306,89 @@ fn a_batch_larger_than_the_servers_lock_table_is_written_whole() {
         b"v7999"
     );
 }
+
+/// A software KEK of its own (a node's TPM, in production).
+fn node_kek(name: &str) -> Kek {
+    Kek {
+        uri: format!("memory:{name}"),
+        provider: Arc::new(SoftwareKek::new(
+            KekId::new("memory", name, 1).expect("id"),
+            root_key(),
+        )),
+    }
+}
+
+/// A replica directory `name` with copies of `from`'s vault.json and store.json.
+fn copy_replica(root: &Path, from: &str, name: &str) -> std::path::PathBuf {
+    let dir = root.join(name);
+    std::fs::create_dir(&dir).expect("dir");
+    for file in [vault::CONFIG_FILE, vault::STORE_LOCATION_FILE] {
+        std::fs::copy(root.join(from).join(file), dir.join(file)).expect("copy");
+    }
+    dir
+}
+
+#[test]
+fn root_kek_changes_reach_the_epochs_every_replica_shares() {
+    let Some(db) = postgres::database(TEST) else {
+        return;
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    let replicas = replicas(&db, root.path(), 2, 5);
+    let (a, b) = (&replicas[0].0, &replicas[1].0);
+    for i in 0..12usize {
+        a.set("global", &format!("k{i}"), b"before").expect("set");
+    }
+    // Node A adds its own KEK: every epoch's key gets its stanza, in the database.
+    let kek_a = node_kek("node-a");
+    a.add_kek(kek_a.clone()).expect("add on A");
+    let only_a = copy_replica(root.path(), "r0", "only-a");
+    let opened = Vault::open(&only_a, None, vec![kek_a.clone()]).expect("open with A's KEK");
+    assert_eq!(
+        opened
+            .get("global", "k0", None)
+            .expect("get")
+            .expose_secret(),
+        b"before"
+    );
+    drop(opened);
+    // Node B, whose vault.json never heard of A's KEK, adds its own: A's stanza stays.
+    let kek_b = node_kek("node-b");
+    b.add_kek(kek_b.clone()).expect("add on B");
+    let only_b = copy_replica(root.path(), "r1", "only-b");
+    for (dir, kek) in [(&only_a, &kek_a), (&only_b, &kek_b)] {
+        let opened = Vault::open(dir, None, vec![kek.clone()]).expect("open with one node KEK");
+        assert_eq!(
+            opened
+                .get("global", "k11", None)
+                .expect("get")
+                .expose_secret(),
+            b"before"
+        );
+    }
+    // Both replicas keep working, across new epochs, through all of it.
+    for i in 0..12usize {
+        replicas[i % 2]
+            .0
+            .set("global", &format!("k{i}"), b"after")
+            .expect("set after");
+    }
+    // The shared KEK removed (on A): it no longer opens any epoch, the node KEKs still do.
+    let shared_id = kek(&root_key()).0.provider.id().to_string();
+    a.remove_kek(&shared_id)
+        .expect("remove the shared KEK on A");
+    let only_shared = copy_replica(root.path(), "r1", "only-shared");
+    let refused = Vault::open(&only_shared, None, vec![kek(&root_key()).0])
+        .and_then(|v| v.get("global", "k0", None).map(|_| ()));
+    assert!(refused.is_err(), "a KEK that was removed opened the epochs");
+    let opened = Vault::open(&only_b, None, vec![kek_b]).expect("open with B's KEK");
+    for i in 0..12usize {
+        assert_eq!(
+            opened
+                .get("global", &format!("k{i}"), None)
+                .expect("get")
+                .expose_secret(),
+            b"after"
+        );
+    }
+}

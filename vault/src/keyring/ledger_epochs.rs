@@ -134,8 +134,17 @@ pub(crate) fn reserve_shared(
             ));
         }
         let number = newest.map_or(1, |e| e.record.number + 1);
-        let previous = newest.and_then(|e| open.get(&e.record.number));
-        let (epoch, key) = new_ledger_epoch(vault_id, number, root, keys, previous, n)?;
+        // The previous epoch's key seals the upgrade copy, through which replicas whose root
+        // KEKs this one does not hold (each node's own) adopt the new epoch: opened here if
+        // another replica started it and this one has not opened it yet.
+        let previous = match newest {
+            Some(e) => match open.get(&e.record.number) {
+                Some(key) => Some(Arc::clone(key)),
+                None => open_ledger_epoch(vault_id, e, root, keys, open).ok(),
+            },
+            None => None,
+        };
+        let (epoch, key) = new_ledger_epoch(vault_id, number, root, keys, previous.as_ref(), n)?;
         if ledger.add_epoch(&epoch)? {
             return Ok(reservation(number, n, key, &epoch.record, policy));
         }
@@ -160,4 +169,85 @@ fn reservation(
         key,
         closes_at(record.created_at_ms, policy),
     )
+}
+
+/// A root KEK change that every epoch in the ledger takes.
+pub(crate) enum StanzaChange<'a> {
+    /// A stanza for `kek` is added, made with the root KEKs of `root` (which open the key).
+    Add {
+        root: &'a RootSet,
+        kek: &'a Arc<dyn KekProvider>,
+    },
+    /// The stanza of the KEK with this id is removed.
+    Remove(&'a str),
+}
+
+/// Applies `change` to the sealed key of every epoch in `ledger`, keeping every other stanza
+/// as it is: those of KEKs that other replicas pinned (each node's TPM) stay, so replicas can
+/// add and remove their own KEKs independently. The keys themselves do not change, so running
+/// replicas are not affected. Records are replaced by compare-and-set on their MAC; one that
+/// another replica changed meanwhile is read again.
+pub(crate) fn restanza_ledger_epochs(
+    ledger: &dyn EpochLedger,
+    vault_id: &str,
+    keys: &IntegrityKeys,
+    change: &StanzaChange<'_>,
+) -> Result<(), Error> {
+    for epoch in ledger.epochs()? {
+        let number = epoch.record.number;
+        let mut record = epoch.record;
+        for attempt in 0.. {
+            verify_epoch(vault_id, &record, keys)?;
+            let sealed = record.key_bytes()?;
+            let resealed = match change {
+                StanzaChange::Add { root, kek } => {
+                    let extra = envelope::rewrap(
+                        &sealed,
+                        &epoch_context(number),
+                        root.unwrap_set(),
+                        &[Arc::clone(kek)],
+                    )?;
+                    envelope::restanza(&sealed, |_| true, Some(&extra.envelope))?
+                }
+                StanzaChange::Remove(id) => {
+                    envelope::restanza(&sealed, |s| s.describe() != *id, None).map_err(
+                        |e| match e {
+                            envelope::Error::NoKek => Error::LastKek {
+                                id: (*id).to_owned(),
+                            },
+                            e => e.into(),
+                        },
+                    )?
+                }
+            };
+            if resealed == sealed {
+                break;
+            }
+            let mut new = EpochRecord {
+                key: encode(&resealed),
+                mac: String::new(),
+                ..record.clone()
+            };
+            mac_epoch(vault_id, &mut new, keys);
+            if ledger.replace_record(number, &record.mac, &new)? {
+                break;
+            }
+            if attempt + 1 >= ATTEMPTS {
+                return Err(Error::Store {
+                    what: "rewriting the epochs' sealed keys",
+                    reason: "other replicas kept changing them; try again".into(),
+                });
+            }
+            record = ledger
+                .epochs()?
+                .into_iter()
+                .find(|e| e.record.number == number)
+                .map(|e| e.record)
+                .ok_or_else(|| Error::Store {
+                    what: "rewriting the epochs' sealed keys",
+                    reason: format!("epoch {number} disappeared from the database"),
+                })?;
+        }
+    }
+    Ok(())
 }

@@ -21,7 +21,7 @@ pub(crate) use integrity::{
     IntegrityKeys, add_to_integrity_key, drop_from_integrity_key, new_integrity_key,
     open_integrity_key,
 };
-pub(crate) use ledger_epochs::new_ledger_epoch;
+pub(crate) use ledger_epochs::{StanzaChange, new_ledger_epoch, restanza_ledger_epochs};
 pub(crate) use root::{RootSet, check_canary, pin};
 
 use crate::config::{VaultConfig, WrapMode};

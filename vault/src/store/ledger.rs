@@ -37,4 +37,14 @@ pub trait EpochLedger: Send + Sync {
     /// the range of wrap numbers granted, `None` if they do not fit. Ranges never overlap,
     /// across replicas and crashes.
     fn lease_wraps(&self, number: u32, n: u64, budget: u64) -> Result<Option<Range<u64>>, Error>;
+
+    /// Replaces epoch `number`'s record (a root KEK's stanza added to or removed from its
+    /// sealed key) if the stored one is still the record whose MAC is `old_mac`: whether it
+    /// was (another replica changed it meanwhile if not).
+    fn replace_record(
+        &self,
+        number: u32,
+        old_mac: &str,
+        record: &EpochRecord,
+    ) -> Result<bool, Error>;
 }

@@ -11,6 +11,10 @@ const EPOCHS_SQL: &str = "SELECT number, record, upgrade, wraps_leased FROM epoc
 const NEWEST_SQL: &str = "SELECT MAX(number) FROM epochs";
 const ADD_SQL: &str = "INSERT INTO epochs (number, record, upgrade, wraps_leased)
      VALUES ($1, $2, $3, $4) ON CONFLICT (number) DO NOTHING";
+/// Compare-and-set on the record's MAC: of replicas changing the same epoch's stanzas at
+/// once, one wins and the others read it again.
+const REPLACE_SQL: &str = "UPDATE epochs SET record = $3
+     WHERE number = $1 AND (record::jsonb ->> 'mac') = $2";
 /// One statement: the row lock serialises leases of the same epoch, and the condition keeps
 /// the sum of every lease within the budget.
 const LEASE_SQL: &str = "UPDATE epochs SET wraps_leased = wraps_leased + $2
@@ -84,6 +88,31 @@ impl EpochLedger for PostgresStore {
                 .await
                 .map_err(Error::pg("writing an epoch"))?;
             Ok(added == 1)
+        })
+    }
+
+    fn replace_record(
+        &self,
+        number: u32,
+        old_mac: &str,
+        record: &EpochRecord,
+    ) -> Result<bool, Error> {
+        let what = "rewriting an epoch's sealed key";
+        let text = serde_json::to_string(record).map_err(|e| Error::Store {
+            what,
+            reason: e.to_string(),
+        })?;
+        let number = i32::try_from(number).map_err(|_| Error::Store {
+            what,
+            reason: "the epoch number is out of range".into(),
+        })?;
+        self.block(async {
+            let client = self.client().await?;
+            let replaced = client
+                .execute(REPLACE_SQL, &[&number, &old_mac, &text])
+                .await
+                .map_err(Error::pg(what))?;
+            Ok(replaced == 1)
         })
     }
 
