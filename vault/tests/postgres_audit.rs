@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use envelope::{Dek, KekId, SoftwareKek};
-use test_support::postgres::{self, PgDatabase, PgServer};
+use test_support::postgres::{self, PgServer};
 use vault::audit::replicas::{ReplicaChain, ReplicaDefect, ReplicasReport};
 use vault::audit::{AuditEvent, AuditLog, AuditOptions, Decision, NoAnchor};
 use vault::{InitOptions, Kek, StoreKind, StoreLocation, Vault};
