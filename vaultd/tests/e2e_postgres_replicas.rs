@@ -532,6 +532,25 @@ async fn audit_across_replicas_verifies_and_names_what_was_cut() {
         );
     }
 
+    // An administrator's copy of the vault's files, with no audit log of its own, verifies
+    // the database's chains alone.
+    let admin = cluster.sandbox.root().join("admin");
+    std::fs::create_dir(&admin).expect("admin dir");
+    for file in [vault::CONFIG_FILE, vault::STORE_LOCATION_FILE] {
+        std::fs::copy(cluster.replicas[0].join(file), admin.join(file)).expect("copy");
+    }
+    let out = common::vaultctl_command(&[])
+        .arg("--vault")
+        .arg(&admin)
+        .args(["audit", "verify", "--format", "json"])
+        .output()
+        .expect("run vaultctl");
+    assert!(out.status.success(), "{out:?}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(doc["ok"], true, "{doc}");
+    assert_eq!(doc["records"], serde_json::Value::Null, "{doc}");
+    assert_eq!(doc["replicas"]["chains"].as_array().map(Vec::len), Some(3), "{doc}");
+
     let (a, b, c) = (&chains[0], &chains[1], &chains[2]);
     cluster.db.psql(&format!(
         "DELETE FROM audit_records WHERE chain = '{a}'

@@ -216,15 +216,16 @@ fn verify_with_vault(
     args: &VerifyArgs,
     path: Result<PathBuf, Error>,
 ) -> Result<(), Error> {
-    let vault = open_vault(cli)?;
-    let replicas = vault.verify_replica_audit()?;
+    // Without a local log, only a vault on a shared store has something to verify.
     let path = match path {
         Ok(path) => Some(path),
-        Err(_) if replicas.is_some() && args.log.log.is_none() && args.checkpoints.is_none() => {
+        Err(_) if args.log.log.is_none() && args.checkpoints.is_none() && on_shared_store(cli) => {
             None
         }
         Err(e) => return Err(e),
     };
+    let vault = open_vault(cli)?;
+    let replicas = vault.verify_replica_audit()?;
     let key = vault.audit_key()?;
     let mut doc = match &path {
         Some(path) => verify_local(&vault, path, args, &key)?,
@@ -254,6 +255,14 @@ fn verify_with_vault(
         ));
     }
     Ok(())
+}
+
+/// Whether the vault's pinned store is one that replicas share (its audit is in the database).
+fn on_shared_store(cli: &Cli) -> bool {
+    vault_dir(cli)
+        .ok()
+        .and_then(|dir| vault::Vault::read_config(&dir).ok())
+        .is_some_and(|config| config.store == vault::StoreKind::Postgres.to_string())
 }
 
 /// Verifies the local log (printing the result unless JSON is asked for): its JSON report.
