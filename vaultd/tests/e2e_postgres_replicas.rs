@@ -549,7 +549,11 @@ async fn audit_across_replicas_verifies_and_names_what_was_cut() {
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(doc["ok"], true, "{doc}");
     assert_eq!(doc["records"], serde_json::Value::Null, "{doc}");
-    assert_eq!(doc["replicas"]["chains"].as_array().map(Vec::len), Some(3), "{doc}");
+    assert_eq!(
+        doc["replicas"]["chains"].as_array().map(Vec::len),
+        Some(3),
+        "{doc}"
+    );
 
     let (a, b, c) = (&chains[0], &chains[1], &chains[2]);
     cluster.db.psql(&format!(
