@@ -88,6 +88,15 @@
 //! `vault.json` together) to an older copy is consistent, and only a sink's checkpoints show
 //! it. Whoever holds the audit key (the vault's KEKs) can forge anything.
 //!
+//! # A second home: the mirror
+//! With [`AuditOptions::mirror`] (a vault on a store replicas share: [`replicas`]) every
+//! record also goes to the mirror, in the batch that writes it: the writer thread (the only
+//! one that writes batches then, so that no caller's thread waits for the store) appends the
+//! batch there after writing it to the file, and a record counts as written (and, after the
+//! fsync, durable) only once the mirror holds it. A mirror that cannot take records waits for
+//! its store to come back; one that finds its copy changed by someone else closes the log, as
+//! a failed write does.
+//!
 //! # Writing
 //! [`AuditLog::append`] returns after the record is written and fsynced. Concurrent callers are
 //! group-committed: whoever finds no write in progress writes every queued record with one
