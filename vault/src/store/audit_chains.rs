@@ -61,7 +61,7 @@ pub trait AuditChains: Send + Sync {
         &self,
         chain: &str,
         from: u64,
-        records: &[(u64, String)],
+        records: &[(u64, &str)],
         head: &ChainHead,
         flushed: bool,
     ) -> Result<bool, Error>;

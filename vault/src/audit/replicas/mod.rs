@@ -202,7 +202,7 @@ impl AuditMirror for ReplicaChain {
             ..head.clone()
         };
         next.tag = head_tag(&self.key, &next);
-        let rows: Vec<(u64, String)> = records.iter().map(|r| (r.seq, r.line.clone())).collect();
+        let rows: Vec<(u64, &str)> = records.iter().map(|r| (r.seq, r.line.as_str())).collect();
         let flushed = records.iter().any(|r| r.fsync);
         let (mut delay, mut away_since, mut reported) = (RETRY_FIRST, None, None::<Instant>);
         loop {

@@ -153,7 +153,7 @@ impl AuditChains for PostgresStore {
         &self,
         chain: &str,
         from: u64,
-        records: &[(u64, String)],
+        records: &[(u64, &str)],
         head: &ChainHead,
         flushed: bool,
     ) -> Result<bool, Error> {
@@ -171,7 +171,7 @@ impl AuditChains for PostgresStore {
             &pools.relaxed
         };
         let seqs: Vec<i64> = records.iter().map(|(seq, _)| big(*seq)).collect();
-        let lines: Vec<&str> = records.iter().map(|(_, line)| line.as_str()).collect();
+        let lines: Vec<&str> = records.iter().map(|(_, line)| *line).collect();
         self.block(async {
             let client = pool.get().await.map_err(super::pool_error)?;
             let statement = client
